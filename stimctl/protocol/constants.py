@@ -1,0 +1,90 @@
+"""Wire-protocol constants: version, frame sizes, units, states, faults and NAK reasons."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+PROTOCOL_VERSION = 1
+"""Carried in every frame header and in HELLO/DEVICE_INFO; a mismatch is a hard error."""
+
+HEADER_SIZE = 4  # version u8, type u8, seq u16 little-endian
+CRC_SIZE = 4  # CRC-32 (IEEE 802.3, as zlib.crc32) over header + payload, little-endian
+MAX_PAYLOAD = 240
+MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE  # 248 bytes before COBS
+MAX_ENCODED = MAX_FRAME + (MAX_FRAME // 254) + 1  # COBS worst case, without the delimiter
+DELIMITER = 0x00
+
+SEQ_MODULO = 1 << 16
+
+BLOCK_FLAG_LAST = 0x01  # Block.flags: the last block of the session
+
+# Units on the wire (integers only):
+AMPLITUDE_UNIT_UA = 1  # amplitudes are in microamperes
+FREQUENCY_UNIT_DHZ = 10  # frequencies are in decihertz: 2 Hz -> 20
+GAIN_UNITY = 1000  # ADJUST gain in permille of the streamed amplitude
+IMPEDANCE_OPEN = 0xFFFF  # telemetry impedance (ohm, u16) saturates here: open circuit or > 65 kohm
+
+ASYMMETRIC_RECOVERY_RATIO = 4
+"""SHAPE_BIPHASIC_ASYMMETRIC: the recovery phase runs at amplitude/4 for 4 x the pulse width."""
+
+
+class Shape(IntEnum):
+    """Pulse shape selected at ARM."""
+
+    BIPHASIC_SYMMETRIC = 0
+    BIPHASIC_ASYMMETRIC = 1
+
+
+class State(IntEnum):
+    """Device state, as reported in TELEMETRY and STATE_EVENT (the host mirrors these)."""
+
+    BOOT = 0
+    IDLE = 1
+    ARMED = 2
+    RUNNING = 3
+    PAUSED = 4
+    STOPPING = 5  # operator stop: output ramping down, then IDLE
+    FAULT = 6  # latched until CLEAR_FAULT
+    ESTOP = 7  # latched until CLEAR_FAULT
+
+
+class Fault(IntEnum):
+    """Cause of a latched FAULT (or ESTOP), reported in FAULT_EVENT and TELEMETRY."""
+
+    NONE = 0
+    COMMS_LOSS = 1  # no valid frame from the host within the watchdog timeout
+    UNDERRUN = 2  # block FIFO empty while RUNNING
+    ELECTRODE_OPEN = 3  # impedance above the open-circuit threshold during output
+    COMPLIANCE = 4  # I x Z above the compliance voltage
+    OVERCURRENT = 5  # measured current above the set current + tolerance
+    LIMIT_VIOLATION = 6  # a command outside the hardware limits (also NAKed)
+    DEVICE_RESET = 7  # the device restarted (brown-out, watchdog reset): latched at boot
+    ELECTRODE_SHORT = 8  # impedance below the short-circuit threshold
+    ESTOP = 9  # emergency stop commanded by the host
+    INTERNAL = 10
+
+
+class NakReason(IntEnum):
+    """Reason codes carried by NAK."""
+
+    BAD_STATE = 1  # command not allowed in the current state
+    OUT_OF_LIMITS = 2  # a value outside the hardware limits; the device also latches FAULT
+    FIFO_FULL = 3  # the block would exceed the FIFO depth or the lookahead bound
+    IMPEDANCE_NOT_CHECKED = 4  # ARM without a recent passed impedance check on an active channel
+    IMPEDANCE_FAILED = 5  # the last impedance check failed on an active channel
+    BAD_PAYLOAD = 6  # CRC-valid frame whose payload does not parse for its type
+    UNKNOWN_TYPE = 7  # CRC-valid frame with a message type the device does not know
+    BAD_CHANNEL = 8  # channel number or mask beyond the device's channels
+    FAULT_LATCHED = 9  # the device is in FAULT/ESTOP: only CLEAR_FAULT, HEARTBEAT, HELLO allowed
+    BLOCK_SEQUENCE = 10  # block index not the next expected one
+    VERSION = 11  # protocol version not supported
+    NOT_FROM_HOST = 12  # a device-to-host message type sent to the device
+
+
+class ImpedanceStatus(IntEnum):
+    """Per-channel verdict of IMPEDANCE_RESULT."""
+
+    OK = 0
+    OPEN = 1
+    SHORT = 2
+    HIGH = 3  # above the device's pass threshold but not open

@@ -1,0 +1,129 @@
+"""Framing: header + payload + CRC-32, COBS-stuffed, 0x00-delimited. Pure; no I/O.
+
+Frame on the wire::
+
+    COBS( version:u8 | type:u8 | seq:u16le | payload | crc32le(version..payload) ) 0x00
+
+The decoder resynchronises on the next delimiter after any corruption and never holds more than
+``MAX_ENCODED`` bytes of an unfinished frame.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from cobs import cobs
+
+from stimctl.protocol.constants import (
+    CRC_SIZE,
+    HEADER_SIZE,
+    MAX_ENCODED,
+    PROTOCOL_VERSION,
+    SEQ_MODULO,
+)
+from stimctl.protocol.messages import Message, PayloadError, pack_payload, unpack_payload
+
+_HEADER = struct.Struct("<BBH")
+_CRC = struct.Struct("<I")
+
+
+def encode(msg: Message) -> bytes:
+    """The complete wire frame for a message, delimiter included."""
+    if not 0 <= msg.seq < SEQ_MODULO:
+        raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
+    body = _HEADER.pack(PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
+    return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Invalid:
+    """A frame that passed its CRC but could not be understood (unknown type, bad payload,
+    other protocol version). The receiver may answer it (NAK); it never acts on it."""
+
+    type_code: int
+    seq: int
+    version: int
+    reason: str
+
+
+@dataclass(slots=True)
+class DecoderStats:
+    """Counters of what the decoder saw; every dropped byte run is counted once."""
+
+    frames: int = 0  # good messages returned
+    invalid: int = 0  # CRC-valid but not understood (returned as Invalid)
+    cobs_errors: int = 0
+    crc_errors: int = 0
+    short_frames: int = 0
+    overflows: int = 0  # runs longer than MAX_ENCODED without a delimiter
+    bytes_in: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.cobs_errors + self.crc_errors + self.short_frames + self.overflows
+
+
+@dataclass(slots=True)
+class FrameDecoder:
+    """Incremental decoder: ``feed(data)`` returns the messages (and Invalid records) completed
+    by ``data``. Corrupt frames are dropped and counted in ``stats``."""
+
+    stats: DecoderStats = field(default_factory=DecoderStats)
+    _buf: bytearray = field(default_factory=bytearray)
+    _discarding: bool = False
+
+    def feed(self, data: bytes) -> list[Message | Invalid]:
+        self.stats.bytes_in += len(data)
+        out: list[Message | Invalid] = []
+        start = 0
+        while True:
+            end = data.find(0, start)
+            if end < 0:
+                self._accumulate(data[start:])
+                return out
+            self._accumulate(data[start:end])
+            if self._discarding:
+                self._discarding = False
+            elif self._buf:
+                item = self._decode(bytes(self._buf))
+                if item is not None:
+                    out.append(item)
+            self._buf.clear()
+            start = end + 1
+
+    def _accumulate(self, chunk: bytes) -> None:
+        if self._discarding or not chunk:
+            return
+        if len(self._buf) + len(chunk) > MAX_ENCODED:
+            self.stats.overflows += 1
+            self._buf.clear()
+            self._discarding = True  # drop everything up to the next delimiter
+            return
+        self._buf += chunk
+
+    def _decode(self, encoded: bytes) -> Message | Invalid | None:
+        try:
+            frame = cobs.decode(encoded)
+        except cobs.DecodeError:
+            self.stats.cobs_errors += 1
+            return None
+        if len(frame) < HEADER_SIZE + CRC_SIZE:
+            self.stats.short_frames += 1
+            return None
+        body, crc = frame[:-CRC_SIZE], _CRC.unpack(frame[-CRC_SIZE:])[0]
+        if zlib.crc32(body) != crc:
+            self.stats.crc_errors += 1
+            return None
+        version, type_code, seq = _HEADER.unpack_from(body)
+        if version != PROTOCOL_VERSION:
+            self.stats.invalid += 1
+            return Invalid(type_code=type_code, seq=seq, version=version, reason="version")
+        try:
+            msg = unpack_payload(type_code, seq, body[HEADER_SIZE:])
+        except PayloadError as exc:
+            self.stats.invalid += 1
+            return Invalid(type_code=type_code, seq=seq, version=version, reason=str(exc))
+        self.stats.frames += 1
+        return msg
