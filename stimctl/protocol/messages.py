@@ -388,8 +388,8 @@ class StateEvent(Message):
 
 
 HOST_TO_DEVICE: tuple[type[Message], ...] = (
-    Hello, Heartbeat, Goodbye, ImpedanceCheck, Arm, Disarm, Start, Pause, Resume, Stop, EStop, ClearFault,
-    Adjust, Block,
+    Hello, Heartbeat, Goodbye, ImpedanceCheck, Arm, Disarm, Start, Pause, Resume, Stop, EStop,
+    ClearFault, Adjust, Block,
 )  # fmt: skip
 DEVICE_TO_HOST: tuple[type[Message], ...] = (
     Ack, Nak, DeviceInfo, Telemetry, ImpedanceResult, FaultEvent, StateEvent,
@@ -405,7 +405,9 @@ _FIXED: dict[type, struct.Struct] = {cls: _struct(cls) for cls in CATALOGUE.valu
 _ITEMS: dict[type, struct.Struct] = {
     cls.ITEM: _struct(cls.ITEM) for cls in CATALOGUE.values() if cls.ITEM is not None
 }
-_TEXT_FIELDS = {name for cls in CATALOGUE.values() for name, code in cls.FIELDS if code.endswith("s")}
+_TEXT_FIELDS = {
+    name for cls in CATALOGUE.values() for name, code in cls.FIELDS if code.endswith("s")
+}
 
 
 def catalogue_description() -> str:
