@@ -1,0 +1,209 @@
+"""WHO standard acupoint catalogue (361 points) and parsing of electrode sites such as 'ST36-L'.
+
+The data lives in ``stimctl/data/acupoints.json`` (WHO Standard Acupuncture Point Locations in
+the Western Pacific Region, 2008). Each point carries a body ``region`` that drives the safety
+rules; the judgement calls behind the regions are recorded in that file's ``notes``.
+
+Accepted input (case-insensitive, surrounding whitespace ignored):
+
+* a meridian code or alias, an optional single ``-`` or space, then the point number:
+  ``ST36``, ``st-36``, ``st 36``, ``LV3``, ``Liv3``, ``SJ5``, ``Du20``, ``Ren12``, ``P6``;
+* leading zeros in the number are accepted and dropped (``BL01`` -> ``BL1``), as some
+  devices and data sets zero-pad;
+* for a site, a side suffix ``L`` or ``R``, optionally after ``-`` or a space: ``ST36-L``,
+  ``lv3-r``, ``ST36L``. Bilateral points need a side; midline (GV, CV) points take none.
+
+Aliases: LV, LIV -> LR; TH, SJ, TW, TB -> TE; DU -> GV; REN -> CV; P -> PC; H -> HT; K -> KI;
+UB -> BL. The letters before the number are read as a whole, so ``LI4`` is Large Intestine 4
+and ``LIV3`` is Liver 3.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = [
+    "MERIDIANS",
+    "MERIDIAN_ALIASES",
+    "REGIONS",
+    "Point",
+    "Region",
+    "Site",
+    "UnknownPoint",
+    "catalogue",
+    "get",
+    "normalise_code",
+    "parse_site",
+]
+
+Region = Literal[
+    "head", "face", "eye", "anterior_neck", "posterior_neck", "chest", "abdomen",
+    "upper_back", "lower_back", "sacral", "upper_limb", "lower_limb",
+]
+REGIONS: tuple[str, ...] = (
+    "head", "face", "eye", "anterior_neck", "posterior_neck", "chest", "abdomen",
+    "upper_back", "lower_back", "sacral", "upper_limb", "lower_limb",
+)
+
+#: Canonical WHO meridian code -> number of points, in the WHO order.
+MERIDIANS: dict[str, int] = {
+    "LU": 11, "LI": 20, "ST": 45, "SP": 21, "HT": 9, "SI": 19, "BL": 67,
+    "KI": 27, "PC": 9, "TE": 23, "GB": 44, "LR": 14, "GV": 28, "CV": 24,
+}
+
+#: Upper-case non-WHO meridian abbreviation -> canonical code.
+MERIDIAN_ALIASES: dict[str, str] = {
+    "LV": "LR", "LIV": "LR",
+    "TH": "TE", "SJ": "TE", "TW": "TE", "TB": "TE",
+    "DU": "GV", "REN": "CV",
+    "P": "PC", "H": "HT", "K": "KI", "UB": "BL",
+}
+
+_MIDLINE_MERIDIANS = frozenset({"GV", "CV"})
+_DATA_FILE = "data/acupoints.json"
+_PATTERN = re.compile(r"(?P<mer>[A-Z]+)[ -]?(?P<num>[0-9]+)(?:[ -]?(?P<side>[LR]))?")
+_EXAMPLE = "e.g. 'ST36-L' or 'GV20'"
+_SIDES: dict[str, Literal["L", "R"]] = {"L": "L", "R": "R"}
+
+
+class UnknownPoint(ValueError):
+    """The text does not name a WHO standard point, or a site is written wrongly."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One WHO standard acupoint."""
+
+    code: str
+    pinyin: str
+    meridian: str
+    number: int
+    region: str
+    midline: bool
+
+    @property
+    def bilateral(self) -> bool:
+        """True for paired points (all but GV and CV), which need a side in a site."""
+        return not self.midline
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A point plus side, as written in a profile electrode ('ST36-L', 'GV20')."""
+
+    point: Point
+    side: Literal["L", "R"] | None
+    text: str
+
+    @property
+    def label(self) -> str:
+        """Canonical form: 'ST36-L' for a bilateral point, 'GV20' for a midline one."""
+        return self.point.code if self.side is None else f"{self.point.code}-{self.side}"
+
+    @property
+    def normalised(self) -> bool:
+        """True when the input differed from the canonical label (alias, case, hyphen...)."""
+        return self.text != self.label
+
+
+@cache
+def _load() -> Mapping[str, Point]:
+    raw = resources.files("stimctl").joinpath(_DATA_FILE).read_text(encoding="utf-8")
+    points = {entry["code"]: Point(**entry) for entry in json.loads(raw)["points"]}
+    _check(points)
+    return MappingProxyType(points)
+
+
+def _check(points: Mapping[str, Point]) -> None:
+    """Fail loudly if the data file disagrees with MERIDIANS or REGIONS."""
+    for meridian, count in MERIDIANS.items():
+        numbers = sorted(p.number for p in points.values() if p.meridian == meridian)
+        if numbers != list(range(1, count + 1)):
+            raise RuntimeError(f"{_DATA_FILE}: {meridian} must number 1..{count}")
+    for p in points.values():
+        if p.code != f"{p.meridian}{p.number}" or p.meridian not in MERIDIANS:
+            raise RuntimeError(f"{_DATA_FILE}: malformed entry {p.code!r}")
+        if p.region not in REGIONS:
+            raise RuntimeError(f"{_DATA_FILE}: {p.code} has unknown region {p.region!r}")
+        if p.midline != (p.meridian in _MIDLINE_MERIDIANS):
+            raise RuntimeError(f"{_DATA_FILE}: {p.code} midline flag is wrong")
+
+
+def catalogue() -> Mapping[str, Point]:
+    """All 361 points, canonical code -> Point, in WHO order (read-only, loaded once)."""
+    return _load()
+
+
+def get(code: str) -> Point:
+    """The point with this canonical code ('ST36', 'LR3'); KeyError for anything else."""
+    try:
+        return _load()[code]
+    except KeyError:
+        raise KeyError(
+            f"{code!r} is not a canonical WHO point code; use normalise_code() for aliases"
+        ) from None
+
+
+def _split(text: str) -> tuple[Point, Literal["L", "R"] | None]:
+    """Parse 'meridian number [side]' into a Point and an optional side."""
+    if not isinstance(text, str) or not text.strip():
+        raise UnknownPoint(f"empty point code: expected a WHO point, {_EXAMPLE}")
+    match = _PATTERN.fullmatch(text.strip().upper())
+    if match is None:
+        raise UnknownPoint(
+            f"{text!r} is not a point code: expected meridian letters and a number, {_EXAMPLE}"
+        )
+    letters, number = match["mer"], int(match["num"])
+    meridian = MERIDIAN_ALIASES.get(letters, letters)
+    if meridian not in MERIDIANS:
+        known = ", ".join(MERIDIANS)
+        raise UnknownPoint(
+            f"{text!r} is not a WHO standard point: unknown meridian {letters!r} "
+            f"(expected one of {known}, or an alias such as LV, SJ, DU, REN)"
+        )
+    count = MERIDIANS[meridian]
+    if not 1 <= number <= count:
+        raise UnknownPoint(
+            f"{text!r} is not a WHO standard point ({meridian} has {count} points)"
+        )
+    side = None if match["side"] is None else _SIDES[match["side"]]
+    return _load()[f"{meridian}{number}"], side
+
+
+def normalise_code(text: str) -> str:
+    """Canonical WHO code for a point code or alias: 'lv3', 'LV-3', 'Liv3' -> 'LR3'.
+
+    Takes a bare code: a side suffix is refused (use parse_site for 'ST36-L').
+    Raises UnknownPoint for anything that is not a WHO standard point.
+    """
+    point, side = _split(text)
+    if side is not None:
+        raise UnknownPoint(
+            f"{text!r} has a side: normalise_code takes a bare point code such as "
+            f"{point.code!r}; use parse_site for a site"
+        )
+    return point.code
+
+
+def parse_site(text: str) -> Site:
+    """Parse an electrode site: 'ST36-L', 'st36-l', 'LV-3-R', 'Liv3-L', 'GV20', 'du20'.
+
+    Raises UnknownPoint for an unknown or malformed code, a bilateral point without a
+    side, or a midline point with one.
+    """
+    point, side = _split(text)
+    got = "" if text == point.code else f" (got {text!r})"
+    if point.bilateral and side is None:
+        raise UnknownPoint(f"'{point.code}' is bilateral: add a side, e.g. '{point.code}-L'{got}")
+    if point.midline and side is not None:
+        raise UnknownPoint(
+            f"'{point.code}' is a midline point: it takes no side, write '{point.code}'{got}"
+        )
+    return Site(point=point, side=side, text=text)
