@@ -2,4 +2,31 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from stimctl.envelope import SafetyEnvelope
+    from stimctl.profile import ProfileError, load_profile
+    from stimctl.validation import Report, Violation, validate_file, validate_profile
+
+#: Public name -> module; imported on first use so that `stimctl --help` stays fast.
+_EXPORTS = {
+    "load_profile": "stimctl.profile",
+    "ProfileError": "stimctl.profile",
+    "SafetyEnvelope": "stimctl.envelope",
+    "Report": "stimctl.violations",
+    "Violation": "stimctl.violations",
+    "validate_file": "stimctl.validation",
+    "validate_profile": "stimctl.validation",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stimctl' has no attribute {name!r}")

@@ -1,0 +1,199 @@
+"""The rule table (codes, severities, default limits, sources) and the SafetyEnvelope model."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stimctl.profile import MAX_CHANNELS, format_loc
+
+__all__ = ["ENVELOPE_SCHEMA", "RULES", "EnvelopeError", "Rule", "SafetyEnvelope"]
+
+ENVELOPE_SCHEMA = "stimctl.envelope/1"
+
+IEC = "IEC 60601-2-10"
+FDA = "FDA powered muscle stimulator 510(k) guidance (1999)"
+SHANNON = "Shannon 1992 (k = log10 Q + log10 Q/A)"
+WHO = "WHO Standard Acupuncture Point Locations (2008)"
+CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
+POLICY = "stimctl policy"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rule: stable code, severity, the envelope field holding its limit, unit, source."""
+
+    code: str
+    severity: Literal["error", "warning"]
+    field: str | None
+    unit: str
+    source: str
+    summary: str
+
+
+_RULES = (
+    Rule("schema", "error", None, "", "docs/PROFILES.md (stimctl.profile/1)",
+         "structure/type errors, unknown keys, wrong schema string"),
+    Rule("point-unknown", "error", None, "", WHO,
+         "not a WHO code or known alias; bilateral point without side; midline with side"),
+    Rule("point-alias", "warning", None, "", WHO, "alias or spelling normalised (LV3 -> LR3)"),
+    Rule("channel-count-max", "error", "max_channels", "channels", f"{POLICY}; device handshake",
+         "more channels than the envelope (or the device) allows"),
+    Rule("amplitude-max", "error", "max_amplitude_ma", "mA",
+         f"{CLINICAL}; {IEC} (outputs over 10 mA must be declared)", "peak amplitude above max"),
+    Rule("pulse-width-range", "error", "pulse_width_us", "us", CLINICAL,
+         "pulse width outside the range"),
+    Rule("frequency-range", "error", "frequency_hz", "Hz", CLINICAL,
+         "frequency outside the range, or too high for the pulse to fit in its period"),
+    Rule("phase-charge-max", "error", "max_phase_charge_uc", "uC",
+         f"{POLICY} (Han 2-10 mA x 0.3-0.6 ms); {FDA}: max phase charge",
+         "amplitude x pulse width above max per phase"),
+    Rule("charge-imbalance", "error", None, "uC", f"{FDA}: net charge per pulse; {SHANNON}",
+         "monophasic, or net charge per pulse not zero"),
+    Rule("rms-current-max", "error", "max_rms_ma", "mA", IEC, "r.m.s. current above max"),
+    Rule("pulse-energy-max", "error", "max_pulse_energy_mj", "mJ", IEC,
+         "energy per pulse into 500 ohm above max"),
+    Rule("power-density-max", "error", "max_power_density_w_cm2", "W/cm2", FDA,
+         "average power into 500 ohm per needle area at or above max"),
+    Rule("duration-max", "error", "max_session_s", "s", f"{CLINICAL}; {POLICY} (2x margin)",
+         "total session longer than max"),
+    Rule("ramp-required", "error", None, "s", f"{POLICY}: output always ramps up from zero",
+         "a phase starting from zero without a ramp up"),
+    Rule("ramp-rate-max", "error", "max_ramp_rate_ma_per_s", "mA/s", POLICY,
+         "ramp steeper than max"),
+    Rule("charge-density-shannon", "warning", "max_shannon_k", "k", SHANNON,
+         "Shannon k above max for the needle area (extrapolated to needles)"),
+    Rule("current-density-iec", "warning", "max_current_density_ma_cm2", "mA/cm2", IEC,
+         "r.m.s. current density above the level the instructions must flag"),
+    Rule("path-contralateral", "error", None, "", IEC,
+         "electrodes of one channel on opposite sides (warning when both on lower limbs)"),
+    Rule("path-transthoracic", "error", None, "", IEC,
+         "chest to upper back, or a contralateral pair touching chest, upper limb, upper back"),
+    Rule("path-transcerebral", "error", None, "", IEC,
+         "electrodes on opposite sides of the head/face"),
+    Rule("site-anterior-neck", "error", None, "", f"{IEC} (carotid sinus)",
+         "electrode at an anterior-neck point"),
+    Rule("site-eye", "error", None, "", IEC, "electrode at a point of the eye region"),
+    Rule("patient-pregnancy-point", "error", None, "", f"clinical practice; {WHO} regions",
+         "pregnant: LI4, SP6, BL60, BL67, GB21, abdominal and sacral points"),
+    Rule("patient-implanted-device", "error", None, "", f"{FDA}: contraindication",
+         "implanted device (pacemaker, ICD, stimulator): no stimulation"),
+    Rule("patient-epilepsy", "warning", None, "", "clinical practice (precaution)",
+         "epilepsy: stimulate only under supervision"),
+)
+#: code -> Rule: the single table of rule constants and their sources.
+RULES: dict[str, Rule] = {rule.code: rule for rule in _RULES}
+
+Positive = Annotated[float, Field(gt=0)]
+Range = tuple[Positive, Positive]
+
+
+class EnvelopeError(ValueError):
+    """An envelope file or narrowing that cannot be used."""
+
+
+class SafetyEnvelope(BaseModel):
+    """Limits the rules check against; defaults are the table in docs/SAFETY.md.
+
+    A site may set any limit; the standard-derived ones (r.m.s. current, pulse energy, power
+    density) may only be made stricter. ``narrowed`` intersects with a device's limits.
+    """
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+    max_amplitude_ma: Positive = 10.0
+    pulse_width_us: Range = (50.0, 1000.0)
+    frequency_hz: Range = (1.0, 200.0)
+    max_phase_charge_uc: Positive = 6.0
+    max_rms_ma: Annotated[float, Field(gt=0, le=50)] = 50.0
+    max_pulse_energy_mj: Annotated[float, Field(gt=0, le=300)] = 300.0
+    max_power_density_w_cm2: Annotated[float, Field(gt=0, le=0.25)] = 0.25
+    max_session_s: Positive = 3600.0
+    max_ramp_rate_ma_per_s: Positive = 2.0
+    max_shannon_k: Annotated[float, Field(allow_inf_nan=False)] = 1.85
+    max_current_density_ma_cm2: Positive = 2.0
+    max_channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = MAX_CHANNELS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pairs_from_arrays(cls, data: Any) -> Any:
+        """TOML arrays arrive as lists; strict mode wants tuples for the ranges."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("pulse_width_us", "frequency_hz"):
+                if isinstance(data.get(key), list):
+                    data[key] = tuple(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _ranges_ordered(self) -> SafetyEnvelope:
+        for key in ("pulse_width_us", "frequency_hz"):
+            lo, hi = getattr(self, key)
+            if lo > hi:
+                raise ValueError(f"{key}: low bound {lo:g} is above high bound {hi:g}")
+        return self
+
+    def narrowed(
+        self,
+        *,
+        max_amplitude_ma: float | None = None,
+        pulse_width_us: tuple[float, float] | None = None,
+        frequency_hz: tuple[float, float] | None = None,
+        max_channels: int | None = None,
+    ) -> SafetyEnvelope:
+        """This envelope intersected with a device's limits: the stricter of each bound.
+
+        Raises EnvelopeError when a range would be empty or a limit is not positive.
+        """
+        changes: dict[str, Any] = {}
+        if max_amplitude_ma is not None:
+            changes["max_amplitude_ma"] = min(self.max_amplitude_ma, float(max_amplitude_ma))
+        if max_channels is not None:
+            changes["max_channels"] = min(self.max_channels, int(max_channels))
+        for key, given in (("pulse_width_us", pulse_width_us), ("frequency_hz", frequency_hz)):
+            if given is not None:
+                lo, hi = getattr(self, key)
+                new = (max(lo, float(given[0])), min(hi, float(given[1])))
+                if new[0] > new[1]:
+                    raise EnvelopeError(
+                        f"{key}: device range {given[0]:g}..{given[1]:g} does not overlap "
+                        f"the envelope {lo:g}..{hi:g}"
+                    )
+                changes[key] = new
+        try:
+            return SafetyEnvelope.model_validate({**self.model_dump(), **changes})
+        except ValidationError as error:
+            raise EnvelopeError(_describe(error, "device limits")) from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> SafetyEnvelope:
+        """Load a site envelope: flat keys named like the fields, optional ``schema``.
+
+        Missing keys keep their defaults; unknown keys and bad values raise EnvelopeError.
+        """
+        try:
+            data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
+        except OSError as error:
+            raise EnvelopeError(f"{path}: cannot read envelope: {error.strerror}") from None
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise EnvelopeError(f"{path}: not valid TOML: {error}") from None
+        schema = data.pop("schema", ENVELOPE_SCHEMA)
+        if schema != ENVELOPE_SCHEMA:
+            raise EnvelopeError(f"{path}: schema must be {ENVELOPE_SCHEMA!r}, got {schema!r}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise EnvelopeError(_describe(error, str(path))) from None
+
+
+def _describe(error: ValidationError, where: str) -> str:
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = format_loc(tuple(item["loc"])) or "(envelope)"
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"{loc}: {message}")
+    return f"{where}: invalid envelope: " + "; ".join(lines)

@@ -1,0 +1,320 @@
+"""The profile format stimctl.profile/1: pydantic models and TOML/JSON loading (docs/PROFILES.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from stimctl.violations import Violation
+
+__all__ = [
+    "ASYMMETRIC_RATIO",
+    "MAX_CHANNELS",
+    "MAX_PHASES",
+    "SCHEMA",
+    "Channel",
+    "Needle",
+    "Phase",
+    "Profile",
+    "ProfileError",
+    "Waveform",
+    "load_profile",
+    "loads_profile",
+    "parse_profile",
+    "read_profile_data",
+]
+
+SCHEMA = "stimctl.profile/1"
+SCHEMA_SOURCE = "docs/PROFILES.md (stimctl.profile/1)"
+#: biphasic_asymmetric: the recovery phase runs at amplitude / ASYMMETRIC_RATIO for
+#: ASYMMETRIC_RATIO x pulse_width_us, so it carries the same charge as the leading phase.
+ASYMMETRIC_RATIO = 4
+MAX_CHANNELS = 8
+MAX_PHASES = 1000
+#: Relative tolerance for ramp sums (0.1 + 0.2 must fit in 0.3).
+_RAMP_TOLERANCE = 1e-9
+
+Shape = Literal["biphasic_symmetric", "biphasic_asymmetric", "monophasic"]
+Mode = Literal["continuous", "dense_disperse", "intermittent"]
+
+
+def _number(value: Any, at: tuple[int | str, ...] = ()) -> float:
+    """A finite int or float (bool and strings refused), as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError(
+            "number_type", "expected a number, got {got}", {"got": type(value).__name__, "at": at}
+        )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise PydanticCustomError("finite_number", "expected a finite number", {"at": at})
+    if number <= 0:
+        raise PydanticCustomError(
+            "greater_than", "must be greater than 0, got {got}", {"got": number, "at": at}
+        )
+    return number
+
+
+def _number_or_pair(value: Any) -> float | tuple[float, float]:
+    """One positive number, or a pair of them (a TOML/JSON array of two)."""
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise PydanticCustomError(
+                "pair_length", "expected a number or a pair of two numbers, got {n} items",
+                {"n": len(value)},
+            )
+        return (_number(value[0], (0,)), _number(value[1], (1,)))
+    return _number(value)
+
+
+NumberOrPair = Annotated[
+    float | tuple[float, float],
+    PlainValidator(_number_or_pair),
+    PlainSerializer(lambda v: list(v) if isinstance(v, tuple) else v),
+]
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+def _misplaced(field: str, message: str) -> PydanticCustomError:
+    """A structural error reported at ``field`` of the model being validated."""
+    return PydanticCustomError("structure", message, {"at": (field,)})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Needle(_Strict):
+    """Needle electrode geometry; its lateral area (pi x d x L) sets the densities."""
+
+    diameter_mm: Annotated[float, Field(gt=0, le=0.5)] = 0.25
+    insertion_mm: Annotated[float, Field(gt=0, le=75)] = 15.0
+
+
+class Waveform(_Strict):
+    """Pulse shape shared by all channels."""
+
+    shape: Shape
+
+
+class Channel(_Strict):
+    """One output channel: anode and cathode sites and the plateau amplitude (peak, mA)."""
+
+    id: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
+    anode: Annotated[str, Field(min_length=1, max_length=64)]
+    cathode: Annotated[str, Field(min_length=1, max_length=64)]
+    amplitude_ma: Positive
+
+
+class Phase(_Strict):
+    """One phase of the session, run in order; see docs/PROFILES.md for timing semantics."""
+
+    duration_s: Positive
+    mode: Mode
+    frequency_hz: NumberOrPair
+    pulse_width_us: NumberOrPair
+    switch_s: Positive | None = None
+    on_s: Positive | None = None
+    off_s: Positive | None = None
+    ramp_up_s: NonNegative = 0.0
+    ramp_down_s: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _structure(self) -> Phase:
+        pair_f = isinstance(self.frequency_hz, tuple)
+        pair_pw = isinstance(self.pulse_width_us, tuple)
+        dense = self.mode == "dense_disperse"
+        intermittent = self.mode == "intermittent"
+        if dense and not pair_f:
+            raise _misplaced("frequency_hz", "dense_disperse needs a frequency pair, e.g. [2, 100]")
+        if not dense and pair_f:
+            raise _misplaced("frequency_hz", f"{self.mode} takes one frequency, not a pair")
+        if not dense and pair_pw:
+            raise _misplaced("pulse_width_us", f"{self.mode} takes one pulse width, not a pair")
+        if dense and self.switch_s is None:
+            raise _misplaced("switch_s", "dense_disperse needs switch_s (time at each frequency)")
+        if not dense and self.switch_s is not None:
+            raise _misplaced("switch_s", "switch_s is only for dense_disperse")
+        for name in ("on_s", "off_s"):
+            given = getattr(self, name) is not None
+            if intermittent and not given:
+                raise _misplaced(name, f"intermittent needs {name}")
+            if not intermittent and given:
+                raise _misplaced(name, f"{name} is only for intermittent")
+        window = self.on_s if intermittent and self.on_s is not None else self.duration_s
+        what = "on_s" if intermittent else "duration_s"
+        if self.ramp_up_s + self.ramp_down_s > window * (1 + _RAMP_TOLERANCE):
+            raise _misplaced(
+                "ramp_down_s",
+                f"ramp_up_s + ramp_down_s ({self.ramp_up_s:g} + {self.ramp_down_s:g} s) "
+                f"exceeds {what} ({window:g} s)",
+            )
+        return self
+
+    @property
+    def variants(self) -> tuple[tuple[float, float], ...]:
+        """(frequency_hz, pulse_width_us) in the order they run; two for dense_disperse."""
+        f = self.frequency_hz if isinstance(self.frequency_hz, tuple) else (self.frequency_hz,)
+        pw = self.pulse_width_us
+        pws = pw if isinstance(pw, tuple) else (pw,) * len(f)
+        return tuple(zip(f, pws, strict=True))
+
+
+class Profile(_Strict):
+    """A complete stimulation prescription in format stimctl.profile/1."""
+
+    schema_id: Literal["stimctl.profile/1"] = Field(alias="schema")
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: str = ""
+    source: str = ""
+    needle: Needle = Needle()
+    waveform: Waveform
+    channels: Annotated[list[Channel], Field(min_length=1, max_length=MAX_CHANNELS)]
+    phases: Annotated[list[Phase], Field(min_length=1, max_length=MAX_PHASES)]
+
+    @model_validator(mode="after")
+    def _structure(self) -> Profile:
+        seen: set[int] = set()
+        for i, channel in enumerate(self.channels):
+            if channel.id in seen:
+                raise PydanticCustomError(
+                    "structure", "channel id {id} is used twice",
+                    {"id": channel.id, "at": ("channels", i, "id")},
+                )
+            seen.add(channel.id)
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        """Total session time: the sum of the phase durations."""
+        return math.fsum(p.duration_s for p in self.phases)
+
+
+class ProfileError(ValueError):
+    """A profile could not be read or does not match stimctl.profile/1; see ``violations``."""
+
+    def __init__(self, violations: list[Violation] | tuple[Violation, ...], path: str | None = None):
+        self.violations: tuple[Violation, ...] = tuple(violations)
+        self.path = path
+        lines = [f"{v.loc or '(profile)'}: {v.message}" for v in self.violations]
+        where = f"{path}: " if path else ""
+        super().__init__(where + "invalid profile: " + "; ".join(lines))
+
+
+def format_loc(parts: tuple[int | str, ...]) -> str:
+    """('channels', 0, 'amplitude_ma') -> 'channels[0].amplitude_ma'."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def schema_violation(loc: str, message: str, actual: Any = None) -> Violation:
+    """A ``schema`` error at ``loc``."""
+    shown = actual if actual is None or isinstance(actual, int | float | str) else repr(actual)
+    if isinstance(shown, str) and len(shown) > 80:
+        shown = shown[:77] + "..."
+    return Violation("schema", "error", loc, message, None, shown, SCHEMA_SOURCE)
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key (not part of stimctl.profile/1)",
+    "missing": "required key is missing",
+}
+
+
+def _violations_from(error: ValidationError) -> list[Violation]:
+    out = []
+    for item in error.errors(include_url=False):
+        loc = item["loc"]
+        ctx = item.get("ctx") or {}
+        at = ctx.get("at", ())
+        parts = tuple(loc) + tuple(at)
+        if item["type"] == "literal_error" and parts == ("schema",):
+            message = f"schema must be exactly {SCHEMA!r}"
+        else:
+            message = _MESSAGES.get(item["type"], item["msg"])
+        actual = None if item["type"] == "missing" else item.get("input")
+        if isinstance(actual, dict | list | tuple):
+            actual = None
+        out.append(schema_violation(format_loc(parts), message, actual))
+    return out
+
+
+def parse_profile(data: Any) -> Profile:
+    """Validate decoded TOML/JSON data; raises ProfileError with ``schema`` violations."""
+    if not isinstance(data, Mapping):
+        raise ProfileError([schema_violation("", "a profile must be a table/object")])
+    try:
+        return Profile.model_validate(dict(data))
+    except ValidationError as error:
+        raise ProfileError(_violations_from(error)) from None
+    except RecursionError:
+        raise ProfileError([schema_violation("", "profile is nested too deeply")]) from None
+
+
+def _decode(raw: bytes, fmt: Literal["toml", "json"]) -> Any:
+    try:
+        if fmt == "json":
+            return json.loads(raw)
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8 text: {error.reason} at byte {error.start}"
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        message = f"not valid {fmt.upper()}: {error}"
+    except (RecursionError, ValueError) as error:
+        message = f"not valid {fmt.upper()}: {type(error).__name__}"
+    raise ProfileError([schema_violation("", message)])
+
+
+def format_for(path: str | Path) -> Literal["toml", "json"]:
+    """JSON for ``*.json``, TOML otherwise."""
+    return "json" if str(path).lower().endswith(".json") else "toml"
+
+
+def loads_profile(raw: bytes | str, fmt: Literal["toml", "json"] = "toml") -> Profile:
+    """Parse profile text (TOML or JSON with the same structure); raises ProfileError."""
+    data = _decode(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw, fmt)
+    return parse_profile(data)
+
+
+def read_profile_data(path: str | Path) -> Any:
+    """Read and decode a profile file without checking its structure; raises ProfileError."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        raise ProfileError([schema_violation("", f"cannot read: {error.strerror}")], str(path))
+    try:
+        return _decode(raw, format_for(path))
+    except ProfileError as error:
+        raise ProfileError(error.violations, str(path)) from None
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load a profile file (``*.json`` as JSON, else TOML); raises ProfileError on bad input.
+
+    Only the format is checked here; the safety rules run in ``validate_profile``.
+    """
+    data = read_profile_data(path)
+    try:
+        return parse_profile(data)
+    except ProfileError as error:
+        raise ProfileError(error.violations, str(path)) from None

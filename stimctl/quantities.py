@@ -1,0 +1,182 @@
+"""Electrical quantities of a pulse train (charge, r.m.s. current, energy, densities, Shannon k).
+
+Computed once per (phase, channel, frequency variant) and shared by the safety rules and the
+device output specification. Units are in the names: mA, us, uC, mJ, W, cm2. The reference
+load is 500 ohm (IEC 60601-2-10, FDA 1999 guidance). All functions are total: absurd inputs
+give inf or nan, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from stimctl.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape
+
+__all__ = [
+    "ASYMMETRIC_RATIO",
+    "LOAD_OHM",
+    "OperatingPoint",
+    "PulseQuantities",
+    "needle_area_cm2",
+    "operating_points",
+    "phase_pulse_count",
+    "pulse_quantities",
+    "variant_seconds",
+]
+
+#: Reference load for energy and power figures (IEC 60601-2-10; FDA 1999 guidance).
+LOAD_OHM = 500.0
+
+
+def needle_area_cm2(diameter_mm: float, insertion_mm: float) -> float:
+    """Lateral area of the inserted shaft, pi x d x L, in cm2 (0.25 mm x 15 mm -> 0.1178)."""
+    return math.pi * (diameter_mm / 10.0) * (insertion_mm / 10.0)
+
+
+def _mul(*factors: float) -> float:
+    """Product that saturates to inf/nan instead of raising (float ** 2 can raise)."""
+    out = 1.0
+    for f in factors:
+        out *= f
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PulseQuantities:
+    """Figures for one pulse train at one amplitude, pulse width and frequency."""
+
+    shape: Shape
+    amplitude_ma: float
+    pulse_width_us: float
+    frequency_hz: float
+    area_cm2: float
+    #: Charge of the leading phase, uC (mA x us / 1000).
+    phase_charge_uc: float
+    #: Net charge per pulse, uC (0 for the biphasic shapes, = phase charge for monophasic).
+    net_charge_uc: float
+    #: Time the current flows per pulse, us (2 pw symmetric, (1 + 4) pw asymmetric, pw mono).
+    active_time_us: float
+    #: R.m.s. current of the train, mA.
+    rms_ma: float
+    #: Energy per pulse into LOAD_OHM, mJ.
+    pulse_energy_mj: float
+    #: Average power into LOAD_OHM, W (r.m.s. current squared x load).
+    power_w: float
+    #: Average power per needle area, W/cm2.
+    power_density_w_cm2: float
+    #: R.m.s. current per needle area, mA/cm2.
+    current_density_ma_cm2: float
+    #: Shannon (1992) k = log10(Q) + log10(Q/A), Q in uC per phase, A in cm2.
+    shannon_k: float
+    #: Shortest pulse period that fits the pulse, us (= active time; no inter-phase gap).
+    min_period_us: float
+
+
+def pulse_quantities(
+    amplitude_ma: float,
+    pulse_width_us: float,
+    frequency_hz: float,
+    shape: Shape,
+    area_cm2: float,
+) -> PulseQuantities:
+    """All figures for one train; see docs/SAFETY.md for the formulas."""
+    i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
+    q = _mul(i, pw) / 1000.0
+    r = 1.0 / ASYMMETRIC_RATIO
+    if shape == "biphasic_symmetric":
+        active_us, square_sum = 2 * pw, _mul(i, i, 2 * pw)
+        net = 0.0
+    elif shape == "biphasic_asymmetric":
+        recovery_ma, recovery_us = i * r, pw * ASYMMETRIC_RATIO
+        active_us = pw + recovery_us
+        square_sum = _mul(i, i, pw) + _mul(recovery_ma, recovery_ma, recovery_us)
+        net = q - _mul(recovery_ma, recovery_us) / 1000.0
+    else:
+        active_us, square_sum = pw, _mul(i, i, pw)
+        net = q
+    # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
+    mean_square_ma2 = _mul(square_sum, f) * 1e-6
+    rms = math.sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
+    energy_mj = _mul(square_sum, LOAD_OHM) * 1e-9
+    power_w = _mul(mean_square_ma2, LOAD_OHM) * 1e-6
+    try:
+        shannon = math.log10(q) + math.log10(q / area_cm2) if q > 0 else -math.inf
+    except (ValueError, ZeroDivisionError):
+        shannon = math.nan
+    return PulseQuantities(
+        shape=shape,
+        amplitude_ma=i,
+        pulse_width_us=pw,
+        frequency_hz=f,
+        area_cm2=area_cm2,
+        phase_charge_uc=q,
+        net_charge_uc=net,
+        active_time_us=active_us,
+        rms_ma=rms,
+        pulse_energy_mj=energy_mj,
+        power_w=power_w,
+        power_density_w_cm2=power_w / area_cm2,
+        current_density_ma_cm2=rms / area_cm2,
+        shannon_k=shannon,
+        min_period_us=active_us,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """Quantities of channel ``channel`` in phase ``phase`` at frequency variant ``variant``."""
+
+    phase: int
+    channel: int
+    variant: int
+    quantities: PulseQuantities
+
+
+def operating_points(profile: Profile) -> tuple[OperatingPoint, ...]:
+    """Every (phase, channel, variant) of a profile with its quantities, in that order."""
+    area = _area(profile.needle)
+    shape = profile.waveform.shape
+    out = []
+    for p, phase in enumerate(profile.phases):
+        for c, channel in enumerate(profile.channels):
+            for v, (f, pw) in enumerate(phase.variants):
+                q = pulse_quantities(channel.amplitude_ma, pw, f, shape, area)
+                out.append(OperatingPoint(p, c, v, q))
+    return tuple(out)
+
+
+def _area(needle: Needle) -> float:
+    return needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
+
+
+def _windows(total: float, first: float, second: float) -> tuple[float, float]:
+    """Time spent in each half of a repeating (first, second) cycle over ``total`` seconds."""
+    period = first + second
+    if not math.isfinite(total / period):
+        return (math.inf, math.inf)
+    cycles = math.floor(total / period)
+    rest = max(0.0, total - cycles * period)
+    in_first = min(rest, first)
+    return (cycles * first + in_first, cycles * second + (rest - in_first))
+
+
+def variant_seconds(phase: Phase) -> tuple[float, ...]:
+    """Seconds of output at each of ``phase.variants`` (intermittent: on-windows only)."""
+    if phase.mode == "dense_disperse" and phase.switch_s is not None:
+        return _windows(phase.duration_s, phase.switch_s, phase.switch_s)
+    if phase.mode == "intermittent" and phase.on_s is not None and phase.off_s is not None:
+        return (_windows(phase.duration_s, phase.on_s, phase.off_s)[0],)
+    return (phase.duration_s,)
+
+
+def phase_pulse_count(phase: Phase) -> float:
+    """Pulses a phase implies: frequency x time at that frequency, ramps included.
+
+    dense_disperse 3 s at 2 Hz + 3 s at 100 Hz gives 306 pulses per 6 s; intermittent
+    counts only the on-windows.
+    """
+    return math.fsum(
+        _mul(f, t) for (f, _), t in zip(phase.variants, variant_seconds(phase), strict=True)
+    )

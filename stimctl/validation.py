@@ -1,0 +1,98 @@
+"""Validation entry points: validate_profile, validate_file, validate_bytes, and profile discovery."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from stimctl.envelope import SafetyEnvelope
+from stimctl.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
+from stimctl.safety import PATIENT_FLAGS, run_rules
+from stimctl.violations import Report, Violation
+
+__all__ = [
+    "PATIENT_FLAGS",
+    "PROFILE_SUFFIXES",
+    "Report",
+    "Violation",
+    "find_profiles",
+    "validate_bytes",
+    "validate_file",
+    "validate_profile",
+]
+
+PROFILE_SUFFIXES = (".toml", ".json")
+_DEFAULT_ENVELOPE = SafetyEnvelope()
+
+
+def check_patient(patient: Iterable[str]) -> frozenset[str]:
+    """The patient flags as a set; ValueError for a flag that is not in PATIENT_FLAGS."""
+    flags = frozenset(patient)
+    unknown = sorted(flags - set(PATIENT_FLAGS))
+    if unknown:
+        raise ValueError(
+            f"unknown patient flag(s) {', '.join(unknown)}; known: {', '.join(PATIENT_FLAGS)}"
+        )
+    return flags
+
+
+def validate_profile(
+    profile: Profile,
+    envelope: SafetyEnvelope | None = None,
+    patient: Iterable[str] = (),
+) -> Report:
+    """Run every safety rule over a parsed profile.
+
+    ``patient`` holds flags from PATIENT_FLAGS (ValueError for others).
+    """
+    flags = check_patient(patient)
+    violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
+    return Report(tuple(violations), profile)
+
+
+def validate_bytes(
+    raw: bytes,
+    fmt: Literal["toml", "json"] = "toml",
+    envelope: SafetyEnvelope | None = None,
+    patient: Iterable[str] = (),
+    path: str | None = None,
+) -> Report:
+    """Parse and validate profile text; parse and schema failures become ``schema`` violations."""
+    flags = check_patient(patient)
+    try:
+        profile = loads_profile(raw, fmt)
+    except ProfileError as error:
+        return Report(error.violations, None, path)
+    report = validate_profile(profile, envelope, flags)
+    return Report(report.violations, profile, path)
+
+
+def validate_file(
+    path: str | Path,
+    envelope: SafetyEnvelope | None = None,
+    patient: Iterable[str] = (),
+) -> Report:
+    """Load and validate one file; never raises for bad content (unreadable files included)."""
+    flags = check_patient(patient)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as error:
+        message = f"cannot read: {error.strerror or error}"
+        return Report((schema_violation("", message),), None, str(path))
+    return validate_bytes(raw, format_for(path), envelope, flags, str(path))
+
+
+def find_profiles(path: str | Path) -> list[Path]:
+    """``path`` itself if it is a file, else every *.toml/*.json below it, sorted.
+
+    FileNotFoundError when the path does not exist.
+    """
+    root = Path(path)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    return sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in PROFILE_SUFFIXES and p.is_file()
+    )
