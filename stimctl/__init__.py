@@ -23,7 +23,16 @@ _EXPORTS = {
     "validate_profile": "stimctl.validation",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ProfileError",
+    "Report",
+    "SafetyEnvelope",
+    "Violation",
+    "__version__",
+    "load_profile",
+    "validate_file",
+    "validate_profile",
+]
 
 
 def __getattr__(name: str) -> Any:

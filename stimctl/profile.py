@@ -1,4 +1,4 @@
-"""The profile format stimctl.profile/1: pydantic models and TOML/JSON loading (docs/PROFILES.md)."""
+"""Profile format stimctl.profile/1: pydantic models and TOML/JSON loading (docs/PROFILES.md)."""
 
 from __future__ import annotations
 
@@ -211,7 +211,9 @@ class Profile(_Strict):
 class ProfileError(ValueError):
     """A profile could not be read or does not match stimctl.profile/1; see ``violations``."""
 
-    def __init__(self, violations: list[Violation] | tuple[Violation, ...], path: str | None = None):
+    def __init__(
+        self, violations: list[Violation] | tuple[Violation, ...], path: str | None = None
+    ) -> None:
         self.violations: tuple[Violation, ...] = tuple(violations)
         self.path = path
         lines = [f"{v.loc or '(profile)'}: {v.message}" for v in self.violations]
@@ -301,7 +303,8 @@ def read_profile_data(path: str | Path) -> Any:
     try:
         raw = Path(path).read_bytes()
     except OSError as error:
-        raise ProfileError([schema_violation("", f"cannot read: {error.strerror}")], str(path))
+        message = f"cannot read: {error.strerror or error}"
+        raise ProfileError([schema_violation("", message)], str(path)) from None
     try:
         return _decode(raw, format_for(path))
     except ProfileError as error:

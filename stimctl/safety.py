@@ -172,9 +172,9 @@ def _quantity_rule(
         limit = getattr(ctx.envelope, field)
         for loc, channel, value in _worst(ctx, key):
             if _exceeds(value, limit) or (at_limit and value == limit):
-                op = ">=" if at_limit else ">"
-                yield _v(code, loc, f"channel {channel.id}: {what} {value:.4g} {unit} {op} "
-                         f"{limit:g} {unit}", limit, value)
+                op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
+                yield _v(code, loc, f"channel {channel.id}: {what} {value:.4g}{u} {op} "
+                         f"{limit:g}{u}", limit, value)
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     rule.__doc__ = f"{code}: {what} per (phase, channel), worst frequency variant."

@@ -1,4 +1,4 @@
-"""Validation entry points: validate_profile, validate_file, validate_bytes, and profile discovery."""
+"""Validation entry points (validate_profile, validate_file, validate_bytes) and discovery."""
 
 from __future__ import annotations
 
