@@ -136,3 +136,11 @@ def test_json_output_is_byte_identical_across_runs(capsys: pytest.CaptureFixture
 def test_a_path_given_twice_is_validated_once(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = _run(capsys, "--json", SEED, SEED)
     assert len(json.loads(out)) == 1
+
+
+def test_benchmark_measure_reports_rate_and_library_size() -> None:
+    from hil.benchmarks.validate import measure
+
+    result = measure(0.05)
+    assert result["profiles"] == len(list(PROFILES.glob("*.toml")))
+    assert result["validate_per_s"] > 0
