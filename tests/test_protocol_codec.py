@@ -26,6 +26,7 @@ from stimctl.protocol import (
     MAX_PAYLOAD,
     PROTOCOL_VERSION,
     SEQ_MODULO,
+    Block,
     DeviceInfo,
     FrameDecoder,
     Heartbeat,
@@ -231,22 +232,24 @@ def test_encode_rejects_items_of_another_item_type(cls):
         encode(dataclasses.replace(sample(cls), channels=(wrong,)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: struct '12s' silently truncates; a 13-char serial encodes as its first 12",
-)
 def test_encode_rejects_serial_longer_than_12_chars():
     with pytest.raises(PayloadError):
         encode(dataclasses.replace(sample(DeviceInfo), serial="SN-0123456789"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: str.encode('ascii') runs outside pack_payload's try: UnicodeEncodeError",
-)
 def test_encode_rejects_non_ascii_serial_with_payload_error():
     with pytest.raises(PayloadError):
         encode(dataclasses.replace(sample(DeviceInfo), serial="SN-µ"))
+
+
+def test_encode_rejects_a_non_integer_seq():
+    with pytest.raises(PayloadError):
+        encode(dataclasses.replace(sample(Heartbeat), seq=1.5))
+
+
+def test_encode_rejects_items_that_are_not_item_records():
+    with pytest.raises(PayloadError):
+        encode(dataclasses.replace(sample(Block), channels=(1,)))
 
 
 # --- corruption is never acted on -----------------------------------------------------------

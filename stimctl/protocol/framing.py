@@ -31,7 +31,7 @@ _CRC = struct.Struct("<I")
 
 def encode(msg: Message) -> bytes:
     """The complete wire frame for a message, delimiter included."""
-    if not 0 <= msg.seq < SEQ_MODULO:
+    if type(msg.seq) is not int or not 0 <= msg.seq < SEQ_MODULO:
         raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
     body = _HEADER.pack(PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
     return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from stimctl.protocol.constants import MAX_PAYLOAD
@@ -426,21 +426,44 @@ CATALOGUE_HASH = zlib.crc32(catalogue_description().encode("ascii"))
 
 
 def pack_payload(msg: Message) -> bytes:
-    """The payload bytes of a message (no header, no CRC)."""
-    values = [
-        v.encode("ascii") if isinstance(v, str) else v for v in msg.payload_values()
-    ]
+    """The payload bytes of a message (no header, no CRC); PayloadError when it does not fit."""
+    name = type(msg).__name__
     try:
+        values = [_wire_value(msg, field, code) for field, code in msg.FIELDS]
         out = _FIXED[type(msg)].pack(*values)
         if msg.ITEM is not None:
             items: tuple[Item, ...] = msg.channels  # type: ignore[attr-defined]
             item_struct = _ITEMS[msg.ITEM]
-            out += bytes([len(items)]) + b"".join(item_struct.pack(*astuple(i)) for i in items)
-    except (struct.error, ValueError, KeyError) as exc:
-        raise PayloadError(f"{type(msg).__name__}: cannot pack: {exc}") from exc
+            if not all(type(i) is msg.ITEM for i in items):
+                raise PayloadError(f"{name}: channels must be {msg.ITEM.__name__} records")
+            fields_ = [f for f, _ in msg.ITEM.FIELDS]
+            out += bytes([len(items)]) + b"".join(
+                item_struct.pack(*(getattr(i, f) for f in fields_)) for i in items
+            )
+    except (struct.error, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, PayloadError):
+            raise
+        raise PayloadError(f"{name}: cannot pack: {exc}") from exc
     if len(out) > MAX_PAYLOAD:
-        raise PayloadError(f"{type(msg).__name__}: payload {len(out)} > {MAX_PAYLOAD} bytes")
+        raise PayloadError(f"{name}: payload {len(out)} > {MAX_PAYLOAD} bytes")
     return out
+
+
+def _wire_value(msg: Message, field: str, code: str) -> object:
+    """A field's value as struct wants it; text must be ASCII and fit its fixed width."""
+    value = getattr(msg, field)
+    if not code.endswith("s"):
+        return value
+    if not isinstance(value, str):
+        raise PayloadError(f"{type(msg).__name__}.{field}: expected text")
+    try:
+        raw = value.encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise PayloadError(f"{type(msg).__name__}.{field}: not ASCII") from exc
+    width = int(code[:-1])
+    if len(raw) > width or b"\x00" in raw:
+        raise PayloadError(f"{type(msg).__name__}.{field}: longer than {width} or has NUL")
+    return raw
 
 
 def unpack_payload(type_code: int, seq: int, payload: bytes) -> Message:
