@@ -479,8 +479,11 @@ def unpack_payload(type_code: int, seq: int, payload: bytes) -> Message:
     for (name, _), value in zip(cls.FIELDS, values, strict=True):
         if name in _TEXT_FIELDS:
             assert isinstance(value, bytes)
+            value = value.rstrip(b"\x00")
+            if b"\x00" in value:
+                raise PayloadError(f"{cls.__name__}.{name}: NUL inside the text")
             try:
-                value = value.rstrip(b"\x00").decode("ascii")
+                value = value.decode("ascii")
             except UnicodeDecodeError as exc:
                 raise PayloadError(f"{cls.__name__}.{name}: not ASCII") from exc
         kwargs[name] = value
