@@ -1,0 +1,386 @@
+"""Serial link: any pyserial URL, a reader thread that owns reads, request/ack, sequence numbers.
+
+I/O and frame handling are apart, as in pyserial's ``threaded`` module: ``ReaderThread`` reads
+bytes and hands them to a ``FrameProtocol`` (``data_received`` / ``connection_lost``), which
+decodes frames with the shared codec and routes answers to waiting requests. Every other message
+goes to the ``on_message`` callback, on the reader thread. Writes are direct (no TX queue), under
+one lock, so an ESTOP from any thread goes out ahead of whatever is computed next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import serial
+
+from stimctl.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.protocol import (
+    CATALOGUE_HASH,
+    PROTOCOL_VERSION,
+    SEQ_MODULO,
+    Ack,
+    Adjust,
+    DeviceInfo,
+    EStop,
+    FrameDecoder,
+    Heartbeat,
+    Hello,
+    ImpedanceCheck,
+    Invalid,
+    Message,
+    Nak,
+    NakReason,
+    encode,
+)
+
+__all__ = ["IDEMPOTENT", "FrameProtocol", "Link", "ReaderThread", "open_serial"]
+
+log = logging.getLogger(__name__)
+
+#: Commands that may be repeated after a lost answer without changing their effect.
+IDEMPOTENT: tuple[type[Message], ...] = (Hello, Heartbeat, ImpedanceCheck, Adjust, EStop)
+_MAX_PENDING = 4096
+_READ_TIMEOUT_S = 0.05
+
+OnMessage = Callable[[Message], None]
+OnLost = Callable[[BaseException | None], None]
+OnReply = Callable[[Message, Message | None], None]  # (command, Ack/Nak or None on link loss)
+
+
+def open_serial(url: str, baudrate: int = 115200) -> serial.SerialBase:
+    """Open a device path or any pyserial URL (stimsim://, socket://, rfc2217://, loop://)."""
+    if url.startswith("stimsim://"):
+        import firmware_sim  # noqa: F401  (registers the stimsim:// URL handler)
+    try:
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S)
+    except (serial.SerialException, OSError, ValueError) as exc:
+        raise LinkError(f"cannot open {url}: {exc}") from None
+
+
+class FrameProtocol:
+    """Frame handling, no I/O: bytes in, decoded messages out (pyserial threaded ``Protocol``)."""
+
+    def __init__(self, on_item: Callable[[Message | Invalid], None], on_lost: OnLost) -> None:
+        self.decoder = FrameDecoder()
+        self._on_item = on_item
+        self._on_lost = on_lost
+
+    def data_received(self, data: bytes) -> None:
+        for item in self.decoder.feed(data):
+            self._on_item(item)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._on_lost(exc)
+
+
+class ReaderThread(threading.Thread):
+    """Owns the port's reads; stops on ``close()`` or when the port fails (EIO, unplug)."""
+
+    def __init__(self, port: serial.SerialBase, protocol: FrameProtocol) -> None:
+        super().__init__(name="stimctl-link-reader", daemon=True)
+        self.port = port
+        self.protocol = protocol
+        self._alive = True
+
+    def run(self) -> None:
+        error: BaseException | None = None
+        while self._alive:
+            try:
+                waiting = self.port.in_waiting
+                data = self.port.read(waiting or 1)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial's posix port after close() from another thread
+                error = exc if self._alive else None
+                break
+            if data:
+                try:
+                    self.protocol.data_received(data)
+                except Exception as exc:  # a bug in a handler must not kill the link silently
+                    log.exception("frame handler failed")
+                    error = exc
+                    break
+        self.protocol.connection_lost(error)
+
+    def stop(self) -> None:
+        self._alive = False
+
+
+@dataclass(slots=True)
+class _Pending:
+    msg: Message
+    on_reply: OnReply | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: Message | None = None
+    error: BaseException | None = None
+
+
+class Link:
+    """A framed, sequenced connection to one device.
+
+    ``send`` writes a frame (answer optional, via ``on_reply`` on the reader thread); ``request``
+    waits for the answer with a timeout and retries idempotent commands; ``hello`` does the
+    handshake and checks protocol version and catalogue hash.
+    """
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        url: str,
+        on_message: OnMessage,
+        on_lost: OnLost,
+    ) -> None:
+        self.url = url
+        self.port = port
+        self._on_message = on_message
+        self._on_lost = on_lost
+        self._wlock = threading.Lock()
+        self._plock = threading.Lock()
+        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._hello: _Pending | None = None
+        self._seq = 0
+        self.tx_frames = 0
+        self.last_tx = time.monotonic()
+        self.last_rx = time.monotonic()
+        self.lost: BaseException | None = None
+        self._lost_reported = False
+        self._closing = False
+        self.mute = False  # test hook: drop every outgoing frame (simulates a silent host)
+        self.protocol = FrameProtocol(self._on_item, self._connection_lost)
+        self.reader = ReaderThread(port, self.protocol)
+        self.reader.start()
+
+    @classmethod
+    def open(cls, url: str, on_message: OnMessage, on_lost: OnLost) -> Link:
+        return cls(open_serial(url), url, on_message, on_lost)
+
+    # --- status ----------------------------------------------------------------------------
+    @property
+    def is_open(self) -> bool:
+        return self.lost is None and not self._closing
+
+    @property
+    def frame_errors(self) -> int:
+        return self.protocol.decoder.stats.errors + self.protocol.decoder.stats.invalid
+
+    # --- writing ---------------------------------------------------------------------------
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % SEQ_MODULO
+        return self._seq
+
+    def send(self, msg: Message, on_reply: OnReply | None = None, *, track: bool = True) -> Message:
+        """Write ``msg`` with the next sequence number; returns the message as sent.
+
+        ``on_reply(msg, answer)`` runs on the reader thread when the ACK/NAK arrives (answer None
+        if the link is lost first). LinkError when the port is gone.
+        """
+        with self._wlock:
+            if self.lost is not None or self._closing:
+                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            sent = dataclasses.replace(msg, seq=self._next_seq())
+            frame = encode(sent)
+            if track and not isinstance(sent, Heartbeat):
+                with self._plock:
+                    self._pending[sent.seq] = _Pending(sent, on_reply)
+                    while len(self._pending) > _MAX_PENDING:
+                        self._pending.popitem(last=False)
+            if self.mute:
+                return sent
+            try:
+                self.port.write(frame)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                self._connection_lost(exc)
+                raise LinkError(f"link to {self.url} lost: {exc}") from None
+            self.tx_frames += 1
+            self.last_tx = time.monotonic()
+        return sent
+
+    def write_urgent(self, msg: Message) -> Message:
+        """Write a frame now, preceded by a delimiter so a half-written frame cannot swallow it.
+
+        Used for ESTOP; never waits for an answer (ACK/NAK are matched if they come)."""
+        with self._wlock:
+            if self.lost is not None or self._closing:
+                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            sent = dataclasses.replace(msg, seq=self._next_seq())
+            with self._plock:
+                self._pending[sent.seq] = _Pending(sent)
+            if not self.mute:
+                try:
+                    self.port.write(b"\x00" + encode(sent))
+                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                    self._connection_lost(exc)
+                    raise LinkError(f"link to {self.url} lost: {exc}") from None
+                self.tx_frames += 1
+                self.last_tx = time.monotonic()
+        return sent
+
+    def request(self, msg: Message, timeout: float = 1.0, retries: int = 2) -> Message:
+        """Send and wait for ACK; CommandRejected on NAK, LinkError on timeout or link loss.
+
+        Only IDEMPOTENT commands are sent again after a timeout (``retries`` times)."""
+        attempts = 1 + (retries if isinstance(msg, IDEMPOTENT) else 0)
+        for attempt in range(attempts):
+            sent = self.send(msg)
+            with self._plock:
+                pending = self._pending.get(sent.seq)
+            assert pending is not None
+            if pending.done.wait(timeout):
+                if pending.error is not None:
+                    raise LinkError(f"link to {self.url} lost: {pending.error}")
+                reply = pending.reply
+                if isinstance(reply, Nak):
+                    raise CommandRejected(
+                        type(msg).__name__.upper(), _reason(reply.reason), reply.detail
+                    )
+                assert reply is not None
+                return reply
+            with self._plock:
+                self._pending.pop(sent.seq, None)
+            if self.lost is not None:
+                break
+            log.warning(
+                "%s seq %d: no answer in %.2f s (attempt %d of %d)",
+                type(msg).__name__,
+                sent.seq,
+                timeout,
+                attempt + 1,
+                attempts,
+            )
+        if self.lost is not None:
+            raise LinkError(f"link to {self.url} lost: {self._lost_text()}")
+        raise LinkError(
+            f"{type(msg).__name__.upper()}: no answer from the device within"
+            f" {timeout:g} s ({attempts} attempt{'s' * (attempts > 1)})"
+        )
+
+    def hello(self, timeout: float = 2.0, retries: int = 2) -> DeviceInfo:
+        """Handshake: HELLO, answered by DEVICE_INFO; ProtocolMismatch on version/hash drift."""
+        for _ in range(1 + retries):
+            pending = _Pending(Hello(protocol_version=PROTOCOL_VERSION))
+            with self._plock:
+                self._hello = pending
+            self.send(pending.msg, track=False)
+            if pending.done.wait(timeout):
+                break
+            if self.lost is not None:
+                break
+        with self._plock:
+            self._hello = None
+        if pending.error is not None:
+            if isinstance(pending.error, ProtocolMismatch):
+                raise pending.error
+            raise LinkError(f"link to {self.url} lost during HELLO: {pending.error}")
+        info = pending.reply
+        if info is None:
+            raise LinkError(f"no answer to HELLO from {self.url} within {timeout:g} s")
+        if isinstance(info, Nak):
+            raise ProtocolMismatch(
+                f"device refused HELLO ({_reason(info.reason)}): host speaks protocol version"
+                f" {PROTOCOL_VERSION}"
+            )
+        assert isinstance(info, DeviceInfo)
+        if info.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolMismatch(
+                f"protocol version mismatch: device speaks {info.protocol_version},"
+                f" host speaks {PROTOCOL_VERSION}"
+            )
+        if info.catalogue_hash != CATALOGUE_HASH:
+            raise ProtocolMismatch(
+                f"message catalogue mismatch: device hash {info.catalogue_hash:#010x},"
+                f" host hash {CATALOGUE_HASH:#010x} (host and firmware built from different"
+                " protocol definitions)"
+            )
+        return info
+
+    # --- reading (reader thread) -------------------------------------------------------------
+    def _on_item(self, item: Message | Invalid) -> None:
+        self.last_rx = time.monotonic()
+        if isinstance(item, Invalid):
+            if item.version != PROTOCOL_VERSION:
+                with self._plock:
+                    hello = self._hello
+                if hello is not None and not hello.done.is_set():
+                    hello.error = ProtocolMismatch(
+                        f"protocol version mismatch: device frames carry version {item.version},"
+                        f" host speaks {PROTOCOL_VERSION}"
+                    )
+                    hello.done.set()
+            return
+        if isinstance(item, DeviceInfo):
+            with self._plock:
+                hello = self._hello
+            if hello is not None:
+                hello.reply = item
+                hello.done.set()
+            self._on_message(item)
+            return
+        if isinstance(item, Ack | Nak):
+            with self._plock:
+                pending = self._pending.pop(item.ack_seq, None)
+                hello = self._hello
+            if (
+                pending is None
+                and isinstance(item, Nak)
+                and hello is not None
+                and (item.ack_type == Hello.TYPE or item.reason == NakReason.VERSION)
+            ):
+                hello.reply = item
+                hello.done.set()
+                return
+            if pending is not None:
+                pending.reply = item
+                pending.done.set()
+                if pending.on_reply is not None:
+                    pending.on_reply(pending.msg, item)
+                    return
+            self._on_message(item)
+            return
+        self._on_message(item)
+
+    def _lost_text(self) -> str:
+        if self.lost is None:
+            return "closed"
+        return str(self.lost) or type(self.lost).__name__
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        if exc is not None and self.lost is None and not self._closing:
+            self.lost = exc
+        with self._plock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+            hello = self._hello
+        for p in [*pending, *([hello] if hello else [])]:
+            if not p.done.is_set():
+                p.error = exc or LinkError("link closed")
+                p.done.set()
+                if p.on_reply is not None:
+                    with contextlib.suppress(Exception):
+                        p.on_reply(p.msg, None)
+        if self._closing or self._lost_reported:
+            return
+        self._lost_reported = True
+        self.reader.stop()
+        self._on_lost(exc)
+
+    def close(self) -> None:
+        """Stop the reader and close the port (idempotent; never raises)."""
+        self._closing = True
+        self.reader.stop()
+        if threading.current_thread() is not self.reader:
+            self.reader.join(timeout=1.0)
+        with contextlib.suppress(Exception):
+            self.port.close()
+
+
+def _reason(code: int) -> str:
+    try:
+        return NakReason(code).name
+    except ValueError:
+        return f"reason {code}"
