@@ -1,16 +1,55 @@
-"""`stimctl tui`: placeholder until its issue lands (replaced by the owning work)."""
+"""`stimctl tui`: the clinician terminal UI (Textual); without --port it runs the simulator."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import math
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("tui", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "tui",
+        help="clinician terminal UI (embedded simulator unless --port is given)",
+        description="Keyboard-first terminal UI: set-up, preflight, run, E-STOP (F12), summary.",
+    )
+    parser.add_argument("--port", metavar="URL", default=None,
+                        help="device port or pyserial URL; omitted: embedded SIMULATOR")
+    parser.add_argument("--operator", metavar="NAME", default="",
+                        help="operator name written to the session record")
+    parser.add_argument("--profiles", metavar="DIR", type=Path, default=Path("profiles"),
+                        help="profile library to list (default: ./profiles)")
+    parser.add_argument("--speed", metavar="N", type=float, default=None,
+                        help="simulator only: N times real time ('inf' = virtual clock)")
+    parser.add_argument("--record", metavar="PATH", default=None,
+                        help="session record file or directory (controller default if omitted)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    print("stimctl tui: not built yet", file=sys.stderr)
-    return 2
+    from stimctl.controller import Controller
+    from stimctl.tui.app import StimApp
+
+    if args.port is not None and args.speed is not None:
+        print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
+        return 2
+    speed = args.speed
+    if speed is not None and not math.isfinite(speed):
+        speed = math.inf
+
+    def connect() -> Controller:
+        kwargs: dict[str, object] = {"operator": args.operator}
+        if args.record is not None:
+            kwargs["record"] = args.record
+        if args.port is None and speed is not None:
+            kwargs["speed"] = speed
+        return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
+
+    app = StimApp(connect, operator=args.operator, profiles_dir=args.profiles,
+                  expect_simulator=args.port is None)
+    try:
+        result = app.run()
+    finally:
+        if app.controller is not None:
+            app.controller.close()  # idempotent: output to zero, record closed, port closed
+    return int(result or 0)

@@ -1,0 +1,288 @@
+"""StimApp: the clinician terminal UI; App-level E-STOP, telemetry hand-off, device workers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
+from textual.message_pump import MessagePump
+from textual.reactive import reactive
+
+from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
+from stimctl.tui.messages import DeviceCallDone, DeviceEvent, TelemetryReady, TelemetrySlot
+from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryScreen
+from stimctl.tui.screens.base import StimScreen
+
+#: E-STOP keys: non-printable, so a focused Input never swallows them; bound with priority.
+ESTOP_KEYS = "f12,ctrl+backslash"
+
+
+class StimApp(App[int]):
+    """Set-up -> preflight -> run -> summary, with a fault screen that can take over anytime."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "stimctl"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(ESTOP_KEYS, "estop", "E-STOP", priority=True, id="estop"),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    target_text = reactive("connecting…")
+    state_text = reactive("DISCONNECTED")
+    event_count = reactive(0)
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        operator: str = "",
+        profiles_dir: str | Path = "profiles",
+        expect_simulator: bool = True,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__()
+        self._connect = connect
+        self.operator = operator
+        self.profiles_dir = Path(profiles_dir)
+        self.controller: Any = None
+        self.connect_error: str | None = None
+        self.profile_path: Path | None = None
+        self.report: Any = None
+        self.loaded_ok = False
+        self.warnings_acknowledged = False
+        self.session_started = False
+        self.last_status: Any = None
+        self.telemetry = TelemetrySlot()
+        self.telemetry_frozen = False  # snapshot tests freeze the view
+        self.event_lines: list[str] = []
+        self._clock = clock or datetime.now
+        self._fixed_clock = clock is not None
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.set_reactive(StimApp.target_text,
+                          "SIMULATOR (starting)" if expect_simulator else "connecting…")
+
+    def get_default_screen(self) -> SetupScreen:
+        return SetupScreen()
+
+    def on_mount(self) -> None:
+        self.log_event(f"stimctl tui started; operator {self.operator or '—'}")
+        self.call_device(self, "connect", self._connect)
+
+    # --- controller state as the UI sees it -------------------------------------------------
+    @property
+    def profile(self) -> Any:
+        return getattr(self.controller, "profile", None) or getattr(self.report, "profile", None)
+
+    def live_state(self) -> str:
+        return state_name(getattr(self.controller, "state", None))
+
+    def preflight_refusal(self) -> str | None:
+        """Why the operator may not go on to preflight/ARM now (None: they may)."""
+        if self.controller is None:
+            return "Not connected to a device."
+        if self.report is None:
+            return "Choose a profile first."
+        if not self.report.ok:
+            return "This profile has errors: it cannot be armed."
+        if not self.loaded_ok:
+            return "The profile is not loaded on the controller."
+        if self.report.warnings and not self.warnings_acknowledged:
+            return "Acknowledge the warnings first."
+        state = self.live_state()
+        if state in LATCHED_STATES:
+            return "Acknowledge the fault first."
+        if state in ACTIVE_STATES:
+            return f"The device is {state}."
+        return None
+
+    def can_preflight(self) -> bool:
+        return self.preflight_refusal() is None
+
+    def load_profile(self, path: Path, patient: tuple[str, ...]) -> tuple[str, bool]:
+        """Validate and load ``path``; keeps the report; returns (notice, is_error)."""
+        from stimctl.profile import ProfileError
+        from stimctl.validation import validate_file
+        from stimctl.violations import Report
+
+        self.profile_path = path
+        self.loaded_ok = False
+        self.warnings_acknowledged = False
+        if self.controller is None:
+            self.report = validate_file(path, patient=patient)
+            return "Not connected: validated against the site envelope only.", True
+        try:
+            self.report = self.controller.load(path, patient=patient)
+        except ProfileError as error:
+            self.report = Report(error.violations, None, str(path))
+        except Exception as error:  # ValidationRefused carries .report; InterlockError does not
+            report = getattr(error, "report", None)
+            if report is None:
+                self.report = None
+                return f"Cannot load now: {error}", True
+            self.report = report
+        else:
+            self.loaded_ok = bool(self.report.ok)
+        self.log_event(f"profile {path.name}: {'valid' if self.report.ok else 'REFUSED'}"
+                       f" ({len(self.report.errors)} errors, {len(self.report.warnings)} warnings)")
+        return ("" if self.report.ok else "Fix the errors in the profile; it cannot be armed."), (
+            not self.report.ok)
+
+    def arm(self) -> None:
+        """Worker body: ARM with the operator's explicit confirm (guards live in the controller)."""
+        self.controller.arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
+
+    # --- workers and messages from other threads --------------------------------------------
+    def call_device(self, requester: MessagePump, name: str, fn: Callable[..., Any],
+                    *args: Any, **kwargs: Any) -> None:
+        """Run a blocking controller call in a thread; the result comes back as DeviceCallDone."""
+
+        def job() -> None:
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as error:
+                requester.post_message(DeviceCallDone(name, None, error))
+            else:
+                requester.post_message(DeviceCallDone(name, result))
+
+        self.run_worker(job, thread=True, group="device", name=name, exit_on_error=False)
+
+    def _telemetry_from_io(self, status: Any) -> None:
+        """I/O thread: keep only the newest sample; post one TelemetryReady while none pends."""
+        if self.telemetry.put(status):
+            self.post_message(TelemetryReady())
+
+    def _event_from_io(self, event: Any) -> None:
+        self.post_message(DeviceEvent(event))
+
+    def on_device_call_done(self, message: DeviceCallDone) -> None:
+        if message.name == "connect":
+            self._connected(message)
+        elif message.name == "close":
+            self.exit(0)
+
+    def _connected(self, message: DeviceCallDone) -> None:
+        if not message.ok:
+            self.connect_error = f"{type(message.error).__name__}: {message.error}"
+            self.target_text = "NOT CONNECTED"
+            self.log_event(f"connect failed: {self.connect_error}")
+        else:
+            ctrl = self.controller = message.result
+            device = ctrl.device
+            self.target_text = ("SIMULATOR: no patient output" if ctrl.is_simulator
+                                else f"DEVICE {getattr(device, 'serial', '')}")
+            self._unsubscribe = [ctrl.on_telemetry(self._telemetry_from_io),
+                                 ctrl.on_event(self._event_from_io)]
+            self.state_text = self.live_state()
+            self.log_event(f"connected to {ctrl.url} (firmware {getattr(device, 'firmware', '?')})")
+        for screen in self.screen_stack:
+            if isinstance(screen, SetupScreen):
+                screen.device_changed()
+
+    def on_telemetry_ready(self, _message: TelemetryReady) -> None:
+        status = self.telemetry.take()
+        if status is not None and not self.telemetry_frozen:
+            self.apply_status(status)
+
+    def apply_status(self, status: Any) -> None:
+        self.last_status = status
+        self.state_text = state_name(getattr(status, "state", None))
+        for screen in list(self.screen_stack):
+            if isinstance(screen, StimScreen):
+                with suppress(NoMatches):  # a screen still composing skips one sample
+                    screen.update_status(status)
+        if self.state_text in LATCHED_STATES and self.live_state() in LATCHED_STATES:
+            self.show_fault()
+
+    def on_device_event(self, message: DeviceEvent) -> None:
+        event = message.event
+        kind = getattr(event, "kind", "log")
+        self.log_event(f"{kind}: {getattr(event, 'message', event)}")
+        if kind == "fault" and self.live_state() in LATCHED_STATES:
+            self.show_fault()
+
+    # --- E-STOP, faults, navigation ---------------------------------------------------------
+    def action_estop(self) -> None:
+        """E-STOP: controller.estop() at once (it writes ahead of queued traffic, never blocks)."""
+        ctrl = self.controller
+        if ctrl is not None:
+            try:
+                ctrl.estop()
+            except Exception as error:  # shown, and the fault screen still takes over
+                self.log_event(f"E-STOP error: {type(error).__name__}: {error}")
+        self.log_event("E-STOP pressed")
+        if ctrl is not None:
+            self.show_fault("estop")
+
+    def show_fault(self, reason: str = "") -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, FaultScreen):
+                if screen.is_current:
+                    screen.refresh_fault()
+                return
+        self.push_screen(FaultScreen(reason))
+
+    def fault_acknowledged(self) -> None:
+        self.log_event("fault acknowledged; impedance must be checked again")
+        if self.session_started:
+            self.show_summary()
+        else:
+            self.back_to_setup()
+
+    def show_summary(self) -> None:
+        try:
+            summary = self.controller.summary()
+        except Exception as error:
+            summary = {"outcome": f"unknown ({error})"}
+        self._pop_to_base()
+        self.session_started = False
+        self.push_screen(SummaryScreen(summary))
+
+    def back_to_setup(self) -> None:
+        self.session_started = False
+        self._pop_to_base()
+        if isinstance(self.screen, SetupScreen) and self.profile_path is not None:
+            self.screen.choose(self.profile_path)
+
+    def _pop_to_base(self) -> None:
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    # --- log, clock, quit -------------------------------------------------------------------
+    def log_event(self, text: str) -> None:
+        self.event_lines.append(f"{self._clock():%H:%M:%S}  {text}")
+        self.event_count += 1
+
+    def time_text(self, when: Any) -> str:
+        if self._fixed_clock or when is None:
+            moment = self._clock()
+        elif isinstance(when, datetime):
+            moment = when
+        else:
+            moment = datetime.fromtimestamp(float(when))
+        return f"{moment:%Y-%m-%d %H:%M:%S}"
+
+    async def action_quit(self) -> None:
+        if self.live_state() in ACTIVE_STATES:
+            body = "A session is active. Quitting STOPS it (ramp down) and closes the link."
+            self.push_screen(ConfirmModal("Quit stimctl?", body, "QUIT"), self._quit_confirmed)
+            return
+        self._quit_confirmed(True)
+
+    def _quit_confirmed(self, confirmed: bool | None) -> None:
+        if not confirmed:
+            return
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        if self.controller is None:
+            self.exit(0)
+            return
+        self.log_event("closing: output to zero, record closed")
+        self.call_device(self, "close", self.controller.close)

@@ -1,0 +1,67 @@
+"""Messages from I/O threads to the UI, and the slot that coalesces telemetry (latest wins)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from textual.message import Message
+
+
+class TelemetryReady(Message):
+    """A new Status is waiting in the app's TelemetrySlot (carries no data: the slot holds it)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TelemetryReady)
+
+
+class DeviceEvent(Message):
+    """A controller Event (state change, fault, command, log) from any thread."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+
+class DeviceCallDone(Message):
+    """A blocking controller call made in a worker thread has returned or raised."""
+
+    def __init__(self, name: str, result: Any = None, error: BaseException | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.result = result
+        self.error = error
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class TelemetrySlot:
+    """One-deep mailbox: the I/O thread overwrites, the UI takes. A stale sample is replaced.
+
+    ``put`` returns True only when the slot was empty, i.e. when the caller must post a
+    TelemetryReady; while one is pending, newer samples just replace the stored one.
+    """
+
+    __slots__ = ("_lock", "_pending", "_value", "replaced")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: Any = None
+        self._pending = False
+        self.replaced = 0  # samples overwritten before the UI saw them (diagnostic)
+
+    def put(self, value: Any) -> bool:
+        with self._lock:
+            if self._pending:
+                self.replaced += 1
+            self._value = value
+            was_empty = not self._pending
+            self._pending = True
+            return was_empty
+
+    def take(self) -> Any:
+        with self._lock:
+            self._pending = False
+            return self._value

@@ -1,0 +1,122 @@
+"""Set-up screen: device panel, profile choice, patient flags, validation report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Checkbox, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from stimctl.tui.screens.base import StimScreen
+from stimctl.tui.widgets import DevicePanel, ValidationReport
+from stimctl.validation import PATIENT_FLAGS
+
+PROFILE_SUFFIXES = (".toml", ".json")
+
+
+def list_profiles(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix in PROFILE_SUFFIXES)
+
+
+class SetupScreen(StimScreen):
+    """Choose a profile and patient flags; continue only with a valid, acknowledged profile."""
+
+    TITLE_TEXT = "Set-up"
+    KEYS_HINT = "Tab move · Enter choose · F5 preflight · Ctrl+Q quit"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f5", "preflight", "Preflight"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="setup-body"):
+            yield DevicePanel(id="device-panel")
+            with VerticalScroll(id="setup-main"):
+                yield Label("Profile (from the library, or type a path and press Enter)",
+                            classes="section")
+                yield OptionList(id="profile-list")
+                yield Input(placeholder="path/to/profile.toml", id="profile-path")
+                yield Label("Patient", classes="section")
+                with Horizontal(id="patient-flags"):
+                    for flag in PATIENT_FLAGS:
+                        yield Checkbox(flag, id=f"flag-{flag}")
+                yield ValidationReport(id="report")
+                yield Checkbox("I have read the warnings above and accept them",
+                               id="ack-warnings", disabled=True)
+                with Vertical(id="setup-actions"):
+                    yield Button("Continue to preflight  (F5)", id="to-preflight",
+                                 variant="primary", disabled=True)
+                    yield Label("", id="notice")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#profile-list", OptionList)
+        for path in list_profiles(self.stim.profiles_dir):
+            options.add_option(Option(path.name, id=str(path)))
+        options.focus()
+
+    # --- inputs -----------------------------------------------------------------------------
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id:
+            self.choose(Path(event.option.id))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "profile-path" and event.value.strip():
+            event.stop()
+            self.choose(Path(event.value.strip()).expanduser())
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        event.stop()
+        if event.checkbox.id == "ack-warnings":
+            self.stim.warnings_acknowledged = event.value
+            self.refresh_gate()
+        elif self.stim.profile_path is not None:
+            self.choose(self.stim.profile_path)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "to-preflight":
+            event.stop()
+            self.action_preflight()
+
+    # --- logic ------------------------------------------------------------------------------
+    def patient_flags(self) -> tuple[str, ...]:
+        return tuple(f for f in PATIENT_FLAGS if self.query_one(f"#flag-{f}", Checkbox).value)
+
+    def choose(self, path: Path) -> None:
+        """Load and validate ``path`` through the controller; show the report either way."""
+        message, is_error = self.stim.load_profile(path, self.patient_flags())
+        self.query_one("#report", ValidationReport).show(self.stim.report)
+        ack = self.query_one("#ack-warnings", Checkbox)
+        report = self.stim.report
+        ack.disabled = report is None or not report.ok or not report.warnings
+        ack.value = False
+        self.stim.warnings_acknowledged = False
+        self.say(message, error=is_error)
+        self.refresh_gate()
+
+    def refresh_gate(self) -> None:
+        self.query_one("#to-preflight", Button).disabled = not self.stim.can_preflight()
+
+    def update_status(self, status: Any) -> None:
+        self.query_one(DevicePanel).show_status(status)
+
+    def device_changed(self) -> None:
+        """The controller connected (or failed): refresh the panel and the gate."""
+        self.query_one(DevicePanel).show(self.stim.controller, self.stim.last_status)
+        if self.stim.profile_path is not None:
+            self.choose(self.stim.profile_path)
+        self.refresh_gate()
+
+    def action_preflight(self) -> None:
+        reason = self.stim.preflight_refusal()
+        if reason:
+            self.say(reason, error=True)
+            return
+        from stimctl.tui.screens.preflight import PreflightScreen
+
+        self.app.push_screen(PreflightScreen())
