@@ -1,0 +1,224 @@
+"""Command handlers of the device: admission, limits, and the effect of each host command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from firmware_sim.interlock import Event
+from firmware_sim.limits import LimitError
+from stimctl.protocol import (
+    CATALOGUE,
+    CATALOGUE_HASH,
+    DEVICE_TO_HOST,
+    GAIN_UNITY,
+    PROTOCOL_VERSION,
+    Adjust,
+    Arm,
+    Block,
+    ClearFault,
+    DeviceInfo,
+    Disarm,
+    EStop,
+    Fault,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    ImpedanceCheck,
+    Invalid,
+    Message,
+    NakReason,
+    Pause,
+    Resume,
+    Shape,
+    Start,
+    State,
+    Stop,
+)
+
+if TYPE_CHECKING:
+    from firmware_sim.device import Device
+
+Answer = tuple[NakReason, int] | None
+"""None: ACK; otherwise NAK(reason, detail)."""
+
+_DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
+
+
+def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
+    if isinstance(item, Invalid):
+        if item.reason == "version":
+            return NakReason.VERSION, item.version
+        if type_code in _DEVICE_TYPES:
+            return NakReason.NOT_FROM_HOST, 0
+        if type_code not in CATALOGUE:
+            return NakReason.UNKNOWN_TYPE, 0
+        return NakReason.BAD_PAYLOAD, 0
+    if type_code in _DEVICE_TYPES:
+        return NakReason.NOT_FROM_HOST, 0
+    if isinstance(item, EStop):
+        dev.latch_fault(Fault.ESTOP, 0, 0)
+        return None
+    if not dev.session_open and not isinstance(item, Heartbeat):
+        return NakReason.BAD_STATE, 0
+    refused = dev.interlock.admit(type_code)
+    if refused is not None:
+        return refused, int(dev.state)
+    handler = _HANDLERS.get(type(item))
+    return handler(dev, item) if handler is not None else None
+
+
+def _violation(dev: Device, err: LimitError) -> Answer:
+    dev.pending_violation = err  # latched after the NAK has been sent
+    return NakReason.OUT_OF_LIMITS, err.detail
+
+
+def _mask_ok(dev: Device, mask: int) -> bool:
+    return mask != 0 and not mask & ~dev.limits.channel_mask
+
+
+def hello(dev: Device, msg: Hello) -> Answer:
+    if msg.protocol_version != PROTOCOL_VERSION:
+        return NakReason.VERSION, msg.protocol_version
+    dev.session_open = True
+    dev.next_telemetry = dev.tick_count + dev.config.tick_hz // dev.config.telemetry_hz
+    cfg, lim = dev.config, dev.limits
+    major, minor, patch = cfg.firmware
+    dev.send(DeviceInfo(
+        seq=dev.next_seq(),
+        protocol_version=PROTOCOL_VERSION, catalogue_hash=CATALOGUE_HASH,
+        fw_major=major, fw_minor=minor, fw_patch=patch, serial=cfg.serial[:12],
+        channels=cfg.channels, fifo_depth=cfg.fifo_depth, max_lookahead_ms=cfg.max_lookahead_ms,
+        tick_hz=cfg.tick_hz, telemetry_hz=cfg.telemetry_hz, watchdog_ms=cfg.watchdog_ms,
+        impedance_valid_ms=cfg.impedance_valid_ms, max_amplitude_ua=lim.max_amplitude_ua,
+        amplitude_step_ua=lim.amplitude_step_ua, min_pulse_width_us=lim.min_pulse_width_us,
+        max_pulse_width_us=lim.max_pulse_width_us, min_frequency_dhz=lim.min_frequency_dhz,
+        max_frequency_dhz=lim.max_frequency_dhz, compliance_mv=lim.compliance_mv,
+        max_slew_ua_per_ms=lim.max_slew_ua_per_ms, impedance_max_ohm=lim.impedance_max_ohm,
+    ))  # fmt: skip
+    return None
+
+
+def _goodbye(dev: Device, msg: Goodbye) -> Answer:
+    dev.session_open = False
+    return None
+
+
+def _impedance_check(dev: Device, msg: ImpedanceCheck) -> Answer:
+    if not _mask_ok(dev, msg.channel_mask):
+        return NakReason.BAD_CHANNEL, msg.channel_mask
+    if dev.impedance_due is not None:
+        return NakReason.BAD_STATE, int(dev.state)
+    due = dev.tick_count + dev.config.impedance_check_ms * dev.ticks_per_ms
+    dev.impedance_due = (due, msg.channel_mask)
+    return None
+
+
+def _arm(dev: Device, msg: Arm) -> Answer:
+    if not _mask_ok(dev, msg.channel_mask):
+        return NakReason.BAD_CHANNEL, msg.channel_mask
+    if msg.shape not in set(Shape):
+        return NakReason.BAD_PAYLOAD, msg.shape
+    verdict = dev.interlock.impedance_verdict(msg.channel_mask, dev.uptime_ms())
+    if verdict is not None:
+        return verdict, msg.channel_mask
+    dev.armed_mask = msg.channel_mask
+    dev.gains = [GAIN_UNITY] * dev.config.channels
+    dev.fifo.reset()
+    dev.output_stage.reset_session(msg.shape)
+    dev.apply_state(Event.ARM)
+    return None
+
+
+def _disarm(dev: Device, msg: Disarm) -> Answer:
+    dev.fifo.reset()
+    dev.armed_mask = 0
+    dev.apply_state(Event.DISARM)
+    return None
+
+
+def _block(dev: Device, msg: Block) -> Answer:
+    if len(msg.channels) > dev.config.channels:
+        return NakReason.BAD_CHANNEL, len(msg.channels)
+    err = dev.limits.check_block(
+        msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
+        dev.config.max_lookahead_ms,
+    )  # fmt: skip
+    if err is not None:
+        return _violation(dev, err)
+    refused = dev.fifo.admit(msg)
+    if refused is not None:
+        return refused
+    dev.fifo.push(msg)
+    return None
+
+
+def _start(dev: Device, msg: Start) -> Answer:
+    if not dev.fifo.queue:
+        return NakReason.BAD_STATE, 0
+    verdict = dev.interlock.impedance_verdict(dev.armed_mask, dev.uptime_ms())
+    if verdict is not None:
+        return verdict, dev.armed_mask
+    dev.apply_state(Event.START)
+    if dev.first_start_tick is None:
+        dev.first_start_tick = dev.tick_count
+    dev.output_stage.zero_accumulators()
+    dev.fifo.pop()
+    dev.configure_outputs()
+    return None
+
+
+def _pause(dev: Device, msg: Pause) -> Answer:
+    dev.output_stage.zero_all()
+    dev.apply_state(Event.PAUSE)
+    return None
+
+
+def _resume(dev: Device, msg: Resume) -> Answer:
+    dev.apply_state(Event.RESUME)
+    dev.configure_outputs()
+    return None
+
+
+def _stop(dev: Device, msg: Stop) -> Answer:
+    was_paused = dev.state is State.PAUSED
+    dev.stop_ticks = 0 if was_paused else msg.ramp_ms * dev.ticks_per_ms
+    dev.stop_end = dev.tick_count + dev.stop_ticks
+    dev.stop_from = [ch.delivered_ua for ch in dev.output_stage.channels]
+    dev.apply_state(Event.STOP)
+    return None
+
+
+def _clear_fault(dev: Device, msg: ClearFault) -> Answer:
+    dev.fifo.reset()
+    dev.armed_mask = 0
+    dev.output_stage.zero_all()
+    dev.apply_state(Event.CLEAR)
+    dev.last_rx_tick = dev.tick_count
+    return None
+
+
+def _adjust(dev: Device, msg: Adjust) -> Answer:
+    n = dev.config.channels
+    if msg.channel > n:
+        return NakReason.BAD_CHANNEL, msg.channel
+    targets = range(n) if msg.channel == 0 else [msg.channel - 1]
+    blocks = list(dev.fifo.queue) + ([dev.fifo.current] if dev.fifo.current else [])
+    for i in targets:
+        amps = [b.channels[i].amplitude_ua for b in blocks if i < len(b.channels)]
+        err = dev.limits.check_gain(i + 1, msg.gain_permille, amps)
+        if err is not None:
+            return _violation(dev, err)
+    for i in targets:
+        dev.gains[i] = msg.gain_permille
+    if dev.state is State.RUNNING:
+        dev.configure_outputs()
+    return None
+
+
+_HANDLERS: dict[type, Callable[[Device, Any], Answer]] = {
+    Goodbye: _goodbye, ImpedanceCheck: _impedance_check, Arm: _arm,
+    Disarm: _disarm, Block: _block, Start: _start, Pause: _pause,
+    Resume: _resume, Stop: _stop, ClearFault: _clear_fault,
+    Adjust: _adjust, Heartbeat: lambda dev, msg: None,
+}  # fmt: skip

@@ -1,0 +1,107 @@
+"""Control socket: a Unix stream socket taking text commands to inject faults into a running device.
+
+One command per line, one answer line each (``ok``, ``error <why>``, or JSON for ``status``)::
+
+    inject electrode_open <ch>      inject electrode_short <ch>     inject impedance <ohm> <ch>
+    inject drift <ohm_per_s> <ch>   inject overcurrent <ch>         inject reset
+    inject underrun                 link drop <rate>                link flip <rate>
+    link delay <ms>                 link clear                      status
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from firmware_sim.device import Device
+
+_CHANNEL_ONLY = ("electrode_open", "electrode_short", "overcurrent", "open", "short")
+_VALUE_AND_CHANNEL = ("impedance", "drift")
+
+
+def execute(device: Device, line: str) -> str:
+    """Run one control command against the device (the caller holds the device lock)."""
+    words = line.split()
+    if not words:
+        return "error empty command"
+    try:
+        if words[0] == "status" and len(words) == 1:
+            return json.dumps(device.status(), separators=(",", ":"))
+        if words[0] == "inject" and len(words) >= 2:
+            kind, args = words[1], words[2:]
+            if kind in ("reset", "underrun") and not args:
+                device.inject(kind)
+            elif kind in _CHANNEL_ONLY and len(args) == 1:
+                device.inject(kind, int(args[0]))
+            elif kind in _VALUE_AND_CHANNEL and len(args) == 2:
+                device.inject(kind, int(args[1]), float(args[0]))
+            else:
+                return f"error bad inject command {line.strip()!r}"
+            return "ok"
+        if words[0] == "link" and len(words) >= 2:
+            return _link(device, words[1:])
+    except ValueError as exc:
+        return f"error {exc}"
+    return f"error unknown command {line.strip()!r}"
+
+
+def _link(device: Device, args: list[str]) -> str:
+    link = device.link
+    if args == ["clear"]:
+        link.clear()
+        return "ok"
+    if len(args) != 2 or args[0] not in ("drop", "flip", "delay"):
+        return f"error bad link command {' '.join(args)!r}"
+    old = (link.drop, link.flip, link.delay_ms)
+    if args[0] == "delay":
+        link.delay_ms = int(args[1])
+    else:
+        setattr(link, args[0], float(args[1]))
+    try:
+        link.validate()
+    except ValueError as exc:
+        link.drop, link.flip, link.delay_ms = old
+        return f"error {exc}"
+    return "ok"
+
+
+class ControlServer:
+    """Serves the control socket from a daemon thread; every command runs under ``lock``."""
+
+    def __init__(self, path: str, device: Device, lock: threading.RLock | threading.Lock) -> None:
+        self.path = path
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        run: Callable[[str], str] = self._run
+        self._device, self._lock = device, lock
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                for raw in self.rfile:
+                    answer = run(raw.decode("utf-8", "replace"))
+                    self.wfile.write(answer.encode() + b"\n")
+                    self.wfile.flush()
+
+        self._server = socketserver.ThreadingUnixStreamServer(path, Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="stimsim-control", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, line: str) -> str:
+        with self._lock:
+            return execute(self._device, line)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=2)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)

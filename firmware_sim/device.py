@@ -1,0 +1,546 @@
+"""The device main loop: RX bytes -> decoder -> commands, FIFO, watchdog, telemetry, TX bytes."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from firmware_sim import commands
+from firmware_sim.clock import RealClock, VirtualClock
+from firmware_sim.faults import DEFAULT_DRIFT_OHM_PER_S, SHORT_OHM, FaultSpec, LinkFaults
+from firmware_sim.fifo import BlockFifo
+from firmware_sim.interlock import Event, Interlock, classify_impedance
+from firmware_sim.limits import HardwareLimits, LimitError
+from firmware_sim.output import OPEN_CIRCUIT_OHM, OutputStage
+from firmware_sim.trace import TraceWriter
+from stimctl.protocol import (
+    BLOCK_FLAG_LAST,
+    CATALOGUE,
+    DEVICE_TO_HOST,
+    GAIN_UNITY,
+    IMPEDANCE_OPEN,
+    SEQ_MODULO,
+    Ack,
+    ChannelImpedance,
+    ChannelTelemetry,
+    Fault,
+    FaultEvent,
+    FrameDecoder,
+    Hello,
+    ImpedanceResult,
+    Invalid,
+    Message,
+    Nak,
+    Shape,
+    State,
+    StateEvent,
+    Telemetry,
+    encode,
+)
+
+_DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
+_FOREVER = 1 << 62
+
+
+@dataclass(slots=True)
+class DeviceConfig:
+    """Everything that defines one simulated device (firmware, electrodes, faults)."""
+
+    limits: HardwareLimits = field(default_factory=HardwareLimits)
+    tick_hz: int = 1000
+    telemetry_hz: int = 50
+    watchdog_ms: int = 200
+    fifo_depth: int = 32
+    max_lookahead_ms: int = 250
+    impedance_valid_ms: int = 300_000
+    impedance_check_ms: int = 50
+    impedance_ohm: tuple[float, ...] = (1500.0,)  # per channel; the last value repeats
+    serial: str = "SIM0001"
+    firmware: tuple[int, int, int] = (1, 0, 0)
+    faults: tuple[FaultSpec, ...] = ()
+    drop: float = 0.0  # link: byte drop probability (both directions)
+    flip: float = 0.0  # link: per-byte bit-flip probability
+    delay_ms: int = 0  # link: one-way delay in device time
+    seed: int = 0
+    trace: str | None = None
+    pulse_log_ms: int = 10_000
+    tx_buffer_max: int = 1 << 20
+
+    @property
+    def channels(self) -> int:
+        return self.limits.channels
+
+    def impedance(self, channel: int) -> float:
+        """Initial electrode impedance of a channel (1-based)."""
+        values = self.impedance_ohm or (1500.0,)
+        return float(values[min(channel, len(values)) - 1])
+
+
+class Device:
+    """A model of the stimulator firmware, driven by ticks. Not thread-safe: wrap it in a lock."""
+
+    def __init__(
+        self, config: DeviceConfig | None = None, clock: VirtualClock | RealClock | None = None
+    ) -> None:
+        self.config = cfg = config or DeviceConfig()
+        self.clock = clock or VirtualClock()
+        if cfg.tick_hz % 1000 or 1_000_000 % cfg.tick_hz or cfg.tick_hz % cfg.telemetry_hz:
+            raise ValueError(f"tick_hz must be a multiple of 1000 dividing 1e6, got {cfg.tick_hz}")
+        self.limits = cfg.limits
+        self.tick_us = 1_000_000 // cfg.tick_hz
+        self.ticks_per_ms = max(1, 1000 // self.tick_us)
+        self.watchdog_ticks = cfg.watchdog_ms * self.ticks_per_ms
+        self.tick_count = 0
+        self.boot_tick = 0
+        self.link = LinkFaults(cfg.drop, cfg.flip, cfg.delay_ms, cfg.seed)
+        self.trace = TraceWriter(cfg.trace, self._trace_ns, lambda: self.time_ms)
+        self._rx = bytearray()
+        self._tx = bytearray()
+        self._rx_delayed: deque[tuple[int, bytes]] = deque()
+        self._tx_delayed: deque[tuple[int, bytes]] = deque()
+        self._scheduled = [s for s in cfg.faults if s.at_ms is not None]
+        self.first_start_tick: int | None = None
+        self.counters: dict[str, int] = {"frames_rx": 0, "naks": 0, "tx_dropped": 0}
+        self.last_rx_ms: int | None = None
+        self._in_command = False
+        self.pending_violation: LimitError | None = None
+        self._deferred: list[Message] = []
+        self.output_stage = OutputStage(
+            cfg.limits, self.tick_us, [cfg.impedance(c) for c in range(1, cfg.channels + 1)],
+            cfg.pulse_log_ms, self._on_output,
+        )  # fmt: skip
+        self._boot()
+        self.session_open = False
+        self.apply_state(Event.BOOTED)
+        for spec in cfg.faults:
+            if spec.at_ms is None:
+                self.inject(spec.kind, spec.channel, spec.value)
+
+    # --- public driving API --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.interlock.state
+
+    @property
+    def fault(self) -> Fault:
+        return self.interlock.fault
+
+    @property
+    def time_ms(self) -> int:
+        return self.tick_count * self.tick_us // 1000
+
+    @property
+    def tx_pending(self) -> int:
+        return len(self._tx)
+
+    def receive(self, data: bytes) -> None:
+        """Bytes from the port (through the link faults); processed at the next tick."""
+        data = self.link.apply(bytes(data))
+        if not data:
+            return
+        if self.link.delay_ms:
+            self._rx_delayed.append(
+                (self.tick_count + self.link.delay_ms * self.ticks_per_ms, data)
+            )
+        else:
+            self._rx += data
+
+    def read_tx(self, size: int = -1) -> bytes:
+        """Take up to ``size`` bytes (all when negative) the device has sent."""
+        n = len(self._tx) if size < 0 else min(size, len(self._tx))
+        out = bytes(self._tx[:n])
+        del self._tx[:n]
+        return out
+
+    def tick(self) -> None:
+        """One device tick: output for the interval ending now, then commands, faults, telemetry."""
+        self.tick_count += 1
+        now = self.tick_count
+        if self.output_stage.drifting:
+            self.output_stage.drift(1)
+        self._output_step(now)
+        self._release(now)
+        if self._rx:
+            items = self.decoder.feed(bytes(self._rx))
+            self._rx.clear()
+            for item in items:
+                self._handle(item, now)
+        if self._scheduled and self.first_start_tick is not None:
+            self._run_scheduled(now)
+        silent = now - self.last_rx_tick
+        if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
+            self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)
+        if self.impedance_due is not None and now >= self.impedance_due[0]:
+            self._finish_impedance_check()
+        if self.session_open and now >= self.next_telemetry:
+            self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
+            self.send(self._telemetry())
+
+    def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
+        """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop
+        early (True) at the first tick after which bytes are waiting to be read."""
+        end = self.tick_count + ticks
+        while self.tick_count < end:
+            if until_output and self._tx:
+                return True
+            quiet = min(self._quiet_horizon(), end - self.tick_count)
+            if quiet > 0:
+                self._quiet(quiet)
+            else:
+                self.tick()
+        return bool(self._tx)
+
+    def advance(self, ms: float) -> None:
+        self.run_ticks(int(ms * self.ticks_per_ms))
+
+    def run_until(self, t_ms: float) -> None:
+        self.run_ticks(max(0, int(t_ms * self.ticks_per_ms) - self.tick_count))
+
+    def run_until_output(self, max_ticks: int) -> bool:
+        return self.run_ticks(max_ticks, until_output=True)
+
+    def close(self) -> None:
+        self.trace.close()
+
+    # --- fault injection -----------------------------------------------------------------------
+
+    def inject(self, kind: str, channel: int = 1, value: float | None = None) -> None:
+        """Inject a fault now: electrode_open, electrode_short, impedance (value ohm), drift (value
+        ohm/s, default 5000), overcurrent, reset, underrun. Raises ValueError when unknown."""
+        if kind in ("reset", "underrun"):
+            self._reset() if kind == "reset" else self._drop_fifo()
+            return
+        if not 1 <= channel <= self.config.channels:
+            raise ValueError(f"channel {channel} outside 1..{self.config.channels}")
+        ch = self.output_stage.channels[channel - 1]
+        if kind in ("electrode_open", "open"):
+            ch.impedance_ohm, ch.drift_ohm_per_s = OPEN_CIRCUIT_OHM, 0.0
+        elif kind in ("electrode_short", "short"):
+            ch.impedance_ohm, ch.drift_ohm_per_s = SHORT_OHM, 0.0
+        elif kind == "impedance":
+            if value is None or value < 0:
+                raise ValueError("impedance needs a value in ohm >= 0")
+            ch.impedance_ohm, ch.drift_ohm_per_s = float(value), 0.0
+        elif kind == "drift":
+            ch.drift_ohm_per_s = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
+        elif kind == "overcurrent":
+            ch.overcurrent = True
+        else:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        self.output_stage.invalidate()
+        self.trace.write("inject", kind=kind, channel=channel, value=value)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-able snapshot: state, fault, outputs and counters."""
+        st = self.output_stage
+        return {
+            "time_ms": self.time_ms, "state": self.state.name, "fault": self.fault.name,
+            "fault_channel": self.interlock.fault_channel, "session_open": self.session_open,
+            "fifo_blocks": self.fifo.blocks, "block_index": self.fifo.block_index,
+            "outputs": [ch.delivered_ua for ch in st.channels],
+            "measured": [ch.measured_ua for ch in st.channels],
+            "impedance": [round(ch.impedance_ohm) for ch in st.channels],
+            "pulses": [ch.pulses for ch in st.channels],
+            "link": {"drop": self.link.drop, "flip": self.link.flip, "delay_ms": self.link.delay_ms,
+                     "dropped": self.link.dropped, "flipped": self.link.flipped},
+            "counters": dict(self.counters), "decoder_errors": self.decoder.stats.errors,
+        }  # fmt: skip
+
+    def stats(self) -> dict[str, Any]:
+        """Per-channel pulses, charge_uc, net_charge_uc; tick lateness under a real clock."""
+        out: dict[str, Any] = {"channels": self.output_stage.counters()}
+        if isinstance(self.clock, RealClock):
+            out["tick_lateness_us"] = self.clock.lateness_us()
+        return out
+
+    # --- boot, reset ---------------------------------------------------------------------------
+
+    def _boot(self) -> None:
+        cfg = self.config
+        self.boot_tick = self.tick_count
+        self.decoder = FrameDecoder()
+        self.interlock = Interlock(cfg.channels, cfg.impedance_valid_ms)
+        lookahead = cfg.max_lookahead_ms * self.ticks_per_ms
+        self.fifo = BlockFifo(cfg.fifo_depth, lookahead, self.ticks_per_ms)
+        self.armed_mask = 0
+        self.gains = [GAIN_UNITY] * cfg.channels
+        self._tx_seq = 0
+        self.last_rx_tick = self.tick_count
+        self.next_telemetry = self.tick_count + cfg.tick_hz // cfg.telemetry_hz
+        self.impedance_due: tuple[int, int] | None = None
+        self.stop_end = 0
+        self.stop_ticks = 0
+        self.stop_from: list[int] = []
+        self.output_stage.zero_all()
+        self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
+
+    def _reset(self) -> None:
+        """Brown-out: all device state lost; reboot into FAULT(DEVICE_RESET), session kept open."""
+        self._rx.clear()
+        self._boot()
+        change = self.interlock.fire(Event.RESET)
+        assert change is not None
+        self.interlock.fault, self.interlock.fault_channel = Fault.DEVICE_RESET, 0
+        self.trace.write("fault", fault=Fault.DEVICE_RESET.name, channel=0)
+        self.trace.write("state", state=State.FAULT.name, previous=State.BOOT.name)
+        self._emit(self.fault_event(Fault.DEVICE_RESET, 0, State.BOOT, 0))
+        self._emit(StateEvent(state=State.FAULT, previous=State.BOOT,
+                              time_ms=self.uptime_ms()))  # fmt: skip
+
+    def _drop_fifo(self) -> None:
+        """Injected underrun: the FIFO is lost and the playing block ends at the next tick."""
+        self.fifo.queue.clear()
+        self.fifo.queued_ms = 0
+        if self.fifo.current is not None:
+            self.fifo.elapsed = max(0, self.fifo.duration_ticks(self.fifo.current) - 1)
+            current = self.fifo.current
+            self.fifo.current = replace(current, flags=current.flags & ~BLOCK_FLAG_LAST)
+        self.trace.write("inject", kind="underrun", channel=0, value=None)
+
+    # --- the fast path -------------------------------------------------------------------------
+
+    def _quiet_horizon(self) -> int:
+        """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
+        if self._rx:
+            return 0
+        now = self.tick_count
+        event = _FOREVER
+        if self._rx_delayed:
+            event = min(event, self._rx_delayed[0][0])
+        if self._tx_delayed:
+            event = min(event, self._tx_delayed[0][0])
+        if self.session_open:
+            event = min(event, self.next_telemetry)
+            if not self.interlock.latched:
+                event = min(event, self.last_rx_tick + self.watchdog_ticks)
+        if self.impedance_due is not None:
+            event = min(event, self.impedance_due[0])
+        if self._scheduled and self.first_start_tick is not None:
+            event = min(event, min(self._spec_tick(s) for s in self._scheduled))
+        state = self.state
+        stage = self.output_stage
+        if state is State.STOPPING or (stage.drifting and stage.any_output):
+            return 0
+        if state is State.RUNNING:
+            if not stage.at_target:
+                return 0
+            event = min(event, now + self.fifo.remaining)
+        return max(0, event - now - 1)
+
+    def _quiet(self, ticks: int) -> None:
+        stage = self.output_stage
+        if stage.drifting:
+            stage.drift(ticks)
+        if self.state is State.RUNNING:
+            stage.pulse(self.tick_count, ticks)
+            self.fifo.elapsed += ticks
+        self.tick_count += ticks
+
+    # --- output --------------------------------------------------------------------------------
+
+    def configure_outputs(self, ramp_now: int | None = None) -> None:
+        """Set every channel's target from the playing block x gain (and the STOP ramp)."""
+        block = self.fifo.current
+        stage = self.output_stage
+        for i in range(self.config.channels):
+            if block is None or i >= len(block.channels) or not self.armed_mask >> i & 1:
+                stage.configure(i, 0, 0, 0)
+                continue
+            s = block.channels[i]
+            target = self.limits.scaled(s.amplitude_ua, self.gains[i])
+            if ramp_now is not None:
+                left = max(0, self.stop_end - ramp_now)
+                ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
+                target = min(target, ramp)
+            stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
+
+    def _output_step(self, now: int) -> None:
+        state = self.state
+        if state is not State.RUNNING and state is not State.STOPPING:
+            return
+        stage = self.output_stage
+        if state is State.STOPPING:
+            if now >= self.stop_end:
+                stage.zero_all()
+                self.fifo.clear()
+                self.apply_state(Event.STOPPED)
+                return
+            self.configure_outputs(ramp_now=now)
+        stage.slew()
+        found = stage.check_electrodes()
+        if found is not None:
+            self.latch_fault(*found)
+            return
+        stage.pulse(now - 1, 1)
+        self.fifo.elapsed += 1
+        if self.fifo.remaining <= 0:
+            self._next_block()
+
+    def _next_block(self) -> None:
+        ended = self.fifo.current
+        if self.fifo.pop() is not None:
+            self.configure_outputs()
+        elif ended is not None and ended.flags & BLOCK_FLAG_LAST:
+            self.output_stage.zero_all()
+            self.armed_mask = 0
+            self.apply_state(Event.FINISHED)
+        elif self.state is State.STOPPING:
+            self.fifo.current, self.fifo.elapsed = ended, 0  # keep playing it while ramping down
+        else:
+            self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
+
+    def _on_output(self, channel: int, ua: int) -> None:
+        self.trace.write("output", channel=channel, amplitude_ua=ua)
+
+    # --- state, faults, messages ---------------------------------------------------------------
+
+    def apply_state(self, event: Event) -> None:
+        change = self.interlock.fire(event)
+        if change is None:
+            raise RuntimeError(f"transition {event.name} from {self.state.name} not in the table")
+        self._state_changed(*change)
+
+    def _state_changed(self, previous: State, new: State) -> None:
+        self.trace.write("state", state=new.name, previous=previous.name)
+        self._emit(StateEvent(state=new, previous=previous, time_ms=self.uptime_ms()))
+
+    def latch_fault(self, fault: Fault, channel: int, detail: int) -> None:
+        """Latch a fault: outputs zero in this tick, FAULT_EVENT + STATE_EVENT, FIFO dropped."""
+        before = self.state
+        if self.interlock.latched and (fault is not Fault.ESTOP or before is State.ESTOP):
+            self.counters["faults_while_latched"] = self.counters.get("faults_while_latched", 0) + 1
+            return
+        self.output_stage.zero_all()
+        self.fifo.clear()
+        self.armed_mask = 0
+        self.impedance_due = None
+        change = self.interlock.latch(fault, channel)
+        assert change is not None
+        self.trace.write("fault", fault=fault.name, channel=channel, detail=detail)
+        self._emit(self.fault_event(fault, channel, before, detail))
+        self._state_changed(*change)
+
+    def fault_event(self, fault: Fault, channel: int, before: State, detail: int) -> FaultEvent:
+        return FaultEvent(fault=fault, channel=channel, state_before=before,
+                          time_ms=self.uptime_ms(), detail=detail & 0xFFFFFFFF)  # fmt: skip
+
+    def uptime_ms(self) -> int:
+        return (self.tick_count - self.boot_tick) * self.tick_us // 1000 & 0xFFFFFFFF
+
+    def next_seq(self) -> int:
+        seq = self._tx_seq
+        self._tx_seq = (seq + 1) % SEQ_MODULO
+        return seq
+
+    def _emit(self, msg: Message) -> None:
+        """Device-initiated messages: only while a session is open; after the current answer."""
+        if not self.session_open:
+            return
+        if self._in_command:
+            self._deferred.append(msg)
+        else:
+            self.send(replace(msg, seq=self.next_seq()))
+
+    def send(self, msg: Message) -> None:
+        """Frame a message with the next device sequence number and put it on the link."""
+        data = self.link.apply(encode(msg))
+        if self.link.delay_ms:
+            self._tx_delayed.append(
+                (self.tick_count + self.link.delay_ms * self.ticks_per_ms, data)
+            )
+        else:
+            self._tx_append(data)
+
+    def _tx_append(self, data: bytes) -> None:
+        if len(self._tx) + len(data) > self.config.tx_buffer_max:
+            self.counters["tx_dropped"] += len(data)
+        else:
+            self._tx += data
+
+    def _release(self, now: int) -> None:
+        while self._rx_delayed and self._rx_delayed[0][0] <= now:
+            self._rx += self._rx_delayed.popleft()[1]
+        while self._tx_delayed and self._tx_delayed[0][0] <= now:
+            self._tx_append(self._tx_delayed.popleft()[1])
+
+    def _trace_ns(self) -> int:
+        return self.clock.trace_ns(self.tick_count * self.tick_us * 1000)
+
+    def _telemetry(self) -> Telemetry:
+        chans = tuple(
+            ChannelTelemetry(set_ua=ch.target_ua, measured_ua=min(ch.measured_ua, 0xFFFF),
+                             impedance_ohm=min(int(ch.impedance_ohm), IMPEDANCE_OPEN),
+                             pulses=ch.pulses & 0xFFFFFFFF)
+            for ch in self.output_stage.channels
+        )  # fmt: skip
+        fifo = self.fifo
+        return Telemetry(
+            seq=self.next_seq(), time_ms=self.uptime_ms(), state=self.state, fault=self.fault,
+            fault_channel=self.interlock.fault_channel, fifo_blocks=min(fifo.blocks, 255),
+            fifo_ms=min(fifo.queued_ticks // self.ticks_per_ms, 0xFFFF),
+            block_index=fifo.block_index & 0xFFFFFFFF, channels=chans,
+        )  # fmt: skip
+
+    def _run_scheduled(self, now: int) -> None:
+        due = [s for s in self._scheduled if self._spec_tick(s) <= now]
+        for spec in due:
+            self._scheduled.remove(spec)
+            self.inject(spec.kind, spec.channel, spec.value)
+
+    def _spec_tick(self, spec: FaultSpec) -> int:
+        assert self.first_start_tick is not None and spec.at_ms is not None
+        return self.first_start_tick + spec.at_ms * self.ticks_per_ms
+
+    # --- impedance ----------------------------------------------------------------------------
+
+    def _finish_impedance_check(self) -> None:
+        assert self.impedance_due is not None
+        _, mask = self.impedance_due
+        self.impedance_due = None
+        lim = self.limits
+        records = []
+        for i, ch in enumerate(self.output_stage.channels):
+            if not mask >> i & 1:
+                records.append(ChannelImpedance(impedance_ohm=0, status=0))
+                continue
+            status = classify_impedance(
+                ch.impedance_ohm, lim.short_ohm, lim.impedance_max_ohm, lim.open_ohm
+            )
+            ohm = min(int(ch.impedance_ohm), 0xFFFFFFFF)
+            self.interlock.record(i + 1, self.uptime_ms(), ohm, status)
+            records.append(ChannelImpedance(impedance_ohm=ohm, status=status))
+        self._emit(ImpedanceResult(channel_mask=mask, channels=tuple(records)))
+
+    # --- command dispatch ----------------------------------------------------------------------
+
+    def _handle(self, item: Message | Invalid, now: int) -> None:
+        self.last_rx_tick = now
+        self.last_rx_ms = self.time_ms
+        self.counters["frames_rx"] += 1
+        name = (
+            CATALOGUE[item.TYPE].__name__ if isinstance(item, Message) else f"{item.type_code:#04x}"
+        )
+        type_code = item.TYPE if isinstance(item, Message) else item.type_code
+        self.trace.write("rx", type=name, seq=item.seq)
+        self._in_command = True
+        try:
+            if isinstance(item, Hello):
+                answer = commands.hello(self, item)
+            else:
+                answer = commands.dispatch(self, item, type_code)
+            if answer is not None:
+                self.counters["naks"] += 1
+                self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
+                               reason=answer[0], detail=answer[1] & 0xFFFF))  # fmt: skip
+            elif not isinstance(item, Hello):
+                self.send(Ack(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code))
+        finally:
+            self._in_command = False
+        deferred, self._deferred = self._deferred, []
+        for msg in deferred:
+            self.send(replace(msg, seq=self.next_seq()))
+        if self.pending_violation is not None:
+            err, self.pending_violation = self.pending_violation, None
+            self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)

@@ -1,0 +1,88 @@
+"""Block FIFO: queued blocks, the block now playing, sequence numbering and the lookahead bound."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from stimctl.protocol import BLOCK_FLAG_LAST, Block, NakReason
+
+
+@dataclass(slots=True)
+class BlockFifo:
+    """Blocks waiting to play plus the one playing; times in device ticks."""
+
+    depth: int
+    lookahead_ticks: int
+    ticks_per_ms: int
+    queue: deque[Block] = field(default_factory=deque)
+    current: Block | None = None
+    elapsed: int = 0  # ticks of ``current`` already played
+    expected: int | None = 0  # next block index accepted; None after a LAST block
+    last_index: int | None = None
+    queued_ms: int = 0  # total duration of ``queue`` (kept as a running sum)
+
+    def clear(self) -> None:
+        self.queue.clear()
+        self.queued_ms = 0
+        self.current = None
+        self.elapsed = 0
+
+    def reset(self) -> None:
+        """At ARM: empty, next expected index 0."""
+        self.clear()
+        self.expected = 0
+        self.last_index = None
+
+    def duration_ticks(self, block: Block) -> int:
+        return block.duration_ms * self.ticks_per_ms
+
+    @property
+    def queued_ticks(self) -> int:
+        """Remaining time of the playing block plus every queued block."""
+        total = self.queued_ms * self.ticks_per_ms
+        if self.current is not None:
+            total += self.duration_ticks(self.current) - self.elapsed
+        return total
+
+    @property
+    def blocks(self) -> int:
+        return len(self.queue) + (self.current is not None)
+
+    @property
+    def remaining(self) -> int:
+        """Ticks until the playing block ends (0 when none is playing)."""
+        if self.current is None:
+            return 0
+        return self.duration_ticks(self.current) - self.elapsed
+
+    @property
+    def block_index(self) -> int:
+        if self.current is not None:
+            return self.current.index
+        return self.last_index if self.last_index is not None else 0
+
+    def admit(self, block: Block) -> tuple[NakReason, int] | None:
+        """Sequence and capacity checks (limits are checked before this)."""
+        if self.expected is None or block.index != self.expected:
+            expected = 0xFFFF if self.expected is None else self.expected & 0xFFFF
+            return NakReason.BLOCK_SEQUENCE, expected
+        if len(self.queue) + (self.current is not None) >= self.depth:
+            return NakReason.FIFO_FULL, self.blocks
+        if self.queued_ticks + self.duration_ticks(block) > self.lookahead_ticks:
+            return NakReason.FIFO_FULL, self.queued_ticks // self.ticks_per_ms
+        return None
+
+    def push(self, block: Block) -> None:
+        self.queue.append(block)
+        self.queued_ms += block.duration_ms
+        self.last_index = block.index
+        self.expected = None if block.flags & BLOCK_FLAG_LAST else block.index + 1
+
+    def pop(self) -> Block | None:
+        """Make the next queued block the playing one (None when the queue is empty)."""
+        self.current = self.queue.popleft() if self.queue else None
+        if self.current is not None:
+            self.queued_ms -= self.current.duration_ms
+        self.elapsed = 0
+        return self.current

@@ -1,0 +1,86 @@
+"""Simulator options shared by the stimsim:// URL and the command line: parse and build a device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from firmware_sim.clock import RealClock, ScaledClock, VirtualClock
+from firmware_sim.device import DeviceConfig
+from firmware_sim.faults import FaultSpec, LinkFaults
+from firmware_sim.limits import HardwareLimits
+
+
+@dataclass(slots=True)
+class SimOptions:
+    """How to run one simulated device: its config plus clock mode and control socket."""
+
+    config: DeviceConfig = field(default_factory=DeviceConfig)
+    virtual: bool = False
+    speed: float = 1.0
+    control: str | None = None
+    spin_us: int = 1000
+
+    def make_clock(self) -> VirtualClock | RealClock:
+        if self.virtual:
+            return VirtualClock()
+        if self.speed == 1.0:
+            return RealClock(self.config.tick_hz, spin_us=self.spin_us)
+        return ScaledClock(self.speed, self.config.tick_hz)
+
+
+def parse_impedance(text: str) -> tuple[float, ...]:
+    """``1500`` or ``1500,2200,900``: per channel in ohm, the last value repeats."""
+    values = tuple(float(v) for v in text.split(",") if v.strip())
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"bad impedance {text!r}: expected OHM[,OHM...] >= 0")
+    return values
+
+
+def apply_option(opts: SimOptions, name: str, value: str) -> None:
+    """Apply one named option (URL parameter or CLI flag, same names); ValueError when bad."""
+    cfg = opts.config
+    if name == "channels":
+        cfg.limits = replace(cfg.limits, channels=int(value))
+    elif name == "virtual":
+        opts.virtual = value.lower() in ("1", "true", "yes", "on", "")
+    elif name == "speed":
+        opts.speed = float(value)
+        if opts.speed <= 0:
+            raise ValueError("speed must be > 0")
+    elif name == "impedance":
+        cfg.impedance_ohm = parse_impedance(value)
+    elif name == "fault":
+        cfg.faults = (*cfg.faults, FaultSpec.parse(value))
+    elif name in ("drop", "flip"):
+        setattr(cfg, name, float(value))
+        LinkFaults(drop=cfg.drop, flip=cfg.flip)  # validates the rates
+    elif name == "delay_ms":
+        cfg.delay_ms = int(value)
+        if cfg.delay_ms < 0:
+            raise ValueError("delay_ms must be >= 0")
+    elif name == "trace":
+        cfg.trace = value or None
+    elif name == "watchdog_ms":
+        cfg.watchdog_ms = int(value)
+        if not 1 <= cfg.watchdog_ms <= 0xFFFF:
+            raise ValueError("watchdog_ms must be 1..65535")
+    elif name == "serial":
+        if len(value) > 12 or not value.isascii():
+            raise ValueError("serial must be at most 12 ASCII characters")
+        cfg.serial = value
+    elif name == "seed":
+        cfg.seed = int(value)
+    elif name == "control":
+        opts.control = value or None
+    else:
+        raise KeyError(name)
+
+
+URL_PARAMETERS = (
+    "channels", "virtual", "speed", "impedance", "fault", "drop", "flip", "delay_ms", "trace",
+    "watchdog_ms", "serial", "seed", "control",
+)  # fmt: skip
+
+
+def default_limits(channels: int = 4) -> HardwareLimits:
+    return HardwareLimits(channels=channels)

@@ -1,0 +1,257 @@
+"""Output stage: slew-limited amplitude, accumulator pulse timing, charge, electrodes, rendering."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_sim.limits import ACC_WRAP, HardwareLimits
+from stimctl.protocol import ASYMMETRIC_RECOVERY_RATIO, Fault, Shape
+
+OPEN_CIRCUIT_OHM = 10_000_000  # what an injected open electrode looks like
+
+
+@dataclass(slots=True)
+class ChannelOutput:
+    """Live state of one output channel. Charges are integers in uA x us (= pC)."""
+
+    impedance_ohm: float = 1500.0
+    drift_ohm_per_s: float = 0.0
+    overcurrent: bool = False  # injected: measured current exceeds the set current
+    target_ua: int = 0
+    delivered_ua: int = 0
+    increment: int = 0  # frequency_dhz x tick_us, added to acc per tick
+    pulse_width_us: int = 0
+    acc: int = 0
+    pulses: int = 0
+    charge_pc: int = 0  # sum of |phase-1 charge|
+    net_charge_pc: int = 0  # phase 1 + phase 2
+
+    @property
+    def measured_ua(self) -> int:
+        if self.overcurrent and self.delivered_ua:
+            return self.delivered_ua + max(500, self.delivered_ua // 2)
+        return self.delivered_ua
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    """Counters of one channel since ARM."""
+
+    pulses: int
+    charge_uc: float  # sum of |phase-1 charge|
+    net_charge_uc: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A run of ticks with constant amplitude and timing, from which its pulses are recomputed."""
+
+    tick0: int  # the run covers ticks tick0+1 .. tick0+ticks
+    acc0: int
+    increment: int
+    ticks: int
+    amplitude_ua: int
+    pulse_width_us: int
+    shape: int
+
+    def pulse_ticks(self) -> np.ndarray:
+        """Ticks at which this run emitted its pulses."""
+        n = (self.acc0 + self.increment * self.ticks) // ACC_WRAP
+        m = np.arange(1, n + 1, dtype=np.int64)
+        return self.tick0 + (m * ACC_WRAP - self.acc0 + self.increment - 1) // self.increment
+
+
+@dataclass(slots=True)
+class OutputStage:
+    """All output channels: the device sets targets; the stage slews, pulses and checks."""
+
+    limits: HardwareLimits
+    tick_us: int
+    impedances: list[float]
+    log_ms: int = 10_000
+    on_change: Callable[[int, int], None] | None = None  # (channel 1-based, delivered uA)
+    shape: int = Shape.BIPHASIC_SYMMETRIC
+    channels: list[ChannelOutput] = field(init=False)
+    log: list[deque[Segment]] = field(init=False)
+    settled: bool = True  # every channel delivers its target (no slewing to do)
+    checked: bool = False  # the electrode check passed and nothing changed since
+    drifting: bool = False  # some channel's impedance is drifting (kept by invalidate())
+
+    def __post_init__(self) -> None:
+        self.channels = [ChannelOutput(impedance_ohm=z) for z in self.impedances]
+        self.log = [deque() for _ in self.channels]
+
+    # --- configuration by the device ---------------------------------------------------------
+
+    def configure(
+        self, index: int, target_ua: int, frequency_dhz: int, pulse_width_us: int
+    ) -> None:
+        ch = self.channels[index]
+        ch.target_ua = self.limits.clamp(target_ua)
+        if ch.target_ua != ch.delivered_ua:
+            self.settled = False
+        ch.increment = frequency_dhz * self.tick_us
+        ch.pulse_width_us = pulse_width_us
+
+    def reset_session(self, shape: int) -> None:
+        """At ARM: counters, accumulators and targets to zero."""
+        self.shape = shape
+        for ch in self.channels:
+            ch.pulses = ch.charge_pc = ch.net_charge_pc = ch.acc = 0
+            ch.target_ua = ch.increment = ch.pulse_width_us = 0
+        for log in self.log:
+            log.clear()
+
+    def zero_all(self) -> None:
+        """Output to zero at once, without slewing (fault, e-stop, pause)."""
+        for i, ch in enumerate(self.channels):
+            ch.target_ua = 0
+            self._deliver(i, ch, 0)
+        self.settled = True
+
+    def zero_accumulators(self) -> None:
+        for ch in self.channels:
+            ch.acc = 0
+
+    @property
+    def at_target(self) -> bool:
+        return self.settled
+
+    def invalidate(self) -> None:
+        """The electrode model changed (injection): check again at the next tick."""
+        self.checked = False
+        self.drifting = any(ch.drift_ohm_per_s for ch in self.channels)
+
+    @property
+    def any_output(self) -> bool:
+        return any(ch.delivered_ua for ch in self.channels)
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def drift(self, ticks: int) -> None:
+        self.checked = False
+        for ch in self.channels:
+            if ch.drift_ohm_per_s:
+                ch.impedance_ohm = max(
+                    0.0, ch.impedance_ohm + ch.drift_ohm_per_s * ticks * self.tick_us / 1e6
+                )
+
+    def slew(self) -> None:
+        """One tick of slewing: up by at most max_slew per ms, down at once."""
+        if self.settled:
+            return
+        step = max(1, self.limits.max_slew_ua_per_ms * self.tick_us // 1000)
+        settled = True
+        for i, ch in enumerate(self.channels):
+            target = self.limits.clamp(ch.target_ua)
+            if ch.delivered_ua < target:
+                self._deliver(i, ch, min(target, ch.delivered_ua + step))
+            elif ch.delivered_ua > target:
+                self._deliver(i, ch, target)
+            settled = settled and ch.delivered_ua == target
+        self.settled = settled
+
+    def check_electrodes(self) -> tuple[Fault, int, int] | None:
+        """(fault, channel 1-based, detail) for the first channel whose electrode misbehaves."""
+        if self.checked:
+            return None
+        lim = self.limits
+        for i, ch in enumerate(self.channels):
+            if not ch.delivered_ua:
+                continue
+            z = ch.impedance_ohm
+            if z >= lim.open_ohm:
+                return Fault.ELECTRODE_OPEN, i + 1, min(int(z), 0xFFFFFFFF)
+            if z < lim.short_ohm:
+                return Fault.ELECTRODE_SHORT, i + 1, int(z)
+            if ch.delivered_ua * z > lim.compliance_mv * 1000:
+                return Fault.COMPLIANCE, i + 1, int(ch.delivered_ua * z / 1000)
+            tol = max(
+                lim.overcurrent_tolerance_ua,
+                ch.delivered_ua * lim.overcurrent_tolerance_permille // 1000,
+            )
+            if ch.measured_ua > ch.delivered_ua + tol:
+                return Fault.OVERCURRENT, i + 1, ch.measured_ua
+        self.checked = True
+        return None
+
+    def pulse(self, tick0: int, ticks: int) -> None:
+        """Advance every accumulator by ``ticks`` ticks (ticks tick0+1..tick0+ticks) at constant
+        amplitude: exact integer pulse count, charge added per pulse, one log segment."""
+        ratio = ASYMMETRIC_RECOVERY_RATIO
+        for i, ch in enumerate(self.channels):
+            if not ch.increment:
+                continue
+            acc0 = ch.acc
+            total = acc0 + ch.increment * ticks
+            n, ch.acc = divmod(total, ACC_WRAP)
+            if not n or not ch.delivered_ua:
+                continue
+            q1 = ch.delivered_ua * ch.pulse_width_us
+            if self.shape == Shape.BIPHASIC_ASYMMETRIC:
+                q2 = -(ch.delivered_ua * ratio * ch.pulse_width_us) // ratio
+            else:
+                q2 = -q1
+            ch.pulses += n
+            ch.charge_pc += n * q1
+            ch.net_charge_pc += n * (q1 + q2)
+            log = self.log[i]
+            log.append(
+                Segment(
+                    tick0, acc0, ch.increment, ticks, ch.delivered_ua, ch.pulse_width_us, self.shape
+                )
+            )
+            horizon = tick0 + ticks - self.log_ms * 1000 // self.tick_us
+            while log and log[0].tick0 + log[0].ticks < horizon:
+                log.popleft()
+
+    def _deliver(self, index: int, ch: ChannelOutput, ua: int) -> None:
+        if ua != ch.delivered_ua:
+            ch.delivered_ua = ua
+            self.checked = False
+            if self.on_change is not None:
+                self.on_change(index + 1, ua)
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def stats(self, channel: int) -> ChannelStats:
+        ch = self.channels[channel - 1]
+        return ChannelStats(ch.pulses, ch.charge_pc / 1e6, ch.net_charge_pc / 1e6)
+
+    def counters(self) -> list[dict[str, float | int]]:
+        return [
+            {"channel": i + 1, "pulses": ch.pulses, "charge_uc": ch.charge_pc / 1e6,
+             "net_charge_uc": ch.net_charge_pc / 1e6}
+            for i, ch in enumerate(self.channels)
+        ]  # fmt: skip
+
+    def render(
+        self, channel: int, t0_ms: float, t1_ms: float, rate_hz: int = 100_000
+    ) -> np.ndarray:
+        """Instantaneous current (uA) of one channel over [t0_ms, t1_ms) of device time, sampled at
+        rate_hz, from the pulse log (the last log_ms of pulses)."""
+        n = max(0, round((t1_ms - t0_ms) * rate_hz / 1000))
+        out = np.zeros(n, dtype=np.float64)
+        t0_us, dt_us = t0_ms * 1000.0, 1e6 / rate_hz
+        for seg in self.log[channel - 1]:
+            ticks = seg.pulse_ticks()
+            onsets = ticks * self.tick_us
+            w = seg.pulse_width_us
+            if seg.shape == Shape.BIPHASIC_ASYMMETRIC:
+                phases = (
+                    (0, w, 1.0),
+                    (w, w * (1 + ASYMMETRIC_RECOVERY_RATIO), -1.0 / ASYMMETRIC_RECOVERY_RATIO),
+                )
+            else:
+                phases = ((0, w, 1.0), (w, 2 * w, -1.0))
+            for onset in onsets:
+                for a, b, sign in phases:
+                    i0 = max(0, int(np.ceil((onset + a - t0_us) / dt_us)))
+                    i1 = min(n, int(np.ceil((onset + b - t0_us) / dt_us)))
+                    if i0 < i1:
+                        out[i0:i1] = sign * seg.amplitude_ua
+        return out

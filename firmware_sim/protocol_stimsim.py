@@ -1,0 +1,239 @@
+"""pyserial URL handler ``stimsim://``: a simulated stimulator that is "just another serial port".
+
+``import firmware_sim`` registers the handler; then ``serial.serial_for_url("stimsim://?...")``.
+
+URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
+
+- ``channels=N``      output channels, 1..8 (default 4)
+- ``virtual=1``       lock-step co-simulation on the virtual clock, no thread: device time advances
+                      only inside read() while the host waits (see below). Default 0.
+- ``speed=N``         real-time mode: device time = N x wall time (default 1: a 1 kHz tick thread)
+- ``impedance=OHM[,OHM...]``  electrode impedance per channel, the last value repeats (default 1500)
+- ``fault=SPEC``      a fault to inject, ``KIND[:CH][@T_MS]``; repeatable (see firmware_sim.faults)
+- ``drop=P``          link: probability that a byte is lost (both directions)
+- ``flip=P``          link: probability that a byte has one bit flipped (both directions)
+- ``delay_ms=N``      link: one-way delay of every byte, in device time
+- ``trace=PATH``      write the JSON-lines trace (output, state, fault, rx events) to PATH
+- ``watchdog_ms=N``   host watchdog (default 200)
+- ``serial=S``        serial number reported in DEVICE_INFO (up to 12 ASCII characters)
+- ``seed=N``          seed of the link-fault random generator (default 0)
+- ``control=PATH``    serve the control socket (fault injection at runtime) at PATH
+
+Unknown parameters or bad values raise serial.SerialException.
+
+Modes. Real time (``speed``): a background thread ticks the device; write() queues bytes for the
+next tick, read() returns what the device sent with pyserial timeout semantics. Virtual
+(``virtual=1``): write() queues bytes; read() with nothing pending runs the device until it sends
+something or until the read timeout's worth of virtual time has passed (timeout None: until it
+sends something). A host that answers TELEMETRY from its reader thread runs as fast as the CPU
+allows, deterministically. The Serial object exposes ``.device`` (the Device) and ``.lock``.
+"""
+
+from __future__ import annotations
+
+import threading
+import urllib.parse
+from typing import Any
+
+from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout, to_bytes
+
+from firmware_sim.clock import RealClock
+from firmware_sim.control import ControlServer
+from firmware_sim.device import Device
+from firmware_sim.options import URL_PARAMETERS, SimOptions, apply_option
+
+URL_SPIN_US = 300
+"""The in-process tick thread sleeps until 0.3 ms before each deadline (not 1 ms) so that it leaves
+the CPU to the host in the same process; lateness stays well under a tick."""
+
+_VIRTUAL_CHUNK_S = 1.0
+
+
+def parse_url(url: str) -> SimOptions:
+    """The options of a stimsim:// URL; SerialException with a clear message when bad."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "stimsim":
+        raise SerialException(f"expected a stimsim:// URL, got {url!r}")
+    opts = SimOptions(spin_us=URL_SPIN_US)
+    try:
+        pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
+    except ValueError as exc:
+        raise SerialException(f"stimsim: bad query in {url!r}: {exc}") from exc
+    for name, value in pairs:
+        if name not in URL_PARAMETERS:
+            raise SerialException(
+                f"stimsim: unknown URL parameter {name!r}; known: {', '.join(URL_PARAMETERS)}"
+            )
+        try:
+            apply_option(opts, name, value)
+        except (ValueError, KeyError) as exc:
+            raise SerialException(f"stimsim: bad value {value!r} for {name!r}: {exc}") from exc
+    return opts
+
+
+class Serial(SerialBase):
+    """A serial port whose other end is a simulated stimulator (a firmware_sim Device)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.device: Device | None = None
+        self.options: SimOptions | None = None
+        self.lock = threading.RLock()
+        self._data = threading.Condition(self.lock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._control: ControlServer | None = None
+        self._cancel = False
+        super().__init__(*args, **kwargs)
+
+    def open(self) -> None:
+        if self.is_open:
+            raise SerialException("Port is already open.")
+        if self._port is None:
+            raise SerialException("Port must be configured before it can be used.")
+        self.options = opts = parse_url(self.portstr or "")
+        clock = opts.make_clock()
+        self.device = Device(opts.config, clock)
+        self._stop.clear()
+        if opts.control:
+            self._control = ControlServer(opts.control, self.device, self.lock)
+        if isinstance(clock, RealClock):
+            self._thread = threading.Thread(
+                target=clock.run, args=(self._step, self._stop), name="stimsim-ticks", daemon=True
+            )
+            self._thread.start()
+        self.is_open = True
+
+    def _step(self, ticks: int) -> None:
+        with self.lock:
+            assert self.device is not None
+            self.device.run_ticks(ticks)
+            if self.device.tx_pending:
+                self._data.notify_all()
+
+    def close(self) -> None:
+        if self.is_open:
+            self.is_open = False
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join(timeout=2)
+                self._thread = None
+            if self._control is not None:
+                self._control.close()
+                self._control = None
+            with self.lock:
+                self._data.notify_all()
+                if self.device is not None:
+                    self.device.close()
+        super().close()
+
+    def _reconfigure_port(self) -> None:
+        """Baud rate and framing do not matter to a simulated link."""
+
+    def _device(self) -> Device:
+        if not self.is_open or self.device is None:
+            raise PortNotOpenError()
+        return self.device
+
+    @property
+    def virtual(self) -> bool:
+        return bool(self.options and self.options.virtual)
+
+    # --- data --------------------------------------------------------------------------------
+
+    @property
+    def in_waiting(self) -> int:
+        dev = self._device()
+        with self.lock:
+            return dev.tx_pending
+
+    @property
+    def out_waiting(self) -> int:
+        self._device()
+        return 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        dev = self._device()
+        payload = to_bytes(data)
+        with self.lock:
+            dev.receive(payload)
+        return len(payload)
+
+    def read(self, size: int = 1) -> bytes:
+        dev = self._device()
+        self._cancel = False
+        out = bytearray()
+        if self.virtual:
+            self._read_virtual(dev, size, out)
+        else:
+            self._read_realtime(dev, size, out)
+        return bytes(out)
+
+    def _read_realtime(self, dev: Device, size: int, out: bytearray) -> None:
+        timeout = Timeout(self._timeout)
+        with self.lock:
+            while len(out) < size and self.is_open and not self._cancel:
+                out += dev.read_tx(size - len(out))
+                if len(out) >= size or timeout.expired():
+                    break
+                self._data.wait(timeout.time_left() if self._timeout is not None else 0.1)
+
+    def _read_virtual(self, dev: Device, size: int, out: bytearray) -> None:
+        tick_hz = dev.config.tick_hz
+        deadline = None
+        if self._timeout is not None:
+            deadline = dev.tick_count + int(self._timeout * tick_hz)
+        while len(out) < size and self.is_open and not self._cancel:
+            with self.lock:
+                out += dev.read_tx(size - len(out))
+                if len(out) >= size or self._timeout == 0:
+                    break
+                budget = int(_VIRTUAL_CHUNK_S * tick_hz)
+                if deadline is not None:
+                    budget = min(budget, deadline - dev.tick_count)
+                    if budget <= 0:
+                        break
+                dev.run_until_output(budget)
+
+    def cancel_read(self) -> None:
+        self._cancel = True
+        with self.lock:
+            self._data.notify_all()
+
+    def reset_input_buffer(self) -> None:
+        dev = self._device()
+        with self.lock:
+            dev.read_tx()
+
+    def reset_output_buffer(self) -> None:
+        self._device()
+
+    # --- modem lines (a simulated port has none; answer like pyserial's loop://) ---------------
+
+    def _update_break_state(self) -> None:
+        pass
+
+    def _update_rts_state(self) -> None:
+        pass
+
+    def _update_dtr_state(self) -> None:
+        pass
+
+    @property
+    def cts(self) -> bool:
+        self._device()
+        return True
+
+    @property
+    def dsr(self) -> bool:
+        self._device()
+        return True
+
+    @property
+    def ri(self) -> bool:
+        self._device()
+        return False
+
+    @property
+    def cd(self) -> bool:
+        self._device()
+        return True
