@@ -239,7 +239,8 @@ def verify(path: str | Path) -> Verification:
 
     for n, line in enumerate(lines, start=1):
         if n == count and not complete:
-            return bad(n, "truncated (no newline at the end of the file)")
+            return bad(n, "truncated: no newline at the end of the file (writing stopped"
+                          f" mid-line; the {n - 1} lines before it verify)")
         entry = _parse(line)
         if entry is None:
             return bad(n, "not a record line (invalid JSON or fields)")

@@ -1,0 +1,315 @@
+"""Specification of the hash-chained session record, its verification, summary and CLI."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stimctl.cli import record as record_cli
+from stimctl.record import GENESIS, SessionRecord, summarise, verify
+
+
+def write_session(path: Path, *, close: bool = True) -> Path:
+    with SessionRecord(path) as rec:
+        rec.append("session", {"operator": "dr. a", "versions": {"stimctl": "0.1.0"}})
+        rec.append("device", {"firmware": "1.2.3", "serial": "SN42", "limits_hash": "ab"})
+        rec.append("profile", {"profile": {"name": "seed 2 Hz"}, "sha256": "f" * 64})
+        rec.append("command", {"name": "START", "seq": 7, "result": "ack"})
+        rec.append("summary", {"channels": [{"id": 1, "pulses": 3600, "charge_uc": 360.0}],
+                               "delivered_s": 1800.0})
+        if not close:
+            return path
+        rec.close({"outcome": "completed", "exit_code": 0})
+    return path
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")[:-1]
+
+
+def rewrite(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def test_a_closed_record_verifies_with_its_line_count(tmp_path):
+    result = verify(write_session(tmp_path / "s.jsonl"))
+    assert (result.ok, result.lines, result.first_bad, result.closed) == (True, 6, None, True)
+
+
+def test_each_line_chains_to_the_sha256_of_the_previous_line(tmp_path):
+    lines = lines_of(write_session(tmp_path / "s.jsonl"))
+    entries = [json.loads(line) for line in lines]
+    assert entries[0]["prev"] == GENESIS
+    for line, entry in zip(lines, entries[1:], strict=False):
+        assert entry["prev"] == hashlib.sha256(line).hexdigest()
+    assert [e["n"] for e in entries] == list(range(1, 7))
+
+
+def test_lines_have_a_stable_key_order_and_compact_separators(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with SessionRecord(path) as rec:
+        rec.append("state", {"to": "ARMED", "from": "IDLE"})
+    first = lines_of(path)[0].decode()
+    assert list(json.loads(first)) == ["n", "t", "mono_ns", "kind", "data", "prev"]
+    assert '"data":{"from":"IDLE","to":"ARMED"}' in first
+    assert ", " not in first and '": ' not in first
+    assert json.loads(first)["t"].endswith("Z")
+
+
+def test_the_last_line_is_a_durable_end_line_with_the_outcome(tmp_path):
+    last = json.loads(lines_of(write_session(tmp_path / "s.jsonl"))[-1])
+    assert last["kind"] == "end"
+    assert last["data"] == {"exit_code": 0, "outcome": "completed"}
+
+
+def test_an_existing_file_is_never_overwritten(tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text("precious\n")
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        SessionRecord(path)
+    assert path.read_text() == "precious\n"
+
+
+def test_close_is_idempotent_and_appending_afterwards_is_an_error(tmp_path):
+    rec = SessionRecord(tmp_path / "s.jsonl")
+    rec.close({"outcome": "completed"})
+    rec.close({"outcome": "again"})
+    assert rec.lines_written == 1
+    with pytest.raises(ValueError, match="closed"):
+        rec.append("state", {})
+
+
+def test_leaving_the_context_on_an_exception_records_the_error_as_outcome(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with pytest.raises(RuntimeError), SessionRecord(path):
+        raise RuntimeError("link lost")
+    assert json.loads(lines_of(path)[-1])["data"] == {"error": "RuntimeError: link lost",
+                                                      "outcome": "error"}
+
+
+def test_numpy_values_are_recorded_as_plain_json_and_non_finite_floats_as_null(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with SessionRecord(path) as rec:
+        rec.append("telemetry", {"pulses": np.arange(3), "z": np.float64(1.5), "bad": math.nan})
+    assert json.loads(lines_of(path)[0])["data"] == {"bad": None, "pulses": [0, 1, 2], "z": 1.5}
+
+
+def test_durable_lines_are_fsynced_and_telemetry_is_not(tmp_path, monkeypatch):
+    synced: list[int] = []
+    rec = SessionRecord(tmp_path / "s.jsonl")
+    monkeypatch.setattr("stimctl.record.os.fsync", synced.append)
+    rec.append("state", {"to": "RUNNING"})
+    rec.append("command", {"name": "HEARTBEAT"}, durable=False)
+    rec.telemetry({"fifo_ms": 100})
+    assert len(synced) == 1
+
+
+def test_telemetry_is_decimated_to_at_most_one_line_per_second(tmp_path):
+    rec = SessionRecord(tmp_path / "s.jsonl")
+    times_ms = range(0, 3000, 20)  # 50 Hz for 3 s
+    written = [t for t in times_ms if rec.telemetry({"t": t}, now_ns=t * 1_000_000)]
+    assert written == [0, 1000, 2000]
+    assert rec.lines_written == 3
+
+
+# --- verification ------------------------------------------------------------------------------
+
+
+def test_a_modified_line_breaks_the_chain_at_the_next_line(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    lines[1] = lines[1].replace(b"SN42", b"SN43")
+    rewrite(path, lines)
+    result = verify(path)
+    assert (result.ok, result.first_bad) == (False, 3)
+    assert "line 2 or 3 was altered" in result.reason
+
+
+def test_a_line_that_is_no_longer_json_is_the_first_bad_line(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    lines[1] = lines[1][:-1]
+    rewrite(path, lines)
+    assert verify(path).first_bad == 2
+
+
+def test_a_truncated_tail_is_detected(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    path.write_bytes(path.read_bytes()[:-10])
+    result = verify(path)
+    assert (result.ok, result.first_bad, result.lines) == (False, 6, 6)
+    assert "truncated" in result.reason
+
+
+def test_a_deleted_middle_line_is_detected_where_it_was(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    del lines[2]
+    rewrite(path, lines)
+    result = verify(path)
+    assert (result.ok, result.first_bad) == (False, 3)
+    assert '"n" is 4' in result.reason
+
+
+def test_a_record_without_an_end_line_is_intact_but_not_closed(tmp_path):
+    path = tmp_path / "s.jsonl"
+    rec = SessionRecord(path)
+    rec.append("session", {"operator": "x"})
+    result = verify(path)
+    assert (result.ok, result.lines, result.closed) == (True, 1, False)
+
+
+def test_lines_after_the_end_line_are_rejected(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    end = json.loads(lines_of(path)[-1])
+    extra = {**end, "n": 7, "kind": "state", "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest()}
+    with path.open("ab") as f:
+        f.write(json.dumps(extra, separators=(",", ":")).encode() + b"\n")
+    assert verify(path).first_bad == 7
+
+
+CHILD = textwrap.dedent("""
+    import os, signal, sys
+    from stimctl.record import SessionRecord
+    path, count, self_kill = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+    rec = SessionRecord(path)
+    n = 0
+    while self_kill is False or n < count:
+        n += 1
+        rec.append("telemetry", {"i": n, "pad": "x" * (n % 300)})
+        print(n, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_a_host_killed_after_durable_appends_leaves_a_valid_unclosed_record(tmp_path):
+    path = tmp_path / "s.jsonl"
+    child = subprocess.run([sys.executable, "-c", CHILD, str(path), "25", "1"],
+                           capture_output=True, timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    result = verify(path)
+    assert (result.ok, result.lines, result.closed) == (True, 25, False)
+
+
+def test_a_host_killed_while_appending_keeps_every_reported_durable_line(tmp_path):
+    path = tmp_path / "s.jsonl"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "0", "0"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        for _ in range(40):
+            reported = int(child.stdout.readline())
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdout.close()
+    result = verify(path)
+    assert result.lines >= reported == 40
+    # The kill may land inside the write of the next line (write() is not atomic across
+    # pages): then only that unreported tail line is torn, and verify says so.
+    if not result.ok:
+        assert result.first_bad == result.lines > reported
+        assert "truncated" in result.reason
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def test_summary_reports_profile_operator_device_delivery_and_outcome(tmp_path):
+    summary = summarise(write_session(tmp_path / "s.jsonl"))
+    assert (summary.operator, summary.firmware, summary.serial) == ("dr. a", "1.2.3", "SN42")
+    assert (summary.profile_name, summary.profile_sha256) == ("seed 2 Hz", "f" * 64)
+    assert [(c.id, c.pulses, c.charge_uc) for c in summary.channels] == [(1, 3600, 360.0)]
+    assert (summary.delivered_s, summary.outcome, summary.exit_code) == (1800.0, "completed", 0)
+    assert summary.closed and summary.duration_s is not None and summary.duration_s >= 0
+
+
+def test_summary_falls_back_to_the_last_telemetry_for_delivery_totals(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with SessionRecord(path) as rec:
+        rec.telemetry({"pulses": {"1": 10, "2": 11}}, now_ns=0)
+        rec.telemetry({"pulses": {"1": 20, "2": 21}, "charge_uc": {"1": 2.0}}, now_ns=2 * 10**9)
+    summary = summarise(path)
+    assert [(c.id, c.pulses, c.charge_uc) for c in summary.channels] == [(1, 20, 2.0),
+                                                                         (2, 21, None)]
+
+
+def test_summary_lists_faults_and_counts_naks(tmp_path):
+    path = tmp_path / "s.jsonl"
+    with SessionRecord(path) as rec:
+        rec.append("command", {"name": "ARM", "result": "nak", "reason": "IMPEDANCE_FAILED"})
+        rec.append("fault", {"code": "ELECTRODE_OPEN", "channel": 2})
+    summary = summarise(path)
+    assert summary.faults == ({"channel": 2, "code": "ELECTRODE_OPEN"},)
+    assert summary.naks == 1
+
+
+def test_summary_of_a_record_with_only_an_end_line_has_empty_fields(tmp_path):
+    path = tmp_path / "s.jsonl"
+    SessionRecord(path).close()
+    summary = summarise(path)
+    assert summary.closed and summary.channels == () and summary.operator is None
+    assert summary.outcome is None and summary.faults == ()
+
+
+# --- CLI ---------------------------------------------------------------------------------------
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="stimctl")
+    record_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["record", *argv])
+    return args.func(args)
+
+
+def test_cli_verify_exits_0_for_an_intact_chain(tmp_path, capsys):
+    assert cli("verify", str(write_session(tmp_path / "s.jsonl"))) == 0
+    assert "6 lines, closed" in capsys.readouterr().out
+
+
+def test_cli_verify_exits_1_naming_the_first_bad_line(tmp_path, capsys):
+    path = write_session(tmp_path / "s.jsonl")
+    path.write_bytes(path.read_bytes()[:-1])
+    assert cli("verify", str(path)) == 1
+    assert "line 6" in capsys.readouterr().out
+
+
+def test_cli_exits_2_for_a_missing_file_or_no_action(tmp_path):
+    assert cli("verify", str(tmp_path / "absent.jsonl")) == 2
+    assert cli("show", str(tmp_path / "absent.jsonl")) == 2
+    assert cli() == 2
+
+
+def test_cli_show_prints_delivery_faults_outcome_and_chain_state(tmp_path, capsys):
+    assert cli("show", str(write_session(tmp_path / "s.jsonl"))) == 0
+    out = capsys.readouterr().out
+    for expected in ("intact", "3600", "360.0", "completed", "faults     none", "SN42"):
+        assert expected in out
+
+
+def test_cli_show_exits_1_when_the_chain_is_broken(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    lines[0] = lines[0].replace(b"dr. a", b"dr. b")
+    rewrite(path, lines)
+    assert cli("show", str(path)) == 1
+
+
+def test_cli_show_json_prints_a_machine_readable_summary(tmp_path, capsys):
+    assert cli("show", "--json", str(write_session(tmp_path / "s.jsonl"))) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["verified"] is True and data["channels"][0]["pulses"] == 3600
