@@ -1,7 +1,6 @@
 """A minimal scripted host driving a Device in-process (virtual time), for tests and benchmarks.
 
 It knows only the wire protocol, so device tests do not depend on the host they are meant to check.
-depend on the host they are meant to check.
 """
 
 from __future__ import annotations
@@ -145,3 +144,20 @@ def dense_disperse(
         settings = slow if (i * block_ms // phase_ms) % 2 == 0 else fast
         flags = BLOCK_FLAG_LAST if i == total - 1 else 0
         yield Block(index=i, duration_ms=block_ms, flags=flags, channels=settings)
+
+
+def uniform_block(
+    index: int,
+    channels: int,
+    amplitude_ua: int = 500,
+    frequency_dhz: int = 20,
+    pulse_width_us: int = 200,
+    duration_ms: int = 20,
+    flags: int = 0,
+    mask: int = 0xFF,
+) -> Block:
+    """A block with the same setting on every channel in mask (the others off)."""
+    on = ChannelSetting(amplitude_ua, frequency_dhz, pulse_width_us)
+    off = ChannelSetting(0, 0, 0)
+    settings = tuple(on if mask >> i & 1 else off for i in range(channels))
+    return Block(index=index, duration_ms=duration_ms, flags=flags, channels=settings)
