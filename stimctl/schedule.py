@@ -170,6 +170,10 @@ def _edges(period_s: float, offset_s: float, duration_s: float, length_ms: int) 
 
 def _segments(phase: Phase, length_ms: int) -> _Segments:
     """Split a phase at its switch or on/off edges."""
+    for name in ("switch_s", "on_s", "off_s"):
+        value = getattr(phase, name)
+        if value is not None and value < 0.001:
+            raise ValueError(f"{name} {value:g} s is shorter than the 1 ms device tick")
     if phase.mode == "dense_disperse":
         assert phase.switch_s is not None
         cuts = _edges(phase.switch_s, 0.0, phase.duration_s, length_ms)

@@ -216,6 +216,11 @@ def test_a_frequency_beyond_the_protocol_range_is_refused():
         compile_schedule(make_profile(continuous(1, f=7000)))
 
 
+def test_a_switch_time_below_one_millisecond_is_refused():
+    with pytest.raises(ValueError, match="switch_s"):
+        compile_schedule(make_profile(dense(1, switch_s=0.0005)))
+
+
 # --- properties --------------------------------------------------------------------------------
 
 
