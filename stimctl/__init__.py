@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 #: Public name -> module; imported on first use so that `stimctl --help` stays fast.
 _EXPORTS = {
+    "Controller": "stimctl.controller",
     "load_profile": "stimctl.profile",
     "ProfileError": "stimctl.profile",
     "SafetyEnvelope": "stimctl.envelope",
@@ -24,6 +25,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "Controller",
     "ProfileError",
     "Report",
     "SafetyEnvelope",

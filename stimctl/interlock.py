@@ -158,6 +158,13 @@ class Interlock:
             self._impedance_passed.clear()
         return self.state
 
+    def accepted(self, command: Command, before: HostState) -> HostState:
+        """The device accepted ``command`` sent in state ``before``: take the transition, unless
+        the device's own state report already moved the host on (reader thread raced us)."""
+        if self.state is before:
+            return self.apply(command)
+        return self.state
+
     # --- facts from the device or the link -------------------------------------------------
     def impedance_passed(self, channels: Iterable[int]) -> None:
         now = self.clock()

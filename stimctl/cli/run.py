@@ -1,16 +1,341 @@
-"""`stimctl run`: placeholder until its issue lands (replaced by the owning work)."""
+"""`stimctl run`: validate a profile, check electrodes, confirm, stream it, supervise the session.
+
+Without --port it runs on the embedded simulator (said on screen: SIMULATOR). Exit codes: 0
+completed, 1 refused (validation, interlock, confirmation), 2 usage, 3 device fault or lost link,
+4 aborted by the operator (Ctrl-C, SIGTERM: output to zero at once, record closed).
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import signal
 import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from stimctl.controller import Controller
+    from stimctl.status import Outcome, Status
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 4
+PROG = "stimctl run"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("run", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run a profile on the stimulator (default: the embedded simulator)",
+        description="Validate PROFILE against the effective envelope, check electrode impedance,"
+        " ask for confirmation, then stream it and supervise the session.",
+    )
+    parser.add_argument("profile", metavar="PROFILE", help="profile file (TOML or JSON)")
+    parser.add_argument(
+        "--port",
+        metavar="URL",
+        help="device path, pyserial URL (socket://, rfc2217://, stimsim://) or usb:SERIAL;"
+        " default: the embedded simulator",
+    )
+    parser.add_argument(
+        "--record", metavar="FILE", help="session record (default ./records/<UTC>-<profile>.jsonl)"
+    )
+    parser.add_argument("--operator", default=None, metavar="NAME", help="operator name")
+    parser.add_argument(
+        "--patient",
+        action="append",
+        default=[],
+        metavar="FLAG[,FLAG]",
+        help="patient flags: pregnant, implanted-device, epilepsy (repeatable)",
+    )
+    parser.add_argument("--envelope", metavar="FILE", help="site safety envelope (TOML)")
+    parser.add_argument("--yes", action="store_true", help="confirm without asking")
+    parser.add_argument(
+        "--speed",
+        metavar="N|max",
+        help="simulator only: clock N times faster, or max (virtual lock-step clock)",
+    )
+    parser.add_argument(
+        "--sim",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="simulator only: stimsim option, e.g. fault=electrode_open:1@5000 (repeatable)",
+    )
     parser.set_defaults(func=_run)
 
 
+class _Abort(BaseException):
+    """Raised by the signal handler outside the streaming loop."""
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
+def _usage(message: str) -> int:
+    _say(message)
+    return EXIT_USAGE
+
+
+def parse_speed(text: str | None) -> float | None:
+    """'max' -> inf (virtual lock-step), 'N' -> N > 0; ValueError otherwise."""
+    if text is None:
+        return None
+    if text.lower() == "max":
+        return math.inf
+    speed = float(text)
+    if not (math.isfinite(speed) and speed > 0):
+        raise ValueError(text)
+    return speed
+
+
+def default_record_path(profile: Path, folder: Path = Path("records")) -> Path:
+    """./records/<UTC timestamp>-<profile stem>.jsonl, with -2, -3... if taken (never overwrite)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{stamp}-{profile.stem}.jsonl"
+    n = 2
+    while path.exists():
+        path = folder / f"{stamp}-{profile.stem}-{n}.jsonl"
+        n += 1
+    return path
+
+
 def _run(args: argparse.Namespace) -> int:
-    print("stimctl run: not built yet", file=sys.stderr)
-    return 2
+    from stimctl.envelope import EnvelopeError, SafetyEnvelope
+    from stimctl.validation import check_patient
+
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError:
+        return _usage(f"--speed must be a number > 0 or 'max', got {args.speed!r}")
+    if args.port and (speed is not None or args.sim):
+        return _usage("--speed and --sim are for the embedded simulator only (drop --port)")
+    sim_options: dict[str, str] = {}
+    for item in args.sim:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return _usage(f"--sim wants KEY=VALUE, got {item!r}")
+        sim_options[key] = value
+    flags = [f.strip() for item in args.patient for f in item.split(",") if f.strip()]
+    try:
+        patient = check_patient(flags)
+    except ValueError as error:
+        return _usage(str(error))
+    envelope = None
+    if args.envelope:
+        try:
+            envelope = SafetyEnvelope.from_toml(args.envelope)
+        except EnvelopeError as error:
+            return _usage(str(error))
+    profile_path = Path(args.profile)
+    if not profile_path.is_file():
+        return _usage(f"{args.profile}: no such profile file")
+    if args.record:
+        record = Path(args.record)
+        if record.exists():
+            return _usage(f"{record} already exists; records are never overwritten")
+    else:
+        record = default_record_path(profile_path)
+    operator = args.operator if args.operator is not None else _user()
+    return _session(args, profile_path, record, operator, patient, envelope, speed, sim_options)
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
+
+
+def _session(
+    args: argparse.Namespace,
+    profile_path: Path,
+    record: Path,
+    operator: str,
+    patient: frozenset[str],
+    envelope: object,
+    speed: float | None,
+    sim_options: dict[str, str],
+) -> int:
+    from stimctl.cli.validate import format_violation
+    from stimctl.controller import Controller
+    from stimctl.errors import (
+        CommandRejected,
+        InterlockError,
+        LinkError,
+        ProtocolMismatch,
+        StimctlError,
+        ValidationRefused,
+    )
+    from stimctl.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(profile_path)
+    except ProfileError as error:
+        _say(f"{profile_path}: refused: invalid profile")
+        for v in error.violations:
+            print(format_violation(v), file=sys.stderr)
+        return EXIT_REFUSED
+
+    abort = threading.Event()
+    streaming = [False]
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        abort.set()
+        if not streaming[0]:
+            raise _Abort()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    ctl: Controller | None = None
+    code = EXIT_FAULT
+    try:
+        ctl = Controller.connect(
+            args.port, envelope=envelope, record=record, operator=operator,  # type: ignore[arg-type]
+            patient=patient, speed=speed, sim_options=sim_options or None,
+        )  # fmt: skip
+        code = _supervise(ctl, profile, args.yes, abort, streaming)
+    except _Abort:
+        if ctl is not None:
+            ctl.abort()
+        _say("aborted by the operator; output is zero")
+        code = EXIT_ABORTED
+    except ValidationRefused as error:
+        _say(f"{profile_path}: refused by validation against the effective envelope")
+        for v in error.report.errors:
+            print(format_violation(v), file=sys.stderr)
+        code = EXIT_REFUSED
+    except (InterlockError, CommandRejected) as error:
+        latched = ctl is not None and ctl.fault is not None
+        _say(f"refused: {error}")
+        code = EXIT_FAULT if latched else EXIT_REFUSED
+    except (LinkError, ProtocolMismatch) as error:
+        _say(f"device: {error}")
+        code = EXIT_FAULT
+    except StimctlError as error:
+        _say(str(error))
+        code = EXIT_FAULT
+    finally:
+        if ctl is not None:
+            ctl.close(exit_code=code)
+            if ctl.record_path is not None:
+                print(f"record: {ctl.record_path}", file=sys.stderr)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return code
+
+
+def _supervise(
+    ctl: Controller, profile: object, yes: bool, abort: threading.Event, streaming: list[bool]
+) -> int:
+    from stimctl.cli.validate import format_violation
+    from stimctl.status import Outcome
+
+    sim = ctl.is_simulator
+    banner = "SIMULATOR (embedded, not a stimulator)" if sim else f"device {ctl.url}"
+    dev = ctl.device
+    print(f"{banner}: {dev.serial} firmware {dev.firmware}, {dev.channels} channels,"
+          f" limits {dev.limits_hash[:12]}", file=sys.stderr)  # fmt: skip
+    report = ctl.load(profile)  # type: ignore[arg-type]
+    p = ctl.profile
+    assert p is not None
+    print(f"profile: {p.name} ({p.duration_s:g} s, {len(p.phases)} phase(s))", file=sys.stderr)
+    for c in p.channels:
+        print(f"  ch{c.id} {c.anode} -> {c.cathode} {c.amplitude_ma:g} mA", file=sys.stderr)
+    for v in report.warnings:
+        print(format_violation(v), file=sys.stderr)
+    if not yes and not _confirm(sys.stdin, sys.stderr):
+        return EXIT_REFUSED
+    readings = ctl.check_impedance()
+    bad = {ch: r for ch, r in readings.items() if not r.ok}
+    for ch, r in readings.items():
+        print(f"  impedance ch{ch}: {r.ohm} ohm {r.status}", file=sys.stderr)
+    if bad:
+        ch, r = next(iter(bad.items()))
+        _say(f"refused: impedance check failed on channel {ch}: {r.status} ({r.ohm} ohm)")
+        return EXIT_REFUSED
+    ctl.arm(confirm=True, acknowledge_warnings=True)
+    streaming[0] = True
+    if abort.is_set():
+        raise _Abort()
+    ctl.start()
+    outcome = _progress_loop(ctl, abort, sys.stderr)
+    summary = ctl.summary()
+    for c in summary.channels:
+        print(f"ch{c.id}: {c.pulses} pulses (expected {c.expected_pulses}),"
+              f" {c.charge_uc:.3f} uC per phase total", file=sys.stderr)  # fmt: skip
+    print(
+        f"outcome: {outcome.value}; delivered {summary.delivered_s:.1f} s;"
+        f" late blocks {summary.late_blocks}, underruns {summary.underruns}",
+        file=sys.stderr,
+    )
+    if outcome in (Outcome.FAULT, Outcome.ESTOP) and ctl.fault is not None:
+        _say(f"FAULT {ctl.fault.code}: {ctl.fault.message}")
+    return outcome.exit_code
+
+
+def _confirm(stdin: TextIO, out: TextIO) -> bool:
+    if not stdin.isatty():
+        _say("refused: no confirmation (stdin is not a terminal); pass --yes to confirm")
+        return False
+    out.write("Start stimulation? Type 'yes' to confirm: ")
+    out.flush()
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        _say("refused: not confirmed by the operator")
+        return False
+    return True
+
+
+def _progress_loop(ctl: Controller, abort: threading.Event, out: TextIO) -> Outcome:
+    from stimctl.status import Outcome
+
+    tty = out.isatty()
+    shown = 0.0
+    width = 0
+    while True:
+        outcome = ctl.wait(timeout=0.05)
+        if abort.is_set() and outcome is None:
+            ctl.abort()
+            ctl.wait(timeout=2.0)
+            outcome = Outcome.ABORTED
+        now = time.monotonic()
+        if outcome is not None or now - shown >= (0.2 if tty else 5.0):
+            shown = now
+            line = progress_line(ctl.status(), ctl.is_simulator)
+            if tty:
+                out.write("\r" + line.ljust(width))
+                width = len(line)
+            else:
+                out.write(line + "\n")
+            out.flush()
+        if outcome is not None:
+            if tty:
+                out.write("\n")
+            return outcome
+
+
+def _clock(seconds: float) -> str:
+    total = max(0, int(seconds))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def progress_line(st: Status, simulator: bool) -> str:
+    """One status line: phase i/n and mode, elapsed/remaining, per-channel current."""
+    total = st.elapsed_s + st.remaining_s
+    done = int(20 * st.elapsed_s / total) if total else 0
+    bar = "#" * done + "-" * (20 - done)
+    chans = " ".join(f"ch{c.id} {c.set_ma:.2f}mA" for c in st.channels if c.plateau_ma > 0)
+    tag = "SIM " if simulator else ""
+    return (
+        f"{tag}{st.state.value:<9} [{bar}] phase {st.phase_index + 1}/{st.phase_count}"
+        f" {st.phase_mode} {_clock(st.elapsed_s)}/{_clock(total)}"
+        f" (-{_clock(st.remaining_s)}) {chans}"
+    )

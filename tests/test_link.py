@@ -1,0 +1,216 @@
+"""Link: handshake checks, request/ack with retries, sequence numbers, vanished ports."""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from stimctl.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.link import Link
+from stimctl.protocol import (
+    CATALOGUE_HASH,
+    PROTOCOL_VERSION,
+    SEQ_MODULO,
+    Ack,
+    Adjust,
+    DeviceInfo,
+    EStop,
+    FrameDecoder,
+    Hello,
+    Message,
+    Nak,
+    NakReason,
+    Start,
+    encode,
+)
+
+pytestmark = pytest.mark.timeout(10)
+
+INFO = DeviceInfo(
+    protocol_version=PROTOCOL_VERSION, catalogue_hash=CATALOGUE_HASH, fw_major=1, fw_minor=0,
+    fw_patch=0, serial="FAKE1", channels=2, fifo_depth=32, max_lookahead_ms=250, tick_hz=1000,
+    telemetry_hz=50, watchdog_ms=200, impedance_valid_ms=300_000, max_amplitude_ua=20_000,
+    amplitude_step_ua=10, min_pulse_width_us=20, max_pulse_width_us=1000, min_frequency_dhz=5,
+    max_frequency_dhz=2500, compliance_mv=60_000, max_slew_ua_per_ms=10,
+    impedance_max_ohm=20_000,
+)  # fmt: skip
+
+
+class FakePort:
+    """A scripted serial port: answers HELLO with ``info`` and every command with ``answer``."""
+
+    def __init__(self, info: DeviceInfo = INFO) -> None:
+        self.info = info
+        self.answer: Callable[[Message], Message | None] = lambda m: Ack(
+            ack_seq=m.seq, ack_type=m.TYPE
+        )
+        self.timeout = 0.01
+        self.written: list[bytes] = []
+        self.received: list[Message] = []
+        self._decoder = FrameDecoder()
+        self._rx = bytearray()
+        self._cond = threading.Condition()
+        self.read_error: OSError | None = None
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self._rx)
+
+    def read(self, size: int = 1) -> bytes:
+        with self._cond:
+            if self.read_error is not None:
+                raise self.read_error
+            if not self._rx:
+                self._cond.wait(self.timeout)
+            out = bytes(self._rx[:size])
+            del self._rx[:size]
+            return out
+
+    def write(self, data: bytes) -> int:
+        self.written.append(bytes(data))
+        for msg in self._decoder.feed(data):
+            assert isinstance(msg, Message)
+            self.received.append(msg)
+            reply = self.info if isinstance(msg, Hello) else self.answer(msg)
+            if reply is not None:
+                self.push(reply)
+        return len(data)
+
+    def push(self, msg: Message) -> None:
+        with self._cond:
+            self._rx += encode(msg)
+            self._cond.notify_all()
+
+    def vanish(self) -> None:
+        with self._cond:
+            self.read_error = OSError(errno.EIO, "Input/output error")
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        pass
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.lost: list[BaseException | None] = []
+        self.lost_event = threading.Event()
+
+    def on_message(self, msg: Message) -> None:
+        self.messages.append(msg)
+
+    def on_lost(self, exc: BaseException | None) -> None:
+        self.lost.append(exc)
+        self.lost_event.set()
+
+
+@pytest.fixture
+def port() -> FakePort:
+    return FakePort()
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def link(port: FakePort, rec: Recorder):
+    lk = Link(port, "fake://", rec.on_message, rec.on_lost)
+    yield lk
+    lk.close()
+
+
+def test_hello_returns_the_device_info(link: Link) -> None:
+    assert link.hello(timeout=1).serial == "FAKE1"
+
+
+def test_catalogue_hash_mismatch_raises_protocol_mismatch(port: FakePort, link: Link) -> None:
+    port.info = dataclasses.replace(INFO, catalogue_hash=CATALOGUE_HASH ^ 1)
+    with pytest.raises(ProtocolMismatch, match="message catalogue mismatch: device hash"):
+        link.hello(timeout=1)
+
+
+def test_protocol_version_mismatch_raises_protocol_mismatch(port: FakePort, link: Link) -> None:
+    port.info = dataclasses.replace(INFO, protocol_version=PROTOCOL_VERSION + 1)
+    with pytest.raises(ProtocolMismatch, match=f"device speaks {PROTOCOL_VERSION + 1}"):
+        link.hello(timeout=1)
+
+
+def test_hello_refused_with_nak_version_raises_protocol_mismatch(link: Link) -> None:
+    link.port.info = Nak(ack_seq=0, ack_type=Hello.TYPE, reason=NakReason.VERSION)
+    with pytest.raises(ProtocolMismatch, match="VERSION"):
+        link.hello(timeout=1)
+
+
+def test_request_returns_the_ack(link: Link) -> None:
+    reply = link.request(Start(), timeout=1)
+    assert isinstance(reply, Ack) and reply.ack_type == Start.TYPE
+
+
+def test_nak_raises_command_rejected_with_the_reason(port: FakePort, link: Link) -> None:
+    port.answer = lambda m: Nak(ack_seq=m.seq, ack_type=m.TYPE, reason=NakReason.BAD_STATE)
+    with pytest.raises(CommandRejected, match="START rejected by the device: BAD_STATE"):
+        link.request(Start(), timeout=1)
+
+
+def test_idempotent_command_is_retried_after_a_lost_answer(port: FakePort, link: Link) -> None:
+    answers = iter([None, "ack"])
+    port.answer = lambda m: Ack(ack_seq=m.seq, ack_type=m.TYPE) if next(answers) else None
+    link.request(Adjust(channel=1, gain_permille=1100), timeout=0.1, retries=2)
+    assert len(port.received) == 2
+
+
+def test_non_idempotent_command_is_not_retried(port: FakePort, link: Link) -> None:
+    port.answer = lambda m: None
+    with pytest.raises(LinkError, match="no answer"):
+        link.request(Start(), timeout=0.1, retries=2)
+    assert len(port.received) == 1
+
+
+def test_sequence_numbers_increase_and_wrap(port: FakePort, link: Link) -> None:
+    link._seq = SEQ_MODULO - 2
+    for _ in range(3):
+        link.send(Start())
+    assert [m.seq for m in port.received] == [SEQ_MODULO - 1, 0, 1]
+
+
+def test_urgent_estop_is_preceded_by_a_delimiter(port: FakePort, link: Link) -> None:
+    link.write_urgent(EStop())
+    assert port.written[-1].startswith(b"\x00") and isinstance(port.received[-1], EStop)
+
+
+def test_vanished_port_reports_link_lost_once(port: FakePort, link: Link, rec: Recorder) -> None:
+    port.vanish()
+    assert rec.lost_event.wait(2)
+    time.sleep(0.05)
+    assert len(rec.lost) == 1 and isinstance(rec.lost[0], OSError)
+
+
+def test_vanished_port_fails_a_waiting_request_without_hanging(port: FakePort, link: Link) -> None:
+    port.answer = lambda m: None
+    threading.Timer(0.05, port.vanish).start()
+    with pytest.raises(LinkError, match="lost"):
+        link.request(Start(), timeout=5)
+
+
+def test_send_after_the_port_vanished_raises_link_error(
+    port: FakePort, link: Link, rec: Recorder
+) -> None:
+    port.vanish()
+    rec.lost_event.wait(2)
+    with pytest.raises(LinkError, match="down"):
+        link.send(Start())
+
+
+def test_unsolicited_messages_go_to_on_message(port: FakePort, link: Link, rec: Recorder) -> None:
+    port.push(Nak(ack_seq=999, ack_type=Start.TYPE, reason=NakReason.BAD_STATE))
+    deadline = time.monotonic() + 2
+    while not rec.messages and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(rec.messages[0], Nak)
