@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -234,7 +234,7 @@ def with_sim_params(url: str, workdir: Path) -> tuple[str, Path, Path]:
     query = dict(parse_qsl(parts.query))
     query.setdefault("trace", str(workdir / "trace.jsonl"))
     query.setdefault("control", str(workdir / "control.sock"))
-    new = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, safe="/"), ""))
+    new = f"{parts.scheme}://{parts.netloc}{parts.path}?{urlencode(query, safe='/')}"
     return new, Path(query["trace"]), Path(query["control"])
 
 
@@ -474,16 +474,20 @@ def device_link(bench: BenchConfig, device_info: DeviceInfo) -> Iterator[DeviceL
 
 
 @pytest.fixture
-def faults(bench: BenchConfig) -> Iterator[BenchConfig]:
-    """The bench's fault-injection control; every link impairment is cleared afterwards."""
+def faults(bench: BenchConfig, device_link: DeviceLink) -> Iterator[BenchConfig]:
+    """The bench's fault-injection control (the device is open); afterwards link impairments
+    are cleared and every electrode impedance is put back to what it was."""
     if not bench.has("fault_injection"):
         pytest.skip("bench lacks capability: fault_injection")
     bench.control("link clear")
+    impedances = bench.status().get("impedance", [])
     try:
         yield bench
     finally:
         with contextlib.suppress(BenchError, OSError):
             bench.control("link clear")
+            for channel, ohm in enumerate(impedances, start=1):
+                bench.control(f"inject impedance {ohm} {channel}")
 
 
 @pytest.fixture
