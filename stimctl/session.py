@@ -27,6 +27,7 @@ from stimctl.protocol import (
     Fault,
     FaultEvent,
     Heartbeat,
+    Hello,
     ImpedanceResult,
     Message,
     Nak,
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 #: No frame at all from the device for this long (host time) is a lost link.
 DEVICE_SILENCE_S = 2.0
+#: After this long without a frame the host sends HELLO once to see whether the device rebooted.
+DEVICE_PROBE_S = 0.25
 RECORD_TELEMETRY_MS = 1000  # telemetry lines in the record: one per second of device time
 _LATCHED = (HostState.FAULT, HostState.ESTOP)
 
@@ -104,12 +107,15 @@ class Session:
         self.gain: dict[int, int] = {}
         self.pulses: dict[int, int] = {}
         self.charge_uc: dict[int, float] = {}
+        self._pulse_base: dict[int, int] = {}  # pulses counted before a device counter restart
+        self._raw_pulses: dict[int, int] = {}  # the device's counters as last reported
         self.elapsed_ms = 0
         self._active = False
         self._final_after: int | None = None
         self._stop_outcome: Outcome | None = None
         self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
         self._telemetry_waiters = 0
+        self._probed_rx: float | None = None
         self._notify = False  # set by handlers: wake wait() after this message
         self._hb_frames = -1
         self._hb_device_ms = 0
@@ -212,6 +218,7 @@ class Session:
         self.plateau_ma = {c.id: c.amplitude_ma for c in self.profile.channels}
         self.gain = {c.id: 1000 for c in self.profile.channels}
         self.pulses, self.charge_uc = {}, {}
+        self._pulse_base, self._raw_pulses = {}, {}
         self.elapsed_ms, self.outcome, self._final_after = 0, None, None
         self._stop_outcome = None
         self._active = True
@@ -281,7 +288,9 @@ class Session:
         text = "e-stop by the operator" + ("" if sent else " (link down: not delivered)")
         fault = FaultInfo("ESTOP", source="host", message=text)
         with ctl.lock:
+            before = ctl.interlock.state
             ctl.interlock.latch(fault, estop=True)
+            self._host_changed(before, "ESTOP")
             self.faults.append(fault)
             self.finish(Outcome.ESTOP)
         self.record(
@@ -305,7 +314,9 @@ class Session:
         fault = FaultInfo(code, source="host", message=message)
         with ctl.lock:
             first = ctl.interlock.fault is None
+            before = ctl.interlock.state
             ctl.interlock.latch(fault)
+            self._host_changed(before, code)
             self.faults.append(fault)
             if self.streamer is not None:
                 self.streamer.halt(code)
@@ -350,6 +361,12 @@ class Session:
         if link is None or not link.is_open or self.ctl._device is None:
             return
         silent = time.monotonic() - link.last_rx
+        if silent > DEVICE_PROBE_S and self._probed_rx != link.last_rx:
+            # a device that rebooted has closed the session and says nothing: ask it (HELLO is
+            # allowed in every state and does not change it; its telemetry shows the latch)
+            self._probed_rx = link.last_rx
+            with contextlib.suppress(LinkError):
+                link.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
         if silent > DEVICE_SILENCE_S:
             link.close()
             self.host_fault("LINK_LOST", f"no frame from the device for {silent:.1f} s", False)
@@ -411,12 +428,15 @@ class Session:
         if s is not None and s.n_blocks:
             pw = int(s.pulse_width_us[min(tel.block_index, s.n_blocks - 1)])
         for ch, item in enumerate(tel.channels, start=1):
-            before = self.pulses.get(ch, 0)
-            if item.pulses > before:
-                self.charge_uc[ch] = (
-                    self.charge_uc.get(ch, 0.0) + (item.pulses - before) * item.set_ua * pw / 1e6
-                )
-            self.pulses[ch] = item.pulses
+            raw_before = self._raw_pulses.get(ch, 0)
+            if item.pulses < raw_before:  # the device restarted its counters (reset)
+                self._pulse_base[ch] = self._pulse_base.get(ch, 0) + raw_before
+                raw_before = 0
+            if item.pulses > raw_before:
+                new = (item.pulses - raw_before) * item.set_ua * pw / 1e6
+                self.charge_uc[ch] = self.charge_uc.get(ch, 0.0) + new
+            self._raw_pulses[ch] = item.pulses
+            self.pulses[ch] = self._pulse_base.get(ch, 0) + item.pulses
 
     def _heartbeat(self, tel: Telemetry) -> None:
         """HEARTBEAT when nothing was written for watchdog/4 of device time."""
@@ -483,13 +503,20 @@ class Session:
             message=f"device fault {name}{where} (was {was}); output is zero",
         )
         first = self.ctl.interlock.fault is None
+        before = self.ctl.interlock.state
         self.ctl.interlock.latch(fault, estop=code == Fault.ESTOP)
+        self._host_changed(before, name)
         self.faults.append(fault)
         if self.streamer is not None:
             self.streamer.halt(name)
         self.record("fault", {**fault.to_dict(), "detail": detail, "first": first})
         self.emit("fault", fault.message, fault.to_dict())
         self.finish(Outcome.ESTOP if code == Fault.ESTOP else Outcome.FAULT)
+
+    def _host_changed(self, before: HostState, cause: str) -> None:
+        after = self.ctl.interlock.state
+        if after is not before:
+            self.record("state", {"from": before.value, "to": after.value, "cause": cause})
 
     def latch_from_telemetry(self, tel: Telemetry) -> None:
         """A device found latched (at connect, or a lost FAULT_EVENT): adopt its cause."""
