@@ -158,6 +158,8 @@ class Device:
         """One device tick: output for the interval ending now, then commands, faults, telemetry."""
         self.tick_count += 1
         now = self.tick_count
+        if self._scheduled and self.first_start_tick is not None:
+            self._run_scheduled(now)
         if self.output_stage.drifting:
             self.output_stage.drift(1)
         self._output_step(now)
@@ -167,8 +169,6 @@ class Device:
             self._rx.clear()
             for item in items:
                 self._handle(item, now)
-        if self._scheduled and self.first_start_tick is not None:
-            self._run_scheduled(now)
         silent = now - self.last_rx_tick
         if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
             self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)

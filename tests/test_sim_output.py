@@ -31,7 +31,12 @@ N = 4
 
 
 def started(
-    freq_dhz: int = 20, amp: int = 500, pw: int = 200, shape: int = 0, blocks: int = 12, **cfg: object
+    freq_dhz: int = 20,
+    amp: int = 500,
+    pw: int = 200,
+    shape: int = 0,
+    blocks: int = 12,
+    **cfg: object,
 ) -> ScriptedHost:
     """Armed on channel 1 with ``blocks`` x 20 ms queued, START processed at the last tick."""
     h = ScriptedHost(Device(DeviceConfig(**cfg)))  # type: ignore[arg-type]

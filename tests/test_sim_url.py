@@ -1,0 +1,144 @@
+"""Specification of the stimsim:// pyserial URL handler and of the control socket."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import serial
+
+import firmware_sim  # noqa: F401  (registers stimsim://)
+from firmware_sim.protocol_stimsim import Serial as StimSerial
+from stimctl.protocol import (
+    PROTOCOL_VERSION,
+    DeviceInfo,
+    FrameDecoder,
+    Hello,
+    Message,
+    State,
+    Telemetry,
+    encode,
+)
+
+
+def read_messages(port: serial.SerialBase, count: int, max_reads: int = 1000) -> list[Message]:
+    decoder, out = FrameDecoder(), []
+    for _ in range(max_reads):
+        out += [m for m in decoder.feed(port.read(port.in_waiting or 1)) if isinstance(m, Message)]
+        if len(out) >= count:
+            break
+    return out
+
+
+@pytest.mark.parametrize("mode", ["virtual=1", "speed=1", "speed=20"])
+def test_serial_for_url_gives_a_port_that_answers_hello(mode: str) -> None:
+    port = serial.serial_for_url(f"stimsim://?{mode}&channels=8&serial=SIM0042", timeout=2)
+    try:
+        assert isinstance(port, StimSerial)
+        port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+        msgs = read_messages(port, 3)
+        info = msgs[0]
+        assert isinstance(info, DeviceInfo)
+        assert (info.channels, info.serial) == (8, "SIM0042")
+        assert all(isinstance(m, Telemetry) for m in msgs[1:3])
+    finally:
+        port.close()
+
+
+def test_virtual_read_timeout_advances_virtual_time_by_the_timeout() -> None:
+    port = serial.serial_for_url("stimsim://?virtual=1", timeout=0.5)
+    try:
+        assert port.read(10) == b""
+        assert port.device.time_ms == 500
+    finally:
+        port.close()
+
+
+def test_virtual_mode_is_deterministic() -> None:
+    def run() -> bytes:
+        port = serial.serial_for_url("stimsim://?virtual=1&drop=0.01&flip=0.01&seed=7", timeout=1)
+        port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+        data = b"".join(port.read(4096) for _ in range(5))
+        port.close()
+        return data
+
+    assert run() == run()
+
+
+def test_unknown_url_parameter_raises_a_clear_serial_exception() -> None:
+    with pytest.raises(serial.SerialException, match="unknown URL parameter 'speeed'"):
+        serial.serial_for_url("stimsim://?speeed=2")
+
+
+@pytest.mark.parametrize(
+    "query", ["channels=9", "speed=0", "drop=2", "fault=meltdown:1", "watchdog_ms=x"]
+)
+def test_bad_url_values_raise_serial_exception(query: str) -> None:
+    with pytest.raises(serial.SerialException, match="bad value"):
+        serial.serial_for_url(f"stimsim://?{query}")
+
+
+def test_operations_after_close_raise_port_not_open() -> None:
+    port = serial.serial_for_url("stimsim://?speed=1")
+    port.close()
+    with pytest.raises(serial.PortNotOpenError):
+        port.read(1)
+    with pytest.raises(serial.PortNotOpenError):
+        port.write(b"x")
+    with pytest.raises(serial.PortNotOpenError):
+        _ = port.in_waiting
+
+
+def test_url_fault_without_a_time_applies_at_power_up() -> None:
+    port = serial.serial_for_url("stimsim://?virtual=1&fault=open:2&impedance=1500,2200")
+    try:
+        ch = port.device.output_stage.channels
+        assert ch[0].impedance_ohm == 1500 and ch[1].impedance_ohm > 100_000
+        assert ch[2].impedance_ohm == 2200
+    finally:
+        port.close()
+
+
+def test_trace_parameter_writes_json_lines(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    port = serial.serial_for_url(f"stimsim://?virtual=1&trace={trace}", timeout=0.3)
+    port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+    port.read(1000)
+    port.close()
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert events[0]["event"] == "state" and events[0]["state"] == "IDLE"
+    assert {"t_ns", "device_ms", "event"} <= set(events[1])
+    assert any(e["event"] == "rx" and e["type"] == "Hello" for e in events)
+
+
+def control(path: Path, *lines: str) -> list[str]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(path))
+        f = s.makefile("rw")
+        answers = []
+        for line in lines:
+            f.write(line + "\n")
+            f.flush()
+            answers.append(f.readline().strip())
+        return answers
+
+
+def test_control_socket_injects_faults_and_reports_status(tmp_path: Path) -> None:
+    sock = tmp_path / "ctl.sock"
+    port = serial.serial_for_url(f"stimsim://?virtual=1&control={sock}")
+    try:
+        answers = control(
+            sock, "inject electrode_open 1", "inject impedance 2500 2", "link drop 0.5",
+            "link clear", "inject bogus 1", "frobnicate", "status",
+        )  # fmt: skip
+        assert answers[:4] == ["ok"] * 4
+        assert answers[4].startswith("error") and answers[5].startswith("error")
+        status = json.loads(answers[6])
+        assert status["state"] == State.IDLE.name and status["fault"] == "NONE"
+        assert status["impedance"][:2] == [10_000_000, 2500]
+        assert status["outputs"] == [0, 0, 0, 0]
+    finally:
+        port.close()
+    assert not sock.exists()
