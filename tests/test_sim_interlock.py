@@ -1,4 +1,4 @@
-"""Specification of the simulated device's interlock: admission, impedance gate, latching, watchdog."""
+"""Specification of the simulated interlock: admission, impedance gate, latching, watchdog."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Specification of the device's own limits: every out-of-limit field is NAKed and latches a fault."""
+"""Specification of the device's own limits: out-of-limit fields are NAKed and latch a fault."""
 
 from __future__ import annotations
 

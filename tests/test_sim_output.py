@@ -1,7 +1,8 @@
-"""Specification of the output stage: pulse timing, slew, zeroing, charge, rendering, long sessions."""
+"""Specification of the output stage: pulse timing, slew, zeroing, charge, rendering, sessions."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -137,7 +138,7 @@ def test_stop_ramps_linearly_to_zero_then_idle() -> None:
         h.device.tick()
         levels.append(ch1(h))
     assert levels[0] == 490 and levels[24] == 250
-    assert all(b <= a for a, b in zip(levels, levels[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(levels))
     assert h.device.state is State.IDLE and ch1(h) == 0
 
 
