@@ -180,18 +180,25 @@ class Link:
         ``on_reply(msg, answer)`` runs on the reader thread when the ACK/NAK arrives (answer None
         if the link is lost first). LinkError when the port is gone.
         """
+        return self._send(msg, on_reply, track)[0]
+
+    def _send(
+        self, msg: Message, on_reply: OnReply | None, track: bool
+    ) -> tuple[Message, _Pending | None]:
+        pending = None
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
             sent = dataclasses.replace(msg, seq=self._next_seq())
             frame = encode(sent)
             if track and not isinstance(sent, Heartbeat):
+                pending = _Pending(sent, on_reply)
                 with self._plock:
-                    self._pending[sent.seq] = _Pending(sent, on_reply)
+                    self._pending[sent.seq] = pending
                     while len(self._pending) > _MAX_PENDING:
                         self._pending.popitem(last=False)
             if self.mute:
-                return sent
+                return sent, pending
             try:
                 self.port.write(frame)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
@@ -199,7 +206,7 @@ class Link:
                 raise LinkError(f"link to {self.url} lost: {exc}") from None
             self.tx_frames += 1
             self.last_tx = time.monotonic()
-        return sent
+        return sent, pending
 
     def write_urgent(self, msg: Message) -> Message:
         """Write a frame now, preceded by a delimiter so a half-written frame cannot swallow it.
@@ -227,9 +234,7 @@ class Link:
         Only IDEMPOTENT commands are sent again after a timeout (``retries`` times)."""
         attempts = 1 + (retries if isinstance(msg, IDEMPOTENT) else 0)
         for attempt in range(attempts):
-            sent = self.send(msg)
-            with self._plock:
-                pending = self._pending.get(sent.seq)
+            sent, pending = self._send(msg, None, True)
             assert pending is not None
             if pending.done.wait(timeout):
                 if pending.error is not None:

@@ -1,0 +1,211 @@
+"""Controller on the embedded simulator (virtual lock-step clock): sessions, live control."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from stimctl.controller import Controller
+from stimctl.envelope import SafetyEnvelope
+from stimctl.errors import InterlockError, ProtocolMismatch
+from stimctl.record import verify
+from stimctl.status import Event, HostState, Outcome, Status
+
+pytestmark = pytest.mark.timeout(60)
+
+DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
+
+
+def _until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.002)
+
+
+@pytest.fixture
+def ctl(tmp_path: Path) -> Iterator[Controller]:
+    c = Controller.connect(None, speed=math.inf, record=tmp_path / "session.jsonl")
+    yield c
+    c.close()
+
+
+def _armed(ctl: Controller) -> Controller:
+    ctl.load(DEMO)
+    ctl.check_impedance()
+    ctl.arm(confirm=True)
+    return ctl
+
+
+def _running(ctl: Controller, after_s: float = 6.0) -> Controller:
+    _armed(ctl).start()
+    _until(lambda: ctl.status().elapsed_s >= after_s)
+    return ctl
+
+
+def test_connect_to_the_embedded_simulator_reads_device_and_narrows_the_envelope(
+    ctl: Controller,
+) -> None:
+    assert ctl.is_simulator and ctl.state is HostState.IDLE
+    assert len(ctl.device.limits_hash) == 64
+    assert ctl.envelope.max_channels == min(ctl.device.channels, SafetyEnvelope().max_channels)
+
+
+def test_session_completes_and_host_totals_match_the_device_counters(ctl: Controller) -> None:
+    _armed(ctl).start()
+    assert ctl.wait(timeout=30) is Outcome.COMPLETED
+    device = ctl.link.port.device.stats()["channels"]
+    assert [c.pulses for c in ctl.summary().channels] == [device[0]["pulses"], device[1]["pulses"]]
+    assert ctl.state is HostState.COMPLETED
+
+
+def test_session_streams_without_late_blocks_or_underruns_on_the_virtual_clock(
+    ctl: Controller,
+) -> None:
+    _armed(ctl).start()
+    ctl.wait(timeout=30)
+    summary = ctl.summary()
+    assert (summary.late_blocks, summary.underruns, summary.naks) == (0, 0, 0)
+    assert ctl.status().blocks_sent == ctl.status().blocks_total
+
+
+def test_record_of_a_completed_session_verifies_and_has_every_kind(
+    ctl: Controller, tmp_path: Path
+) -> None:
+    _armed(ctl).start()
+    ctl.wait(timeout=30)
+    ctl.close()
+    path = tmp_path / "session.jsonl"
+    kinds = {json.loads(line)["kind"] for line in path.read_text().splitlines()}
+    assert verify(path).ok
+    assert {
+        "session",
+        "device",
+        "profile",
+        "command",
+        "state",
+        "telemetry",
+        "summary",
+        "end",
+    } <= kinds
+
+
+def test_stop_ramps_down_over_the_profiles_ramp_down(ctl: Controller, tmp_path: Path) -> None:
+    _running(ctl)
+    ctl.stop()
+    assert ctl.wait(timeout=30) is Outcome.STOPPED
+    ctl.close()
+    lines = [json.loads(x) for x in (tmp_path / "session.jsonl").read_text().splitlines()]
+    stops = [e["data"] for e in lines if e["kind"] == "command" and e["data"]["name"] == "STOP"]
+    assert stops == [pytest.approx({**stops[0], "ramp_ms": 5000, "result": "ack"})]
+
+
+def test_estop_zeroes_the_output_and_latches_estop(ctl: Controller) -> None:
+    _running(ctl)
+    ctl.estop()
+    assert ctl.wait(timeout=10) is Outcome.ESTOP
+    device = ctl.link.port.device
+    assert device.state.name == "ESTOP" and not any(device.status()["outputs"])
+    assert ctl.state is HostState.ESTOP
+
+
+def test_adjust_raises_the_plateau_by_one_step_and_sets_the_device_gain(ctl: Controller) -> None:
+    _running(ctl)
+    assert ctl.adjust(1, +0.1) == pytest.approx(0.6)
+    assert ctl.link.port.device.gains[0] == 1200
+
+
+def test_adjust_clamps_a_large_request_to_one_step(ctl: Controller) -> None:
+    _running(ctl)
+    assert ctl.adjust(2, -1.0) == pytest.approx(0.4)
+
+
+def test_adjust_is_rate_limited_between_calls(ctl: Controller) -> None:
+    _running(ctl)
+    now = [100.0]
+    ctl.interlock.clock = lambda: now[0]
+    ctl.adjust(1, +0.1)
+    now[0] += 0.01  # 2 mA/s x 10 ms = 0.02 mA allowed
+    assert ctl.adjust(1, +0.1) == pytest.approx(0.62)
+
+
+def test_adjust_beyond_the_envelope_is_refused_naming_the_limit(tmp_path: Path) -> None:
+    env = SafetyEnvelope(max_amplitude_ma=0.55)
+    with Controller.connect(None, speed=math.inf, envelope=env) as c:
+        _running(c)
+        with pytest.raises(InterlockError, match="amplitude-max"):
+            c.adjust(1, +0.1)
+
+
+def test_pause_and_resume_then_complete(ctl: Controller) -> None:
+    _running(ctl)
+    ctl.pause()
+    _until(lambda: ctl.status().device_state == "PAUSED")
+    assert not any(ctl.link.port.device.status()["outputs"])
+    ctl.resume()
+    assert ctl.wait(timeout=30) is Outcome.COMPLETED
+
+
+def test_block_outside_the_effective_envelope_is_not_written_and_latches_host_limit(
+    ctl: Controller,
+) -> None:
+    _running(ctl)
+    ctl._envelope = SafetyEnvelope(max_amplitude_ma=0.3)  # as if the limits had narrowed
+    assert ctl.wait(timeout=10) is Outcome.FAULT
+    assert ctl.fault is not None and ctl.fault.code == "HOST_LIMIT"
+    assert ctl.link.port.device.state.name == "ESTOP"
+
+
+def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
+    start = ctl.status().device_time_ms
+    _until(lambda: ctl.status().device_time_ms > start + 2000)
+    assert ctl.state is HostState.IDLE and ctl.link.port.device.state.name == "IDLE"
+
+
+def test_telemetry_callbacks_get_status_until_unsubscribed(ctl: Controller) -> None:
+    seen: list[Status] = []
+    unsubscribe = ctl.on_telemetry(seen.append)
+    _until(lambda: len(seen) >= 3)
+    unsubscribe()
+    count = len(seen)
+    start = ctl.status().device_time_ms
+    _until(lambda: ctl.status().device_time_ms > start + 200)
+    assert len(seen) <= count + 1
+
+
+def test_events_report_state_changes(ctl: Controller) -> None:
+    events: list[Event] = []
+    ctl.on_event(events.append)
+    _armed(ctl)
+    _until(lambda: any(e.kind == "state" and e.data.get("device") == "ARMED" for e in events))
+
+
+def test_status_reports_phase_and_progress_while_running(ctl: Controller) -> None:
+    st = _running(ctl).status()
+    assert (st.state, st.phase_count, st.phase_mode) == (HostState.RUNNING, 1, "continuous")
+    assert st.elapsed_s >= 6.0 and st.remaining_s == pytest.approx(60 - st.elapsed_s)
+
+
+def test_close_while_running_brings_the_output_to_zero(ctl: Controller) -> None:
+    _running(ctl)
+    device = ctl.link.port.device
+    ctl.close()
+    assert device.state.name in ("IDLE", "ESTOP") and not any(device.status()["outputs"])
+
+
+def test_catalogue_mismatch_at_connect_raises_protocol_mismatch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stimctl.link.CATALOGUE_HASH", 0x12345678)
+    with pytest.raises(ProtocolMismatch, match="catalogue mismatch"):
+        Controller.connect(None, speed=math.inf)
+
+
+def test_speed_is_refused_with_a_port() -> None:
+    with pytest.raises(ValueError, match="simulator only"):
+        Controller.connect("stimsim://?virtual=1", speed=10)
