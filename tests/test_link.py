@@ -7,6 +7,7 @@ import errno
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -214,3 +215,51 @@ def test_unsolicited_messages_go_to_on_message(port: FakePort, link: Link, rec: 
     while not rec.messages and time.monotonic() < deadline:
         time.sleep(0.01)
     assert isinstance(rec.messages[0], Nak)
+
+
+# --- against the simulator in its own process, over a pseudo-terminal ---------------------------
+
+DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
+
+
+@pytest.fixture
+def sim_port(tmp_path: Path):
+    from hil.plugin import start_sim_process, stop_sim_process
+
+    proc, port, _, _ = start_sim_process(tmp_path)
+    yield port
+    stop_sim_process(proc)
+
+
+def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(30)
+def test_port_closed_under_a_running_session_is_link_lost_and_reconnect_stays_disarmed(
+    sim_port: str,
+) -> None:
+    from stimctl.controller import Controller
+    from stimctl.errors import InterlockError
+    from stimctl.status import HostState, Outcome
+
+    with Controller.connect(sim_port) as ctl:
+        ctl.load(DEMO)
+        ctl.check_impedance()
+        ctl.arm(confirm=True)
+        ctl.start()
+        _until(lambda: ctl.status().device_state == "RUNNING")
+        ctl.link.port.close()  # the port vanishes under the reader thread
+        assert ctl.wait(timeout=5) is Outcome.FAULT
+        assert (ctl.state, ctl.fault.code) == (HostState.FAULT, "LINK_LOST")
+        time.sleep(0.3)  # the device's watchdog / FIFO runs out meanwhile
+        ctl.reconnect()
+        assert ctl.state is HostState.FAULT and ctl.fault.code == "LINK_LOST"
+        assert ctl.status().device_state == "FAULT"
+        ctl.acknowledge_fault()
+        assert ctl.state is HostState.IDLE
+        with pytest.raises(InterlockError, match="impedance"):
+            ctl.arm(confirm=True)
