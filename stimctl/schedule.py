@@ -75,10 +75,15 @@ class Schedule:
         return self.start_ms + self.duration_ms
 
     def expected_pulses(self) -> np.ndarray:
-        """(c,) int64 pulses the device counts per channel, exactly as its accumulator does."""
-        acc = int(np.dot(self.frequency_dhz.astype(np.int64), self.duration_ms.astype(np.int64)))
-        total = acc * TICK_US // ACCUMULATOR_WRAP
-        return np.full(len(self.channel_ids), total, dtype=np.int64)
+        """(c,) int64 pulses the device delivers per channel, exactly as its accumulator counts
+        them: every accumulator wrap in a block whose amplitude on that channel is above zero
+        (docs/PROTOCOL.md: a pulse of 0 uA is not delivered, so the zero-amplitude first block of
+        a ramp-up and last block of a ramp-down deliver none)."""
+        step = self.frequency_dhz.astype(np.int64) * self.duration_ms.astype(np.int64) * TICK_US
+        wraps = np.cumsum(step) // ACCUMULATOR_WRAP
+        fired = np.diff(wraps, prepend=0)  # pulses emitted during each block
+        live = self.amplitude_ua > 0
+        return (fired[:, None] * live).sum(axis=0).astype(np.int64)
 
     def phase_at(self, t_ms: int) -> int:
         """Index of the phase running at ``t_ms`` (the last phase at or after the end)."""
