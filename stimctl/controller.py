@@ -489,9 +489,11 @@ class Controller:
         with self.lock:
             self.interlock.check(Command.ACKNOWLEDGE)
             link = self._require_link()
-            device_latched = self.session.device_state in (State.FAULT, State.ESTOP)
-        if device_latched:
+        try:  # always: the device may not have reported its latch yet (e.g. just e-stopped)
             self.session.command(link, ClearFault())
+        except CommandRejected as exc:
+            if exc.reason != "BAD_STATE":  # BAD_STATE: the device was not latched (host-only)
+                raise
         with self.lock:
             cause = self.interlock.fault
             self.interlock.apply(Command.ACKNOWLEDGE)
