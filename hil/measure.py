@@ -175,6 +175,6 @@ def matrix_table(rows: list[dict[str, Any]]) -> str:
 def _cell_text(cell: dict[str, Any]) -> str:
     verdict = "PASS" if cell.get("passed") else "FAIL"
     latched = cell.get("latched") or "-"
-    zero = cell.get("zero_ms")
-    figure = "" if zero is None else f" {zero:.1f}/{cell.get('bound_ms', 0):.0f}ms"
+    latch, bound = cell.get("latch_ms"), cell.get("bound_ms")
+    figure = "" if latch is None or bound is None else f" {latch:g}/{bound:g}ms"
     return f"{verdict} {latched}{figure}"
