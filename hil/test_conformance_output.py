@@ -12,6 +12,7 @@ from hil.hostproc import DeviceLink
 from hil.plugin import BenchConfig
 from stimctl.protocol import (
     Arm,
+    ClearFault,
     DeviceInfo,
     Disarm,
     Fault,
@@ -43,7 +44,15 @@ def _max_rise_per_ms(outputs: list[dict[str, Any]]) -> float:
     return worst
 
 
+def _forget_impedance_checks(link: DeviceLink) -> None:
+    """CLEAR_FAULT invalidates every impedance check (checks of earlier tests stay valid)."""
+    link.enter(State.ESTOP)
+    link.command(ClearFault())
+    link.wait_state(State.IDLE)
+
+
 def test_arm_without_an_impedance_check_is_refused(device_link: DeviceLink) -> None:
+    _forget_impedance_checks(device_link)
     answer = device_link.request(Arm(channel_mask=1, shape=0))
     assert isinstance(answer, Nak) and answer.reason == NakReason.IMPEDANCE_NOT_CHECKED
 
@@ -53,6 +62,7 @@ def test_arm_of_a_channel_not_checked_is_refused(
 ) -> None:
     if device_info.channels < 2:
         pytest.skip("needs a device with two channels")
+    _forget_impedance_checks(device_link)
     device_link.check_impedance(1)
     answer = device_link.request(Arm(channel_mask=0b11, shape=0))
     assert isinstance(answer, Nak) and answer.reason == NakReason.IMPEDANCE_NOT_CHECKED
