@@ -68,6 +68,7 @@ SIM_URL = "stimsim://"
 #: Largest single live-amplitude step (policy), and the default operator stop ramp.
 ADJUST_STEP_MA = 0.1
 DEFAULT_STOP_RAMP_MS = 2000
+_AT_REST = (State.IDLE, State.FAULT, State.ESTOP)
 _SHAPES = {"biphasic_symmetric": Shape.BIPHASIC_SYMMETRIC,
            "biphasic_asymmetric": Shape.BIPHASIC_ASYMMETRIC}  # fmt: skip
 
@@ -135,9 +136,7 @@ class Controller:
         ctl = cls(envelope=envelope, operator=operator, patient=patient)
         if url is None:
             ctl._is_simulator = True
-            ctl._speed = math.inf if speed is None or math.isinf(speed) else float(speed)
-            if speed is None:
-                ctl._speed = 1.0
+            ctl._speed = 1.0 if speed is None else float(speed)
             url = simulator_url(speed, sim_options)
         else:
             ctl._is_simulator = url.startswith(SIM_URL)
@@ -542,10 +541,10 @@ class Controller:
         self._closed = True
         state = self.interlock.state
         with contextlib.suppress(StimctlError, OSError):
-            if state in (HostState.RUNNING, HostState.PAUSED, HostState.ARMED):
-                self.abort()
-        if state is HostState.STOPPING:
-            self.wait(timeout=2.0)
+            if state in (HostState.RUNNING, HostState.PAUSED, HostState.ARMED, HostState.STOPPING):
+                self.abort()  # STOPPING: e-stop, do not leave a ramp running behind us
+                with self.lock:
+                    self.changed.wait_for(lambda: self.session.device_state in _AT_REST, 0.5)
         link = self._link
         if link is not None and link.is_open:
             if self.session.device_state is State.IDLE:

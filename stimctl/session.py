@@ -31,6 +31,7 @@ from stimctl.protocol import (
     ImpedanceResult,
     Message,
     Nak,
+    NakReason,
     State,
     StateEvent,
     Telemetry,
@@ -115,6 +116,7 @@ class Session:
         self._stop_outcome: Outcome | None = None
         self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
         self._telemetry_waiters = 0
+        self._clock_offset_ms: float | None = None
         self._probed_rx: float | None = None
         self._notify = False  # set by handlers: wake wait() after this message
         self._hb_frames = -1
@@ -221,11 +223,12 @@ class Session:
         self._pulse_base, self._raw_pulses = {}, {}
         self.elapsed_ms, self.outcome, self._final_after = 0, None, None
         self._stop_outcome = None
+        self._clock_offset_ms = None
         self._active = True
         self.streamer = Streamer(
             self.schedule, device.channels, lambda m, cb: link.send(m, cb), self.guard,
             target_ms=DEFAULT_TARGET_MS, max_lookahead_ms=device.max_lookahead_ms,
-            fifo_depth=device.fifo_depth, on_error=self.guard_refused,
+            fifo_depth=device.fifo_depth, on_error=self.guard_refused, on_nak=self._block_nak,
         )  # fmt: skip
         self.record(
             "state",
@@ -236,6 +239,13 @@ class Session:
                 "operator_confirmed": True,
             },
         )
+
+    def _block_nak(self, block: Block, nak: Nak) -> None:
+        """Reader thread: a refused BLOCK goes into the record (ACKed blocks are only counted)."""
+        reason = NakReason(nak.reason).name if nak.reason in NakReason._value2member_map_ else ""
+        self.record("command", {"name": "BLOCK", "index": block.index, "seq": block.seq,
+                                "result": "nak", "reason": reason or str(nak.reason),
+                                "detail": nak.detail}, durable=False)  # fmt: skip
 
     def prime(self) -> None:
         if self.streamer is None:
@@ -416,11 +426,25 @@ class Session:
             self.latch_from_telemetry(tel)
         streamer = self.streamer
         if streamer is not None and state in (State.ARMED, State.RUNNING, State.PAUSED):
-            streamer.on_telemetry(tel, tel.time_ms)
+            streamer.on_telemetry(tel, self._device_now_ms(tel))
         self._heartbeat(tel)
         if self._next_record_ms is None or tel.time_ms >= self._next_record_ms:
             self._next_record_ms = tel.time_ms + RECORD_TELEMETRY_MS
             self.record("telemetry", self._telemetry_line(tel), durable=False)
+
+    def _device_now_ms(self, tel: Telemetry) -> float:
+        """The host's estimate of device time now. Telemetry only ever arrives late, so the
+        smallest (host time - device time / speed) seen is the best offset between the clocks;
+        a host that stalled finds device time well past the telemetry it is only now reading.
+        Under the virtual (lock-step) clock device time stands still while the host works."""
+        speed = self.ctl.speed
+        if math.isinf(speed):
+            return float(tel.time_ms)
+        now_ms = time.monotonic() * 1000
+        offset = now_ms - tel.time_ms / speed
+        if self._clock_offset_ms is None or offset < self._clock_offset_ms:
+            self._clock_offset_ms = offset
+        return (now_ms - self._clock_offset_ms) * speed
 
     def _count_pulses(self, tel: Telemetry) -> None:
         s = self.schedule

@@ -67,7 +67,7 @@ def _zero_after_last_frame(events: list[dict[str, Any]]) -> tuple[str, int, int]
 def test_killed_host_trips_the_device_watchdog_within_watchdog_plus_one_tick(
     tmp_path: Path,
 ) -> None:
-    # watchdog 100 ms: shorter than the host's 120 ms FIFO lookahead, so the watchdog (not the
+    # watchdog 100 ms: shorter than the host's 200 ms FIFO lookahead, so the watchdog (not the
     # FIFO running dry) is what stops the output
     fault, silent_ms, zero_delay_ms = _zero_after_last_frame(
         _kill_host_mid_session(tmp_path, ["--watchdog-ms", "100"])
@@ -80,7 +80,7 @@ def test_killed_host_trips_the_device_watchdog_within_watchdog_plus_one_tick(
 def test_killed_host_with_default_watchdog_stops_output_within_the_lookahead(
     tmp_path: Path,
 ) -> None:
-    # default watchdog 200 ms: the FIFO (at most 250 ms, the host keeps about 120) runs dry first
+    # default watchdog 200 ms: FIFO (about 200 ms) or watchdog, whichever runs out first
     fault, silent_ms, zero_delay_ms = _zero_after_last_frame(_kill_host_mid_session(tmp_path, []))
     assert fault in ("UNDERRUN", "COMMS_LOSS")
     assert silent_ms <= 200 + TICK_MS

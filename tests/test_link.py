@@ -263,3 +263,42 @@ def test_port_closed_under_a_running_session_is_link_lost_and_reconnect_stays_di
         assert ctl.state is HostState.IDLE
         with pytest.raises(InterlockError, match="impedance"):
             ctl.arm(confirm=True)
+
+
+# --- port discovery ------------------------------------------------------------------------------
+
+
+def _ports() -> list:
+    from stimctl.ports import PortInfo
+
+    return [
+        PortInfo("/dev/ttyUSB0", "stim", "STIM0001", 0x0403, 0x6001, "FTDI"),
+        PortInfo("/dev/ttyUSB1", "stim", "STIM0002", 0x0403, 0x6001, "FTDI"),
+        PortInfo("/dev/ttyUSB2", "copy", "STIM0002", 0x0403, 0x6001, "FTDI"),
+    ]
+
+
+def test_usb_serial_resolves_to_its_device_path() -> None:
+    from stimctl.ports import resolve_port
+
+    assert resolve_port("usb:STIM0001", _ports()) == "/dev/ttyUSB0"
+
+
+def test_unknown_usb_serial_raises_link_error() -> None:
+    from stimctl.ports import resolve_port
+
+    with pytest.raises(LinkError, match="no serial port with USB serial number 'NOPE'"):
+        resolve_port("usb:NOPE", _ports())
+
+
+def test_ambiguous_usb_serial_raises_link_error_naming_the_ports() -> None:
+    from stimctl.ports import resolve_port
+
+    with pytest.raises(LinkError, match="/dev/ttyUSB1, /dev/ttyUSB2"):
+        resolve_port("usb:STIM0002", _ports())
+
+
+def test_urls_and_paths_pass_through_unchanged() -> None:
+    from stimctl.ports import resolve_port
+
+    assert resolve_port("socket://localhost:7777", []) == "socket://localhost:7777"

@@ -62,13 +62,13 @@ def _trial(ctl: Controller, tail: _TraceTail) -> int:
         ctl.acknowledge_fault()
     ctl.check_impedance()
     ctl.arm(confirm=True)
+    tail.new_events()  # skip what came before
     ctl.start()
     deadline = time.monotonic() + 3.0
-    while not any(c.set_ma > 0 for c in ctl.status().channels):
+    while not any(e["event"] == "output" and e["amplitude_ua"] > 0 for e in tail.new_events()):
         if time.monotonic() > deadline:
-            raise TimeoutError("no output within 3 s of START")
+            raise TimeoutError("no output in the trace within 3 s of START")
         time.sleep(0.001)
-    tail.new_events()  # skip what came before
     t0 = time.monotonic_ns()
     ctl.estop()
     return _zero_time_ns(tail, t0) - t0

@@ -40,7 +40,7 @@ def eight_channel_profile(seconds: float) -> str:
     )  # fmt: skip
 
 
-def measure(seconds: float = 60, port: str | None = None) -> dict:
+def measure(seconds: float = 60, port: str | None = None, record: str | None = None) -> dict:
     """Stream an 8-channel session of ``seconds`` in real time; returns the figures."""
     profile = loads_profile(eight_channel_profile(seconds))
     report = validate_profile(profile)
@@ -53,7 +53,8 @@ def measure(seconds: float = 60, port: str | None = None) -> dict:
 
             proc, port, _, _ = start_sim_process(Path(tmp), ["--channels", "8"])
         try:
-            with Controller.connect(port, record=Path(tmp) / "record.jsonl") as ctl:
+            rec = Path(record) if record else Path(tmp) / "record.jsonl"
+            with Controller.connect(port, record=rec) as ctl:
                 ctl.load(profile)
                 ctl.check_impedance()
                 ctl.arm(confirm=True, acknowledge_warnings=True)
@@ -74,6 +75,7 @@ def measure(seconds: float = 60, port: str | None = None) -> dict:
         "underruns": summary.underruns, "naks": summary.naks,
         "frame_errors": status.frame_errors, "host_cpu_percent": round(100 * cpu / wall, 1),
         "pulses": [c.pulses for c in summary.channels],
+        "faults": [f"{f.code} ({f.source}): {f.message}" for f in summary.faults],
     }  # fmt: skip
 
 
@@ -81,11 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.benchmarks.stream", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--port", help="pty of a running `python -m firmware_sim --channels 8`")
+    parser.add_argument("--record", help="keep the session record here")
     args = parser.parse_args(argv)
-    r = measure(args.seconds, args.port)
+    r = measure(args.seconds, args.port, args.record)
     print(f"stream 8 ch x {r['seconds']:g} s: {r['outcome']}, {r['blocks']} blocks,"
           f" late {r['late_blocks']}, underruns {r['underruns']}, NAKs {r['naks']},"
           f" host CPU {r['host_cpu_percent']:.1f} %")  # fmt: skip
+    for fault in r["faults"]:
+        print(f"fault: {fault}")
     print(json.dumps(r))
     return 0
 
