@@ -6,6 +6,7 @@ One command per line, one answer line each (``ok``, ``error <why>``, or JSON for
     inject drift <ohm_per_s> <ch>   inject overcurrent <ch>         inject reset
     inject underrun                 link drop <rate>                link flip <rate>
     link delay <ms>                 link clear                      status
+    inject clear <ch>               (undo a channel's electrode/overcurrent injections)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from firmware_sim.device import Device
 
-_CHANNEL_ONLY = ("electrode_open", "electrode_short", "overcurrent", "open", "short")
+_CHANNEL_ONLY = ("electrode_open", "electrode_short", "overcurrent", "open", "short", "clear")
 _VALUE_AND_CHANNEL = ("impedance", "drift")
 
 

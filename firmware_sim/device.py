@@ -208,7 +208,8 @@ class Device:
 
     def inject(self, kind: str, channel: int = 1, value: float | None = None) -> None:
         """Inject a fault now: electrode_open, electrode_short, impedance (value ohm), drift (value
-        ohm/s, default 5000), overcurrent, reset, underrun. Raises ValueError when unknown."""
+        ohm/s, default 5000), overcurrent, clear (undo the channel's injections), reset, underrun.
+        Raises ValueError when unknown. The next tick checks the electrodes (no bulk skipping)."""
         if kind in ("reset", "underrun"):
             self._reset() if kind == "reset" else self._drop_fifo()
             return
@@ -227,6 +228,9 @@ class Device:
             ch.drift_ohm_per_s = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
         elif kind == "overcurrent":
             ch.overcurrent = True
+        elif kind == "clear":  # the electrode is healthy again (initial impedance, no drift)
+            ch.impedance_ohm, ch.drift_ohm_per_s = self.config.impedance(channel), 0.0
+            ch.overcurrent = False
         else:
             raise ValueError(f"unknown fault kind {kind!r}")
         self.output_stage.invalidate()
@@ -303,8 +307,8 @@ class Device:
 
     def _quiet_horizon(self) -> int:
         """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
-        if self._rx:
-            return 0
+        if self._rx or not self.output_stage.checked:
+            return 0  # bytes to process, or an electrode change (injection) to check at once
         now = self.tick_count
         event = _FOREVER
         if self._rx_delayed:

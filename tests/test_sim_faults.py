@@ -146,3 +146,29 @@ def test_link_drop_loses_frames_but_the_decoder_resynchronises() -> None:
     assert 0 < len(telemetry) < 500
     assert h.decoder.stats.errors > 0
     assert h.device.link.dropped + h.device.link.flipped > 0
+
+
+@pytest.mark.parametrize("kind", ["electrode_open", "electrode_short", "overcurrent"])
+def test_injection_at_plateau_is_caught_in_the_next_tick_even_when_ticks_run_in_bulk(
+    kind: str,
+) -> None:
+    h = running(amp=500, watchdog_ms=60_000)
+    h.pump(100)  # at plateau: the bulk path would otherwise skip the electrode checks
+    assert h.device.output_stage.at_target
+    injected_ms = h.device.time_ms
+    h.device.inject(kind, 1)
+    h.device.run_ticks(50)
+    h.pump(1)
+    (event,) = fault_events(h)
+    assert event.time_ms == injected_ms + 1
+    assert h.device.output_stage.any_output is False
+
+
+def test_inject_clear_heals_the_channel() -> None:
+    h = running(watchdog_ms=60_000)
+    h.device.inject("overcurrent", 1)
+    h.device.inject("electrode_open", 1)
+    h.device.inject("clear", 1)
+    h.pump(40)
+    assert fault_events(h) == []
+    assert h.device.state is State.RUNNING
