@@ -19,9 +19,9 @@ from firmware_sim.options import SimOptions, apply_option
 from firmware_sim.pty_server import PtyServer
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m firmware_sim") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m firmware_sim",
+        prog=prog,
         description="Serve a simulated EA stimulator (stimctl wire protocol) on a pseudo-terminal.",
     )
     p.add_argument("--channels", type=str, default="4", help="output channels, 1..8 (default 4)")
@@ -60,8 +60,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     return opts
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "python -m firmware_sim") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         opts = options_from_args(args)
