@@ -22,4 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from firmware_sim.__main__ import main as serve  # heavy (numpy): only when serving
 
-    return serve(list(args.extra), prog="stimctl sim")
+    try:
+        return serve(list(args.extra), prog="stimctl sim")
+    except SystemExit as exc:  # its argparse: 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
