@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
@@ -13,12 +14,15 @@ from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.message_pump import MessagePump
 from textual.reactive import reactive
+from textual.timer import Timer
 
 from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
 from stimctl.tui.messages import DeviceCallDone, DeviceEvent, TelemetryReady, TelemetrySlot
 from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryScreen
 from stimctl.tui.screens.base import StimScreen
 
+#: Telemetry reaches the screen at most this often; newer samples replace older ones meanwhile.
+UI_REFRESH_S = 0.05
 #: E-STOP keys: non-printable, so a focused Input never swallows them; bound with priority.
 ESTOP_KEYS = "f12,ctrl+backslash"
 
@@ -60,11 +64,13 @@ class StimApp(App[int]):
         self.session_started = False
         self.last_status: Any = None
         self.telemetry = TelemetrySlot()
-        self.telemetry_frozen = False  # snapshot tests freeze the view
+        self.view_frozen = False  # screenshots: ignore telemetry and events (E-STOP still works)
         self.event_lines: list[str] = []
         self._clock = clock or datetime.now
         self._fixed_clock = clock is not None
         self._unsubscribe: list[Callable[[], None]] = []
+        self._next_refresh = 0.0
+        self._refresh_timer: Timer | None = None
         self.set_reactive(StimApp.target_text,
                           "SIMULATOR (starting)" if expect_simulator else "connecting…")
 
@@ -186,8 +192,20 @@ class StimApp(App[int]):
                 screen.device_changed()
 
     def on_telemetry_ready(self, _message: TelemetryReady) -> None:
+        """At most one refresh per UI_REFRESH_S; until then the slot stays pending (and current)."""
+        if self._refresh_timer is not None:
+            return
+        delay = self._next_refresh - time.monotonic()
+        if delay > 0:
+            self._refresh_timer = self.set_timer(delay, self._drain_telemetry)
+        else:
+            self._drain_telemetry()
+
+    def _drain_telemetry(self) -> None:
+        self._refresh_timer = None
+        self._next_refresh = time.monotonic() + UI_REFRESH_S
         status = self.telemetry.take()
-        if status is not None and not self.telemetry_frozen:
+        if status is not None and not self.view_frozen:
             self.apply_status(status)
 
     def apply_status(self, status: Any) -> None:
@@ -201,6 +219,8 @@ class StimApp(App[int]):
             self.show_fault()
 
     def on_device_event(self, message: DeviceEvent) -> None:
+        if self.view_frozen:
+            return
         event = message.event
         kind = getattr(event, "kind", "log")
         self.log_event(f"{kind}: {getattr(event, 'message', event)}")
@@ -223,13 +243,13 @@ class StimApp(App[int]):
     def show_fault(self, reason: str = "") -> None:
         for screen in self.screen_stack:
             if isinstance(screen, FaultScreen):
-                if screen.is_current:
+                with suppress(NoMatches):  # not composed yet: it reads the fault on mount
                     screen.refresh_fault()
                 return
         self.push_screen(FaultScreen(reason))
 
     def fault_acknowledged(self) -> None:
-        self.log_event("fault acknowledged; impedance must be checked again")
+        self.log_event("operator acknowledged the fault")
         if self.session_started:
             self.show_summary()
         else:

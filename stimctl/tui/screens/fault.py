@@ -48,29 +48,35 @@ class FaultScreen(StimScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="fault-body"):
-            yield Label("", id="fault-title")
-            yield Static("", id="fault-details")
+            title, details = self._content()
+            yield Label(title, id="fault-title")
+            yield Static(details, id="fault-details")
             yield Label("Check the patient and the electrodes, then acknowledge. "
                         "Impedance must be checked again before re-arming.", id="fault-advice")
             with Center():
                 yield Button("Acknowledge  (Enter)", id="acknowledge", variant="error")
-            yield Label("", id="notice")
+            yield Label("", id="notice", markup=False)
 
-    def on_mount(self) -> None:
-        self.refresh_fault()
-
-    def refresh_fault(self) -> None:
+    def _content(self) -> tuple[str, Table]:
         ctrl = self.stim.controller
         state = state_name(getattr(ctrl, "state", None))
         fault = getattr(ctrl, "fault", None)
         title = "E-STOP: OUTPUT AT ZERO" if state == "ESTOP" or self.reason == "estop" else (
             "FAULT: OUTPUT AT ZERO")
-        self.query_one("#fault-title", Label).update(title)
         when = self.stim.time_text(field(fault, "host_time"))
-        self.query_one("#fault-details", Static).update(fault_table(fault, state, when))
+        return title, fault_table(fault, state, when)
+
+    def refresh_fault(self) -> None:
+        title, details = self._content()
+        self.query_one("#fault-title", Label).update(title)
+        self.query_one("#fault-details", Static).update(details)
 
     def update_status(self, status: Any) -> None:
-        self.refresh_fault()
+        ctrl = self.stim.controller
+        key = (getattr(ctrl, "state", None), getattr(ctrl, "fault", None))
+        if key != getattr(self, "_shown", None):
+            self._shown = key
+            self.refresh_fault()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "acknowledge":

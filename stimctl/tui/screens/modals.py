@@ -31,7 +31,7 @@ class ConfirmModal(ModalScreen[bool]):
             yield Static(self._body, classes="dialog-body")
             yield Label(f"Type {self.word} and press Enter to confirm; Esc cancels.")
             yield Input(placeholder=self.word, id="confirm-input")
-            yield Label("", id="notice")
+            yield Label("", id="notice", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Confirm", id="confirm", variant="warning")
                 yield Button("Cancel", id="cancel")

@@ -77,7 +77,7 @@ class PreflightScreen(StimScreen):
                     yield Button("ARM…  (A)", id="arm", variant="warning", disabled=True)
                     yield Button("Back  (B)", id="back")
                 yield Label("Run the impedance check on every channel before arming.",
-                            id="notice")
+                            id="notice", markup=False)
                 yield EventLog(id="event-log")
 
     def on_mount(self) -> None:

@@ -58,7 +58,7 @@ class RunScreen(StimScreen):
                     yield Button("STOP (ramp down)  (S)", id="stop", variant="warning")
                     yield Button("Note  (N)", id="note")
                 yield Label("ARMED: output is zero. Press F5 to START (ramps up from zero).",
-                            id="notice")
+                            id="notice", markup=False)
                 yield EventLog(id="event-log")
             yield DevicePanel(id="device-panel")
 

@@ -51,7 +51,7 @@ class SetupScreen(StimScreen):
                 with Vertical(id="setup-actions"):
                     yield Button("Continue to preflight  (F5)", id="to-preflight",
                                  variant="primary", disabled=True)
-                    yield Label("", id="notice")
+                    yield Label("", id="notice", markup=False)
 
     def on_mount(self) -> None:
         options = self.query_one("#profile-list", OptionList)

@@ -12,27 +12,26 @@ class TopBar(Horizontal):
 
     def __init__(self, title: str) -> None:
         super().__init__()
-        self._title = title
+        self._target = Label("", id="target-badge")
+        self._title = Label(title, id="screen-title")
+        self._operator = Label("", id="operator", markup=False)
+        self._state = Label("", id="state-badge")
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="target-badge")
-        yield Label(self._title, id="screen-title")
-        yield Label("", id="operator")
-        yield Label("", id="state-badge")
+        yield from (self._target, self._title, self._operator, self._state)
 
     def on_mount(self) -> None:
+        operator = getattr(self.app, "operator", "")
+        self._operator.update(f"operator: {operator or '—'}")
         self.watch(self.app, "target_text", self._show_target)
         self.watch(self.app, "state_text", self._show_state)
-        operator = getattr(self.app, "operator", "")
-        self.query_one("#operator", Label).update(f"operator: {operator or '—'}")
 
     def _show_target(self, text: str) -> None:
-        badge = self.query_one("#target-badge", Label)
-        badge.update(text)
-        badge.set_class(text.startswith("SIMULATOR"), "simulator")
+        self._target.update(text)
+        self._target.set_class(text.startswith("SIMULATOR"), "simulator")
 
     def _show_state(self, text: str) -> None:
-        badge = self.query_one("#state-badge", Label)
+        badge = self._state
         badge.update(text)
         for name in ("RUNNING", "ARMED", "FAULT", "ESTOP"):
             badge.set_class(text == name, f"state-{name.lower()}")
@@ -41,20 +40,22 @@ class TopBar(Horizontal):
 class EStopBar(Horizontal):
     """Bottom bar on every screen: the E-STOP key and button, never hidden, never disabled."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._button = Button("E-STOP (F12)", id="estop-button", variant="error")
+        self._button.can_focus = False  # never a Tab stop: Enter on a stray focus must not E-STOP
+        self._keys = Label("", id="screen-keys", markup=False)
+        self._sim = Label("", id="sim-badge")
+
     def compose(self) -> ComposeResult:
-        yield Button("E-STOP (F12)", id="estop-button", variant="error")
-        yield Label("", id="screen-keys")
-        yield Label("", id="sim-badge")
+        yield from (self._button, self._keys, self._sim)
 
     def on_mount(self) -> None:
-        button = self.query_one("#estop-button", Button)
-        button.can_focus = False  # never a Tab stop: Enter on a stray focus must not E-STOP
+        self._keys.update(getattr(self.screen, "KEYS_HINT", ""))
         self.watch(self.app, "target_text", self._show_target)
-        keys = getattr(self.screen, "KEYS_HINT", "")
-        self.query_one("#screen-keys", Label).update(keys)
 
     def _show_target(self, text: str) -> None:
-        badge = self.query_one("#sim-badge", Label)
+        badge = self._sim
         simulator = text.startswith("SIMULATOR")
         badge.update("SIMULATOR" if simulator else "")
         badge.set_class(simulator, "simulator")

@@ -25,8 +25,8 @@ class ChannelRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(f"CH{self.channel}", classes="ch-id")
-        yield Label(self.electrodes, classes="ch-electrodes")
-        yield Label("", classes="ch-numbers")
+        yield Label(self.electrodes, classes="ch-electrodes", markup=False)
+        yield Label("", classes="ch-numbers", markup=False)
         yield Sparkline(list(self._history), classes="ch-spark")
 
     def on_mount(self) -> None:

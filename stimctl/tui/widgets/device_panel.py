@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.table import Table
 from textual.widgets import Static
 
 from stimctl.tui.format import field
@@ -17,14 +16,18 @@ def _limit_lines(limits: Any) -> list[tuple[str, str]]:
     return [(f"  {key}", str(val)) for key, val in sorted(items)]
 
 
+_HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "late_blocks")
+
+
 class DevicePanel(Static):
     """What is connected and how healthy the link is; refreshed from telemetry."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("connecting…", **kwargs)
+        super().__init__("connecting…", markup=False, **kwargs)
         self.border_title = "Device"
         self._controller: Any = None
         self._status: Any = None
+        self._shown: tuple[Any, ...] | None = None
 
     def on_mount(self) -> None:
         app = self.app
@@ -37,36 +40,40 @@ class DevicePanel(Static):
 
     def show_status(self, status: Any) -> None:
         self._status = status
-        self.update(self._render_table())
+        key = tuple(field(status, name) for name in _HEALTH)
+        if key != self._shown:  # repaint only when a figure changed
+            self._shown = key
+            self.update(self._render_table())
 
-    def _render_table(self) -> Table | str:
+    def _render_table(self) -> str:
+        """Plain text (cheap to repaint at telemetry rate, unlike a Rich table)."""
         ctrl = self._controller
         if ctrl is None:
             error = getattr(self.app, "connect_error", None)
             return f"not connected: {error}" if error else "connecting…"
         device = ctrl.device
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
-        kind = "SIMULATOR (embedded)" if ctrl.is_simulator else "device"
-        grid.add_row("Connection", f"{ctrl.url}")
-        grid.add_row("Target", kind)
-        grid.add_row("Firmware", str(field(device, "firmware", "?")))
-        grid.add_row("Serial", str(field(device, "serial", "?")))
-        grid.add_row("Channels", str(field(device, "channels", "?")))
-        grid.add_row("Tick / watchdog", f"{field(device, 'tick_hz', '?')} Hz / "
-                     f"{field(device, 'watchdog_ms', '?')} ms")
-        grid.add_row("Limits", "")
-        for key, val in _limit_lines(field(device, "limits")):
-            grid.add_row(key, val)
-        grid.add_row("Link health", "")
+        rows: list[tuple[str, str]] = [
+            ("Connection", str(ctrl.url)),
+            ("Target", "SIMULATOR (embedded)" if ctrl.is_simulator else "device"),
+            ("Firmware", str(field(device, "firmware", "?"))),
+            ("Serial", str(field(device, "serial", "?"))),
+            ("Channels", str(field(device, "channels", "?"))),
+            ("Tick", f"{field(device, 'tick_hz', '?')} Hz"),
+            ("Watchdog", f"{field(device, 'watchdog_ms', '?')} ms"),
+            ("Limits", ""),
+            *_limit_lines(field(device, "limits")),
+            ("Link health", ""),
+        ]
         status = self._status
         if status is None:
-            grid.add_row("  heartbeat", "—")
+            rows.append(("  heartbeat", "—"))
         else:
-            grid.add_row("  heartbeat age", f"{field(status, 'heartbeat_age_ms', 0):.0f} ms")
-            grid.add_row("  FIFO level", f"{field(status, 'fifo_ms', 0):.0f} ms")
-            grid.add_row("  frame errors", str(field(status, "frame_errors", 0)))
-            grid.add_row("  NAKs", str(field(status, "naks", 0)))
-            grid.add_row("  late blocks", str(field(status, "late_blocks", 0)))
-        return grid
+            rows += [
+                ("  heartbeat age", f"{field(status, 'heartbeat_age_ms', 0):.0f} ms"),
+                ("  FIFO level", f"{field(status, 'fifo_ms', 0):.0f} ms"),
+                ("  frame errors", str(field(status, "frame_errors", 0))),
+                ("  NAKs", str(field(status, "naks", 0))),
+                ("  late blocks", str(field(status, "late_blocks", 0))),
+            ]
+        width = max(len(name) for name, _ in rows) + 1
+        return "\n".join(f"{name:<{width}}{val}".rstrip() for name, val in rows)

@@ -1,0 +1,354 @@
+"""The clinician TUI driven by Pilot against the real Controller on the in-process simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+from textual import events
+from textual.keys import _character_to_key
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, OptionList
+
+from stimctl.controller import Controller
+from stimctl.errors import InterlockError
+from stimctl.status import HostState
+from stimctl.tui.app import StimApp
+from stimctl.tui.messages import TelemetrySlot
+from stimctl.tui.screens import (
+    ConfirmModal,
+    FaultScreen,
+    NoteModal,
+    PreflightScreen,
+    RunScreen,
+    SetupScreen,
+    SummaryScreen,
+)
+
+PROFILES = Path(__file__).resolve().parent.parent / "profiles"
+SEED = "seed-st36-lr3.toml"
+SIZE = (120, 40)
+POLL_S = 0.02
+POLL_LIMIT = 1500  # bounded polling: at most this many pauses per condition
+
+
+@pytest.fixture
+def controllers() -> Iterator[list[Controller]]:
+    """Every controller the app connects, closed after the test whatever happens."""
+    made: list[Controller] = []
+    yield made
+    for ctrl in made:
+        ctrl.close()
+
+
+def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Controller]:
+    """A connect callable: the embedded simulator on the virtual clock (fast, deterministic)."""
+
+    def connect() -> Controller:
+        ctrl = Controller.connect(None, speed=math.inf,
+                                  sim_options={"channels": "4", **sim_options})
+        made.append(ctrl)
+        return ctrl
+
+    return connect
+
+
+def make_app(made: list[Controller], **sim_options: str) -> StimApp:
+    return StimApp(virtual_sim(made, **sim_options), operator="test", profiles_dir=PROFILES)
+
+
+def drive(app: StimApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
+    """Run ``scenario`` against the real app under ``App.run_test`` at a fixed size."""
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await scenario(pilot)
+
+    asyncio.run(main())
+
+
+async def press(pilot: Pilot, *keys: str) -> None:
+    """Pilot.press without its CPU-idle heuristic.
+
+    Pilot.press waits (up to 1 s, twice per key) for the *process* to go idle; the virtual-clock
+    simulator in this process never idles, so every key would cost 2 s. Keys take the same
+    path as real ones (driver -> App, priority bindings first, then the focused widget).
+    """
+    app = pilot.app
+    for key in keys:
+        name = _character_to_key(key) if len(key) == 1 and not key.isalnum() else key
+        char = key if len(key) == 1 else None
+        event = events.Key(name, char)
+        event.set_sender(app)
+        app._driver.send_message(event)  # type: ignore[union-attr]
+        await pilot.pause(POLL_S)
+
+
+async def until(pilot: Pilot, condition: Callable[[], object], what: str) -> None:
+    """Wait for ``condition`` by bounded polling (never a wall-clock assertion)."""
+    for _ in range(POLL_LIMIT):
+        if condition():
+            return
+        await pilot.pause(POLL_S)
+    app: StimApp = pilot.app  # type: ignore[assignment]
+    state_now = app.controller.state if app.controller else None
+    recent = "\n".join(app.event_lines[-8:])
+    raise AssertionError(f"timed out waiting for: {what}; screen {type(app.screen).__name__}, "
+                         f"state {state_now}; recent events:\n{recent}")
+
+
+def text_of(widget: Any) -> str:
+    """What a Static/Label shows, as plain text (Rich renderables rendered at 200 columns)."""
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    console.print(widget.content)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def on_screen(app: StimApp, kind: type) -> bool:
+    """``kind`` is the current screen and has been composed (its E-STOP bar is there)."""
+    return isinstance(app.screen, kind) and bool(app.screen.query("EStopBar"))
+
+
+def state(app: StimApp) -> HostState:
+    return app.controller.state
+
+
+def plateau(app: StimApp, channel: int = 1) -> float:
+    return next(c.plateau_ma for c in app.controller.status().channels if c.id == channel)
+
+
+def output_is_zero(app: StimApp) -> bool:
+    """The device reports zero set and measured current on every channel."""
+    status = app.controller.status()
+    return all(c.set_ma == 0 and c.measured_ma == 0 for c in status.channels)
+
+
+async def choose_profile(pilot: Pilot, name: str) -> None:
+    app: StimApp = pilot.app  # type: ignore[assignment]
+    await until(pilot, lambda: app.controller is not None, "connected")
+    options = app.screen.query_one("#profile-list", OptionList)
+    index = next(i for i in range(options.option_count)
+                 if options.get_option_at_index(i).prompt == name)
+    options.focus()
+    options.highlighted = index
+    await press(pilot, "enter")
+    await until(pilot, lambda: app.report is not None, "validation report")
+
+
+async def arm_and_start(pilot: Pilot, profile: str = SEED) -> None:
+    """Set-up -> preflight -> impedance -> ARM (typed confirm) -> START, by keyboard."""
+    app: StimApp = pilot.app  # type: ignore[assignment]
+    await choose_profile(pilot, profile)
+    assert app.report.ok
+    await press(pilot, "f5")
+    await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight screen")
+    await press(pilot, "i")
+    await until(pilot, lambda: app.screen.impedance_ok(), "impedance OK")
+    await press(pilot, "a")
+    await until(pilot, lambda: on_screen(app, ConfirmModal), "ARM confirmation")
+    await press(pilot, *"ARM", "enter")
+    await until(pilot, lambda: on_screen(app, RunScreen), "run screen")
+    assert state(app) is HostState.ARMED
+    await press(pilot, "f5")
+    await until(pilot, lambda: state(app) is HostState.RUNNING, "RUNNING")
+
+
+# --- acceptance 1: the whole session by keyboard, then E-STOP from a modal with an Input ------
+def test_session_select_check_arm_start_adjust_stop(controllers: list[Controller]) -> None:
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot)
+        before = plateau(app)
+        await press(pilot, "plus")
+        await until(pilot, lambda: plateau(app) > before, "plateau raised")
+        assert plateau(app) == pytest.approx(before + 0.1)
+        await press(pilot, "minus", "minus")
+        await until(pilot, lambda: plateau(app) < before, "plateau lowered")
+        await press(pilot, "s")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        assert state(app) not in (HostState.RUNNING, HostState.STOPPING)
+        assert output_is_zero(app)
+        text = text_of(app.screen.query_one("#summary"))
+        assert "STOPPED" in text
+        assert "CH1" in text
+
+    drive(app, scenario)
+
+
+def test_estop_works_with_a_modal_open_and_an_input_focused(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot)
+        await until(pilot, lambda: not output_is_zero(app), "current flowing")
+        await press(pilot, "n")
+        await until(pilot, lambda: on_screen(app, NoteModal), "note modal")
+        await press(pilot, *"tingling")
+        note = app.screen.query_one("#note-input", Input)
+        assert app.focused is note
+        assert note.value == "tingling"  # printable keys reach the Input ...
+        await press(pilot, "f12")  # ... but F12 is the App's, with priority
+        assert state(app) is HostState.ESTOP
+        await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
+        await until(pilot, lambda: output_is_zero(app), "output zero")
+        title = app.screen.query_one("#fault-title")
+        await until(pilot, lambda: "E-STOP" in text_of(title), "E-STOP title")
+
+    drive(app, scenario)
+
+
+def test_estop_button_is_on_every_screen_and_clickable(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot)
+        assert app.screen.query_one("#estop-button", Button)
+        await pilot.click("#estop-button")
+        assert state(app) is HostState.ESTOP
+        await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
+
+    drive(app, scenario)
+
+
+# --- acceptance 2: a profile with errors cannot be armed --------------------------------------
+def test_profile_with_errors_cannot_be_armed(
+    controllers: list[Controller], tmp_path: Path,
+) -> None:
+    bad = tmp_path / "too-strong.toml"
+    bad.write_text((PROFILES / SEED).read_text().replace("amplitude_ma = 0.5",
+                                                         "amplitude_ma = 80"))
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.controller is not None, "connected")
+        app.screen.query_one("#profile-path", Input).focus()
+        await press(pilot, *str(bad), "enter")
+        await until(pilot, lambda: app.report is not None, "report")
+        assert not app.report.ok
+        report_text = text_of(app.screen.query_one("#report"))
+        assert "CANNOT be armed" in report_text
+        first = app.report.errors[0]
+        assert first.code in report_text
+        assert app.screen.query_one("#to-preflight", Button).disabled
+        await press(pilot, "f5")
+        await pilot.pause(POLL_S)
+        assert isinstance(app.screen, SetupScreen)
+        assert "cannot be armed" in text_of(app.screen.query_one("#notice"))
+        with pytest.raises(InterlockError):
+            app.controller.arm(confirm=True)
+
+    drive(app, scenario)
+
+
+def test_warnings_must_be_acknowledged_before_preflight(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await choose_profile(pilot, SEED)
+        app.screen.query_one("#flag-epilepsy").value = True  # seed + epilepsy: a warning
+        await until(pilot, lambda: app.report.warnings, "warning")
+        assert app.report.ok
+        assert app.screen.query_one("#to-preflight", Button).disabled
+        assert app.preflight_refusal() == "Acknowledge the warnings first."
+        app.screen.query_one("#ack-warnings").value = True
+        await until(pilot, lambda: not app.screen.query_one("#to-preflight", Button).disabled,
+                    "preflight enabled")
+
+    drive(app, scenario)
+
+
+def test_patient_flag_that_makes_an_error_refuses_the_profile(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await choose_profile(pilot, SEED)
+        app.screen.query_one("#flag-implanted-device").value = True
+        await until(pilot, lambda: not app.report.ok, "refused")
+        assert "patient-implanted-device" in text_of(app.screen.query_one("#report"))
+        assert app.screen.query_one("#to-preflight", Button).disabled
+
+    drive(app, scenario)
+
+
+# --- acceptance 3: an electrode fault takes over and blocks re-arming ------------------------
+def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers, fault="electrode_open:1@3000")
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot)
+        await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
+        assert state(app) is HostState.FAULT
+        assert output_is_zero(app)
+        details = text_of(app.screen.query_one("#fault-details"))
+        assert "ELECTRODE_OPEN" in details
+        assert "CH1" in details
+        # nothing else until acknowledged: preflight keys do nothing, the interlock refuses
+        await press(pilot, "f5", "i", "a", "escape")
+        assert isinstance(app.screen, FaultScreen)
+        assert app.preflight_refusal() == "Acknowledge the fault first."
+        with pytest.raises(InterlockError):
+            app.controller.arm(confirm=True)
+        await press(pilot, "enter")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        assert state(app) is HostState.IDLE
+        assert "ELECTRODE_OPEN" in text_of(app.screen.query_one("#summary"))
+        await press(pilot, "enter")
+        await until(pilot, lambda: on_screen(app, SetupScreen), "set-up")
+        await until(pilot, lambda: app.can_preflight(), "profile re-validated")
+        await press(pilot, "f5")
+        await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight")
+        assert app.screen.query_one("#arm", Button).disabled  # impedance must be re-checked
+
+    drive(app, scenario)
+
+
+# --- telemetry hand-off --------------------------------------------------------------------
+def test_telemetry_slot_replaces_a_stale_sample_instead_of_queueing() -> None:
+    slot = TelemetrySlot()
+    assert slot.put(1) is True  # first sample: post one TelemetryReady
+    assert slot.put(2) is False  # still pending: replaced, nothing posted
+    assert slot.put(3) is False
+    assert slot.take() == 3
+    assert slot.replaced == 2
+    assert slot.put(4) is True
+
+
+def test_telemetry_from_the_io_thread_never_queues_more_than_one_message(
+    controllers: list[Controller],
+) -> None:
+    app = make_app(controllers)
+    posted: list[object] = []
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.controller is not None, "connected")
+        for unsubscribe in app._unsubscribe:  # only this test's thread feeds the slot now
+            unsubscribe()
+        app.post_message = posted.append  # type: ignore[method-assign]
+        app.telemetry.take()
+        status = app.controller.status()
+        worker = threading.Thread(target=lambda: [app._telemetry_from_io(status)
+                                                  for _ in range(1000)])
+        worker.start()
+        worker.join()
+        assert len(posted) == 1
+        assert app.telemetry.take() is status
+
+    drive(app, scenario)
