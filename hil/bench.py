@@ -88,7 +88,7 @@ def run(port: str | None, trace: str | None, quick: bool, log: Callable[[str], N
     estop_n = 20 if quick else ESTOP_TRIALS
     wd_n = 5 if quick else WATCHDOG_TRIALS
     stream_s = 5.0 if quick else STREAM_SECONDS
-    report: dict[str, Any] = {"machine": {**machine(), "port": port or "firmware_sim (pty)"}}
+    report: dict[str, Any] = {"machine": {**machine(), "port": port or "stimctl sim (pty)"}}
 
     log(f"e-stop latency: {estop_n} trials")
     e = estop.measure(trials=estop_n, port=port, trace=trace)

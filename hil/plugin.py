@@ -270,9 +270,9 @@ def resolve_bench(port: str | None, env_file: str | None) -> BenchConfig:
 def start_sim_process(
     workdir: Path, args: list[str] | None = None
 ) -> tuple[subprocess.Popen[str], str, Path, Path]:
-    """Start ``python -m firmware_sim`` on a pseudo-terminal in its own process."""
+    """Start ``stimctl sim`` (firmware_sim) on a pseudo-terminal in its own process."""
     trace, control = workdir / "trace.jsonl", workdir / "control.sock"
-    cmd = [sys.executable, "-m", "firmware_sim", "--trace", str(trace), "--control", str(control)]
+    cmd = [sys.executable, "-m", "stimctl", "sim", "--trace", str(trace), "--control", str(control)]
     cmd += args or []
     stderr = (workdir / "sim.stderr").open("w")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=REPO)
@@ -288,7 +288,7 @@ def start_sim_process(
     if not line.startswith("PORT "):
         proc.kill()
         log = (workdir / "sim.stderr").read_text()[-2000:]
-        raise BenchError(f"firmware_sim did not announce its port: {line!r}\n{log}")
+        raise BenchError(f"stimctl sim did not announce its port: {line!r}\n{log}")
     for _ in range(100):  # the control socket appears right after the port
         if control.exists():
             break
