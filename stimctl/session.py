@@ -228,7 +228,7 @@ class Session:
         self.streamer = Streamer(
             self.schedule, device.channels, lambda m, cb: link.send(m, cb), self.guard,
             target_ms=DEFAULT_TARGET_MS, max_lookahead_ms=device.max_lookahead_ms,
-            fifo_depth=device.fifo_depth, on_error=self.guard_refused, on_nak=self._block_nak,
+            fifo_depth=device.fifo_depth, on_error=self.stream_failed, on_nak=self._block_nak,
         )  # fmt: skip
         self.record(
             "state",
@@ -315,7 +315,7 @@ class Session:
         self.emit("fault", text, fault.to_dict())
 
     def host_fault(self, code: str, message: str, estop: bool) -> None:
-        """Latch a host-side fault (LINK_LOST, HOST_LIMIT); ESTOP the device when asked."""
+        """Latch a host-side fault (LINK_LOST, HOST_LIMIT, STREAM_REFUSED); ESTOP when asked."""
         ctl = self.ctl
         link = ctl._link
         if estop and link is not None and link.is_open:
@@ -362,8 +362,10 @@ class Session:
                 )
         return None
 
-    def guard_refused(self, reason: str) -> None:
-        self.host_fault("HOST_LIMIT", reason, estop=True)
+    def stream_failed(self, code: str, reason: str) -> None:
+        """The streamer stopped: HOST_LIMIT (a block outside the effective envelope, never sent)
+        or STREAM_REFUSED (the device NAKed a block, e.g. one lost on a noisy link)."""
+        self.host_fault(code, reason, estop=True)
 
     def supervise(self) -> None:
         """Caller's thread: a device that sends nothing at all is a lost link."""

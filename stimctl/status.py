@@ -51,7 +51,8 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FaultInfo:
-    """A latched fault: code (a protocol Fault name or LINK_LOST / HOST_LIMIT / DEVICE_SILENT)."""
+    """A latched fault: code (a protocol Fault name or LINK_LOST / HOST_LIMIT / STREAM_REFUSED /
+    DEVICE_SILENT)."""
 
     code: str
     channel: int = 0  # 1-based; 0 = not channel specific

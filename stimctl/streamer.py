@@ -60,14 +60,14 @@ class Streamer:
         target_ms: int = DEFAULT_TARGET_MS,
         max_lookahead_ms: int = 250,
         fifo_depth: int = 16,
-        on_error: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
         on_nak: Callable[[Block, Nak], None] | None = None,
     ) -> None:
         self.schedule = schedule
         self.device_channels = device_channels
         self._send = send
         self._guard = guard
-        self._on_error = on_error or (lambda reason: None)
+        self._on_error = on_error or (lambda code, reason: None)  # (fault code, why)
         self._on_nak = on_nak or (lambda block, nak: None)
         self.target_ms = min(target_ms, max_lookahead_ms - 2 * schedule.block_ms)
         self.max_blocks = max(1, fifo_depth - 2)
@@ -144,7 +144,7 @@ class Streamer:
             refusal = self._guard(block)
             if refusal is not None:
                 self.halt(refusal)
-                self._on_error(refusal)
+                self._on_error("HOST_LIMIT", refusal)
                 break
             if self._running and device_now_ms is not None and self._dry_at_ms is not None:
                 if device_now_ms > self._dry_at_ms:
@@ -206,4 +206,4 @@ class Streamer:
             if not self.halted:
                 reason = f"block {msg.index} refused: {NakReason(reply.reason).name}"
                 self.halt(reason)
-                self._on_error(reason)
+                self._on_error("STREAM_REFUSED", reason)

@@ -161,6 +161,17 @@ def test_block_outside_the_effective_envelope_is_not_written_and_latches_host_li
     assert ctl.link.port.device.state.name == "ESTOP"
 
 
+def test_a_block_the_device_refuses_latches_stream_refused_and_estops(ctl: Controller) -> None:
+    _running(ctl)
+    port = ctl.link.port
+    with port.lock:  # as if a block had been lost on the wire: the device expects a later one
+        port.device.fifo.expected += 1
+    assert ctl.wait(timeout=10) is Outcome.FAULT
+    assert ctl.fault is not None and ctl.fault.code == "STREAM_REFUSED"
+    assert port.device.state.name == "ESTOP"
+    assert not port.device.output_stage.any_output
+
+
 def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
     start = ctl.status().device_time_ms
     _until(lambda: ctl.status().device_time_ms > start + 2000)
