@@ -101,6 +101,7 @@ class Session:
         self.outcome: Outcome | None = None
         self.faults: list[FaultInfo] = []
         self.naks = 0
+        self.estop_repeats = 0  # ESTOP frames sent again because the device had not latched
         self.profile: Profile | None = None
         self.schedule: Schedule | None = None
         self.streamer: Streamer | None = None
@@ -426,6 +427,8 @@ class Session:
             self._mirror(state, tel.time_ms)
         if state in (State.FAULT, State.ESTOP) and self.ctl.interlock.fault is None:
             self.latch_from_telemetry(tel)
+        elif state not in (State.FAULT, State.ESTOP) and self.ctl.interlock.state == "ESTOP":
+            self._repeat_estop()
         streamer = self.streamer
         if streamer is not None and state in (State.ARMED, State.RUNNING, State.PAUSED):
             streamer.on_telemetry(tel, self._device_now_ms(tel))
@@ -433,6 +436,15 @@ class Session:
         if self._next_record_ms is None or tel.time_ms >= self._next_record_ms:
             self._next_record_ms = tel.time_ms + RECORD_TELEMETRY_MS
             self.record("telemetry", self._telemetry_line(tel), durable=False)
+
+    def _repeat_estop(self) -> None:
+        """The operator's ESTOP has not reached the device yet (lost on a noisy link): send it
+        again with every telemetry frame (about 50 Hz) until the device reports the latch."""
+        link = self.ctl._link
+        if link is not None and link.is_open:
+            with contextlib.suppress(LinkError):
+                link.write_urgent(EStop())
+                self.estop_repeats += 1
 
     def _device_now_ms(self, tel: Telemetry) -> float:
         """The host's estimate of device time now. Telemetry only ever arrives late, so the

@@ -9,10 +9,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
 from stimctl.envelope import SafetyEnvelope
 from stimctl.errors import InterlockError, ProtocolMismatch
+from stimctl.protocol import EStop, FrameDecoder
 from stimctl.record import verify
 from stimctl.status import Event, HostState, Outcome, Status
 
@@ -169,6 +171,27 @@ def test_a_block_the_device_refuses_latches_stream_refused_and_estops(ctl: Contr
     assert ctl.wait(timeout=10) is Outcome.FAULT
     assert ctl.fault is not None and ctl.fault.code == "STREAM_REFUSED"
     assert port.device.state.name == "ESTOP"
+    assert not port.device.output_stage.any_output
+
+
+def test_an_estop_lost_on_the_wire_is_sent_again_until_the_device_latches(
+    ctl: Controller, mocker: MockerFixture
+) -> None:
+    _running(ctl)
+    port = ctl.link.port
+    write, lost = port.write, []
+
+    def lossy_write(data: bytes) -> int | None:
+        if not lost and any(isinstance(m, EStop) for m in FrameDecoder().feed(bytes(data))):
+            lost.append(data)  # the first ESTOP frame never reaches the device
+            return len(data)
+        return write(data)
+
+    mocker.patch.object(port, "write", side_effect=lossy_write)
+    ctl.estop()
+    assert lost
+    _until(lambda: port.device.state.name == "ESTOP")
+    assert ctl.session.estop_repeats >= 1
     assert not port.device.output_stage.any_output
 
 
