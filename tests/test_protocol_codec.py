@@ -35,7 +35,8 @@ from stimctl.protocol import (
     PayloadError,
     encode,
 )
-from stimctl.protocol.messages import Item, catalogue_description, pack_payload
+from stimctl.protocol.messages import Item, catalogue_description
+from stimctl.protocol.payload import pack_payload
 
 CLASSES = sorted(CATALOGUE.values(), key=lambda cls: cls.TYPE)
 ITEM_CLASSES = [cls for cls in CLASSES if cls.ITEM is not None]

@@ -23,7 +23,8 @@ from stimctl.protocol.constants import (
     PROTOCOL_VERSION,
     SEQ_MODULO,
 )
-from stimctl.protocol.messages import Message, PayloadError, pack_payload, unpack_payload
+from stimctl.protocol.messages import Message, PayloadError
+from stimctl.protocol.payload import pack_payload, unpack_payload
 
 _HEADER = struct.Struct("<BBH")
 _CRC = struct.Struct("<I")
