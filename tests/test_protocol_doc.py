@@ -1,0 +1,51 @@
+"""docs/PROTOCOL.md describes exactly the catalogue in stimctl/protocol: every message, every field,
+at its offset, with its size and type."""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from stimctl.protocol import CATALOGUE, MAX_FRAME, MAX_PAYLOAD, Message
+
+DOC = (Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md").read_text()
+TYPE_NAMES = {"B": "u8", "H": "u16", "I": "u32"}
+
+
+def _section(cls: type[Message]) -> str:
+    match = re.search(rf"#### `{cls.TYPE:#04x}` [A-Z_]+ \(.*?\)\n(.*?)(?=\n#### |\n## |\Z)", DOC, re.S)
+    assert match, f"no section for {cls.__name__} ({cls.TYPE:#04x}) in docs/PROTOCOL.md"
+    return match.group(1)
+
+
+def _rows(cls: type[Message]) -> list[tuple[str, int, str, str]]:
+    """(offset, size, field, type) for every fixed field, then the count and item fields."""
+    rows, offset = [], 0
+    for name, code in cls.FIELDS:
+        size = struct.calcsize("<" + code)
+        rows.append((str(offset), size, name, TYPE_NAMES.get(code, f"char[{size}]")))
+        offset += size
+    if cls.ITEM is not None:
+        rows.append((str(offset), 1, "count", "u8"))
+        stride = struct.calcsize("<" + "".join(c for _, c in cls.ITEM.FIELDS))
+        at = 0
+        for name, code in cls.ITEM.FIELDS:
+            size = struct.calcsize("<" + code)
+            rows.append((f"{offset + 1}+{stride}k+{at}", size, name, TYPE_NAMES[code]))
+            at += size
+    return rows
+
+
+@pytest.mark.parametrize("cls", list(CATALOGUE.values()), ids=lambda c: c.__name__)
+def test_every_field_of_every_message_is_documented_at_its_offset(cls: type[Message]) -> None:
+    section = _section(cls)
+    for offset, size, name, type_name in _rows(cls):
+        row = rf"\| {re.escape(offset)} \| {size} \| `{name}` \| {re.escape(type_name)} \|"
+        assert re.search(row, section), f"{cls.__name__}.{name}: expected a row like {row}"
+
+
+def test_the_frame_limits_in_the_doc_are_the_codes() -> None:
+    assert str(MAX_PAYLOAD) in DOC and str(MAX_FRAME) in DOC
