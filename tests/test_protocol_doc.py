@@ -16,7 +16,8 @@ TYPE_NAMES = {"B": "u8", "H": "u16", "I": "u32"}
 
 
 def _section(cls: type[Message]) -> str:
-    match = re.search(rf"#### `{cls.TYPE:#04x}` [A-Z_]+ \(.*?\)\n(.*?)(?=\n#### |\n## |\Z)", DOC, re.S)
+    heading = rf"#### `{cls.TYPE:#04x}` [A-Z_]+ \(.*?\)\n"
+    match = re.search(heading + r"(.*?)(?=\n#### |\n## |\Z)", DOC, re.S)
     assert match, f"no section for {cls.__name__} ({cls.TYPE:#04x}) in docs/PROTOCOL.md"
     return match.group(1)
 
