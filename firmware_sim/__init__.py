@@ -8,7 +8,8 @@ from __future__ import annotations
 import serial
 
 from firmware_sim.clock import RealClock, ScaledClock, VirtualClock
-from firmware_sim.device import Device, DeviceConfig
+from firmware_sim.config import DeviceConfig
+from firmware_sim.device import Device
 from firmware_sim.faults import FaultSpec, LinkFaults
 from firmware_sim.limits import HardwareLimits
 

@@ -3,78 +3,39 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from firmware_sim import commands
+from firmware_sim import commands, faults, reports
 from firmware_sim.clock import RealClock, VirtualClock
-from firmware_sim.faults import DEFAULT_DRIFT_OHM_PER_S, SHORT_OHM, FaultSpec, LinkFaults
+from firmware_sim.config import DeviceConfig
+from firmware_sim.fastpath import quiet_horizon, run_quiet
+from firmware_sim.faults import LinkFaults
 from firmware_sim.fifo import BlockFifo
-from firmware_sim.interlock import Event, Interlock, classify_impedance
-from firmware_sim.limits import HardwareLimits, LimitError
-from firmware_sim.output import OPEN_CIRCUIT_OHM, OutputStage
+from firmware_sim.interlock import Event, Interlock
+from firmware_sim.limits import LimitError
+from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     CATALOGUE,
-    DEVICE_TO_HOST,
     GAIN_UNITY,
-    IMPEDANCE_OPEN,
     SEQ_MODULO,
     Ack,
-    ChannelImpedance,
-    ChannelTelemetry,
     Fault,
     FaultEvent,
     FrameDecoder,
     Hello,
-    ImpedanceResult,
     Invalid,
     Message,
     Nak,
     Shape,
     State,
     StateEvent,
-    Telemetry,
     encode,
 )
 
-_DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
-_FOREVER = 1 << 62
-
-
-@dataclass(slots=True)
-class DeviceConfig:
-    """Everything that defines one simulated device (firmware, electrodes, faults)."""
-
-    limits: HardwareLimits = field(default_factory=HardwareLimits)
-    tick_hz: int = 1000
-    telemetry_hz: int = 50
-    watchdog_ms: int = 200
-    fifo_depth: int = 32
-    max_lookahead_ms: int = 250
-    impedance_valid_ms: int = 300_000
-    impedance_check_ms: int = 50
-    impedance_ohm: tuple[float, ...] = (1500.0,)  # per channel; the last value repeats
-    serial: str = "SIM0001"
-    firmware: tuple[int, int, int] = (1, 0, 0)
-    faults: tuple[FaultSpec, ...] = ()
-    drop: float = 0.0  # link: byte drop probability (both directions)
-    flip: float = 0.0  # link: per-byte bit-flip probability
-    delay_ms: int = 0  # link: one-way delay in device time
-    seed: int = 0
-    trace: str | None = None
-    pulse_log_ms: int = 10_000
-    tx_buffer_max: int = 1 << 20
-
-    @property
-    def channels(self) -> int:
-        return self.limits.channels
-
-    def impedance(self, channel: int) -> float:
-        """Initial electrode impedance of a channel (1-based)."""
-        values = self.impedance_ohm or (1500.0,)
-        return float(values[min(channel, len(values)) - 1])
+__all__ = ["Device", "DeviceConfig"]
 
 
 class Device:
@@ -95,11 +56,11 @@ class Device:
         self.boot_tick = 0
         self.link = LinkFaults(cfg.drop, cfg.flip, cfg.delay_ms, cfg.seed)
         self.trace = TraceWriter(cfg.trace, self._trace_ns, lambda: self.time_ms)
-        self._rx = bytearray()
+        self.rx_buffer = bytearray()  # received, decoded at the next tick
         self._tx = bytearray()
-        self._rx_delayed: deque[tuple[int, bytes]] = deque()
-        self._tx_delayed: deque[tuple[int, bytes]] = deque()
-        self._scheduled = [s for s in cfg.faults if s.at_ms is not None]
+        self.rx_delayed: deque[tuple[int, bytes]] = deque()  # (due tick, bytes): link delay
+        self.tx_delayed: deque[tuple[int, bytes]] = deque()
+        self.scheduled_faults = [s for s in cfg.faults if s.at_ms is not None]
         self.first_start_tick: int | None = None
         self.counters: dict[str, int] = {"frames_rx": 0, "naks": 0, "tx_dropped": 0}
         self.last_rx_ms: int | None = None
@@ -141,11 +102,9 @@ class Device:
         if not data:
             return
         if self.link.delay_ms:
-            self._rx_delayed.append(
-                (self.tick_count + self.link.delay_ms * self.ticks_per_ms, data)
-            )
+            self.rx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
         else:
-            self._rx += data
+            self.rx_buffer += data
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""
@@ -158,15 +117,15 @@ class Device:
         """One device tick: output for the interval ending now, then commands, faults, telemetry."""
         self.tick_count += 1
         now = self.tick_count
-        if self._scheduled and self.first_start_tick is not None:
-            self._run_scheduled(now)
+        if self.scheduled_faults and self.first_start_tick is not None:
+            faults.run_scheduled(self, now)
         if self.output_stage.drifting:
             self.output_stage.drift(1)
         self._output_step(now)
         self._release(now)
-        if self._rx:
-            items = self.decoder.feed(bytes(self._rx))
-            self._rx.clear()
+        if self.rx_buffer:
+            items = self.decoder.feed(bytes(self.rx_buffer))
+            self.rx_buffer.clear()
             for item in items:
                 self._handle(item, now)
         silent = now - self.last_rx_tick
@@ -176,7 +135,7 @@ class Device:
             self._finish_impedance_check()
         if self.session_open and now >= self.next_telemetry:
             self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
-            self.send(self._telemetry())
+            self.send(reports.telemetry(self))
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop
@@ -185,9 +144,9 @@ class Device:
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            quiet = min(self._quiet_horizon(), end - self.tick_count)
+            quiet = min(quiet_horizon(self), end - self.tick_count)
             if quiet > 0:
-                self._quiet(quiet)
+                run_quiet(self, quiet)
             else:
                 self.tick()
         return bool(self._tx)
@@ -210,54 +169,15 @@ class Device:
         """Inject a fault now: electrode_open, electrode_short, impedance (value ohm), drift (value
         ohm/s, default 5000), overcurrent, clear (undo the channel's injections), reset, underrun.
         Raises ValueError when unknown. The next tick checks the electrodes (no bulk skipping)."""
-        if kind in ("reset", "underrun"):
-            self._reset() if kind == "reset" else self._drop_fifo()
-            return
-        if not 1 <= channel <= self.config.channels:
-            raise ValueError(f"channel {channel} outside 1..{self.config.channels}")
-        ch = self.output_stage.channels[channel - 1]
-        if kind in ("electrode_open", "open"):
-            ch.impedance_ohm, ch.drift_ohm_per_s = OPEN_CIRCUIT_OHM, 0.0
-        elif kind in ("electrode_short", "short"):
-            ch.impedance_ohm, ch.drift_ohm_per_s = SHORT_OHM, 0.0
-        elif kind == "impedance":
-            if value is None or value < 0:
-                raise ValueError("impedance needs a value in ohm >= 0")
-            ch.impedance_ohm, ch.drift_ohm_per_s = float(value), 0.0
-        elif kind == "drift":
-            ch.drift_ohm_per_s = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
-        elif kind == "overcurrent":
-            ch.overcurrent = True
-        elif kind == "clear":  # the electrode is healthy again (initial impedance, no drift)
-            ch.impedance_ohm, ch.drift_ohm_per_s = self.config.impedance(channel), 0.0
-            ch.overcurrent = False
-        else:
-            raise ValueError(f"unknown fault kind {kind!r}")
-        self.output_stage.invalidate()
-        self.trace.write("inject", kind=kind, channel=channel, value=value)
+        faults.inject(self, kind, channel, value)
 
     def status(self) -> dict[str, Any]:
         """A JSON-able snapshot: state, fault, outputs and counters."""
-        st = self.output_stage
-        return {
-            "time_ms": self.time_ms, "state": self.state.name, "fault": self.fault.name,
-            "fault_channel": self.interlock.fault_channel, "session_open": self.session_open,
-            "fifo_blocks": self.fifo.blocks, "block_index": self.fifo.block_index,
-            "outputs": [ch.delivered_ua for ch in st.channels],
-            "measured": [ch.measured_ua for ch in st.channels],
-            "impedance": [round(ch.impedance_ohm) for ch in st.channels],
-            "pulses": [ch.pulses for ch in st.channels],
-            "link": {"drop": self.link.drop, "flip": self.link.flip, "delay_ms": self.link.delay_ms,
-                     "dropped": self.link.dropped, "flipped": self.link.flipped},
-            "counters": dict(self.counters), "decoder_errors": self.decoder.stats.errors,
-        }  # fmt: skip
+        return reports.status(self)
 
     def stats(self) -> dict[str, Any]:
         """Per-channel pulses, charge_uc, net_charge_uc; tick lateness under a real clock."""
-        out: dict[str, Any] = {"channels": self.output_stage.counters()}
-        if isinstance(self.clock, RealClock):
-            out["tick_lateness_us"] = self.clock.lateness_us()
-        return out
+        return reports.stats(self)
 
     # --- boot, reset ---------------------------------------------------------------------------
 
@@ -280,9 +200,9 @@ class Device:
         self.output_stage.zero_all()
         self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
 
-    def _reset(self) -> None:
+    def brown_out(self) -> None:
         """Brown-out: all device state lost; reboot into FAULT(DEVICE_RESET), session kept open."""
-        self._rx.clear()
+        self.rx_buffer.clear()
         self._boot()
         change = self.interlock.fire(Event.RESET)
         assert change is not None
@@ -292,55 +212,6 @@ class Device:
         self._emit(self.fault_event(Fault.DEVICE_RESET, 0, State.BOOT, 0))
         self._emit(StateEvent(state=State.FAULT, previous=State.BOOT,
                               time_ms=self.uptime_ms()))  # fmt: skip
-
-    def _drop_fifo(self) -> None:
-        """Injected underrun: the FIFO is lost and the playing block ends at the next tick."""
-        self.fifo.queue.clear()
-        self.fifo.queued_ms = 0
-        if self.fifo.current is not None:
-            self.fifo.elapsed = max(0, self.fifo.duration_ticks(self.fifo.current) - 1)
-            current = self.fifo.current
-            self.fifo.current = replace(current, flags=current.flags & ~BLOCK_FLAG_LAST)
-        self.trace.write("inject", kind="underrun", channel=0, value=None)
-
-    # --- the fast path -------------------------------------------------------------------------
-
-    def _quiet_horizon(self) -> int:
-        """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
-        if self._rx or not self.output_stage.checked:
-            return 0  # bytes to process, or an electrode change (injection) to check at once
-        now = self.tick_count
-        event = _FOREVER
-        if self._rx_delayed:
-            event = min(event, self._rx_delayed[0][0])
-        if self._tx_delayed:
-            event = min(event, self._tx_delayed[0][0])
-        if self.session_open:
-            event = min(event, self.next_telemetry)
-            if not self.interlock.latched:
-                event = min(event, self.last_rx_tick + self.watchdog_ticks)
-        if self.impedance_due is not None:
-            event = min(event, self.impedance_due[0])
-        if self._scheduled and self.first_start_tick is not None:
-            event = min(event, min(self._spec_tick(s) for s in self._scheduled))
-        state = self.state
-        stage = self.output_stage
-        if state is State.STOPPING or (stage.drifting and stage.any_output):
-            return 0
-        if state is State.RUNNING:
-            if not stage.at_target:
-                return 0
-            event = min(event, now + self.fifo.remaining)
-        return max(0, event - now - 1)
-
-    def _quiet(self, ticks: int) -> None:
-        stage = self.output_stage
-        if stage.drifting:
-            stage.drift(ticks)
-        if self.state is State.RUNNING:
-            stage.pulse(self.tick_count, ticks)
-            self.fifo.elapsed += ticks
-        self.tick_count += ticks
 
     # --- output --------------------------------------------------------------------------------
 
@@ -451,9 +322,7 @@ class Device:
         """Frame a message with the next device sequence number and put it on the link."""
         data = self.link.apply(encode(msg))
         if self.link.delay_ms:
-            self._tx_delayed.append(
-                (self.tick_count + self.link.delay_ms * self.ticks_per_ms, data)
-            )
+            self.tx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
         else:
             self._tx_append(data)
 
@@ -464,38 +333,13 @@ class Device:
             self._tx += data
 
     def _release(self, now: int) -> None:
-        while self._rx_delayed and self._rx_delayed[0][0] <= now:
-            self._rx += self._rx_delayed.popleft()[1]
-        while self._tx_delayed and self._tx_delayed[0][0] <= now:
-            self._tx_append(self._tx_delayed.popleft()[1])
+        while self.rx_delayed and self.rx_delayed[0][0] <= now:
+            self.rx_buffer += self.rx_delayed.popleft()[1]
+        while self.tx_delayed and self.tx_delayed[0][0] <= now:
+            self._tx_append(self.tx_delayed.popleft()[1])
 
     def _trace_ns(self) -> int:
         return self.clock.trace_ns(self.tick_count * self.tick_us * 1000)
-
-    def _telemetry(self) -> Telemetry:
-        chans = tuple(
-            ChannelTelemetry(set_ua=ch.target_ua, measured_ua=min(ch.measured_ua, 0xFFFF),
-                             impedance_ohm=min(int(ch.impedance_ohm), IMPEDANCE_OPEN),
-                             pulses=ch.pulses & 0xFFFFFFFF)
-            for ch in self.output_stage.channels
-        )  # fmt: skip
-        fifo = self.fifo
-        return Telemetry(
-            seq=self.next_seq(), time_ms=self.uptime_ms(), state=self.state, fault=self.fault,
-            fault_channel=self.interlock.fault_channel, fifo_blocks=min(fifo.blocks, 255),
-            fifo_ms=min(fifo.queued_ticks // self.ticks_per_ms, 0xFFFF),
-            block_index=fifo.block_index & 0xFFFFFFFF, channels=chans,
-        )  # fmt: skip
-
-    def _run_scheduled(self, now: int) -> None:
-        due = [s for s in self._scheduled if self._spec_tick(s) <= now]
-        for spec in due:
-            self._scheduled.remove(spec)
-            self.inject(spec.kind, spec.channel, spec.value)
-
-    def _spec_tick(self, spec: FaultSpec) -> int:
-        assert self.first_start_tick is not None and spec.at_ms is not None
-        return self.first_start_tick + spec.at_ms * self.ticks_per_ms
 
     # --- impedance ----------------------------------------------------------------------------
 
@@ -503,19 +347,7 @@ class Device:
         assert self.impedance_due is not None
         _, mask = self.impedance_due
         self.impedance_due = None
-        lim = self.limits
-        records = []
-        for i, ch in enumerate(self.output_stage.channels):
-            if not mask >> i & 1:
-                records.append(ChannelImpedance(impedance_ohm=0, status=0))
-                continue
-            status = classify_impedance(
-                ch.impedance_ohm, lim.short_ohm, lim.impedance_max_ohm, lim.open_ohm
-            )
-            ohm = min(int(ch.impedance_ohm), 0xFFFFFFFF)
-            self.interlock.record(i + 1, self.uptime_ms(), ohm, status)
-            records.append(ChannelImpedance(impedance_ohm=ohm, status=status))
-        self._emit(ImpedanceResult(channel_mask=mask, channels=tuple(records)))
+        self._emit(reports.measure_impedance(self, mask))
 
     # --- command dispatch ----------------------------------------------------------------------
 

@@ -22,7 +22,14 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+from firmware_sim.output import OPEN_CIRCUIT_OHM
+from stimctl.protocol import BLOCK_FLAG_LAST
+
+if TYPE_CHECKING:
+    from firmware_sim.device import Device
 
 KINDS = ("electrode_open", "electrode_short", "drift", "overcurrent", "reset", "underrun")
 ALIASES = {"open": "electrode_open", "short": "electrode_short"}
@@ -107,3 +114,61 @@ class LinkFaults:
     def clear(self) -> None:
         self.drop = self.flip = 0.0
         self.delay_ms = 0
+
+
+# --- runtime injection into a device -----------------------------------------------------------
+
+
+def inject(dev: Device, kind: str, channel: int = 1, value: float | None = None) -> None:
+    """Inject a fault into ``dev`` now (see ``Device.inject``); ValueError when unknown."""
+    if kind in ("reset", "underrun"):
+        dev.brown_out() if kind == "reset" else drop_fifo(dev)
+        return
+    if not 1 <= channel <= dev.config.channels:
+        raise ValueError(f"channel {channel} outside 1..{dev.config.channels}")
+    ch = dev.output_stage.channels[channel - 1]
+    if kind in ("electrode_open", "open"):
+        ch.impedance_ohm, ch.drift_ohm_per_s = OPEN_CIRCUIT_OHM, 0.0
+    elif kind in ("electrode_short", "short"):
+        ch.impedance_ohm, ch.drift_ohm_per_s = SHORT_OHM, 0.0
+    elif kind == "impedance":
+        if value is None or value < 0:
+            raise ValueError("impedance needs a value in ohm >= 0")
+        ch.impedance_ohm, ch.drift_ohm_per_s = float(value), 0.0
+    elif kind == "drift":
+        ch.drift_ohm_per_s = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
+    elif kind == "overcurrent":
+        ch.overcurrent = True
+    elif kind == "clear":  # the electrode is healthy again (initial impedance, no drift)
+        ch.impedance_ohm, ch.drift_ohm_per_s = dev.config.impedance(channel), 0.0
+        ch.overcurrent = False
+    else:
+        raise ValueError(f"unknown fault kind {kind!r}")
+    dev.output_stage.invalidate()
+    dev.trace.write("inject", kind=kind, channel=channel, value=value)
+
+
+def drop_fifo(dev: Device) -> None:
+    """Injected underrun: the FIFO is lost and the playing block ends at the next tick."""
+    fifo = dev.fifo
+    fifo.queue.clear()
+    fifo.queued_ms = 0
+    if fifo.current is not None:
+        fifo.elapsed = max(0, fifo.duration_ticks(fifo.current) - 1)
+        current = fifo.current
+        fifo.current = replace(current, flags=current.flags & ~BLOCK_FLAG_LAST)
+    dev.trace.write("inject", kind="underrun", channel=0, value=None)
+
+
+def run_scheduled(dev: Device, now: int) -> None:
+    """Inject the scheduled faults (``@T_MS`` specs) that are due at tick ``now``."""
+    due = [s for s in dev.scheduled_faults if spec_tick(dev, s) <= now]
+    for spec in due:
+        dev.scheduled_faults.remove(spec)
+        inject(dev, spec.kind, spec.channel, spec.value)
+
+
+def spec_tick(dev: Device, spec: FaultSpec) -> int:
+    """The device tick at which a scheduled fault applies (T_MS after the first START)."""
+    assert dev.first_start_tick is not None and spec.at_ms is not None
+    return dev.first_start_tick + spec.at_ms * dev.ticks_per_ms

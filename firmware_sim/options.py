@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from firmware_sim.clock import RealClock, ScaledClock, VirtualClock
-from firmware_sim.device import DeviceConfig
+from firmware_sim.config import DeviceConfig
 from firmware_sim.faults import FaultSpec, LinkFaults
 from firmware_sim.limits import HardwareLimits
 

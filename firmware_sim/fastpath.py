@@ -1,0 +1,58 @@
+"""The virtual clock's fast path: how many ticks can run in bulk, and running them in one step.
+
+A quiet stretch is one in which nothing but pulses can happen: no bytes to process, no telemetry,
+watchdog, impedance result, scheduled fault, link release or block boundary due, and outputs
+settled. ``Device.run_ticks`` asks ``quiet_horizon`` and runs that many ticks with ``run_quiet``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from firmware_sim.faults import spec_tick
+from stimctl.protocol import State
+
+if TYPE_CHECKING:
+    from firmware_sim.device import Device
+
+_FOREVER = 1 << 62
+
+
+def quiet_horizon(dev: Device) -> int:
+    """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
+    if dev.rx_buffer or not dev.output_stage.checked:
+        return 0  # bytes to process, or an electrode change (injection) to check at once
+    now = dev.tick_count
+    event = _FOREVER
+    if dev.rx_delayed:
+        event = min(event, dev.rx_delayed[0][0])
+    if dev.tx_delayed:
+        event = min(event, dev.tx_delayed[0][0])
+    if dev.session_open:
+        event = min(event, dev.next_telemetry)
+        if not dev.interlock.latched:
+            event = min(event, dev.last_rx_tick + dev.watchdog_ticks)
+    if dev.impedance_due is not None:
+        event = min(event, dev.impedance_due[0])
+    if dev.scheduled_faults and dev.first_start_tick is not None:
+        event = min(event, min(spec_tick(dev, s) for s in dev.scheduled_faults))
+    state = dev.state
+    stage = dev.output_stage
+    if state is State.STOPPING or (stage.drifting and stage.any_output):
+        return 0
+    if state is State.RUNNING:
+        if not stage.at_target:
+            return 0
+        event = min(event, now + dev.fifo.remaining)
+    return max(0, event - now - 1)
+
+
+def run_quiet(dev: Device, ticks: int) -> None:
+    """Run ``ticks`` quiet ticks at once: electrode drift, pulses, block time, the tick count."""
+    stage = dev.output_stage
+    if stage.drifting:
+        stage.drift(ticks)
+    if dev.state is State.RUNNING:
+        stage.pulse(dev.tick_count, ticks)
+        dev.fifo.elapsed += ticks
+    dev.tick_count += ticks
