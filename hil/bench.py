@@ -54,7 +54,7 @@ def watchdog_trip(
 
 
 def _one_trip(bench: BenchConfig, faults: dict[str, int]) -> float:
-    from hil.hostproc import DeviceLink
+    from hil.devicelink import DeviceLink
 
     since = bench.trace_offset()
     host = HostProcess(bench.port, "RUNNING")

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from hil.hostproc import DeviceLink
+from hil.devicelink import DeviceLink
 from hil.measure import (
     MeasurementLog,
     install_log,

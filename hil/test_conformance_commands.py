@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from hil.hostproc import DeviceLink, Streamer, raw_frame
+from hil.blockstreamer import Streamer
+from hil.devicelink import DeviceLink, raw_frame
 from stimctl.protocol import (
     Ack,
     Adjust,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hil.hostproc import DeviceLink
+from hil.devicelink import DeviceLink
 from hil.measure import summarize
 from hil.plugin import BenchConfig
 from stimctl.protocol import (

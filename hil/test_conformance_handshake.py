@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hil.hostproc import DeviceLink, raw_frame
+from hil.devicelink import DeviceLink, raw_frame
 from hil.plugin import BenchConfig
 from stimctl.protocol import (
     CATALOGUE_HASH,

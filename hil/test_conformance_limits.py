@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from hil.hostproc import DeviceLink, setting
+from hil.devicelink import DeviceLink, setting
 from stimctl.protocol import (
     Adjust,
     Arm,

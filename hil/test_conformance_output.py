@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hil.hostproc import DeviceLink
+from hil.devicelink import DeviceLink
 from hil.plugin import BenchConfig
 from stimctl.protocol import (
     Arm,

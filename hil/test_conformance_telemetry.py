@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from hil.hostproc import DeviceLink
+from hil.devicelink import DeviceLink
 from stimctl.protocol import DeviceInfo, State, StateEvent, Telemetry
 
 WINDOW_S = 1.0

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from hil.hostproc import DeviceLink, HostProcess, controller_session
+from hil.devicelink import DeviceLink
+from hil.hostproc import HostProcess, controller_session
 from hil.plugin import BenchConfig
 from stimctl.protocol import DeviceInfo
 
