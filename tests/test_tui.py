@@ -15,7 +15,7 @@ from rich.console import Console
 from textual import events
 from textual.keys import _character_to_key
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, OptionList
+from textual.widgets import Button, OptionList
 
 from stimctl.controller import Controller
 from stimctl.errors import InterlockError
@@ -112,8 +112,14 @@ def text_of(widget: Any) -> str:
 
 
 def on_screen(app: StimApp, kind: type) -> bool:
-    """``kind`` is the current screen and has been composed (its E-STOP bar is there)."""
+    """``kind`` is the current screen and its frame is mounted (nested children may follow)."""
     return isinstance(app.screen, kind) and bool(app.screen.query("EStopBar"))
+
+
+async def find(pilot: Pilot, selector: str) -> Any:
+    """The current screen's widget for ``selector``, once mounted (children mount after parents)."""
+    await until(pilot, lambda: pilot.app.screen.query(selector), f"widget {selector}")
+    return pilot.app.screen.query_one(selector)
 
 
 def state(app: StimApp) -> HostState:
@@ -133,7 +139,7 @@ def output_is_zero(app: StimApp) -> bool:
 async def choose_profile(pilot: Pilot, name: str) -> None:
     app: StimApp = pilot.app  # type: ignore[assignment]
     await until(pilot, lambda: app.controller is not None, "connected")
-    options = app.screen.query_one("#profile-list", OptionList)
+    options: OptionList = await find(pilot, "#profile-list")
     index = next(i for i in range(options.option_count)
                  if options.get_option_at_index(i).prompt == name)
     options.focus()
@@ -179,7 +185,7 @@ def test_session_select_check_arm_start_adjust_stop(controllers: list[Controller
         await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
         assert state(app) not in (HostState.RUNNING, HostState.STOPPING)
         assert output_is_zero(app)
-        text = text_of(app.screen.query_one("#summary"))
+        text = text_of(await find(pilot, "#summary"))
         assert "STOPPED" in text
         assert "CH1" in text
 
@@ -197,14 +203,14 @@ def test_estop_works_with_a_modal_open_and_an_input_focused(
         await press(pilot, "n")
         await until(pilot, lambda: on_screen(app, NoteModal), "note modal")
         await press(pilot, *"tingling")
-        note = app.screen.query_one("#note-input", Input)
+        note = (await find(pilot, "#note-input"))
         assert app.focused is note
         assert note.value == "tingling"  # printable keys reach the Input ...
         await press(pilot, "f12")  # ... but F12 is the App's, with priority
         assert state(app) is HostState.ESTOP
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
         await until(pilot, lambda: output_is_zero(app), "output zero")
-        title = app.screen.query_one("#fault-title")
+        title = (await find(pilot, "#fault-title"))
         await until(pilot, lambda: "E-STOP" in text_of(title), "E-STOP title")
 
     drive(app, scenario)
@@ -217,7 +223,7 @@ def test_estop_button_is_on_every_screen_and_clickable(
 
     async def scenario(pilot: Pilot) -> None:
         await arm_and_start(pilot)
-        assert app.screen.query_one("#estop-button", Button)
+        assert (await find(pilot, "#estop-button"))
         await pilot.click("#estop-button")
         assert state(app) is HostState.ESTOP
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
@@ -236,19 +242,19 @@ def test_profile_with_errors_cannot_be_armed(
 
     async def scenario(pilot: Pilot) -> None:
         await until(pilot, lambda: app.controller is not None, "connected")
-        app.screen.query_one("#profile-path", Input).focus()
+        (await find(pilot, "#profile-path")).focus()
         await press(pilot, *str(bad), "enter")
         await until(pilot, lambda: app.report is not None, "report")
         assert not app.report.ok
-        report_text = text_of(app.screen.query_one("#report"))
+        report_text = text_of(await find(pilot, "#report"))
         assert "CANNOT be armed" in report_text
         first = app.report.errors[0]
         assert first.code in report_text
-        assert app.screen.query_one("#to-preflight", Button).disabled
+        assert (await find(pilot, "#to-preflight")).disabled
         await press(pilot, "f5")
         await pilot.pause(POLL_S)
         assert isinstance(app.screen, SetupScreen)
-        assert "cannot be armed" in text_of(app.screen.query_one("#notice"))
+        assert "cannot be armed" in text_of(await find(pilot, "#notice"))
         with pytest.raises(InterlockError):
             app.controller.arm(confirm=True)
 
@@ -262,12 +268,12 @@ def test_warnings_must_be_acknowledged_before_preflight(
 
     async def scenario(pilot: Pilot) -> None:
         await choose_profile(pilot, SEED)
-        app.screen.query_one("#flag-epilepsy").value = True  # seed + epilepsy: a warning
+        (await find(pilot, "#flag-epilepsy")).value = True  # seed + epilepsy: a warning
         await until(pilot, lambda: app.report.warnings, "warning")
         assert app.report.ok
-        assert app.screen.query_one("#to-preflight", Button).disabled
+        assert (await find(pilot, "#to-preflight")).disabled
         assert app.preflight_refusal() == "Acknowledge the warnings first."
-        app.screen.query_one("#ack-warnings").value = True
+        (await find(pilot, "#ack-warnings")).value = True
         await until(pilot, lambda: not app.screen.query_one("#to-preflight", Button).disabled,
                     "preflight enabled")
 
@@ -281,10 +287,10 @@ def test_patient_flag_that_makes_an_error_refuses_the_profile(
 
     async def scenario(pilot: Pilot) -> None:
         await choose_profile(pilot, SEED)
-        app.screen.query_one("#flag-implanted-device").value = True
+        (await find(pilot, "#flag-implanted-device")).value = True
         await until(pilot, lambda: not app.report.ok, "refused")
-        assert "patient-implanted-device" in text_of(app.screen.query_one("#report"))
-        assert app.screen.query_one("#to-preflight", Button).disabled
+        assert "patient-implanted-device" in text_of(await find(pilot, "#report"))
+        assert (await find(pilot, "#to-preflight")).disabled
 
     drive(app, scenario)
 
@@ -300,7 +306,7 @@ def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
         assert state(app) is HostState.FAULT
         assert output_is_zero(app)
-        details = text_of(app.screen.query_one("#fault-details"))
+        details = text_of(await find(pilot, "#fault-details"))
         assert "ELECTRODE_OPEN" in details
         assert "CH1" in details
         # nothing else until acknowledged: preflight keys do nothing, the interlock refuses
@@ -312,13 +318,14 @@ def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
         await press(pilot, "enter")
         await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
         assert state(app) is HostState.IDLE
-        assert "ELECTRODE_OPEN" in text_of(app.screen.query_one("#summary"))
+        assert "ELECTRODE_OPEN" in text_of(await find(pilot, "#summary"))
         await press(pilot, "enter")
         await until(pilot, lambda: on_screen(app, SetupScreen), "set-up")
         await until(pilot, lambda: app.can_preflight(), "profile re-validated")
         await press(pilot, "f5")
-        await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight")
-        assert app.screen.query_one("#arm", Button).disabled  # impedance must be re-checked
+        await until(pilot, lambda: on_screen(app, PreflightScreen)
+                    and app.screen.query("#arm"), "preflight")
+        assert (await find(pilot, "#arm")).disabled  # impedance must be re-checked
 
     drive(app, scenario)
 
