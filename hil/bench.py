@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hil.benchconfig import BenchConfig, git_sha
 from hil.hostproc import HostProcess
 from hil.measure import format_value, summarize, text_table, write_record
-from hil.plugin import BenchConfig, git_sha, start_sim_process, stop_sim_process
+from hil.simprocess import start_sim_process, stop_sim_process
 
 WATCHDOG_TRIALS = 20
 ESTOP_TRIALS = 200

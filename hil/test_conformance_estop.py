@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink
 from hil.measure import summarize
-from hil.plugin import BenchConfig
 from stimctl.protocol import (
     Ack,
     Arm,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink
-from hil.plugin import BenchConfig
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     DeviceInfo,

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink
-from hil.plugin import BenchConfig
 from stimctl.protocol import (
     Arm,
     ClearFault,

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink, raw_frame
-from hil.plugin import BenchConfig
 from stimctl.protocol import (
     Ack,
     DeviceInfo,

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
+from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink
 from hil.hostproc import HostProcess, controller_session
-from hil.plugin import BenchConfig
 from stimctl.protocol import DeviceInfo
 
 STATES = ("IDLE", "ARMED", "RUNNING")

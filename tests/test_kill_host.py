@@ -24,7 +24,7 @@ def _events(trace: Path) -> list[dict[str, Any]]:
 
 
 def _kill_host_mid_session(tmp_path: Path, sim_args: list[str]) -> list[dict[str, Any]]:
-    from hil.plugin import start_sim_process, stop_sim_process
+    from hil.simprocess import start_sim_process, stop_sim_process
 
     sim, port, trace, _ = start_sim_process(tmp_path, sim_args)
     host = subprocess.Popen(

@@ -224,7 +224,7 @@ DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
 
 @pytest.fixture
 def sim_port(tmp_path: Path):
-    from hil.plugin import start_sim_process, stop_sim_process
+    from hil.simprocess import start_sim_process, stop_sim_process
 
     proc, port, _, _ = start_sim_process(tmp_path)
     yield port

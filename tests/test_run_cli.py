@@ -161,7 +161,7 @@ def test_signal_stops_at_once_closes_the_record_and_exits_4(tmp_path: Path, sig:
 
 
 def test_vanished_port_is_a_clean_fault_with_exit_3(tmp_path: Path) -> None:
-    from hil.plugin import start_sim_process
+    from hil.simprocess import start_sim_process
 
     sim, port, _, _ = start_sim_process(tmp_path)
     record = tmp_path / "r.jsonl"

@@ -89,7 +89,7 @@ def measure(trials: int = 200, port: str | None = None, trace: str | None = None
     proc = None
     with tempfile.TemporaryDirectory(prefix="estop-") as tmp:
         if port is None:
-            from hil.plugin import start_sim_process
+            from hil.simprocess import start_sim_process
 
             proc, port, trace_path, _ = start_sim_process(Path(tmp))
         elif trace is None:
@@ -103,7 +103,7 @@ def measure(trials: int = 200, port: str | None = None, trace: str | None = None
                 latencies = [_trial(ctl, tail) for _ in range(trials)]
         finally:
             if proc is not None:
-                from hil.plugin import stop_sim_process
+                from hil.simprocess import stop_sim_process
 
                 stop_sim_process(proc)
     return {"benchmark": "estop", "trials": trials, **_stats(latencies)}

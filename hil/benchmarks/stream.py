@@ -49,7 +49,7 @@ def measure(seconds: float = 60, port: str | None = None, record: str | None = N
     proc = None
     with tempfile.TemporaryDirectory(prefix="stream-") as tmp:
         if port is None:
-            from hil.plugin import start_sim_process
+            from hil.simprocess import start_sim_process
 
             proc, port, _, _ = start_sim_process(Path(tmp), ["--channels", "8"])
         try:
@@ -65,7 +65,7 @@ def measure(seconds: float = 60, port: str | None = None, record: str | None = N
                 summary, status = ctl.summary(), ctl.status()
         finally:
             if proc is not None:
-                from hil.plugin import stop_sim_process
+                from hil.simprocess import stop_sim_process
 
                 stop_sim_process(proc)
     return {
