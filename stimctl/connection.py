@@ -1,0 +1,130 @@
+"""Device connection: the port URL, the open link, the HELLO handshake, the device and its envelope.
+
+``Connection`` holds what the controller knows about the port and the device it found there: the
+resolved URL (the embedded simulator's, a device path or ``usb:SERIAL``), the ``Link``, the
+DeviceSummary from DEVICE_INFO, and the effective envelope (the site envelope narrowed by the
+device's limits). The link is swapped under the controller's lock; everything else reads it once.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from stimctl.envelope import EnvelopeError, SafetyEnvelope
+from stimctl.errors import InterlockError, StimctlError
+from stimctl.link import Link, OnLost, OnMessage
+from stimctl.ports import resolve_port
+from stimctl.protocol import DeviceInfo
+from stimctl.status import DeviceSummary
+
+__all__ = ["SIM_URL", "Connection", "simulator_url"]
+
+SIM_URL = "stimsim://"
+
+
+def simulator_url(speed: float | None, options: Mapping[str, str] | None = None) -> str:
+    """The embedded simulator's URL: ``speed`` None/1 real time, N faster, inf lock-step."""
+    params: dict[str, str] = {}
+    if speed is not None and math.isinf(speed):
+        params["virtual"] = "1"
+    elif speed is not None and speed != 1:
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        params["speed"] = f"{speed:g}"
+    params.update({str(k): str(v) for k, v in (options or {}).items()})
+    return SIM_URL + ("?" + urlencode(params) if params else "")
+
+
+def device_summary(info: DeviceInfo) -> DeviceSummary:
+    """DEVICE_INFO as the controller reports it (``Controller.device``)."""
+    return DeviceSummary(
+        firmware=info.firmware, serial=info.serial, channels=info.channels,
+        tick_hz=info.tick_hz, telemetry_hz=info.telemetry_hz, watchdog_ms=info.watchdog_ms,
+        fifo_depth=info.fifo_depth, max_lookahead_ms=info.max_lookahead_ms,
+        impedance_valid_ms=info.impedance_valid_ms, protocol_version=info.protocol_version,
+        catalogue_hash=info.catalogue_hash, limits=info.limits(),
+        limits_hash=info.limits_hash(),
+    )  # fmt: skip
+
+
+def effective_envelope(site: SafetyEnvelope, info: DeviceInfo) -> SafetyEnvelope:
+    """The site envelope narrowed by the device's limits; StimctlError if they do not fit."""
+    try:
+        return site.narrowed(
+            max_amplitude_ma=info.max_amplitude_ua / 1000,
+            pulse_width_us=(info.min_pulse_width_us, info.max_pulse_width_us),
+            frequency_hz=(info.min_frequency_dhz / 10, info.max_frequency_dhz / 10),
+            max_channels=info.channels,
+        )
+    except EnvelopeError as exc:
+        raise StimctlError(f"device limits do not fit the site envelope: {exc}") from None
+
+
+class Connection:
+    """The port and the device on it; ``link`` is None until opened and after ``detach``."""
+
+    def __init__(self, lock: threading.RLock, site_envelope: SafetyEnvelope) -> None:
+        self._lock = lock
+        self.site_envelope = site_envelope
+        self.url = ""
+        self.is_simulator = False
+        self.speed = 1.0  # the embedded simulator's speed (math.inf: virtual lock-step clock)
+        self.link: Link | None = None
+        self.device: DeviceSummary | None = None
+        self.envelope = site_envelope  # effective once the device has said HELLO
+
+    def choose_port(
+        self, url: str | None, speed: float | None, sim_options: Mapping[str, str] | None
+    ) -> None:
+        """None: the embedded simulator at ``speed``; otherwise a port, resolved."""
+        if url is None:
+            self.is_simulator = True
+            self.speed = 1.0 if speed is None else float(speed)
+            self.url = simulator_url(speed, sim_options)
+        else:
+            self.is_simulator = url.startswith(SIM_URL)
+            self.url = resolve_port(url)
+
+    def change_port(self, url: str) -> None:
+        """Another port for the next ``open`` (reconnect)."""
+        self.url = resolve_port(url)
+
+    def open(self, on_message: OnMessage, on_lost: OnLost, timeout: float) -> None:
+        """Open the link, say HELLO, adopt the device and narrow the envelope to its limits."""
+        link = Link.open(self.url, on_message, on_lost)
+        with self._lock:
+            self.link = link
+        info = link.hello(timeout=timeout)
+        device, envelope = device_summary(info), effective_envelope(self.site_envelope, info)
+        with self._lock:
+            self.device, self.envelope = device, envelope
+
+    def device_record(self) -> dict[str, Any]:
+        """The record's ``device`` line: identity, limits and their hash, effective envelope."""
+        assert self.device is not None
+        return {
+            **self.device.to_dict(), "url": self.url,
+            "effective_envelope": self.envelope.model_dump(),
+        }  # fmt: skip
+
+    def detach(self) -> Link | None:
+        """Forget the link (the caller closes it); the device stays known."""
+        with self._lock:
+            old, self.link = self.link, None
+        return old
+
+    def require_link(self) -> Link:
+        """The open link; InterlockError (nothing is sent) when it is down."""
+        link = self.link
+        if link is None or not link.is_open:
+            raise InterlockError("not connected (link down): reconnect first")
+        return link
+
+    def open_link(self) -> Link | None:
+        """The link if it is open, else None (for writes that must never raise)."""
+        link = self.link
+        return link if link is not None and link.is_open else None

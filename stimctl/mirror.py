@@ -1,0 +1,320 @@
+"""Device mirror: device messages on the link's reader thread, fault latching, link supervision.
+
+``DeviceMirror`` is what the link calls: it keeps the host interlock in step with the device's
+state and faults, feeds telemetry into the ``Session`` (totals, stream top-up), sends HEARTBEAT
+when nothing else was written, repeats an undelivered operator ESTOP, writes the 1 Hz telemetry
+lines, and turns silence, a lost port or a refused stream into a latched host fault. Everything
+runs under the controller's lock except the subscriber callbacks and the urgent ESTOP writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from stimctl.commander import Commander
+from stimctl.connection import Connection
+from stimctl.errors import LinkError, StimctlError
+from stimctl.interlock import Interlock
+from stimctl.link import Link
+from stimctl.protocol import (
+    PROTOCOL_VERSION,
+    DeviceInfo,
+    Disarm,
+    EStop,
+    Fault,
+    FaultEvent,
+    Heartbeat,
+    Hello,
+    ImpedanceResult,
+    Message,
+    Nak,
+    State,
+    StateEvent,
+    Stop,
+    Telemetry,
+)
+from stimctl.recorder import Recorder
+from stimctl.session import Session
+from stimctl.status import FaultInfo, HostState, Outcome
+from stimctl.subscribers import Subscribers
+
+__all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceMirror"]
+
+#: No frame at all from the device for this long (host time) is a lost link.
+DEVICE_SILENCE_S = 2.0
+#: After this long without a frame the host sends HELLO once to see whether the device rebooted.
+DEVICE_PROBE_S = 0.25
+RECORD_TELEMETRY_MS = 1000  # telemetry lines in the record: one per second of device time
+
+
+def _fault_name(code: int) -> str:
+    try:
+        return Fault(code).name
+    except ValueError:
+        return f"FAULT_{code}"
+
+
+class DeviceMirror:
+    """Handles the device's messages and keeps the host's view of it (and the link) current."""
+
+    def __init__(
+        self,
+        lock: threading.RLock,
+        changed: threading.Condition,
+        interlock: Interlock,
+        connection: Connection,
+        session: Session,
+        recorder: Recorder,
+        subscribers: Subscribers,
+        commander: Commander,
+    ) -> None:
+        self._lock = lock
+        self._changed = changed
+        self._interlock = interlock
+        self._connection = connection
+        self._session = session
+        self._recorder = recorder
+        self._subscribers = subscribers
+        self._commander = commander
+        self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
+        self._telemetry_waiters = 0
+        self._probed_rx: float | None = None
+        self._hb_frames = -1
+        self._hb_device_ms = 0
+        self._next_record_ms: int | None = None
+        self._impedance: ImpedanceResult | None = None
+        self._impedance_done = threading.Event()
+
+    # --- waiting for the device (caller's thread) ---------------------------------------------
+    def read_back(self, timeout: float) -> None:
+        """After HELLO: the first telemetry sets the host state (a latch is adopted with its
+        cause); a device found armed or running (host restarted) is brought to rest, never
+        adopted."""
+        tel = self.first_telemetry(timeout)
+        with self._lock:
+            self._interlock.connected(State(tel.state) if tel else State.IDLE)
+            if tel is not None and State(tel.state) in (State.FAULT, State.ESTOP):
+                self.latch_from_telemetry(tel)
+        device, url = self._connection.device, self._connection.url
+        if device is None:
+            raise StimctlError("not connected")
+        self._subscribers.emit("state", f"connected to {device.serial} ({url})")
+        if tel is None:
+            return
+        link = self._connection.require_link()
+        if State(tel.state) is State.ARMED:
+            self._commander.command(link, Disarm())
+        elif State(tel.state) in (State.RUNNING, State.PAUSED):
+            self._commander.command(link, Stop(ramp_ms=0))
+
+    def impedance(self, link: Link, msg: Message, timeout: float) -> ImpedanceResult:
+        """IMPEDANCE_CHECK, then its IMPEDANCE_RESULT; LinkError if none within ``timeout``."""
+        self._impedance_done.clear()
+        self._impedance = None
+        self._commander.command(link, msg)
+        if not self._impedance_done.wait(timeout) or self._impedance is None:
+            raise LinkError(f"no IMPEDANCE_RESULT within {timeout:g} s")
+        return self._impedance
+
+    def first_telemetry(self, timeout: float) -> Telemetry | None:
+        """The next telemetry frame, or the last one seen if none arrives within ``timeout``."""
+        session = self._session
+        with self._lock:
+            count = session.tel_count
+            self._telemetry_waiters += 1
+            try:
+                self._changed.wait_for(lambda: session.tel_count > count, timeout)
+            finally:
+                self._telemetry_waiters -= 1
+            return session.tel
+
+    def supervise(self) -> None:
+        """Caller's thread: a device that sends nothing at all is a lost link."""
+        link = self._connection.link
+        if link is None or not link.is_open or self._connection.device is None:
+            return
+        silent = time.monotonic() - link.last_rx
+        if silent > DEVICE_PROBE_S and self._probed_rx != link.last_rx:
+            # a device that rebooted has closed the session and says nothing: ask it (HELLO is
+            # allowed in every state and does not change it; its telemetry shows the latch)
+            self._probed_rx = link.last_rx
+            with contextlib.suppress(LinkError):
+                link.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
+        if silent > DEVICE_SILENCE_S:
+            link.close()
+            self.host_fault("LINK_LOST", f"no frame from the device for {silent:.1f} s", False)
+
+    # --- host-side latches (any thread) ----------------------------------------------------------
+    def estopped(self, sent: Message | None) -> None:
+        """The operator's ESTOP (``sent``: the frame as written, None if the link was down)."""
+        session = self._session
+        text = "e-stop by the operator" + ("" if sent else " (link down: not delivered)")
+        fault = FaultInfo("ESTOP", source="host", message=text)
+        with self._lock:
+            before = self._interlock.state
+            self._interlock.latch(fault, estop=True)
+            self._host_changed(before, "ESTOP")
+            session.faults.append(fault)
+            session.finish(Outcome.ESTOP)
+        self._recorder.write(
+            "command",
+            {
+                "name": "ESTOP",
+                "result": "sent" if sent else "not sent",
+                "seq": getattr(sent, "seq", None),
+            },
+        )
+        self._recorder.write("fault", fault.to_dict())
+        self._subscribers.emit("fault", text, fault.to_dict())
+
+    def host_fault(self, code: str, message: str, estop: bool) -> None:
+        """Latch a host-side fault (LINK_LOST, HOST_LIMIT, STREAM_REFUSED); ESTOP when asked."""
+        session = self._session
+        link = self._connection.open_link()
+        if estop and link is not None:
+            with contextlib.suppress(LinkError):
+                link.write_urgent(EStop())
+        fault = FaultInfo(code, source="host", message=message)
+        with self._lock:
+            first = self._interlock.fault is None
+            before = self._interlock.state
+            self._interlock.latch(fault)
+            self._host_changed(before, code)
+            session.faults.append(fault)
+            session.halt_stream(code)
+            session.finish(Outcome.FAULT)
+        self._recorder.write("fault", {**fault.to_dict(), "first": first})
+        self._subscribers.emit("fault", f"{code}: {message}", fault.to_dict())
+
+    def stream_failed(self, code: str, reason: str) -> None:
+        """The streamer stopped: HOST_LIMIT (a block outside the effective envelope, never sent)
+        or STREAM_REFUSED (the device NAKed a block, e.g. one lost on a noisy link)."""
+        self.host_fault(code, reason, estop=True)
+
+    # --- reader thread -------------------------------------------------------------------------
+    def on_lost(self, exc: BaseException | None) -> None:
+        self.host_fault("LINK_LOST", f"serial link lost: {exc or 'closed'}", estop=False)
+
+    def on_message(self, msg: Message) -> None:
+        session = self._session
+        status = None
+        with self._lock:
+            notify = not isinstance(msg, Telemetry) or self._telemetry_waiters > 0
+            if isinstance(msg, Telemetry):
+                self._on_telemetry(msg)
+                if self._subscribers.wanted("telemetry"):
+                    status = session.status(self._interlock.state, self._interlock.fault)
+            elif isinstance(msg, StateEvent):
+                self._mirror(State(msg.state), msg.time_ms)
+            elif isinstance(msg, FaultEvent):
+                self._fault(msg.fault, msg.channel, msg.time_ms, msg.state_before, msg.detail)
+            elif isinstance(msg, ImpedanceResult):
+                self._impedance = msg
+                self._impedance_done.set()
+            elif isinstance(msg, DeviceInfo):
+                self.watchdog_ms = msg.watchdog_ms
+            elif isinstance(msg, Nak):
+                session.count_nak()
+            if notify or session.notify_pending:
+                session.notify_pending = False
+                self._changed.notify_all()
+        if status is not None:
+            self._subscribers.call("telemetry", status)
+
+    def _on_telemetry(self, tel: Telemetry) -> None:
+        session = self._session
+        session.count_telemetry(tel)
+        state = State(tel.state)
+        if state is not session.device_state:
+            self._mirror(state, tel.time_ms)
+        if state in (State.FAULT, State.ESTOP) and self._interlock.fault is None:
+            self.latch_from_telemetry(tel)
+        elif state not in (State.FAULT, State.ESTOP) and self._interlock.state == "ESTOP":
+            self._repeat_estop()
+        session.top_up(tel)
+        self._heartbeat(tel)
+        if self._next_record_ms is None or tel.time_ms >= self._next_record_ms:
+            self._next_record_ms = tel.time_ms + RECORD_TELEMETRY_MS
+            self._recorder.write("telemetry", session.telemetry_line(tel), durable=False)
+
+    def _repeat_estop(self) -> None:
+        """The operator's ESTOP has not reached the device yet (lost on a noisy link): send it
+        again with every telemetry frame (about 50 Hz) until the device reports the latch."""
+        link = self._connection.open_link()
+        if link is not None:
+            with contextlib.suppress(LinkError):
+                link.write_urgent(EStop())
+                self._session.estop_repeats += 1
+
+    def _heartbeat(self, tel: Telemetry) -> None:
+        """HEARTBEAT when nothing was written for watchdog/4 of device time."""
+        link = self._connection.open_link()
+        if link is None:
+            return
+        if link.tx_frames != self._hb_frames:
+            self._hb_frames, self._hb_device_ms = link.tx_frames, tel.time_ms
+        elif tel.time_ms - self._hb_device_ms >= self.watchdog_ms / 4:
+            with contextlib.suppress(LinkError):
+                link.send(Heartbeat())
+            self._hb_frames, self._hb_device_ms = link.tx_frames, tel.time_ms
+
+    def _mirror(self, state: State, device_ms: int) -> None:
+        session = self._session
+        previous, session.device_state = session.device_state, state
+        if previous is state:
+            return
+        host_before = self._interlock.state
+        host = self._interlock.device_state(state)
+        self._recorder.write(
+            "state",
+            {
+                "device_from": previous.name if previous else None,
+                "device_to": state.name,
+                "device_ms": device_ms,
+                "from": host_before.value,
+                "to": host.value,
+            },
+        )
+        self._subscribers.emit(
+            "state", f"device {state.name}", {"device": state.name, "host": host.value}
+        )
+        ended = session.device_moved(previous, state, device_ms)
+        if ended is Outcome.COMPLETED:
+            self._interlock.complete()
+        if ended is not None:
+            session.finish(ended)
+
+    def _fault(self, code: int, channel: int, device_ms: int, before: int, detail: int) -> None:
+        name = _fault_name(code)
+        where = f" on channel {channel}" if channel else ""
+        was = State(before).name if before in State._value2member_map_ else str(before)
+        fault = FaultInfo(
+            name,
+            channel,
+            device_ms,
+            source="device",
+            message=f"device fault {name}{where} (was {was}); output is zero",
+        )
+        first = self._interlock.fault is None
+        host_before = self._interlock.state
+        self._interlock.latch(fault, estop=code == Fault.ESTOP)
+        self._host_changed(host_before, name)
+        self._session.faults.append(fault)
+        self._session.halt_stream(name)
+        self._recorder.write("fault", {**fault.to_dict(), "detail": detail, "first": first})
+        self._subscribers.emit("fault", fault.message, fault.to_dict())
+        self._session.finish(Outcome.ESTOP if code == Fault.ESTOP else Outcome.FAULT)
+
+    def _host_changed(self, before: HostState, cause: str) -> None:
+        after = self._interlock.state
+        if after is not before:
+            self._recorder.write("state", {"from": before.value, "to": after.value, "cause": cause})
+
+    def latch_from_telemetry(self, tel: Telemetry) -> None:
+        """A device found latched (at connect, or a lost FAULT_EVENT): adopt its cause."""
+        if self._interlock.fault is None:
+            code = tel.fault or (Fault.ESTOP if tel.state == State.ESTOP else Fault.INTERNAL)
+            self._fault(code, tel.fault_channel, tel.time_ms, tel.state, 0)
+

@@ -1,0 +1,60 @@
+"""Live plateau rules for ADJUST: the step and ramp-rate clamp, the refusals, the gain to send."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stimctl.errors import InterlockError
+from stimctl.profile import Profile
+from stimctl.protocol import GAIN_UNITY
+from stimctl.violations import Report
+
+__all__ = ["ADJUST_STEP_MA", "check_plateau", "clamped_target", "gain_permille", "prescribed_ma"]
+
+#: Largest single live-amplitude step (policy).
+ADJUST_STEP_MA = 0.1
+
+
+def prescribed_ma(profile: Profile, channel: int) -> float:
+    """The channel's amplitude as prescribed by the profile (gain 1000 permille)."""
+    return next(c.amplitude_ma for c in profile.channels if c.id == channel)
+
+
+def clamped_target(
+    current_ma: float, delta_ma: float, since_s: float, max_ramp_rate_ma_per_s: float
+) -> float:
+    """``current_ma + delta_ma`` with the step clamped to one ADJUST_STEP_MA and to the ramp rate
+    over ``since_s`` (the time since the channel's last change), never below zero."""
+    allowed = min(ADJUST_STEP_MA, max_ramp_rate_ma_per_s * since_s)
+    delta = max(-allowed, min(allowed, delta_ma))
+    return round(max(0.0, current_ma + delta), 6)
+
+
+def check_plateau(
+    profile: Profile, channel: int, target_ma: float, validate: Callable[[Profile], Report]
+) -> None:
+    """InterlockError if the channel at ``target_ma`` is above twice the prescription or breaks
+    a rule ``validate`` checks (amplitude, charge, r.m.s., density); zero is always allowed."""
+    base = prescribed_ma(profile, channel)
+    if target_ma / base * GAIN_UNITY > 2 * GAIN_UNITY:
+        raise InterlockError(
+            f"ADJUST refused: channel {channel} at {target_ma:g} mA is above twice the"
+            f" prescribed {base:g} mA (gain limit 2000 permille)"
+        )
+    if target_ma == 0:
+        return
+    channels = [c.model_copy(update={"amplitude_ma": target_ma}) if c.id == channel else c
+                for c in profile.channels]  # fmt: skip
+    report = validate(profile.model_copy(update={"channels": channels}))
+    if not report.ok:
+        v = report.errors[0]
+        limit = f" (limit {v.limit:g})" if isinstance(v.limit, int | float) else ""
+        raise InterlockError(
+            f"ADJUST refused: channel {channel} at {target_ma:g} mA breaks {v.code}"
+            f" at {v.loc}{limit}: {v.message}"
+        )
+
+
+def gain_permille(profile: Profile, channel: int, target_ma: float) -> int:
+    """The ADJUST gain for ``target_ma`` relative to the prescription."""
+    return round(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY)
