@@ -163,7 +163,7 @@ class Device:
     def close(self) -> None:
         self.trace.close()
 
-    # --- fault injection -----------------------------------------------------------------------
+    # --- fault injection (faults.py) and snapshots (reports.py) --------------------------------
 
     def inject(self, kind: str, channel: int = 1, value: float | None = None) -> None:
         """Inject a fault now: electrode_open, electrode_short, impedance (value ohm), drift (value
