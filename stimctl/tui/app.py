@@ -22,7 +22,7 @@ from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryS
 from stimctl.tui.screens.base import StimScreen
 
 #: Telemetry reaches the screen at most this often; newer samples replace older ones meanwhile.
-UI_REFRESH_S = 0.05
+UI_REFRESH_S = 0.1
 #: E-STOP keys: non-printable, so a focused Input never swallows them; bound with priority.
 ESTOP_KEYS = "f12,ctrl+backslash"
 
