@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from stimctl.errors import CommandRejected, LinkError
 from stimctl.link import Link
 from stimctl.protocol import Message
@@ -15,14 +13,12 @@ __all__ = ["Commander"]
 
 
 class Commander:
-    """Sends one command and waits for its answer; ``on_nak`` counts refusals (under the lock)."""
+    """Sends one command and waits for its answer (NAK frames are counted where every frame
+    from the device is seen: the DeviceMirror)."""
 
-    def __init__(
-        self, recorder: Recorder, subscribers: Subscribers, on_nak: Callable[[], None]
-    ) -> None:
+    def __init__(self, recorder: Recorder, subscribers: Subscribers) -> None:
         self._recorder = recorder
         self._subscribers = subscribers
-        self._on_nak = on_nak
 
     def command(self, link: Link, msg: Message, timeout: float = 1.0) -> Message:
         """Request + ACK, recorded with its answer; CommandRejected on NAK."""
@@ -31,7 +27,6 @@ class Commander:
         try:
             reply = link.request(msg, timeout=timeout)
         except CommandRejected as exc:
-            self._on_nak()
             self._recorder.write(
                 "command",
                 {

@@ -87,7 +87,7 @@ class Controller:
         self.recorder = Recorder()
         self.subscribers = Subscribers(self.lock)
         self.session = Session(self.changed, self.connection, self.recorder, self.subscribers)
-        self.commander = Commander(self.recorder, self.subscribers, self.session.count_nak)
+        self.commander = Commander(self.recorder, self.subscribers)
         self.mirror = DeviceMirror(
             self.lock, self.changed, self.interlock, self.connection, self.session,
             self.recorder, self.subscribers, self.commander,

@@ -80,6 +80,7 @@ class Session:
 
     # --- session life (caller's thread, under the lock) ---------------------------------------
     def count_nak(self) -> None:
+        """Every NAK frame the device sent (commands and blocks), counted once."""
         with self._changed:
             self.naks += 1
 
@@ -290,8 +291,7 @@ class Session:
             state=state, fault=fault, channels=channels,
             fifo_ms=tel.fifo_ms if tel else 0,
             heartbeat_age_ms=(time.monotonic() - link.last_tx) * 1000 if link else 0.0,
-            frame_errors=link.frame_errors if link else 0, naks=self.naks + (stats.naks
-                                                                              if stats else 0),
+            frame_errors=link.frame_errors if link else 0, naks=self.naks,
             phase_index=phase, phase_count=len(self.profile.phases) if self.profile else 0,
             phase_mode=self.profile.phases[phase].mode if self.profile else "",
             elapsed_s=self.elapsed_ms / 1000,
@@ -316,7 +316,7 @@ class Session:
                            for i, ch in enumerate(ids)),
             faults=tuple(self.faults), late_blocks=stats.late if stats else 0,
             underruns=stats.underruns if stats else 0,
-            naks=self.naks + (stats.naks if stats else 0),
+            naks=self.naks,
             record_path=str(path) if path is not None else None,
         )  # fmt: skip
 

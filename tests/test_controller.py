@@ -13,8 +13,8 @@ from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
 from stimctl.envelope import SafetyEnvelope
-from stimctl.errors import InterlockError, ProtocolMismatch
-from stimctl.protocol import EStop, FrameDecoder
+from stimctl.errors import CommandRejected, InterlockError, ProtocolMismatch
+from stimctl.protocol import EStop, FrameDecoder, Start
 from stimctl.record import verify
 from stimctl.status import Event, HostState, Outcome, Status
 
@@ -193,6 +193,14 @@ def test_an_estop_lost_on_the_wire_is_sent_again_until_the_device_latches(
     _until(lambda: port.device.state.name == "ESTOP")
     assert ctl.session.estop_repeats >= 1
     assert not port.device.output_stage.any_output
+
+
+def test_a_refused_command_counts_as_one_nak(ctl: Controller) -> None:
+    with pytest.raises(CommandRejected):
+        ctl.commander.command(ctl.link, Start())  # START in IDLE: NAK BAD_STATE
+    _until(lambda: ctl.status().naks >= 1)
+    time.sleep(0.05)
+    assert ctl.status().naks == 1
 
 
 def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
