@@ -19,6 +19,7 @@ from stimctl.errors import InterlockError, StimctlError
 from stimctl.link import Link, OnLost, OnMessage
 from stimctl.ports import resolve_port
 from stimctl.protocol import DeviceInfo
+from stimctl.simprocess import SimulatorProcess, sim_args
 from stimctl.status import DeviceSummary
 
 __all__ = ["SIM_URL", "Connection", "simulator_url"]
@@ -76,15 +77,28 @@ class Connection:
         self.link: Link | None = None
         self.device: DeviceSummary | None = None
         self.envelope = site_envelope  # effective once the device has said HELLO
+        self.sim_process: SimulatorProcess | None = None  # the embedded simulator's process
+
+    def stop_simulator(self) -> None:
+        """End the embedded simulator's process, if this connection started one."""
+        if self.sim_process is not None:
+            self.sim_process.stop()
 
     def choose_port(
         self, url: str | None, speed: float | None, sim_options: Mapping[str, str] | None
     ) -> None:
-        """None: the embedded simulator at ``speed``; otherwise a port, resolved."""
+        """None: the embedded simulator at ``speed`` (real or scaled time: in its own process on
+        a pseudo-terminal; virtual lock-step: in this process); otherwise a port, resolved."""
         if url is None:
             self.is_simulator = True
             self.speed = 1.0 if speed is None else float(speed)
-            self.url = simulator_url(speed, sim_options)
+            if math.isinf(self.speed):
+                self.url = simulator_url(speed, sim_options)
+            else:
+                if not self.speed > 0:
+                    raise ValueError(f"speed must be > 0, got {speed}")
+                self.sim_process = SimulatorProcess(sim_args(speed, sim_options))
+                self.url = self.sim_process.port
         else:
             self.is_simulator = url.startswith(SIM_URL)
             self.url = resolve_port(url)

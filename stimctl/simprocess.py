@@ -1,0 +1,100 @@
+"""The simulator in its own process: firmware_sim served on a pseudo-terminal, started by the host.
+
+The embedded simulator runs in real (or scaled) time in a process of its own, so that its 1 kHz
+loop and the host (a UI, a CLI) never share an interpreter lock: the device's timing is then as
+real as a stimulator's, and a busy host cannot starve it. Only the virtual lock-step clock runs
+in-process (``stimsim://?virtual=1``).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from stimctl.errors import StimctlError
+
+__all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "sim_args"]
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 5.0
+
+#: simulator option (stimsim:// URL parameter name) -> `python -m firmware_sim` flag
+SIM_OPTION_FLAGS = {
+    "channels": "--channels", "trace": "--trace", "impedance": "--impedance",
+    "fault": "--fault", "watchdog_ms": "--watchdog-ms", "serial": "--serial",
+    "control": "--control", "seed": "--seed", "drop": "--drop", "flip": "--flip",
+    "delay_ms": "--delay-ms", "speed": "--speed",
+}  # fmt: skip
+
+
+def sim_args(speed: float | None, options: Mapping[str, str] | None) -> list[str]:
+    """Command-line flags for the simulator from a speed and stimsim-style options."""
+    args: list[str] = []
+    if speed is not None and speed != 1:
+        args += ["--speed", f"{speed:g}"]
+    for name, value in (options or {}).items():
+        flag = SIM_OPTION_FLAGS.get(name)
+        if flag is None:
+            known = ", ".join(sorted(SIM_OPTION_FLAGS))
+            raise ValueError(f"unknown simulator option {name!r} (known: {known})")
+        args += [flag, str(value)]
+    return args
+
+
+class SimulatorProcess:
+    """``python -m firmware_sim ARGS`` in its own process; ``port`` is the pty it serves on."""
+
+    def __init__(self, args: Sequence[str] = (), *, cwd: str | Path | None = None) -> None:
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop)
+        cmd = [sys.executable, "-m", "firmware_sim", *args]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
+            text=True, cwd=cwd, start_new_session=True,  # a terminal's Ctrl-C goes to the host
+        )  # fmt: skip
+        self.port = self._read_port()
+
+    def _read_port(self) -> str:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        line = ""
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            line = self.proc.stdout.readline().strip()
+            if line.startswith("PORT "):
+                return line.split(" ", 1)[1]
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self._stderr.seek(0)
+        why = self._stderr.read().strip().splitlines()[-1:] or [f"first line {line!r}"]
+        self.stop()
+        raise StimctlError(f"the simulator did not start: {why[0]}")
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL if it does not exit in time; its exit code. Idempotent."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self._stderr.close()
+        return int(self.proc.returncode)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def __enter__(self) -> SimulatorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
