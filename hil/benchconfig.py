@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stimctl.protocol import DeviceInfo
+from stimctl.simprocess import SimulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWN_CAPABILITIES = ("trace", "fault_injection", "host_process", "scope")
@@ -36,7 +37,7 @@ class BenchConfig:
     env_file: Path | None = None
     trace_path: Path | None = None
     control_path: Path | None = None
-    process: subprocess.Popen[str] | None = None
+    process: SimulatorProcess | None = None
     workdir: Path | None = None
     info: DeviceInfo | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -23,7 +23,7 @@ __all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "sim_args"]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 
-#: simulator option (stimsim:// URL parameter name) -> `python -m firmware_sim` flag
+#: simulator option (stimsim:// URL parameter name) -> `stimctl sim` flag
 SIM_OPTION_FLAGS = {
     "channels": "--channels", "trace": "--trace", "impedance": "--impedance",
     "fault": "--fault", "watchdog_ms": "--watchdog-ms", "serial": "--serial",
@@ -47,11 +47,11 @@ def sim_args(speed: float | None, options: Mapping[str, str] | None) -> list[str
 
 
 class SimulatorProcess:
-    """``python -m firmware_sim ARGS`` in its own process; ``port`` is the pty it serves on."""
+    """``stimctl sim ARGS`` (firmware_sim) in its own process; ``port`` is the pty it serves on."""
 
     def __init__(self, args: Sequence[str] = (), *, cwd: str | Path | None = None) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop)
-        cmd = [sys.executable, "-m", "firmware_sim", *args]
+        cmd = [sys.executable, "-m", "stimctl", "sim", *args]  # = `stimctl sim ARGS`
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
             text=True, cwd=cwd, start_new_session=True,  # a terminal's Ctrl-C goes to the host
