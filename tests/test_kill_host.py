@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from stimctl.simprocess import SimulatorProcess
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +26,9 @@ def _events(trace: Path) -> list[dict[str, Any]]:
 
 
 def _kill_host_mid_session(tmp_path: Path, sim_args: list[str]) -> list[dict[str, Any]]:
-    from hil.simprocess import start_sim_process, stop_sim_process
-
-    sim, port, trace, _ = start_sim_process(tmp_path, sim_args)
+    trace = tmp_path / "trace.jsonl"
+    sim = SimulatorProcess(["--trace", str(trace), *sim_args])
+    port = sim.port
     host = subprocess.Popen(
         [sys.executable, "-m", "stimctl", "run", str(DEMO), "--yes", "--port", port,
          "--record", str(tmp_path / "r.jsonl")],
@@ -46,7 +48,7 @@ def _kill_host_mid_session(tmp_path: Path, sim_args: list[str]) -> list[dict[str
         time.sleep(0.1)
     finally:
         host.kill()
-        stop_sim_process(sim)
+        sim.stop()
     return _events(trace)
 
 

@@ -29,6 +29,7 @@ from stimctl.protocol import (
     Start,
     encode,
 )
+from stimctl.simprocess import SimulatorProcess
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -224,11 +225,8 @@ DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
 
 @pytest.fixture
 def sim_port(tmp_path: Path):
-    from hil.simprocess import start_sim_process, stop_sim_process
-
-    proc, port, _, _ = start_sim_process(tmp_path)
-    yield port
-    stop_sim_process(proc)
+    with SimulatorProcess() as sim:
+        yield sim.port
 
 
 def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:

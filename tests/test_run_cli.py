@@ -17,6 +17,7 @@ from stimctl.cli import main
 from stimctl.profile import load_profile
 from stimctl.record import summarise, verify
 from stimctl.schedule import compile_schedule
+from stimctl.simprocess import SimulatorProcess
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -161,9 +162,8 @@ def test_signal_stops_at_once_closes_the_record_and_exits_4(tmp_path: Path, sig:
 
 
 def test_vanished_port_is_a_clean_fault_with_exit_3(tmp_path: Path) -> None:
-    from hil.simprocess import start_sim_process
-
-    sim, port, _, _ = start_sim_process(tmp_path)
+    sim = SimulatorProcess()
+    port = sim.port
     record = tmp_path / "r.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "stimctl", "run", str(DEMO), "--yes", "--port", port,
@@ -172,11 +172,11 @@ def test_vanished_port_is_a_clean_fault_with_exit_3(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         _wait_for(record, '"device_to":"RUNNING"', proc)
-        sim.kill()  # the port vanishes (like an unplugged USB adapter)
-        sim.wait(timeout=5)
+        sim.proc.kill()  # the port vanishes (like an unplugged USB adapter)
+        sim.proc.wait(timeout=5)
         _, err = proc.communicate(timeout=20)
     finally:
-        sim.kill()
+        sim.stop()
         proc.kill()
     assert proc.returncode == 3 and "Traceback" not in err
     assert "LINK_LOST" in err

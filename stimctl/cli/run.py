@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
+
 if TYPE_CHECKING:
     from stimctl.controller import Controller
     from stimctl.status import Outcome, Status
@@ -44,14 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--record", metavar="FILE", help="session record (default ./records/<UTC>-<profile>.jsonl)"
     )
     parser.add_argument("--operator", default=None, metavar="NAME", help="operator name")
-    parser.add_argument(
-        "--patient",
-        action="append",
-        default=[],
-        metavar="FLAG[,FLAG]",
-        help="patient flags: pregnant, implanted-device, epilepsy (repeatable)",
-    )
-    parser.add_argument("--envelope", metavar="FILE", help="site safety envelope (TOML)")
+    add_safety_options(parser)
     parser.add_argument("--yes", action="store_true", help="confirm without asking")
     parser.add_argument(
         "--speed",
@@ -105,8 +100,6 @@ def default_record_path(profile: Path, folder: Path = Path("records")) -> Path:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stimctl.envelope import EnvelopeError, SafetyEnvelope
-    from stimctl.validation import check_patient
 
     try:
         speed = parse_speed(args.speed)
@@ -120,17 +113,10 @@ def _run(args: argparse.Namespace) -> int:
         if not sep or not key:
             return _usage(f"--sim wants KEY=VALUE, got {item!r}")
         sim_options[key] = value
-    flags = [f.strip() for item in args.patient for f in item.split(",") if f.strip()]
     try:
-        patient = check_patient(flags)
-    except ValueError as error:
+        patient, envelope = safety_options(args)
+    except UsageError as error:
         return _usage(str(error))
-    envelope = None
-    if args.envelope:
-        try:
-            envelope = SafetyEnvelope.from_toml(args.envelope)
-        except EnvelopeError as error:
-            return _usage(str(error))
     profile_path = Path(args.profile)
     if not profile_path.is_file():
         return _usage(f"{args.profile}: no such profile file")

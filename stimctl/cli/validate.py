@@ -12,6 +12,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
+
 if TYPE_CHECKING:
     from stimctl.violations import Report, Violation
 
@@ -26,14 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="profile file or folder")
     parser.add_argument("--json", action="store_true", help="print a JSON array of reports")
-    parser.add_argument("--envelope", metavar="FILE", help="site safety envelope (TOML)")
-    parser.add_argument(
-        "--patient",
-        action="append",
-        default=[],
-        metavar="FLAG[,FLAG]",
-        help="patient flags: pregnant, implanted-device, epilepsy (repeatable)",
-    )
+    add_safety_options(parser)
     parser.set_defaults(func=_run)
 
 
@@ -45,20 +40,12 @@ def _usage(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stimctl.envelope import EnvelopeError, SafetyEnvelope
-    from stimctl.validation import check_patient, find_profiles, validate_file
+    from stimctl.validation import find_profiles, validate_file
 
-    flags = [f.strip() for item in args.patient for f in item.split(",") if f.strip()]
     try:
-        patient = check_patient(flags)
-    except ValueError as error:
+        patient, envelope = safety_options(args)
+    except UsageError as error:
         return _usage(str(error))
-    envelope = None
-    if args.envelope:
-        try:
-            envelope = SafetyEnvelope.from_toml(args.envelope)
-        except EnvelopeError as error:
-            return _usage(str(error))
     files: list[Path] = []
     for given in args.paths:
         try:
