@@ -36,6 +36,10 @@ def build_parser(prog: str = "python -m firmware_sim") -> argparse.ArgumentParse
     )  # fmt: skip
     p.add_argument("--speed", type=str, default="1", help="device time / wall time (default 1)")
     p.add_argument("--watchdog-ms", type=str, default=None, help="host watchdog (default 200)")
+    p.add_argument(
+        "--impedance-valid-ms", type=str, default=None,
+        help="how long a passed impedance check stays valid (default 300000)",
+    )  # fmt: skip
     p.add_argument("--serial", default=None, help="serial number in DEVICE_INFO")
     p.add_argument("--control", metavar="PATH", help="serve the control socket at PATH")
     p.add_argument("--seed", type=str, default=None, help="seed of the link-fault generator")
@@ -49,7 +53,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
     opts = SimOptions()
     pairs: list[tuple[str, str | None]] = [
         ("channels", args.channels), ("speed", args.speed), ("impedance", args.impedance),
-        ("trace", args.trace), ("watchdog_ms", args.watchdog_ms), ("serial", args.serial),
+        ("trace", args.trace), ("watchdog_ms", args.watchdog_ms),
+        ("impedance_valid_ms", args.impedance_valid_ms), ("serial", args.serial),
         ("control", args.control), ("seed", args.seed), ("drop", args.drop),
         ("flip", args.flip), ("delay_ms", args.delay_ms),
     ]  # fmt: skip

@@ -64,6 +64,10 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
         cfg.watchdog_ms = int(value)
         if not 1 <= cfg.watchdog_ms <= 0xFFFF:
             raise ValueError("watchdog_ms must be 1..65535")
+    elif name == "impedance_valid_ms":
+        cfg.impedance_valid_ms = int(value)
+        if not 1 <= cfg.impedance_valid_ms <= 0xFFFFFFFF:
+            raise ValueError("impedance_valid_ms must be 1..4294967295")
     elif name == "serial":
         if len(value) > 12 or not value.isascii():
             raise ValueError("serial must be at most 12 ASCII characters")
@@ -78,7 +82,7 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
 
 URL_PARAMETERS = (
     "channels", "virtual", "speed", "impedance", "fault", "drop", "flip", "delay_ms", "trace",
-    "watchdog_ms", "serial", "seed", "control",
+    "watchdog_ms", "impedance_valid_ms", "serial", "seed", "control",
 )  # fmt: skip
 
 

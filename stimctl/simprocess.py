@@ -28,7 +28,7 @@ SIM_OPTION_FLAGS = {
     "channels": "--channels", "trace": "--trace", "impedance": "--impedance",
     "fault": "--fault", "watchdog_ms": "--watchdog-ms", "serial": "--serial",
     "control": "--control", "seed": "--seed", "drop": "--drop", "flip": "--flip",
-    "delay_ms": "--delay-ms", "speed": "--speed",
+    "delay_ms": "--delay-ms", "speed": "--speed", "impedance_valid_ms": "--impedance-valid-ms",
 }  # fmt: skip
 
 

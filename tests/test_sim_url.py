@@ -142,3 +142,11 @@ def test_control_socket_injects_faults_and_reports_status(tmp_path: Path) -> Non
     finally:
         port.close()
     assert not sock.exists()
+
+
+def test_impedance_validity_is_a_url_parameter() -> None:
+    port = serial.serial_for_url("stimsim://?virtual=1&impedance_valid_ms=3600000")
+    try:
+        assert port.device.config.impedance_valid_ms == 3_600_000
+    finally:
+        port.close()
