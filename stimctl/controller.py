@@ -357,6 +357,14 @@ class Controller:
                     return None
                 self.changed.wait(left)
 
+    def note(self, text: str) -> None:
+        """An operator note ("patient reports tingling"): a durable record line and an event."""
+        text = text.strip()
+        if not text:
+            raise ValueError("a note needs some text")
+        self.recorder.write("note", {"operator": self.operator, "text": text})
+        self.subscribers.emit("note", text, {"operator": self.operator})
+
     def status(self) -> Status:
         with self.lock:
             self.mirror.supervise()

@@ -203,6 +203,19 @@ def test_a_refused_command_counts_as_one_nak(ctl: Controller) -> None:
     assert ctl.status().naks == 1
 
 
+def test_an_operator_note_goes_into_the_record_and_to_event_listeners(
+    ctl: Controller, tmp_path: Path
+) -> None:
+    events: list[Event] = []
+    ctl.on_event(events.append)
+    ctl.note("patient reports tingling")
+    ctl.close()
+    lines = [json.loads(x) for x in (tmp_path / "session.jsonl").read_text().splitlines()]
+    notes = [line["data"] for line in lines if line["kind"] == "note"]
+    assert [n["text"] for n in notes] == ["patient reports tingling"]
+    assert any(e.kind == "note" and e.message == "patient reports tingling" for e in events)
+
+
 def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
     start = ctl.status().device_time_ms
     _until(lambda: ctl.status().device_time_ms > start + 2000)

@@ -150,8 +150,8 @@ class RunScreen(StimScreen):
         self.app.push_screen(NoteModal(), self._noted)
 
     def _noted(self, text: str | None) -> None:
-        if text:
-            self.stim.log_event(f"note: {text}")
+        if text and self.stim.controller is not None:
+            self.stim.controller.note(text)  # into the session record; the event log shows it
 
     def on_device_call_done(self, message: DeviceCallDone) -> None:
         message.stop()
