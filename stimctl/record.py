@@ -93,6 +93,20 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def new_record_path(label: str, folder: str | Path = "records") -> Path:
+    """A new record file ``<folder>/<UTC timestamp>-<label>.jsonl`` (folder created; -2, -3...
+    appended when the name is taken: a record is never overwritten)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{stamp}-{label}.jsonl"
+    n = 2
+    while path.exists():
+        path = folder / f"{stamp}-{label}-{n}.jsonl"
+        n += 1
+    return path
+
+
 class SessionRecord:
     """A new record file; lines are appended and chained until ``close`` writes "end"."""
 

@@ -313,3 +313,13 @@ def test_cli_show_json_prints_a_machine_readable_summary(tmp_path, capsys):
     assert cli("show", "--json", str(write_session(tmp_path / "s.jsonl"))) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] is True and data["channels"][0]["pulses"] == 3600
+
+
+def test_new_record_paths_are_made_in_their_folder_and_never_repeat(tmp_path: Path) -> None:
+    from stimctl.record import new_record_path
+
+    first = new_record_path("tui", tmp_path / "records")
+    first.write_text("")
+    second = new_record_path("tui", tmp_path / "records")
+    assert first.parent == second.parent == tmp_path / "records"
+    assert first != second and not second.exists() and second.name.endswith("-tui-2.jsonl")

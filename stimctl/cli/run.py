@@ -13,7 +13,6 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
@@ -88,17 +87,6 @@ def parse_speed(text: str | None) -> float | None:
     return speed
 
 
-def default_record_path(profile: Path, folder: Path = Path("records")) -> Path:
-    """./records/<UTC timestamp>-<profile stem>.jsonl, with -2, -3... if taken (never overwrite)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}-{profile.stem}.jsonl"
-    n = 2
-    while path.exists():
-        path = folder / f"{stamp}-{profile.stem}-{n}.jsonl"
-        n += 1
-    return path
-
-
 def _run(args: argparse.Namespace) -> int:
 
     try:
@@ -125,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
         if record.exists():
             return _usage(f"{record} already exists; records are never overwritten")
     else:
-        record = default_record_path(profile_path)
+        from stimctl.record import new_record_path
+
+        record = new_record_path(profile_path.stem)
     operator = args.operator if args.operator is not None else _user()
     return _session(args, profile_path, record, operator, patient, envelope, speed, sim_options)
 

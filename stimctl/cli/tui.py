@@ -22,12 +22,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--speed", metavar="N", type=float, default=None,
                         help="simulator only: N times real time ('inf' = virtual clock)")
     parser.add_argument("--record", metavar="PATH", default=None,
-                        help="session record file or directory (controller default if omitted)")
+                        help="session record file, or a folder for a new one"
+                        " (default: ./records/<UTC time>-tui.jsonl)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from stimctl.controller import Controller
+    from stimctl.record import new_record_path
     from stimctl.tui.app import StimApp
 
     if args.port is not None and args.speed is not None:
@@ -36,11 +38,15 @@ def _run(args: argparse.Namespace) -> int:
     speed = args.speed
     if speed is not None and not math.isfinite(speed):
         speed = math.inf
+    record = Path(args.record) if args.record else Path("records")
+    if record.is_dir() or not args.record:
+        record = new_record_path("tui", record)  # every session of the UI is recorded
+    elif record.exists():
+        print(f"stimctl tui: {record} already exists; records are never overwritten")
+        return 2
 
     def connect() -> Controller:
-        kwargs: dict[str, object] = {"operator": args.operator}
-        if args.record is not None:
-            kwargs["record"] = args.record
+        kwargs: dict[str, object] = {"operator": args.operator, "record": record}
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
         return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
