@@ -5,7 +5,7 @@ from __future__ import annotations
 from stimctl.errors import CommandRejected, LinkError
 from stimctl.link import Link
 from stimctl.protocol import Message
-from stimctl.protocol.messages import field_names
+from stimctl.protocol.messages import field_names, wire_name
 from stimctl.recorder import Recorder
 from stimctl.subscribers import Subscribers
 
@@ -22,7 +22,7 @@ class Commander:
 
     def command(self, link: Link, msg: Message, timeout: float = 1.0) -> Message:
         """Request + ACK, recorded with its answer; CommandRejected on NAK."""
-        name = type(msg).__name__.upper()
+        name = wire_name(type(msg))
         fields = {n: getattr(msg, n) for n in field_names(type(msg))}
         try:
             reply = link.request(msg, timeout=timeout)

@@ -39,6 +39,7 @@ from stimctl.protocol import (
     NakReason,
     encode,
 )
+from stimctl.protocol.messages import wire_name
 
 __all__ = ["IDEMPOTENT", "FrameProtocol", "Link", "ReaderThread", "open_serial"]
 
@@ -242,7 +243,7 @@ class Link:
                 reply = pending.reply
                 if isinstance(reply, Nak):
                     raise CommandRejected(
-                        type(msg).__name__.upper(), _reason(reply.reason), reply.detail
+                        wire_name(type(msg)), _reason(reply.reason), reply.detail
                     )
                 assert reply is not None
                 return reply
@@ -261,7 +262,7 @@ class Link:
         if self.lost is not None:
             raise LinkError(f"link to {self.url} lost: {self._lost_text()}")
         raise LinkError(
-            f"{type(msg).__name__.upper()}: no answer from the device within"
+            f"{wire_name(type(msg))}: no answer from the device within"
             f" {timeout:g} s ({attempts} attempt{'s' * (attempts > 1)})"
         )
 

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from stimctl.protocol import CATALOGUE, MAX_FRAME, MAX_PAYLOAD, Message
+from stimctl.protocol.messages import wire_name
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md").read_text()
 TYPE_NAMES = {"B": "u8", "H": "u16", "I": "u32"}
 
 
 def _section(cls: type[Message]) -> str:
-    heading = rf"#### `{cls.TYPE:#04x}` [A-Z_]+ \(.*?\)\n"
+    heading = rf"#### `{cls.TYPE:#04x}` {wire_name(cls)} \(.*?\)\n"
     match = re.search(heading + r"(.*?)(?=\n#### |\n## |\Z)", DOC, re.S)
     assert match, f"no section for {cls.__name__} ({cls.TYPE:#04x}) in docs/PROTOCOL.md"
     return match.group(1)

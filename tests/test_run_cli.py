@@ -124,7 +124,7 @@ def test_without_yes_and_without_a_terminal_the_run_is_refused(
     record = tmp_path / "r.jsonl"
     assert main(["run", str(DEMO), "--speed", "max", "--record", str(record)]) == 1
     assert "--yes" in capsys.readouterr().err
-    assert not {"IMPEDANCECHECK", "ARM", "START"} & set(_commands(record))
+    assert not {"IMPEDANCE_CHECK", "ARM", "START"} & set(_commands(record))
 
 
 def test_failed_impedance_check_refuses_to_arm(tmp_path: Path) -> None:

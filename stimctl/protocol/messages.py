@@ -9,6 +9,7 @@ built from different catalogues find out at HELLO (the idea of MAVLink's CRC_EXT
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import zlib
 from dataclasses import dataclass, fields
@@ -408,6 +409,14 @@ def catalogue_description() -> str:
 
 
 CATALOGUE_HASH = zlib.crc32(catalogue_description().encode("ascii"))
+
+
+def wire_name(cls: type[Message]) -> str:
+    """The message's name as docs/PROTOCOL.md writes it: IMPEDANCE_CHECK, CLEAR_FAULT, ESTOP."""
+    return _WIRE_NAMES.get(cls) or re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).upper()
+
+
+_WIRE_NAMES: dict[type[Message], str] = {EStop: "ESTOP"}
 
 
 def field_names(cls: type[Message]) -> list[str]:
