@@ -229,9 +229,12 @@ class DeviceMirror:
         state = State(tel.state)
         if state is not session.device_state:
             self._mirror(state, tel.time_ms)
-        if state in (State.FAULT, State.ESTOP) and self._interlock.fault is None:
-            self.latch_from_telemetry(tel)
-        elif state not in (State.FAULT, State.ESTOP) and self._interlock.state == "ESTOP":
+        if state in (State.FAULT, State.ESTOP):
+            if session.estop_pending:  # the device has latched: output is zero
+                session.estop_pending, session.notify_pending = False, True
+            if self._interlock.fault is None:
+                self.latch_from_telemetry(tel)
+        elif session.estop_pending:
             self._repeat_estop()
         session.top_up(tel)
         self._heartbeat(tel)
@@ -241,7 +244,7 @@ class DeviceMirror:
 
     def _repeat_estop(self) -> None:
         """The operator's ESTOP has not reached the device yet (lost on a noisy link): send it
-        again with every telemetry frame (about 50 Hz) until the device reports the latch."""
+        again with every telemetry frame (about 50 Hz) until the device reports a latch."""
         link = self._connection.open_link()
         if link is not None:
             with contextlib.suppress(LinkError):

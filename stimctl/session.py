@@ -62,6 +62,7 @@ class Session:
         self.faults: list[FaultInfo] = []
         self.naks = 0
         self.estop_repeats = 0  # ESTOP frames sent again because the device had not latched
+        self.estop_pending = False  # an operator ESTOP the device has not yet confirmed
         self.profile: Profile | None = None
         self.schedule: Schedule | None = None
         self.streamer: Streamer | None = None
@@ -79,6 +80,11 @@ class Session:
         self.notify_pending = False  # wake wait() after the message being handled
 
     # --- session life (caller's thread, under the lock) ---------------------------------------
+    def estop_confirmed(self, timeout: float) -> bool:
+        """Wait (caller's thread) until the device has reported the operator's ESTOP latched."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self.estop_pending, timeout)
+
     def count_nak(self) -> None:
         """Every NAK frame the device sent (commands and blocks), counted once."""
         with self._changed:

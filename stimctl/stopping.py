@@ -7,7 +7,7 @@ import threading
 
 from stimctl.commander import Commander
 from stimctl.connection import Connection
-from stimctl.errors import CommandRejected, LinkError
+from stimctl.errors import CommandRejected, InterlockError, LinkError
 from stimctl.interlock import Command, Interlock
 from stimctl.mirror import DeviceMirror
 from stimctl.protocol import ClearFault, Disarm, EStop, Message, Stop
@@ -15,6 +15,10 @@ from stimctl.recorder import Recorder
 from stimctl.session import Session
 from stimctl.status import HostState, Outcome
 from stimctl.subscribers import Subscribers
+
+#: How long an acknowledgement waits for the device to confirm an operator E-STOP it has not yet
+#: reported (one telemetry period is 20 ms; the ESTOP is re-sent with every one until then).
+ESTOP_CONFIRM_S = 1.0
 
 __all__ = ["Stopper"]
 
@@ -76,6 +80,7 @@ class Stopper:
         """ESTOP at once from the caller's thread, ahead of anything else; never waits."""
         link = self._connection.open_link()  # no lock first: the reader thread may hold it
         sent = None
+        self._session.estop_pending = True  # repeated with telemetry until the device latches
         if link is not None:
             with contextlib.suppress(LinkError):
                 sent = link.write_urgent(EStop())
@@ -86,7 +91,12 @@ class Stopper:
         with self._lock:
             self._interlock.check(Command.ACKNOWLEDGE)
             link = self._connection.require_link()
-        try:  # always: the device may not have reported its latch yet (e.g. just e-stopped)
+        if not self._session.estop_confirmed(ESTOP_CONFIRM_S):
+            raise InterlockError(
+                "acknowledge refused: the device has not confirmed the E-STOP yet (output may"
+                " still be on); check the link, E-STOP again"
+            )
+        try:  # always: the device may not have reported its latch yet (e.g. a host-side fault)
             self._commander.command(link, ClearFault())
         except CommandRejected as exc:
             if exc.reason != "BAD_STATE":  # BAD_STATE: the device was not latched (host-only)

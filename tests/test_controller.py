@@ -216,6 +216,21 @@ def test_an_operator_note_goes_into_the_record_and_to_event_listeners(
     assert any(e.kind == "note" and e.message == "patient reports tingling" for e in events)
 
 
+def test_acknowledging_an_estop_leaves_the_device_idle_without_repeated_estops(
+    ctl: Controller,
+) -> None:
+    for _ in range(3):
+        _running(ctl, after_s=1.0)
+        ctl.estop()
+        ctl.acknowledge_fault()
+        repeats = ctl.session.estop_repeats
+        start = ctl.status().device_time_ms
+        _until(lambda start=start: ctl.status().device_time_ms > start + 500)
+        assert ctl.link.port.device.state.name == "IDLE"
+        assert ctl.state is HostState.IDLE and ctl.session.estop_repeats == repeats
+        ctl.load(DEMO)
+
+
 def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
     start = ctl.status().device_time_ms
     _until(lambda: ctl.status().device_time_ms > start + 2000)
