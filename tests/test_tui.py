@@ -134,9 +134,16 @@ def plateau(app: StimApp, channel: int = 1) -> float:
 
 
 def output_is_zero(app: StimApp) -> bool:
-    """The device reports zero set and measured current on every channel."""
+    """The device reports zero set and measured current on every channel (its telemetry)."""
     status = app.controller.status()
     return all(c.set_ma == 0 and c.measured_ma == 0 for c in status.channels)
+
+
+def simulator_output_is_zero(app: StimApp) -> bool:
+    """The in-process simulator's output stage delivers nothing on any channel (the truth)."""
+    port = app.controller.link.port
+    with port.lock:
+        return not port.device.output_stage.any_output
 
 
 async def choose_profile(pilot: Pilot, name: str) -> None:
@@ -187,7 +194,8 @@ def test_session_select_check_arm_start_adjust_stop(controllers: list[Controller
         await press(pilot, "s")
         await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
         assert state(app) not in (HostState.RUNNING, HostState.STOPPING)
-        assert output_is_zero(app)
+        assert simulator_output_is_zero(app)
+        await until(pilot, lambda: output_is_zero(app), "zero output reported")
         text = text_of(await find(pilot, "#summary"))
         assert "STOPPED" in text
         assert "CH1" in text
@@ -212,7 +220,8 @@ def test_estop_works_with_a_modal_open_and_an_input_focused(
         await press(pilot, "f12")  # ... but F12 is the App's, with priority
         assert state(app) is HostState.ESTOP
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
-        await until(pilot, lambda: output_is_zero(app), "output zero")
+        await until(pilot, lambda: simulator_output_is_zero(app), "simulator output zero")
+        await until(pilot, lambda: output_is_zero(app), "zero output reported")
         title = (await find(pilot, "#fault-title"))
         await until(pilot, lambda: "E-STOP" in text_of(title), "E-STOP title")
 
@@ -308,7 +317,8 @@ def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
         await arm_and_start(pilot, expect_fault=True)
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
         assert state(app) is HostState.FAULT
-        assert output_is_zero(app)
+        assert simulator_output_is_zero(app)  # zeroed in the tick the fault was detected
+        await until(pilot, lambda: output_is_zero(app), "zero output reported")
         details = text_of(await find(pilot, "#fault-details"))
         assert "ELECTRODE_OPEN" in details
         assert "CH1" in details
