@@ -2,11 +2,14 @@
 
 Each line is one JSON object, keys in this order, compact separators, ASCII only::
 
-    {"n":1,"t":"2025-01-01T12:00:00.000000Z","mono_ns":123,"kind":"session","data":{...},"prev":"000..."}
+    {"n":1,"t":"2025-01-01T12:00:00.000000Z","mono_ns":123,"kind":"session","data":{...},
+     "prev":"000...","hash":"3f2..."}                                   (one line in the file)
 
-``n`` counts lines from 1; ``prev`` is the sha256 (hex) of the previous line's exact bytes without
-its newline (64 zeros on line 1); ``data`` keys are sorted. Every line goes to the kernel in one
-write; durable lines are fsync'ed before ``append`` returns, so a killed host leaves a valid chain.
+``n`` counts lines from 1; ``hash`` is the sha256 (hex) of the line's exact bytes up to ``prev``
+(the line without ``,"hash":"..."``); ``prev`` is the previous line's ``hash`` (64 zeros on line
+1). So any edited line fails its own hash, and a re-hashed one breaks the next line's ``prev``.
+``data`` keys are sorted. Every line goes to the kernel in one write; durable lines are fsync'ed
+before ``append`` returns, so a killed host leaves a valid chain.
 
 Kinds the controller writes, and the ``data`` fields ``summarise`` reads (all optional):
   session   operator, versions, patient          device  firmware, serial, limits, limits_hash
@@ -46,7 +49,8 @@ __all__ = [
 
 GENESIS = "0" * 64
 TELEMETRY_INTERVAL_NS = 1_000_000_000
-_KEYS = ("n", "t", "mono_ns", "kind", "data", "prev")
+_KEYS = ("n", "t", "mono_ns", "kind", "data", "prev", "hash")
+_HASH_SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
 
 
 def _plain(value: Any) -> Any:
@@ -183,14 +187,15 @@ class SessionRecord:
             raise ValueError("kind must be a non-empty string")
         body = _dumps(dict(data))
         n = self._n + 1
-        line = (f'{{"n":{n},"t":{json.dumps(_utc_now())},"mono_ns":{int(mono_ns)},'
+        core = (f'{{"n":{n},"t":{json.dumps(_utc_now())},"mono_ns":{int(mono_ns)},'
                 f'"kind":{json.dumps(kind)},"data":{body},"prev":"{self._prev}"}}').encode("ascii")
-        buffer = memoryview(line + b"\n")
+        digest = hashlib.sha256(core).hexdigest()  # the line's own hash, over all before it
+        buffer = memoryview(core[:-1] + f',"hash":"{digest}"}}\n'.encode("ascii"))
         while buffer:
             buffer = buffer[os.write(self._fd, buffer):]
         if durable:
             os.fsync(self._fd)
-        self._prev = hashlib.sha256(line).hexdigest()
+        self._prev = digest
         self._n = n
 
 
@@ -230,7 +235,7 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(entry, dict) or tuple(entry) != _KEYS:
         return None
-    types = (int, str, int, str, dict, str)
+    types = (int, str, int, str, dict, str, str)
     if any(isinstance(entry[k], bool) or not isinstance(entry[k], t)
            for k, t in zip(_KEYS, types, strict=True)):
         return None
@@ -260,13 +265,16 @@ def verify(path: str | Path) -> Verification:
             return bad(n, "not a record line (invalid JSON or fields)")
         if entry["n"] != n:
             return bad(n, f'"n" is {entry["n"]}, expected {n} (a line was removed or inserted)')
+        core = line[:-_HASH_SUFFIX_LEN] + b"}"
+        if hashlib.sha256(core).hexdigest() != entry["hash"]:
+            return bad(n, "altered: its content does not match its own hash")
         if entry["prev"] != prev:
             what = "the chain start" if n == 1 else f"the hash of line {n - 1}"
-            return bad(n, f'"prev" does not match {what} (line {n - 1} or {n} was altered)')
+            return bad(n, f'"prev" does not match {what} (a line was replaced or re-hashed)')
         if closed:
             return bad(n, 'line after the "end" line')
         closed = entry["kind"] == "end"
-        prev = hashlib.sha256(line).hexdigest()
+        prev = entry["hash"]
     state = "closed" if closed else "not closed (no end line)"
     return Verification(True, count, None, f"chain intact, {count} lines, {state}", closed)
 

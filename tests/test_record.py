@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -50,12 +51,15 @@ def test_a_closed_record_verifies_with_its_line_count(tmp_path):
     assert (result.ok, result.lines, result.first_bad, result.closed) == (True, 6, None, True)
 
 
-def test_each_line_chains_to_the_sha256_of_the_previous_line(tmp_path):
+def test_each_line_carries_its_own_hash_and_chains_to_the_previous_one(tmp_path):
     lines = lines_of(write_session(tmp_path / "s.jsonl"))
     entries = [json.loads(line) for line in lines]
     assert entries[0]["prev"] == GENESIS
-    for line, entry in zip(lines, entries[1:], strict=False):
-        assert entry["prev"] == hashlib.sha256(line).hexdigest()
+    for line, entry in zip(lines, entries, strict=True):
+        core = line[: line.rindex(b',"hash":')] + b"}"
+        assert entry["hash"] == hashlib.sha256(core).hexdigest()
+    for before, entry in itertools.pairwise(entries):
+        assert entry["prev"] == before["hash"]
     assert [e["n"] for e in entries] == list(range(1, 7))
 
 
@@ -64,7 +68,7 @@ def test_lines_have_a_stable_key_order_and_compact_separators(tmp_path):
     with SessionRecord(path) as rec:
         rec.append("state", {"to": "ARMED", "from": "IDLE"})
     first = lines_of(path)[0].decode()
-    assert list(json.loads(first)) == ["n", "t", "mono_ns", "kind", "data", "prev"]
+    assert list(json.loads(first)) == ["n", "t", "mono_ns", "kind", "data", "prev", "hash"]
     assert '"data":{"from":"IDLE","to":"ARMED"}' in first
     assert ", " not in first and '": ' not in first
     assert json.loads(first)["t"].endswith("Z")
@@ -129,14 +133,34 @@ def test_telemetry_is_decimated_to_at_most_one_line_per_second(tmp_path):
 # --- verification ------------------------------------------------------------------------------
 
 
-def test_a_modified_line_breaks_the_chain_at_the_next_line(tmp_path):
+def test_a_modified_line_is_named_exactly(tmp_path):
     path = write_session(tmp_path / "s.jsonl")
     lines = lines_of(path)
     lines[1] = lines[1].replace(b"SN42", b"SN43")
     rewrite(path, lines)
     result = verify(path)
+    assert (result.ok, result.first_bad) == (False, 2)
+    assert "altered" in result.reason
+
+
+def test_a_modified_last_line_is_detected(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    lines[-1] = lines[-1].replace(b'"exit_code":0', b'"exit_code":3')
+    rewrite(path, lines)
+    assert (verify(path).ok, verify(path).first_bad) == (False, 6)
+
+
+def test_a_modified_and_re_hashed_line_breaks_the_next_lines_link(tmp_path):
+    path = write_session(tmp_path / "s.jsonl")
+    lines = lines_of(path)
+    edited = lines[1].replace(b"SN42", b"SN43")
+    core = edited[: edited.rindex(b',"hash":')] + b"}"
+    lines[1] = core[:-1] + b',"hash":"' + hashlib.sha256(core).hexdigest().encode() + b'"}'
+    rewrite(path, lines)
+    result = verify(path)
     assert (result.ok, result.first_bad) == (False, 3)
-    assert "line 2 or 3 was altered" in result.reason
+    assert '"prev" does not match' in result.reason
 
 
 def test_a_line_that_is_no_longer_json_is_the_first_bad_line(tmp_path):
@@ -176,7 +200,10 @@ def test_a_record_without_an_end_line_is_intact_but_not_closed(tmp_path):
 def test_lines_after_the_end_line_are_rejected(tmp_path):
     path = write_session(tmp_path / "s.jsonl")
     end = json.loads(lines_of(path)[-1])
-    extra = {**end, "n": 7, "kind": "state", "prev": hashlib.sha256(lines_of(path)[-1]).hexdigest()}
+    extra = {k: v for k, v in end.items() if k != "hash"}
+    extra.update(n=7, kind="state", prev=end["hash"])
+    core = json.dumps(extra, separators=(",", ":")).encode()
+    extra["hash"] = hashlib.sha256(core).hexdigest()
     with path.open("ab") as f:
         f.write(json.dumps(extra, separators=(",", ":")).encode() + b"\n")
     assert verify(path).first_bad == 7
