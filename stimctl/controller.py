@@ -33,8 +33,9 @@ from stimctl.preparation import (
     channel_mask,
     compile_for_device,
     impedance_readings,
+    profile_line,
 )
-from stimctl.profile import Profile, load_profile
+from stimctl.profile import Profile, ProfileError, load_profile
 from stimctl.protocol import (
     Adjust,
     Goodbye,
@@ -225,11 +226,19 @@ class Controller:
         with self.lock:
             self.interlock.check(Command.LOAD)
         if not isinstance(profile, Profile):
-            profile = load_profile(profile)
+            try:
+                profile = load_profile(profile)
+            except ProfileError as exc:  # the refusal is part of the session's record
+                self.recorder.write("refused", {
+                    "path": str(profile), "violations": [v.to_dict() for v in exc.violations]})
+                raise
         if patient is not None:
             self.patient = check_patient(patient)
         report = self._validate(profile, self.patient)
         if not report.ok:
+            self.recorder.write("refused", {
+                **profile_line(profile), "patient": sorted(self.patient),
+                "violations": [v.to_dict() for v in report.violations]})  # fmt: skip
             raise ValidationRefused(report)
         schedule, line = compile_for_device(profile, report, self.connection.device, self.patient)
         with self.lock:

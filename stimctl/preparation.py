@@ -25,16 +25,21 @@ def channel_mask(channels: Iterable[int]) -> int:
     return sum(1 << (ch - 1) for ch in channels)
 
 
+def profile_line(profile: Profile) -> dict[str, Any]:
+    """The profile as the record keeps it: its JSON form and the sha256 of that."""
+    raw = profile.model_dump(mode="json", by_alias=True)
+    return {"profile": raw, "sha256": hashlib.sha256(json.dumps(raw, sort_keys=True).encode())
+            .hexdigest()}  # fmt: skip
+
+
 def compile_for_device(
     profile: Profile, report: Report, device: DeviceSummary | None, patient: Iterable[str]
 ) -> tuple[Schedule, dict[str, Any]]:
     """The schedule at the device's amplitude step, and the record's ``profile`` line."""
     step = device.limits["amplitude_step_ua"] if device else 10
     schedule = compile_schedule(profile, amplitude_step_ua=step)
-    raw = profile.model_dump(mode="json", by_alias=True)
-    sha = hashlib.sha256(json.dumps(raw, sort_keys=True).encode()).hexdigest()
     return schedule, {
-        "profile": raw, "sha256": sha, "patient": sorted(patient),
+        **profile_line(profile), "patient": sorted(patient),
         "warnings": [v.to_dict() for v in report.warnings],
         "expected_pulses": schedule.expected_pulses().tolist(), "blocks": schedule.n_blocks,
     }  # fmt: skip

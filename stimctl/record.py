@@ -14,6 +14,7 @@ before ``append`` returns, so a killed host leaves a valid chain.
 Kinds the controller writes, and the ``data`` fields ``summarise`` reads (all optional):
   session   operator, versions, patient          device  firmware, serial, limits, limits_hash
   profile   profile (the profile as JSON, with name), sha256
+  refused   profile, sha256 (or path), violations: the profile the controller refused
   command   name, seq, result, reason            state   from, to
   fault     code, channel, message, ...          telemetry  channels: [{id, pulses, charge_uc}]
   summary   channels: [{id, pulses, charge_uc}], delivered_s     end  outcome, exit_code
@@ -304,6 +305,7 @@ class Summary:
     serial: str | None = None
     channels: tuple[ChannelTotals, ...] = ()
     faults: tuple[dict[str, Any], ...] = ()
+    refused: tuple[str, ...] = ()  # errors of a profile the controller refused ("code at loc")
     naks: int = 0
     outcome: str | None = None
     exit_code: int | None = None
@@ -365,7 +367,7 @@ def summarise(path: str | Path) -> Summary:
             unreadable += 1
         else:
             entries.append(entry)
-    info: dict[str, Any] = {"faults": [], "naks": 0}
+    info: dict[str, Any] = {"faults": [], "naks": 0, "refused": []}
     totals_from_summary = totals_from_telemetry = None
     for entry in entries:
         kind, data = entry["kind"], entry["data"]
@@ -374,7 +376,11 @@ def summarise(path: str | Path) -> Summary:
         elif kind == "device":
             info["firmware"] = _text(_pick(data, "firmware", "firmware_version"))
             info["serial"] = _text(_pick(data, "serial", "serial_number"))
-        elif kind == "profile":
+        elif kind in ("profile", "refused"):
+            if kind == "refused":
+                info["refused"].extend(
+                    f"{v.get('code')} at {v.get('loc')}" for v in data.get("violations", [])
+                    if isinstance(v, Mapping) and v.get("severity") == "error")
             profile = data.get("profile")
             name = profile.get("name") if isinstance(profile, Mapping) else data.get("name")
             info["profile_name"] = _text(name)
@@ -399,4 +405,5 @@ def summarise(path: str | Path) -> Summary:
         info["duration_s"] = (entries[-1]["mono_ns"] - entries[0]["mono_ns"]) / 1e9
     channels = totals_from_summary or totals_from_telemetry or ()
     return Summary(path=str(path), lines=len(entries) + unreadable, channels=channels,
-                   unreadable_lines=unreadable, faults=tuple(info.pop("faults")), **info)
+                   unreadable_lines=unreadable, faults=tuple(info.pop("faults")),
+                   refused=tuple(info.pop("refused")), **info)

@@ -115,6 +115,10 @@ def test_profile_over_the_envelope_is_refused_naming_field_and_limit(
     assert code == 1 and "Traceback" not in err
     assert "amplitude-max at channels[0].amplitude_ma: actual 15 vs limit 10" in err
     assert "ARM" not in _commands(record)
+    summary = summarise(record)  # the refusal is recorded: which profile, which errors
+    assert summary.profile_name is not None and summary.profile_sha256 is not None
+    assert "amplitude-max at channels[0].amplitude_ma" in summary.refused
+    assert verify(record).ok
 
 
 def test_without_yes_and_without_a_terminal_the_run_is_refused(

@@ -99,6 +99,9 @@ def _format(summary: object, check: object) -> str:
         what = fault.get("code", "?")
         where = f" channel {fault['channel']}" if fault.get("channel") is not None else ""
         lines.append(f"  - {what}{where}: {fault.get('message', '')}".rstrip(": "))
+    if summary.refused:
+        lines.append(f"refused    {len(summary.refused)} error(s) in the profile")
+        lines.extend(f"  - {what}" for what in summary.refused)
     lines.append(f"naks       {summary.naks}")
     code = f" (exit {summary.exit_code})" if summary.exit_code is not None else ""
     lines.append(f"outcome    {_fmt(summary.outcome)}{code}")
