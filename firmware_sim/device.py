@@ -225,10 +225,10 @@ class Device:
                 continue
             s = block.channels[i]
             target = self.limits.scaled(s.amplitude_ua, self.gains[i])
-            if ramp_now is not None:
+            if ramp_now is not None:  # STOPPING: down the ramp, and never up again
                 left = max(0, self.stop_end - ramp_now)
                 ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
-                target = min(target, ramp)
+                target = min(target, ramp, stage.channels[i].delivered_ua)
             stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
 
     def _output_step(self, now: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -263,13 +262,6 @@ OOL_KINDS = (
 FAULT_KINDS = (
     "electrode_open", "electrode_short", "overcurrent", "underrun", "reset", "impedance", "drift",
 )  # fmt: skip
-TOLERATE_STOP_RISE_BUG = True
-"""The device bug shown by test_stop_ramp_never_rises (xfail): while STOPPING, a block louder than
-the one before it makes the output rise again, up to the STOP ramp's envelope. LiveSessionMachine
-tolerates exactly that rise (a new block playing, output within the envelope) and labels it with an
-event; set False once the bug is fixed (the xfail test then passes: strict, it fails the suite)."""
-
-
 @dataclass(slots=True)
 class Sent:
     """A frame sent since the last tick: what it was, and whether it can have been lost (sent
@@ -469,21 +461,12 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         # STOPPING: output never rises, ramps linearly to zero, and lasts at most ramp_ms
         if state0 is State.STOPPING:
             assert self.stopping is not None, "STOPPING without an accepted STOP"
-            start, end, ramp, stop_block = self.stopping
+            start, end, ramp, _ = self.stopping
             for i, (a, b) in enumerate(zip(before, after, strict=True)):
                 envelope = start[i] * max(0, end - now) // max(1, ramp)
                 assert b <= envelope, (
                     f"ch{i + 1}: {b} uA above the linear STOP ramp from {start[i]}"
                 )
-                if (
-                    b > a
-                    and TOLERATE_STOP_RISE_BUG
-                    and block is not None
-                    and block.index != stop_block
-                ):
-                    # the device bug of test_stop_ramp_never_rises (xfail): only that signature
-                    event("LiveSessionMachine: KNOWN BUG output rose while STOPPING (xfail test)")
-                    continue
                 assert b <= a, f"ch{i + 1} rose {a} -> {b} uA while STOPPING"
         if state is State.STOPPING:
             assert self.stopping is not None, "STOPPING without an accepted STOP"
@@ -743,15 +726,10 @@ TestLiveSessionMachine.settings = settings(
 )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="device bug: while STOPPING, a block boundary resets the target to the new block's "
-    "amplitude and the next tick's ramp cap is the envelope from the STOP value, not the present "
-    "output, so after a quieter block the output slews up again (0 -> 190 uA here)",
-)
 def test_stop_ramp_never_rises() -> None:
     """STOP ramps the output "from its present value to zero" (PROTOCOL.md): it never rises, even
-    when the blocks that keep playing during the ramp get louder. Found by LiveSessionMachine."""
+    when the blocks that keep playing during the ramp get louder. Found by LiveSessionMachine (a
+    quieter block during the ramp used to let the output slew back up to the ramp line)."""
     dev = Device()
     host = ScriptedHost(dev)
     host.open_session(0b0001)
