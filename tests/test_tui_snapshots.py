@@ -125,15 +125,20 @@ def test_setup_screen_refusing_a_profile_with_errors(snap_compare, controllers, 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
+async def checked_preflight(pilot: Pilot, app: StimApp) -> None:
+    """Seed profile chosen, on to preflight, impedance checked and passed."""
+    await choose_profile(pilot, SEED)
+    await press(pilot, "f5")
+    await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight")
+    await press(pilot, "i")
+    await until(pilot, lambda: app.screen.impedance_ok(), "impedance OK")
+
+
 def test_preflight_screen_after_the_impedance_check(snap_compare, controllers, library) -> None:
     app = make_app(controllers, library)
 
     async def run_before(pilot: Pilot) -> None:
-        await choose_profile(pilot, SEED)
-        await press(pilot, "f5")
-        await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight")
-        await press(pilot, "i")
-        await until(pilot, lambda: app.screen.impedance_ok(), "impedance OK")
+        await checked_preflight(pilot, app)
         await freeze(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
@@ -143,11 +148,7 @@ def test_arm_confirmation_modal(snap_compare, controllers, library) -> None:
     app = make_app(controllers, library)
 
     async def run_before(pilot: Pilot) -> None:
-        await choose_profile(pilot, SEED)
-        await press(pilot, "f5")
-        await until(pilot, lambda: on_screen(app, PreflightScreen), "preflight")
-        await press(pilot, "i")
-        await until(pilot, lambda: app.screen.impedance_ok(), "impedance OK")
+        await checked_preflight(pilot, app)
         await press(pilot, "a")
         await until(pilot, lambda: on_screen(app, ConfirmModal), "modal")
         await press(pilot, "A", "R")
