@@ -16,6 +16,7 @@ class SimOptions:
 
     config: DeviceConfig = field(default_factory=DeviceConfig)
     virtual: bool = False
+    lockstep: bool = False  # stimsim:// only: device time advances only while the host waits
     speed: float = 1.0
     control: str | None = None
     spin_us: int = 1000
@@ -43,6 +44,9 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
         cfg.limits = replace(cfg.limits, channels=int(value))
     elif name == "virtual":
         opts.virtual = value.lower() in ("1", "true", "yes", "on", "")
+    elif name == "lockstep":
+        opts.lockstep = value.lower() in ("1", "true", "yes", "on", "")
+        opts.virtual = opts.virtual or opts.lockstep
     elif name == "speed":
         opts.speed = float(value)
         if opts.speed <= 0:
@@ -81,8 +85,8 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
 
 
 URL_PARAMETERS = (
-    "channels", "virtual", "speed", "impedance", "fault", "drop", "flip", "delay_ms", "trace",
-    "watchdog_ms", "impedance_valid_ms", "serial", "seed", "control",
+    "channels", "virtual", "lockstep", "speed", "impedance", "fault", "drop", "flip", "delay_ms",
+    "trace", "watchdog_ms", "impedance_valid_ms", "serial", "seed", "control",
 )  # fmt: skip
 
 

@@ -5,8 +5,10 @@
 URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
 
 - ``channels=N``      output channels, 1..8 (default 4)
-- ``virtual=1``       lock-step co-simulation on the virtual clock, no thread: device time advances
-                      only inside read() while the host waits (see below). Default 0.
+- ``virtual=1``       co-simulation on the virtual clock, no thread: device time advances only
+                      inside read() (see below). Default 0.
+- ``lockstep=1``      strict lock-step (implies ``virtual=1``): device time advances only while a
+                      host thread is inside ``host_waiting()`` (see below). Default 0.
 - ``speed=N``         real-time mode: device time = N x wall time (default 1: a 1 kHz tick thread)
 - ``impedance=OHM[,OHM...]``  electrode impedance per channel, the last value repeats (default 1500)
 - ``fault=SPEC``      a fault to inject, ``KIND[:CH][@T_MS]``; repeatable (see firmware_sim.faults)
@@ -27,12 +29,23 @@ next tick, read() returns what the device sent with pyserial timeout semantics. 
 something or until the read timeout's worth of virtual time has passed (timeout None: until it
 sends something). A host that answers TELEMETRY from its reader thread runs as fast as the CPU
 allows, deterministically. The Serial object exposes ``.device`` (the Device) and ``.lock``.
+
+Lock-step (``lockstep=1``): plain virtual mode lets device time run on (hundreds of times faster
+than wall time) while the host is busy between two waits (compiling a profile, printing), so
+a 300 s impedance validity can lapse in the second between a host's IMPEDANCE_CHECK and its ARM.
+In lock-step, device time is held until some host thread says it is waiting for the device
+(``with port.host_waiting(): ...``, around every wait for an answer, a state or the end of a
+session); read() with the time held waits, in wall time, up to its timeout, for that. Device
+time then stands still while the host computes, as a device's would beside an infinitely fast
+host. A host that never waits (a UI) should use plain ``virtual=1``.
 """
 
 from __future__ import annotations
 
 import threading
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout, to_bytes
@@ -83,6 +96,8 @@ class Serial(SerialBase):
         self._thread: threading.Thread | None = None
         self._control: ControlServer | None = None
         self._cancel = False
+        self._host_waits = 0  # lock-step: host threads inside host_waiting()
+        self._gate = threading.Condition(threading.Lock())  # not self.lock: no lock ordering
         super().__init__(*args, **kwargs)
 
     def open(self) -> None:
@@ -124,6 +139,8 @@ class Serial(SerialBase):
                 self._data.notify_all()
                 if self.device is not None:
                     self.device.close()
+            with self._gate:
+                self._gate.notify_all()
         super().close()
 
     def _reconfigure_port(self) -> None:
@@ -137,6 +154,34 @@ class Serial(SerialBase):
     @property
     def virtual(self) -> bool:
         return bool(self.options and self.options.virtual)
+
+    @property
+    def lockstep(self) -> bool:
+        return bool(self.options and self.options.lockstep)
+
+    @contextmanager
+    def host_waiting(self) -> Iterator[None]:
+        """Lock-step: device time may advance while a host thread is inside (nestable, any
+        thread). Outside lock-step mode it changes nothing."""
+        with self._gate:
+            self._host_waits += 1
+            self._gate.notify_all()
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._host_waits -= 1
+
+    def _time_may_run(self, timeout: Timeout) -> bool:
+        """Lock-step: wait (wall time, up to ``timeout``) until a host thread is waiting."""
+        if not self.lockstep:
+            return True
+        with self._gate:
+            while self._host_waits == 0:
+                if not self.is_open or self._cancel or timeout.expired():
+                    return False
+                self._gate.wait(timeout.time_left() if self._timeout is not None else None)
+            return True
 
     # --- data --------------------------------------------------------------------------------
 
@@ -182,11 +227,15 @@ class Serial(SerialBase):
         deadline = None
         if self._timeout is not None:
             deadline = dev.tick_count + int(self._timeout * tick_hz)
+        wall = Timeout(self._timeout)
         while len(out) < size and self.is_open and not self._cancel:
             with self.lock:
                 out += dev.read_tx(size - len(out))
                 if len(out) >= size or self._timeout == 0:
                     break
+            if not self._time_may_run(wall):
+                break
+            with self.lock:
                 budget = int(_VIRTUAL_CHUNK_S * tick_hz)
                 if deadline is not None:
                     budget = min(budget, deadline - dev.tick_count)
@@ -198,6 +247,8 @@ class Serial(SerialBase):
         self._cancel = True
         with self.lock:
             self._data.notify_all()
+        with self._gate:
+            self._gate.notify_all()
 
     def reset_input_buffer(self) -> None:
         dev = self._device()

@@ -28,15 +28,19 @@ SIM_URL = "stimsim://"
 
 
 def simulator_url(speed: float | None, options: Mapping[str, str] | None = None) -> str:
-    """The embedded simulator's URL: ``speed`` None/1 real time, N faster, inf lock-step."""
+    """The embedded simulator's URL: ``speed`` None/1 real time, N faster, inf lock-step (device
+    time runs only while the host waits for it; ``options`` ``lockstep=0``: free-running)."""
     params: dict[str, str] = {}
+    options = {str(k): str(v) for k, v in (options or {}).items()}
     if speed is not None and math.isinf(speed):
         params["virtual"] = "1"
+        if options.pop("lockstep", "1").lower() not in ("0", "false", "no", "off"):
+            params["lockstep"] = "1"
     elif speed is not None and speed != 1:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
         params["speed"] = f"{speed:g}"
-    params.update({str(k): str(v) for k, v in (options or {}).items()})
+    params.update(options)
     return SIM_URL + ("?" + urlencode(params) if params else "")
 
 

@@ -46,7 +46,7 @@ from stimctl.protocol import (
     State,
 )
 from stimctl.recorder import Recorder, versions
-from stimctl.session import DEFAULT_STOP_RAMP_MS, Session
+from stimctl.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
 from stimctl.status import (
     DeviceSummary,
     Event,
@@ -63,8 +63,6 @@ from stimctl.validation import check_patient, validate_profile
 from stimctl.violations import Report
 
 __all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
-
-_AT_REST = (State.IDLE, State.FAULT, State.ESTOP)
 
 
 class Controller:
@@ -138,7 +136,8 @@ class Controller:
         """Link, HELLO, device and envelope; the device read back and brought to rest."""
         self.connection.open(self.mirror.on_message, self.mirror.on_lost, timeout)
         self.recorder.write("device", self.connection.device_record())
-        self.mirror.read_back(timeout)
+        with self._waiting():
+            self.mirror.read_back(timeout)
 
     def reconnect(self, url: str | None = None, timeout: float = 2.0) -> None:
         """Open the port again after LINK_LOST and read the device back. A latched fault stays
@@ -252,7 +251,9 @@ class Controller:
         link = self._check(Command.IMPEDANCE)
         channels = self._active_channels() or tuple(range(1, self.device.channels + 1))
         check = ImpedanceCheck(channel_mask=channel_mask(channels))
-        readings = impedance_readings(self.mirror.impedance(link, check, timeout), channels)
+        with link.waiting():
+            result = self.mirror.impedance(link, check, timeout)
+        readings = impedance_readings(result, channels)
         with self.lock:
             self.interlock.impedance_passed(ch for ch, r in readings.items() if r.ok)
             self.interlock.impedance_failed(ch for ch, r in readings.items() if not r.ok)
@@ -355,7 +356,7 @@ class Controller:
     def wait(self, timeout: float | None = None) -> Outcome | None:
         """Block until the session ends; the outcome, or None if ``timeout`` ran out first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.lock:
+        with self._waiting(), self.lock:
             while True:
                 self.mirror.supervise()
                 outcome = self.session.outcome
@@ -365,6 +366,21 @@ class Controller:
                 if left <= 0:
                     return None
                 self.changed.wait(left)
+
+    def wait_until(
+        self, predicate: Callable[[Status], bool], timeout: float | None = None
+    ) -> bool:
+        """Block until ``predicate(status())`` holds (checked at every telemetry frame); False
+        if ``timeout`` ran out first. Use this, not ``time.sleep``, to let a session run: on the
+        lock-step simulator device time runs only while the host waits."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._waiting(), self.mirror.telemetry_wakeups(), self.lock:
+            while not predicate(self.status()):
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self.changed.wait(left)
+            return True
 
     def note(self, text: str) -> None:
         """An operator note ("patient reports tingling"): a durable record line and an event."""
@@ -400,8 +416,8 @@ class Controller:
         with contextlib.suppress(StimctlError, OSError):
             if state in (HostState.RUNNING, HostState.PAUSED, HostState.ARMED, HostState.STOPPING):
                 self.abort()  # STOPPING: e-stop, do not leave a ramp running behind us
-                with self.lock:
-                    self.changed.wait_for(lambda: self.session.device_state in _AT_REST, 0.5)
+                with self._waiting(), self.lock:
+                    self.changed.wait_for(lambda: self.session.device_state in AT_REST, 0.5)
         link = self.connection.open_link()
         if link is not None:
             if self.session.device_state is State.IDLE:
@@ -414,6 +430,11 @@ class Controller:
         with self.lock:
             self.interlock.disconnected()
             self.changed.notify_all()
+
+    def _waiting(self) -> contextlib.AbstractContextManager[object]:
+        """Around a wait for the device: a lock-step simulator's time runs only inside."""
+        link = self.connection.link
+        return link.waiting() if link is not None else contextlib.nullcontext()
 
     def __enter__(self) -> Controller:
         return self

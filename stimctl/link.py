@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import serial
@@ -41,7 +41,7 @@ from stimctl.protocol import (
 )
 from stimctl.protocol.messages import wire_name
 
-__all__ = ["IDEMPOTENT", "FrameProtocol", "Link", "ReaderThread", "open_serial"]
+__all__ = ["IDEMPOTENT", "FrameProtocol", "Link", "ReaderThread", "hand_over", "open_serial"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,8 @@ class Link:
         self._lost_reported = False
         self._closing = False
         self.mute = False  # test hook: drop every outgoing frame (simulates a silent host)
+        self._time_gate = _time_gate(port)
+        self._waiters = 0
         self.protocol = FrameProtocol(self._on_item, self._connection_lost)
         self.reader = ReaderThread(port, self.protocol)
         self.reader.start()
@@ -165,6 +167,34 @@ class Link:
     @property
     def is_open(self) -> bool:
         return self.lost is None and not self._closing
+
+    def waiting(self) -> contextlib.AbstractContextManager[object]:
+        """Wrap every wait for the device in this: a lock-step simulator
+        (``stimsim://?lockstep=1``) lets device time run only while some host thread is inside.
+        On any other port it does nothing."""
+        if self._time_gate is None:
+            return contextlib.nullcontext()
+        return self._lockstep_wait(self._time_gate)
+
+    @contextlib.contextmanager
+    def _lockstep_wait(self, gate: Callable[[], contextlib.AbstractContextManager[object]]
+                       ) -> Iterator[None]:  # fmt: skip
+        with self._plock:
+            if self._waiters == 0:  # the device could not speak while its time was held
+                self.last_rx = time.monotonic()
+            self._waiters += 1
+        try:
+            with gate():
+                yield
+        finally:
+            with self._plock:
+                self._waiters -= 1
+
+    @property
+    def device_can_speak(self) -> bool:
+        """False while a lock-step simulator's time is held (no host thread waits for it): its
+        silence then means nothing."""
+        return self._time_gate is None or self._waiters > 0
 
     @property
     def frame_errors(self) -> int:
@@ -237,7 +267,9 @@ class Link:
         for attempt in range(attempts):
             sent, pending = self._send(msg, None, True)
             assert pending is not None
-            if pending.done.wait(timeout):
+            with self.waiting():
+                answered = pending.done.wait(timeout)
+            if answered:
                 if pending.error is not None:
                     raise LinkError(f"link to {self.url} lost: {pending.error}")
                 reply = pending.reply
@@ -273,7 +305,9 @@ class Link:
             with self._plock:
                 self._hello = pending
             self.send(pending.msg, track=False)
-            if pending.done.wait(timeout):
+            with self.waiting():
+                answered = pending.done.wait(timeout)
+            if answered:
                 break
             if self.lost is not None:
                 break
@@ -325,6 +359,7 @@ class Link:
             if hello is not None:
                 hello.reply = item
                 hello.done.set()
+                hand_over()
             self._on_message(item)
             return
         if isinstance(item, Ack | Nak):
@@ -346,6 +381,7 @@ class Link:
                 if pending.on_reply is not None:
                     pending.on_reply(pending.msg, item)
                     return
+                hand_over()  # a request() may be waiting for this answer
             self._on_message(item)
             return
         self._on_message(item)
@@ -383,6 +419,24 @@ class Link:
             self.reader.join(timeout=1.0)
         with contextlib.suppress(Exception):
             self.port.close()
+
+
+def _time_gate(
+    port: serial.SerialBase,
+) -> Callable[[], contextlib.AbstractContextManager[object]] | None:
+    """A lock-step simulator's ``host_waiting`` (looked up on the class: mocks invent
+    attributes); None for every other port."""
+    hook = getattr(type(port), "host_waiting", None)
+    if not callable(hook) or getattr(port, "lockstep", False) is not True:
+        return None
+    return lambda: hook(port)
+
+
+def hand_over() -> None:
+    """After waking a thread that waits for the device: let it run now, not after the
+    interpreter's switch interval (5 ms). It answers sooner, and on the lock-step simulator it
+    stops device time sooner (about 1 ms of device time after an answer, not about 1 s)."""
+    time.sleep(0)
 
 
 def _reason(code: int) -> str:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Iterator
 
 from stimctl.commander import Commander
 from stimctl.connection import Connection
 from stimctl.errors import LinkError, StimctlError
 from stimctl.interlock import Interlock
-from stimctl.link import Link
+from stimctl.link import Link, hand_over
 from stimctl.protocol import (
     PROTOCOL_VERSION,
     DeviceInfo,
@@ -121,19 +122,29 @@ class DeviceMirror:
     def first_telemetry(self, timeout: float) -> Telemetry | None:
         """The next telemetry frame, or the last one seen if none arrives within ``timeout``."""
         session = self._session
-        with self._lock:
+        with self._lock, self.telemetry_wakeups():
             count = session.tel_count
-            self._telemetry_waiters += 1
-            try:
-                self._changed.wait_for(lambda: session.tel_count > count, timeout)
-            finally:
-                self._telemetry_waiters -= 1
+            self._changed.wait_for(lambda: session.tel_count > count, timeout)
             return session.tel
+
+    @contextlib.contextmanager
+    def telemetry_wakeups(self) -> Iterator[None]:
+        """While inside, every telemetry frame wakes the waiters of ``changed`` (otherwise
+        only state changes, answers and faults do)."""
+        with self._lock:
+            self._telemetry_waiters += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._telemetry_waiters -= 1
 
     def supervise(self) -> None:
         """Caller's thread: a device that sends nothing at all is a lost link."""
         link = self._connection.link
         if link is None or not link.is_open or self._connection.device is None:
+            return
+        if not link.device_can_speak:
             return
         silent = time.monotonic() - link.last_rx
         if silent > DEVICE_PROBE_S and self._probed_rx != link.last_rx:
@@ -213,6 +224,7 @@ class DeviceMirror:
             elif isinstance(msg, ImpedanceResult):
                 self._impedance = msg
                 self._impedance_done.set()
+                hand_over()
             elif isinstance(msg, DeviceInfo):
                 self.watchdog_ms = msg.watchdog_ms
             elif isinstance(msg, Nak):

@@ -39,6 +39,11 @@ __all__ = ["DEFAULT_STOP_RAMP_MS", "Session"]
 
 #: The operator stop ramp when the current phase has no ramp_down.
 DEFAULT_STOP_RAMP_MS = 2000
+AT_REST = (State.IDLE, State.FAULT, State.ESTOP)
+"""Device states with the output off and nothing streaming."""
+FINAL_GRACE_FRAMES = 25
+"""After the end, telemetry frames (0.5 s of device time at 50 Hz) the device has to come to
+rest before ``wait()`` returns anyway (a device that ignores ESTOP; the host keeps repeating it)."""
 
 
 class Session:
@@ -171,10 +176,15 @@ class Session:
 
     @property
     def final(self) -> bool:
+        """The totals are in: a telemetry frame after the end shows the device at rest (or the
+        device has had FINAL_GRACE_FRAMES more frames to get there, or the link is down)."""
         link = self._connection.link
         if link is None or not link.is_open:
             return True
-        return self._final_after is not None and self.tel_count >= self._final_after
+        if self._final_after is None or self.tel_count < self._final_after:
+            return False
+        at_rest = self.device_state in AT_REST
+        return at_rest or self.tel_count >= self._final_after + FINAL_GRACE_FRAMES
 
     # --- device reports (reader thread, under the lock) -----------------------------------------
     def count_telemetry(self, tel: Telemetry) -> None:

@@ -91,7 +91,9 @@ class Stopper:
         with self._lock:
             self._interlock.check(Command.ACKNOWLEDGE)
             link = self._connection.require_link()
-        if not self._session.estop_confirmed(ESTOP_CONFIRM_S):
+        with link.waiting():
+            confirmed = self._session.estop_confirmed(ESTOP_CONFIRM_S)
+        if not confirmed:
             raise InterlockError(
                 "acknowledge refused: the device has not confirmed the E-STOP yet (output may"
                 " still be on); check the link, E-STOP again"

@@ -23,11 +23,9 @@ pytestmark = pytest.mark.timeout(60)
 DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
 
 
-def _until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
+def _until(ctl: Controller, cond: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Let the device run until ``cond`` holds (lock-step: device time runs only while we wait)."""
+    assert ctl.wait_until(lambda _status: cond(), timeout), "condition not reached"
 
 
 @pytest.fixture
@@ -46,7 +44,7 @@ def _armed(ctl: Controller) -> Controller:
 
 def _running(ctl: Controller, after_s: float = 6.0) -> Controller:
     _armed(ctl).start()
-    _until(lambda: ctl.status().elapsed_s >= after_s)
+    _until(ctl, lambda: ctl.status().elapsed_s >= after_s)
     return ctl
 
 
@@ -147,7 +145,7 @@ def test_adjust_beyond_the_envelope_is_refused_naming_the_limit(tmp_path: Path) 
 def test_pause_and_resume_then_complete(ctl: Controller) -> None:
     _running(ctl)
     ctl.pause()
-    _until(lambda: ctl.status().device_state == "PAUSED")
+    _until(ctl, lambda: ctl.status().device_state == "PAUSED")
     assert not any(ctl.link.port.device.status()["outputs"])
     ctl.resume()
     assert ctl.wait(timeout=30) is Outcome.COMPLETED
@@ -190,7 +188,7 @@ def test_an_estop_lost_on_the_wire_is_sent_again_until_the_device_latches(
     mocker.patch.object(port, "write", side_effect=lossy_write)
     ctl.estop()
     assert lost
-    _until(lambda: port.device.state.name == "ESTOP")
+    _until(ctl, lambda: port.device.state.name == "ESTOP")
     assert ctl.session.estop_repeats >= 1
     assert not port.device.output_stage.any_output
 
@@ -198,8 +196,8 @@ def test_an_estop_lost_on_the_wire_is_sent_again_until_the_device_latches(
 def test_a_refused_command_counts_as_one_nak(ctl: Controller) -> None:
     with pytest.raises(CommandRejected):
         ctl.commander.command(ctl.link, Start())  # START in IDLE: NAK BAD_STATE
-    _until(lambda: ctl.status().naks >= 1)
-    time.sleep(0.05)
+    _until(ctl, lambda: ctl.status().naks >= 1)
+    assert not ctl.wait_until(lambda status: status.naks > 1, timeout=0.05)
     assert ctl.status().naks == 1
 
 
@@ -225,7 +223,7 @@ def test_acknowledging_an_estop_leaves_the_device_idle_without_repeated_estops(
         ctl.acknowledge_fault()
         repeats = ctl.session.estop_repeats
         start = ctl.status().device_time_ms
-        _until(lambda start=start: ctl.status().device_time_ms > start + 500)
+        _until(ctl, lambda start=start: ctl.status().device_time_ms > start + 500)
         assert ctl.link.port.device.state.name == "IDLE"
         assert ctl.state is HostState.IDLE and ctl.session.estop_repeats == repeats
         ctl.load(DEMO)
@@ -233,18 +231,18 @@ def test_acknowledging_an_estop_leaves_the_device_idle_without_repeated_estops(
 
 def test_idle_connection_is_kept_alive_by_heartbeats(ctl: Controller) -> None:
     start = ctl.status().device_time_ms
-    _until(lambda: ctl.status().device_time_ms > start + 2000)
+    _until(ctl, lambda: ctl.status().device_time_ms > start + 2000)
     assert ctl.state is HostState.IDLE and ctl.link.port.device.state.name == "IDLE"
 
 
 def test_telemetry_callbacks_get_status_until_unsubscribed(ctl: Controller) -> None:
     seen: list[Status] = []
     unsubscribe = ctl.on_telemetry(seen.append)
-    _until(lambda: len(seen) >= 3)
+    _until(ctl, lambda: len(seen) >= 3)
     unsubscribe()
     count = len(seen)
     start = ctl.status().device_time_ms
-    _until(lambda: ctl.status().device_time_ms > start + 200)
+    _until(ctl, lambda: ctl.status().device_time_ms > start + 200)
     assert len(seen) <= count + 1
 
 
@@ -252,7 +250,7 @@ def test_events_report_state_changes(ctl: Controller) -> None:
     events: list[Event] = []
     ctl.on_event(events.append)
     _armed(ctl)
-    _until(lambda: any(e.kind == "state" and e.data.get("device") == "ARMED" for e in events))
+    _until(ctl, lambda: any(e.kind == "state" and e.data.get("device") == "ARMED" for e in events))
 
 
 def test_status_reports_phase_and_progress_while_running(ctl: Controller) -> None:
@@ -279,3 +277,37 @@ def test_catalogue_mismatch_at_connect_raises_protocol_mismatch(
 def test_speed_is_refused_with_a_port() -> None:
     with pytest.raises(ValueError, match="simulator only"):
         Controller.connect("stimsim://?virtual=1", speed=10)
+
+
+def test_device_time_stands_still_while_the_host_is_busy_on_the_lockstep_clock() -> None:
+    # Regression (a CI failure): on the free-running virtual clock device time ran ~300x wall
+    # time while the host computed, so a 300 s impedance validity could lapse in the second
+    # between IMPEDANCE_CHECK and ARM and the ARM was refused. Lock-step holds device time.
+    with Controller.connect(None, speed=math.inf, sim_options={"impedance_valid_ms": "1000"}) as c:
+        c.load(DEMO)
+        c.check_impedance()
+        device = c.link.port.device
+        before = device.time_ms
+        time.sleep(0.3)  # the host is busy (not waiting): hundreds of device seconds, free-running
+        assert device.time_ms - before <= 1000 // device.config.telemetry_hz  # one frame, at most
+        c.arm(confirm=True)  # the 1 s impedance validity has not lapsed
+        c.start()
+        assert c.wait(timeout=30) is Outcome.COMPLETED
+
+
+def test_speed_inf_is_lock_step_unless_the_caller_asks_for_free_running() -> None:
+    with Controller.connect(None, speed=math.inf) as c:
+        assert c.link.port.lockstep
+    with Controller.connect(None, speed=math.inf, sim_options={"lockstep": "0"}) as c:
+        assert c.link.port.virtual and not c.link.port.lockstep
+
+
+def test_a_held_lockstep_device_is_not_taken_for_a_silent_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stimctl.mirror.DEVICE_SILENCE_S", 0.2)
+    with Controller.connect(None, speed=math.inf) as c:
+        time.sleep(0.4)  # the host is busy: device time is held, so the device says nothing
+        assert c.status().state is HostState.IDLE and c.fault is None
+        assert c.wait_until(lambda s: s.device_time_ms > 1000, timeout=10)  # and it speaks again
+        assert c.fault is None

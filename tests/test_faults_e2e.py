@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +80,7 @@ def _running(tmp_path: Path, **sim: str) -> Controller:
     ctl.check_impedance()
     ctl.arm(confirm=True)
     ctl.start()
-    while ctl.status().elapsed_s < 2.0:
-        time.sleep(0.005)
+    assert ctl.wait_until(lambda status: status.elapsed_s >= 2.0, timeout=30)
     return ctl
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def ctl(mocker: MockerFixture, clock: FakeClock) -> Controller:
     link = mocker.Mock(spec=Link)
     link.is_open = True
     link.request.side_effect = lambda msg, timeout=1.0: Ack(ack_seq=1, ack_type=msg.TYPE)
+    link.waiting.side_effect = contextlib.nullcontext
     c._link = link
     c._device = _device()
     c.interlock.state = HostState.IDLE

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,31 @@ def test_impedance_validity_is_a_url_parameter() -> None:
         assert port.device.config.impedance_valid_ms == 3_600_000
     finally:
         port.close()
+
+
+def test_lockstep_holds_device_time_until_the_host_waits() -> None:
+    port = serial.serial_for_url("stimsim://?lockstep=1", timeout=0.05)
+    try:
+        assert port.virtual and port.lockstep
+        assert port.read(10) == b""  # nobody is waiting for the device: time stands still
+        assert port.device.time_ms == 0
+        with port.host_waiting():
+            port.read(10)  # the read timeout's worth of device time runs while the host waits
+        assert port.device.time_ms == 50
+        port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+        assert port.read(10) == b""  # the HELLO waits, unanswered, until the host waits
+        assert port.device.time_ms == 50
+        with port.host_waiting():
+            assert isinstance(read_messages(port, 1)[0], DeviceInfo)
+    finally:
+        port.close()
+
+
+def test_lockstep_read_returns_when_the_port_closes_under_it() -> None:
+    port = serial.serial_for_url("stimsim://?lockstep=1", timeout=None)
+    result: list[bytes] = []
+    reader = threading.Thread(target=lambda: result.append(port.read(1)))
+    reader.start()
+    port.close()
+    reader.join(timeout=5)
+    assert not reader.is_alive() and result == [b""]

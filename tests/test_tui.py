@@ -56,7 +56,7 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
         # keys, so the device's own impedance validity (300 s of device time) is lengthened;
         # the host's guard (60 s of wall time) is unchanged.
         ctrl = Controller.connect(None, speed=math.inf, sim_options={
-            "channels": "4", "impedance_valid_ms": "86400000", **sim_options})
+            "channels": "4", "lockstep": "0", "impedance_valid_ms": "86400000", **sim_options})
         made.append(ctrl)
         return ctrl
 

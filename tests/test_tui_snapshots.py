@@ -62,7 +62,8 @@ def library(tmp_path: Path) -> Path:
 
 def make_app(made: list[Controller], library: Path, **sim: str) -> StimApp:
     def connect() -> Controller:
-        ctrl = Controller.connect(None, speed=math.inf, sim_options={"channels": "4", **sim})
+        options = {"channels": "4", "lockstep": "0", **sim}  # the UI never waits: free-running
+        ctrl = Controller.connect(None, speed=math.inf, sim_options=options)
         made.append(ctrl)
         return ctrl
 

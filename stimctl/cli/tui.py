@@ -49,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
         kwargs: dict[str, object] = {"operator": args.operator, "record": record}
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
+            if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
+                kwargs["sim_options"] = {"lockstep": "0"}
         return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
 
     app = StimApp(connect, operator=args.operator, profiles_dir=args.profiles,
