@@ -21,7 +21,7 @@ from stimctl.controller import Controller
 from stimctl.errors import InterlockError
 from stimctl.status import HostState
 from stimctl.tui.app import StimApp
-from stimctl.tui.messages import TelemetrySlot
+from stimctl.tui.messages import DeviceCallDone, TelemetrySlot
 from stimctl.tui.screens import (
     ConfirmModal,
     FaultScreen,
@@ -31,6 +31,7 @@ from stimctl.tui.screens import (
     SetupScreen,
     SummaryScreen,
 )
+from stimctl.tui.widgets.device_panel import DevicePanel
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 SEED = "seed-st36-lr3.toml"
@@ -150,10 +151,16 @@ async def choose_profile(pilot: Pilot, name: str) -> None:
     app: StimApp = pilot.app  # type: ignore[assignment]
     await until(pilot, lambda: app.controller is not None, "connected")
     options: OptionList = await find(pilot, "#profile-list")
-    index = next(i for i in range(options.option_count)
-                 if options.get_option_at_index(i).prompt == name)
+
+    def index() -> int | None:  # the screen fills the list after the list has mounted
+        names = [options.get_option_at_index(i).prompt for i in range(options.option_count)]
+        return names.index(name) if name in names else None
+
+    await until(pilot, lambda: index() is not None, f"profile {name} listed")
     options.focus()
-    options.highlighted = index
+    options.highlighted = index()
+    await until(pilot, lambda: options.has_focus and options.highlighted == index(),
+                "profile highlighted")  # fmt: skip
     await press(pilot, "enter")
     await until(pilot, lambda: app.report is not None, "validation report")
 
@@ -339,6 +346,24 @@ def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
         await until(pilot, lambda: on_screen(app, PreflightScreen)
                     and app.screen.query("#arm"), "preflight")
         assert (await find(pilot, "#arm")).disabled  # impedance must be re-checked
+
+    drive(app, scenario)
+
+
+def test_a_connection_finishing_while_the_set_up_screen_composes_is_shown_once_it_mounts(
+    controllers: list[Controller],
+) -> None:
+    # Found under CPU load: the connect worker finished between the set-up screen entering the
+    # stack and its widgets mounting, and the app crashed on a query (NoMatches).
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await until(pilot, lambda: app.controller is not None, "connected")
+        screen = SetupScreen()
+        app.push_screen(screen)
+        app.on_device_call_done(DeviceCallDone("connect", result=app.controller))  # not mounted
+        await until(pilot, lambda: on_screen(app, SetupScreen) and screen.is_mounted, "mounted")
+        assert screen.query_one(DevicePanel)._controller is app.controller
 
     drive(app, scenario)
 

@@ -188,7 +188,7 @@ class StimApp(App[int]):
             self.state_text = self.live_state()
             self.log_event(f"connected to {ctrl.url} (firmware {getattr(device, 'firmware', '?')})")
         for screen in self.screen_stack:
-            if isinstance(screen, SetupScreen):
+            if isinstance(screen, SetupScreen) and screen.is_mounted:  # else: its on_mount shows it
                 screen.device_changed()
 
     def on_telemetry_ready(self, _message: TelemetryReady) -> None:

@@ -58,6 +58,7 @@ class SetupScreen(StimScreen):
         for path in list_profiles(self.stim.profiles_dir):
             options.add_option(Option(path.name, id=str(path)))
         options.focus()
+        self.device_changed()  # the connection may have finished while this screen composed
 
     # --- inputs -----------------------------------------------------------------------------
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
