@@ -95,7 +95,9 @@ class DeviceMirror:
         adopted."""
         tel = self.first_telemetry(timeout)
         with self._lock:
+            before = self._interlock.state
             self._interlock.connected(State(tel.state) if tel else State.IDLE)
+            self._host_changed(before, "connected")
             if tel is not None and State(tel.state) in (State.FAULT, State.ESTOP):
                 self.latch_from_telemetry(tel)
         device, url = self._connection.device, self._connection.url

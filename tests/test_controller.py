@@ -311,3 +311,10 @@ def test_a_held_lockstep_device_is_not_taken_for_a_silent_one(
         assert c.status().state is HostState.IDLE and c.fault is None
         assert c.wait_until(lambda s: s.device_time_ms > 1000, timeout=10)  # and it speaks again
         assert c.fault is None
+
+
+def test_the_record_shows_the_host_connecting(ctl: Controller, tmp_path: Path) -> None:
+    ctl.close()
+    lines = [json.loads(x) for x in (tmp_path / "session.jsonl").read_text().splitlines()]
+    host = [line["data"] for line in lines if line["kind"] == "state" and "cause" in line["data"]]
+    assert host[0] == {"from": "DISCONNECTED", "to": "IDLE", "cause": "connected"}
