@@ -44,26 +44,66 @@ __all__ = [
 ]
 
 Region = Literal[
-    "head", "face", "eye", "anterior_neck", "posterior_neck", "chest", "abdomen",
-    "upper_back", "lower_back", "sacral", "upper_limb", "lower_limb",
+    "head",
+    "face",
+    "eye",
+    "anterior_neck",
+    "posterior_neck",
+    "chest",
+    "abdomen",
+    "upper_back",
+    "lower_back",
+    "sacral",
+    "upper_limb",
+    "lower_limb",
 ]
 REGIONS: tuple[str, ...] = (
-    "head", "face", "eye", "anterior_neck", "posterior_neck", "chest", "abdomen",
-    "upper_back", "lower_back", "sacral", "upper_limb", "lower_limb",
+    "head",
+    "face",
+    "eye",
+    "anterior_neck",
+    "posterior_neck",
+    "chest",
+    "abdomen",
+    "upper_back",
+    "lower_back",
+    "sacral",
+    "upper_limb",
+    "lower_limb",
 )
 
 #: Canonical WHO meridian code -> number of points, in the WHO order.
 MERIDIANS: dict[str, int] = {
-    "LU": 11, "LI": 20, "ST": 45, "SP": 21, "HT": 9, "SI": 19, "BL": 67,
-    "KI": 27, "PC": 9, "TE": 23, "GB": 44, "LR": 14, "GV": 28, "CV": 24,
+    "LU": 11,
+    "LI": 20,
+    "ST": 45,
+    "SP": 21,
+    "HT": 9,
+    "SI": 19,
+    "BL": 67,
+    "KI": 27,
+    "PC": 9,
+    "TE": 23,
+    "GB": 44,
+    "LR": 14,
+    "GV": 28,
+    "CV": 24,
 }
 
 #: Upper-case non-WHO meridian abbreviation -> canonical code.
 MERIDIAN_ALIASES: dict[str, str] = {
-    "LV": "LR", "LIV": "LR",
-    "TH": "TE", "SJ": "TE", "TW": "TE", "TB": "TE",
-    "DU": "GV", "REN": "CV",
-    "P": "PC", "H": "HT", "K": "KI", "UB": "BL",
+    "LV": "LR",
+    "LIV": "LR",
+    "TH": "TE",
+    "SJ": "TE",
+    "TW": "TE",
+    "TB": "TE",
+    "DU": "GV",
+    "REN": "CV",
+    "P": "PC",
+    "H": "HT",
+    "K": "KI",
+    "UB": "BL",
 }
 
 _MIDLINE_MERIDIANS = frozenset({"GV", "CV"})
@@ -170,9 +210,7 @@ def _split(text: str) -> tuple[Point, Literal["L", "R"] | None]:
         )
     count = MERIDIANS[meridian]
     if not 1 <= number <= count:
-        raise UnknownPoint(
-            f"{text!r} is not a WHO standard point ({meridian} has {count} points)"
-        )
+        raise UnknownPoint(f"{text!r} is not a WHO standard point ({meridian} has {count} points)")
     side = None if match["side"] is None else _SIDES[match["side"]]
     return _load()[f"{meridian}{number}"], side
 

@@ -228,8 +228,10 @@ class Controller:
             try:
                 profile = load_profile(profile)
             except ProfileError as exc:  # the refusal is part of the session's record
-                self.recorder.write("refused", {
-                    "path": str(profile), "violations": [v.to_dict() for v in exc.violations]})
+                self.recorder.write(
+                    "refused",
+                    {"path": str(profile), "violations": [v.to_dict() for v in exc.violations]},
+                )
                 raise
         if patient is not None:
             self.patient = check_patient(patient)
@@ -367,9 +369,7 @@ class Controller:
                     return None
                 self.changed.wait(left)
 
-    def wait_until(
-        self, predicate: Callable[[Status], bool], timeout: float | None = None
-    ) -> bool:
+    def wait_until(self, predicate: Callable[[Status], bool], timeout: float | None = None) -> bool:
         """Block until ``predicate(status())`` holds (checked at every telemetry frame); False
         if ``timeout`` ran out first. Use this, not ``time.sleep``, to let a session run: on the
         lock-step simulator device time runs only while the host waits."""

@@ -274,9 +274,7 @@ class Link:
                     raise LinkError(f"link to {self.url} lost: {pending.error}")
                 reply = pending.reply
                 if isinstance(reply, Nak):
-                    raise CommandRejected(
-                        wire_name(type(msg)), _reason(reply.reason), reply.detail
-                    )
+                    raise CommandRejected(wire_name(type(msg)), _reason(reply.reason), reply.detail)
                 assert reply is not None
                 return reply
             with self._plock:

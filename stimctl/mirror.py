@@ -334,4 +334,3 @@ class DeviceMirror:
         if self._interlock.fault is None:
             code = tel.fault or (Fault.ESTOP if tel.state == State.ESTOP else Fault.INTERNAL)
             self._fault(code, tel.fault_channel, tel.time_ms, tel.state, 0)
-

@@ -77,7 +77,8 @@ def _number_or_pair(value: Any) -> float | tuple[float, float]:
     if isinstance(value, list | tuple):
         if len(value) != 2:
             raise PydanticCustomError(
-                "pair_length", "expected a number or a pair of two numbers, got {n} items",
+                "pair_length",
+                "expected a number or a pair of two numbers, got {n} items",
                 {"n": len(value)},
             )
         return (_number(value[0], (0,)), _number(value[1], (1,)))
@@ -196,7 +197,8 @@ class Profile(_Strict):
         for i, channel in enumerate(self.channels):
             if channel.id in seen:
                 raise PydanticCustomError(
-                    "structure", "channel id {id} is used twice",
+                    "structure",
+                    "channel id {id} is used twice",
                     {"id": channel.id, "at": ("channels", i, "id")},
                 )
             seen.add(channel.id)

@@ -85,13 +85,17 @@ def _finite(value: Any) -> Any:
 def _dumps(value: Any) -> str:
     """Canonical JSON text: sorted keys, compact, ASCII, strict (NaN/inf become null)."""
     options: dict[str, Any] = {
-        "sort_keys": True, "separators": (",", ":"), "default": _plain, "allow_nan": False,
+        "sort_keys": True,
+        "separators": (",", ":"),
+        "default": _plain,
+        "allow_nan": False,
     }
     try:
         return json.dumps(value, **options)
     except ValueError:
-        return json.dumps(_finite(json.loads(json.dumps(value, **{**options, "allow_nan": True}))),
-                          **options)
+        return json.dumps(
+            _finite(json.loads(json.dumps(value, **{**options, "allow_nan": True}))), **options
+        )
 
 
 def _utc_now() -> str:
@@ -120,8 +124,9 @@ class SessionRecord:
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except FileExistsError:
-            raise FileExistsError(f"session record {self.path} already exists; "
-                                  "records are never overwritten") from None
+            raise FileExistsError(
+                f"session record {self.path} already exists; records are never overwritten"
+            ) from None
         _fsync_dir(self.path.parent)
         self._lock = threading.Lock()
         self._prev = GENESIS
@@ -168,8 +173,12 @@ class SessionRecord:
     def __enter__(self) -> SessionRecord:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if error is None:
             self.close()
         else:
@@ -188,12 +197,14 @@ class SessionRecord:
             raise ValueError("kind must be a non-empty string")
         body = _dumps(dict(data))
         n = self._n + 1
-        core = (f'{{"n":{n},"t":{json.dumps(_utc_now())},"mono_ns":{int(mono_ns)},'
-                f'"kind":{json.dumps(kind)},"data":{body},"prev":"{self._prev}"}}').encode("ascii")
+        core = (
+            f'{{"n":{n},"t":{json.dumps(_utc_now())},"mono_ns":{int(mono_ns)},'
+            f'"kind":{json.dumps(kind)},"data":{body},"prev":"{self._prev}"}}'
+        ).encode("ascii")
         digest = hashlib.sha256(core).hexdigest()  # the line's own hash, over all before it
         buffer = memoryview(core[:-1] + f',"hash":"{digest}"}}\n'.encode("ascii"))
         while buffer:
-            buffer = buffer[os.write(self._fd, buffer):]
+            buffer = buffer[os.write(self._fd, buffer) :]
         if durable:
             os.fsync(self._fd)
         self._prev = digest
@@ -237,8 +248,10 @@ def _parse(raw: bytes) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or tuple(entry) != _KEYS:
         return None
     types = (int, str, int, str, dict, str, str)
-    if any(isinstance(entry[k], bool) or not isinstance(entry[k], t)
-           for k, t in zip(_KEYS, types, strict=True)):
+    if any(
+        isinstance(entry[k], bool) or not isinstance(entry[k], t)
+        for k, t in zip(_KEYS, types, strict=True)
+    ):
         return None
     return entry
 
@@ -259,8 +272,11 @@ def verify(path: str | Path) -> Verification:
 
     for n, line in enumerate(lines, start=1):
         if n == count and not complete:
-            return bad(n, "truncated: no newline at the end of the file (writing stopped"
-                          f" mid-line; the {n - 1} lines before it verify)")
+            return bad(
+                n,
+                "truncated: no newline at the end of the file (writing stopped"
+                f" mid-line; the {n - 1} lines before it verify)",
+            )
         entry = _parse(line)
         if entry is None:
             return bad(n, "not a record line (invalid JSON or fields)")
@@ -340,20 +356,30 @@ def _channel_totals(data: Mapping[str, Any]) -> tuple[ChannelTotals, ...] | None
             if isinstance(item, Mapping):
                 cid = item.get("id", item.get("channel", i))
                 found.setdefault(int(cid), {}).update(
-                    {k: item[k] for k in ("pulses", "charge_uc") if item.get(k) is not None})
+                    {k: item[k] for k in ("pulses", "charge_uc") if item.get(k) is not None}
+                )
     for key in ("pulses", "charge_uc"):
         values = data.get(key)
-        pairs = (values.items() if isinstance(values, Mapping)
-                 else enumerate(values, start=1) if isinstance(values, list) else ())
+        pairs = (
+            values.items()
+            if isinstance(values, Mapping)
+            else enumerate(values, start=1)
+            if isinstance(values, list)
+            else ()
+        )
         for cid, value in pairs:
             if value is not None:
                 found.setdefault(int(cid), {})[key] = value
     if not found:
         return None
     return tuple(
-        ChannelTotals(cid, None if v.get("pulses") is None else int(v["pulses"]),
-                      None if v.get("charge_uc") is None else float(v["charge_uc"]))
-        for cid, v in sorted(found.items()))
+        ChannelTotals(
+            cid,
+            None if v.get("pulses") is None else int(v["pulses"]),
+            None if v.get("charge_uc") is None else float(v["charge_uc"]),
+        )
+        for cid, v in sorted(found.items())
+    )
 
 
 def summarise(path: str | Path) -> Summary:
@@ -379,8 +405,10 @@ def summarise(path: str | Path) -> Summary:
         elif kind in ("profile", "refused"):
             if kind == "refused":
                 info["refused"].extend(
-                    f"{v.get('code')} at {v.get('loc')}" for v in data.get("violations", [])
-                    if isinstance(v, Mapping) and v.get("severity") == "error")
+                    f"{v.get('code')} at {v.get('loc')}"
+                    for v in data.get("violations", [])
+                    if isinstance(v, Mapping) and v.get("severity") == "error"
+                )
             profile = data.get("profile")
             name = profile.get("name") if isinstance(profile, Mapping) else data.get("name")
             info["profile_name"] = _text(name)
@@ -404,6 +432,12 @@ def summarise(path: str | Path) -> Summary:
         info["started"] = entries[0]["t"]
         info["duration_s"] = (entries[-1]["mono_ns"] - entries[0]["mono_ns"]) / 1e9
     channels = totals_from_summary or totals_from_telemetry or ()
-    return Summary(path=str(path), lines=len(entries) + unreadable, channels=channels,
-                   unreadable_lines=unreadable, faults=tuple(info.pop("faults")),
-                   refused=tuple(info.pop("refused")), **info)
+    return Summary(
+        path=str(path),
+        lines=len(entries) + unreadable,
+        channels=channels,
+        unreadable_lines=unreadable,
+        faults=tuple(info.pop("faults")),
+        refused=tuple(info.pop("refused")),
+        **info,
+    )

@@ -91,8 +91,12 @@ def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
         anode, cathode = sites
         if anode is not None and cathode is not None and anode.label == cathode.label:
             yield Violation(
-                "schema", "error", f"channels[{i}].cathode",
-                f"anode and cathode are the same site ({anode.label})", None, cathode.label,
+                "schema",
+                "error",
+                f"channels[{i}].cathode",
+                f"anode and cathode are the same site ({anode.label})",
+                None,
+                cathode.label,
                 RULES["schema"].source,
             )
 
@@ -101,14 +105,22 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
     """channel-count-max and amplitude-max."""
     env, channels = ctx.envelope, ctx.profile.channels
     if len(channels) > env.max_channels:
-        yield _v("channel-count-max", "channels",
-                 f"{len(channels)} channels > {env.max_channels} allowed",
-                 env.max_channels, len(channels))
+        yield _v(
+            "channel-count-max",
+            "channels",
+            f"{len(channels)} channels > {env.max_channels} allowed",
+            env.max_channels,
+            len(channels),
+        )
     for i, channel in enumerate(channels):
         if _exceeds(channel.amplitude_ma, env.max_amplitude_ma):
-            yield _v("amplitude-max", f"channels[{i}].amplitude_ma",
-                     f"amplitude {channel.amplitude_ma:g} mA > {env.max_amplitude_ma:g} mA peak",
-                     env.max_amplitude_ma, channel.amplitude_ma)
+            yield _v(
+                "amplitude-max",
+                f"channels[{i}].amplitude_ma",
+                f"amplitude {channel.amplitude_ma:g} mA > {env.max_amplitude_ma:g} mA peak",
+                env.max_amplitude_ma,
+                channel.amplitude_ma,
+            )
 
 
 def _elements(value: float | tuple[float, ...], loc: str) -> Iterator[tuple[str, float]]:
@@ -127,14 +139,22 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for j, phase in enumerate(ctx.profile.phases):
         for loc, pw in _elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
             if _outside(pw, pw_lo, pw_hi):
-                yield _v("pulse-width-range", loc,
-                         f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
-                         f"{pw_lo:g}..{pw_hi:g}", pw)
+                yield _v(
+                    "pulse-width-range",
+                    loc,
+                    f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
+                    f"{pw_lo:g}..{pw_hi:g}",
+                    pw,
+                )
         for loc, f in _elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
             if _outside(f, f_lo, f_hi):
-                yield _v("frequency-range", loc,
-                         f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
-                         f"{f_lo:g}..{f_hi:g}", f)
+                yield _v(
+                    "frequency-range",
+                    loc,
+                    f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
+                    f"{f_lo:g}..{f_hi:g}",
+                    f,
+                )
     for op in ctx.points:
         q = op.quantities
         fit = 1e6 / q.min_period_us
@@ -143,9 +163,14 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
             loc = f"phases[{op.phase}].frequency_hz"
             if isinstance(phase.frequency_hz, tuple):
                 loc += f"[{op.variant}]"
-            yield _v("frequency-range", loc,
-                     f"a {q.active_time_us:g} us pulse does not fit a {q.frequency_hz:g} Hz"
-                     f" period (max {fit:.4g} Hz)", fit, q.frequency_hz)
+            yield _v(
+                "frequency-range",
+                loc,
+                f"a {q.active_time_us:g} us pulse does not fit a {q.frequency_hz:g} Hz"
+                f" period (max {fit:.4g} Hz)",
+                fit,
+                q.frequency_hz,
+            )
 
 
 def _worst(
@@ -163,7 +188,10 @@ def _worst(
 
 
 def _quantity_rule(
-    code: str, key: Callable[[PulseQuantities], float], what: str, unit: str,
+    code: str,
+    key: Callable[[PulseQuantities], float],
+    what: str,
+    unit: str,
     at_limit: bool = False,
 ) -> Rule:
     def rule(ctx: RuleContext) -> Iterator[Violation]:
@@ -173,8 +201,13 @@ def _quantity_rule(
         for loc, channel, value in _worst(ctx, key):
             if _exceeds(value, limit) or (at_limit and value == limit):
                 op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
-                yield _v(code, loc, f"channel {channel.id}: {what} {value:.4g}{u} {op} "
-                         f"{limit:g}{u}", limit, value)
+                yield _v(
+                    code,
+                    loc,
+                    f"channel {channel.id}: {what} {value:.4g}{u} {op} {limit:g}{u}",
+                    limit,
+                    value,
+                )
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     rule.__doc__ = f"{code}: {what} per (phase, channel), worst frequency variant."
@@ -182,17 +215,23 @@ def _quantity_rule(
 
 
 phase_charge_rule = _quantity_rule(
-    "phase-charge-max", lambda q: q.phase_charge_uc, "phase charge", "uC")
+    "phase-charge-max", lambda q: q.phase_charge_uc, "phase charge", "uC"
+)
 rms_current_rule = _quantity_rule("rms-current-max", lambda q: q.rms_ma, "r.m.s. current", "mA")
 pulse_energy_rule = _quantity_rule(
-    "pulse-energy-max", lambda q: q.pulse_energy_mj, "energy per pulse into 500 ohm", "mJ")
+    "pulse-energy-max", lambda q: q.pulse_energy_mj, "energy per pulse into 500 ohm", "mJ"
+)
 power_density_rule = _quantity_rule(
-    "power-density-max", lambda q: q.power_density_w_cm2, "average power density", "W/cm2",
-    at_limit=True)
-shannon_rule = _quantity_rule(
-    "charge-density-shannon", lambda q: q.shannon_k, "Shannon k", "")
+    "power-density-max",
+    lambda q: q.power_density_w_cm2,
+    "average power density",
+    "W/cm2",
+    at_limit=True,
+)
+shannon_rule = _quantity_rule("charge-density-shannon", lambda q: q.shannon_k, "Shannon k", "")
 current_density_rule = _quantity_rule(
-    "current-density-iec", lambda q: q.current_density_ma_cm2, "r.m.s. current density", "mA/cm2")
+    "current-density-iec", lambda q: q.current_density_ma_cm2, "r.m.s. current density", "mA/cm2"
+)
 
 
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
@@ -201,9 +240,13 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     tolerance = 1e-9 * max((op.quantities.phase_charge_uc for op in ctx.points), default=0.0)
     shape = ctx.profile.waveform.shape
     if shape == "monophasic" or _exceeds(worst, tolerance):
-        yield _v("charge-imbalance", "waveform.shape",
-                 f"{shape} leaves {worst:.4g} uC net charge per pulse; use a biphasic shape",
-                 0.0, worst)
+        yield _v(
+            "charge-imbalance",
+            "waveform.shape",
+            f"{shape} leaves {worst:.4g} uC net charge per pulse; use a biphasic shape",
+            0.0,
+            worst,
+        )
 
 
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -211,9 +254,13 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     env, phases = ctx.envelope, ctx.profile.phases
     total = ctx.profile.duration_s
     if _exceeds(total, env.max_session_s):
-        yield _v("duration-max", "phases",
-                 f"session {total:g} s > {env.max_session_s:g} s",
-                 env.max_session_s, total)
+        yield _v(
+            "duration-max",
+            "phases",
+            f"session {total:g} s > {env.max_session_s:g} s",
+            env.max_session_s,
+            total,
+        )
     top = max(c.amplitude_ma for c in ctx.profile.channels)
     top_id = next(c.id for c in ctx.profile.channels if c.amplitude_ma == top)
     for j, phase in enumerate(phases):
@@ -225,20 +272,33 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             or phase.mode == "intermittent"
         )
         if from_zero and phase.ramp_up_s <= 0:
-            why = ("the first phase" if previous is None
-                   else "each intermittent on-window" if phase.mode == "intermittent"
-                   else "a phase after one that ended at zero")
-            yield _v("ramp-required", f"phases[{j}].ramp_up_s",
-                     f"{why} starts from zero: ramp_up_s must be > 0", 0.0, phase.ramp_up_s)
+            why = (
+                "the first phase"
+                if previous is None
+                else "each intermittent on-window"
+                if phase.mode == "intermittent"
+                else "a phase after one that ended at zero"
+            )
+            yield _v(
+                "ramp-required",
+                f"phases[{j}].ramp_up_s",
+                f"{why} starts from zero: ramp_up_s must be > 0",
+                0.0,
+                phase.ramp_up_s,
+            )
         for name in ("ramp_up_s", "ramp_down_s"):
             seconds = getattr(phase, name)
             if seconds > 0:
                 rate = top / seconds
                 if _exceeds(rate, env.max_ramp_rate_ma_per_s):
-                    yield _v("ramp-rate-max", f"phases[{j}].{name}",
-                             f"channel {top_id}: {top:g} mA over {seconds:g} s is {rate:.4g} "
-                             f"mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
-                             env.max_ramp_rate_ma_per_s, rate)
+                    yield _v(
+                        "ramp-rate-max",
+                        f"phases[{j}].{name}",
+                        f"channel {top_id}: {top:g} mA over {seconds:g} s is {rate:.4g} "
+                        f"mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
+                        env.max_ramp_rate_ma_per_s,
+                        rate,
+                    )
 
 
 def path_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -249,9 +309,13 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 continue
             loc = f"channels[{i}].{end}"
             if site.point.region == "anterior_neck":
-                yield _v("site-anterior-neck", loc,
-                         f"{site.label} is on the front of the neck (carotid sinus)",
-                         None, site.label)
+                yield _v(
+                    "site-anterior-neck",
+                    loc,
+                    f"{site.label} is on the front of the neck (carotid sinus)",
+                    None,
+                    site.label,
+                )
             if site.point.region == "eye":
                 yield _v("site-eye", loc, f"{site.label} is in the eye region", None, site.label)
         if anode is None or cathode is None:
@@ -261,36 +325,63 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
         contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
         if contralateral:
             lower = regions == {"lower_limb"}
-            yield _v("path-contralateral", f"channels[{i}]",
-                     f"{pair} crosses the body midline"
-                     + (" (both on lower limbs)" if lower else ""),
-                     None, pair, "warning" if lower else None)
+            yield _v(
+                "path-contralateral",
+                f"channels[{i}]",
+                f"{pair} crosses the body midline" + (" (both on lower limbs)" if lower else ""),
+                None,
+                pair,
+                "warning" if lower else None,
+            )
         if regions == {"chest", "upper_back"} or (contralateral and regions & THORACIC_REGIONS):
-            yield _v("path-transthoracic", f"channels[{i}]",
-                     f"{pair} sends current across the thorax", None, pair)
+            yield _v(
+                "path-transthoracic",
+                f"channels[{i}]",
+                f"{pair} sends current across the thorax",
+                None,
+                pair,
+            )
         if contralateral and regions <= HEAD_REGIONS:
-            yield _v("path-transcerebral", f"channels[{i}]",
-                     f"{pair} sends current across the head", None, pair)
+            yield _v(
+                "path-transcerebral",
+                f"channels[{i}]",
+                f"{pair} sends current across the head",
+                None,
+                pair,
+            )
 
 
 def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
     """patient-pregnancy-point, patient-implanted-device, patient-epilepsy."""
     if "implanted-device" in ctx.patient:
-        yield _v("patient-implanted-device", "patient",
-                 "patient has an implanted device (pacemaker, ICD, stimulator): do not stimulate",
-                 None, "implanted-device")
+        yield _v(
+            "patient-implanted-device",
+            "patient",
+            "patient has an implanted device (pacemaker, ICD, stimulator): do not stimulate",
+            None,
+            "implanted-device",
+        )
     if "epilepsy" in ctx.patient:
-        yield _v("patient-epilepsy", "patient",
-                 "patient has epilepsy: stimulate only under supervision", None, "epilepsy")
+        yield _v(
+            "patient-epilepsy",
+            "patient",
+            "patient has epilepsy: stimulate only under supervision",
+            None,
+            "epilepsy",
+        )
     if "pregnant" in ctx.patient:
         for i, sites in enumerate(ctx.sites):
             for end, site in zip(ENDS, sites, strict=True):
                 if site is not None and (
                     site.point.code in PREGNANCY_POINTS or site.point.region in PREGNANCY_REGIONS
                 ):
-                    yield _v("patient-pregnancy-point", f"channels[{i}].{end}",
-                             f"{site.label} ({site.point.region}) is avoided in pregnancy",
-                             None, site.label)
+                    yield _v(
+                        "patient-pregnancy-point",
+                        f"channels[{i}].{end}",
+                        f"{site.label} ({site.point.region}) is avoided in pregnancy",
+                        None,
+                        site.label,
+                    )
 
 
 ALL_RULES: tuple[Rule, ...] = (
@@ -316,4 +407,3 @@ def run_rules(
     """Every rule over one profile, in table order."""
     ctx = RuleContext.build(profile, envelope, patient)
     return [v for rule in ALL_RULES for v in rule(ctx)]
-

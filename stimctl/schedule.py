@@ -110,12 +110,21 @@ class Schedule:
             raise ValueError(f"gain must be finite and >= 0, got {gain}")
         col = self.column(channel_id)
         amplitude = self.amplitude_ua.copy()
-        amplitude[:, col] = _quantise(amplitude[:, col].astype(np.float64) * gain,
-                                      self.amplitude_step_ua)
+        amplitude[:, col] = _quantise(
+            amplitude[:, col].astype(np.float64) * gain, self.amplitude_step_ua
+        )
         amplitude.setflags(write=False)
-        return Schedule(self.block_ms, self.channel_ids, self.duration_ms, amplitude,
-                        self.frequency_dhz, self.pulse_width_us, self.phase_index,
-                        self.start_ms, self.amplitude_step_ua)
+        return Schedule(
+            self.block_ms,
+            self.channel_ids,
+            self.duration_ms,
+            amplitude,
+            self.frequency_dhz,
+            self.pulse_width_us,
+            self.phase_index,
+            self.start_ms,
+            self.amplitude_step_ua,
+        )
 
     def rows(self, i0: int = 0, i1: int | None = None) -> Iterator[BlockRow]:
         """Blocks i0..i1-1 as BlockRow (``last`` set on the final block of the schedule)."""
@@ -203,8 +212,14 @@ def _segments(phase: Phase, length_ms: int) -> _Segments:
         on = np.ones(1, dtype=bool)
         ws, we = start.copy(), end.copy()
     keep = end > start
-    return _Segments(start[keep].astype(np.int64), end[keep].astype(np.int64), variant[keep],
-                     on[keep], ws[keep], we[keep])
+    return _Segments(
+        start[keep].astype(np.int64),
+        end[keep].astype(np.int64),
+        variant[keep],
+        on[keep],
+        ws[keep],
+        we[keep],
+    )
 
 
 def _phase_blocks(phase: Phase, length_ms: int, block_ms: int) -> dict[str, np.ndarray]:

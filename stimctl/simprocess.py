@@ -97,4 +97,3 @@ class SimulatorProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

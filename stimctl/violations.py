@@ -14,7 +14,13 @@ Value = float | int | str | None
 
 #: Key order of a violation in JSON output (part of the documented contract).
 VIOLATION_KEYS: tuple[str, ...] = (
-    "code", "severity", "loc", "message", "limit", "actual", "source",
+    "code",
+    "severity",
+    "loc",
+    "message",
+    "limit",
+    "actual",
+    "source",
 )
 
 

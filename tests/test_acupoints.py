@@ -24,8 +24,20 @@ from stimctl.acupoints import (
 )
 
 WHO_COUNTS = {
-    "LU": 11, "LI": 20, "ST": 45, "SP": 21, "HT": 9, "SI": 19, "BL": 67,
-    "KI": 27, "PC": 9, "TE": 23, "GB": 44, "LR": 14, "GV": 28, "CV": 24,
+    "LU": 11,
+    "LI": 20,
+    "ST": 45,
+    "SP": 21,
+    "HT": 9,
+    "SI": 19,
+    "BL": 67,
+    "KI": 27,
+    "PC": 9,
+    "TE": 23,
+    "GB": 44,
+    "LR": 14,
+    "GV": 28,
+    "CV": 24,
 }
 
 
@@ -70,8 +82,18 @@ def test_every_region_is_one_of_regions() -> None:
 
 def test_regions_lists_the_twelve_safety_regions() -> None:
     assert REGIONS == (
-        "head", "face", "eye", "anterior_neck", "posterior_neck", "chest", "abdomen",
-        "upper_back", "lower_back", "sacral", "upper_limb", "lower_limb",
+        "head",
+        "face",
+        "eye",
+        "anterior_neck",
+        "posterior_neck",
+        "chest",
+        "abdomen",
+        "upper_back",
+        "lower_back",
+        "sacral",
+        "upper_limb",
+        "lower_limb",
     )
 
 
@@ -89,8 +111,16 @@ def test_every_point_has_a_capitalised_toneless_pinyin_name() -> None:
 
 @pytest.mark.parametrize(
     ("code", "pinyin"),
-    [("ST36", "Zusanli"), ("LR3", "Taichong"), ("LI4", "Hegu"), ("SP6", "Sanyinjiao"),
-     ("PC6", "Neiguan"), ("GV20", "Baihui"), ("BL43", "Gaohuang"), ("GV28", "Yinjiao")],
+    [
+        ("ST36", "Zusanli"),
+        ("LR3", "Taichong"),
+        ("LI4", "Hegu"),
+        ("SP6", "Sanyinjiao"),
+        ("PC6", "Neiguan"),
+        ("GV20", "Baihui"),
+        ("BL43", "Gaohuang"),
+        ("GV28", "Yinjiao"),
+    ],
 )
 def test_well_known_points_have_their_standard_names(code: str, pinyin: str) -> None:
     assert get(code).pinyin == pinyin
@@ -113,16 +143,30 @@ def test_points_are_immutable() -> None:
 @pytest.mark.parametrize(
     ("code", "region"),
     [
-        ("BL1", "eye"), ("ST1", "eye"), ("GB1", "eye"),
-        ("ST9", "anterior_neck"), ("LI18", "anterior_neck"),
-        ("CV22", "anterior_neck"), ("CV23", "anterior_neck"),
-        ("GB20", "posterior_neck"), ("BL10", "posterior_neck"),
-        ("GV15", "posterior_neck"), ("GV16", "posterior_neck"),
-        ("ST36", "lower_limb"), ("LR3", "lower_limb"), ("SP6", "lower_limb"),
-        ("LI4", "upper_limb"), ("PC6", "upper_limb"),
-        ("CV4", "abdomen"), ("CV17", "chest"), ("KI27", "chest"),
-        ("BL15", "upper_back"), ("BL23", "lower_back"),
-        ("BL32", "sacral"), ("GV20", "head"), ("ST6", "face"),
+        ("BL1", "eye"),
+        ("ST1", "eye"),
+        ("GB1", "eye"),
+        ("ST9", "anterior_neck"),
+        ("LI18", "anterior_neck"),
+        ("CV22", "anterior_neck"),
+        ("CV23", "anterior_neck"),
+        ("GB20", "posterior_neck"),
+        ("BL10", "posterior_neck"),
+        ("GV15", "posterior_neck"),
+        ("GV16", "posterior_neck"),
+        ("ST36", "lower_limb"),
+        ("LR3", "lower_limb"),
+        ("SP6", "lower_limb"),
+        ("LI4", "upper_limb"),
+        ("PC6", "upper_limb"),
+        ("CV4", "abdomen"),
+        ("CV17", "chest"),
+        ("KI27", "chest"),
+        ("BL15", "upper_back"),
+        ("BL23", "lower_back"),
+        ("BL32", "sacral"),
+        ("GV20", "head"),
+        ("ST6", "face"),
     ],
 )
 def test_region_spot_checks(code: str, region: str) -> None:
@@ -169,8 +213,18 @@ def test_get_accepts_canonical_codes_only(code: str) -> None:
 
 def test_meridian_aliases_map_to_canonical_codes() -> None:
     assert MERIDIAN_ALIASES == {
-        "LV": "LR", "LIV": "LR", "TH": "TE", "SJ": "TE", "TW": "TE", "TB": "TE",
-        "DU": "GV", "REN": "CV", "P": "PC", "H": "HT", "K": "KI", "UB": "BL",
+        "LV": "LR",
+        "LIV": "LR",
+        "TH": "TE",
+        "SJ": "TE",
+        "TW": "TE",
+        "TB": "TE",
+        "DU": "GV",
+        "REN": "CV",
+        "P": "PC",
+        "H": "HT",
+        "K": "KI",
+        "UB": "BL",
     }
     assert set(MERIDIAN_ALIASES.values()) <= set(MERIDIANS)
     assert not set(MERIDIAN_ALIASES) & set(MERIDIANS)
@@ -179,10 +233,21 @@ def test_meridian_aliases_map_to_canonical_codes() -> None:
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        ("LV3", "LR3"), ("lv3", "LR3"), ("LV-3", "LR3"), ("Liv3", "LR3"), ("LIV-3", "LR3"),
-        ("TH5", "TE5"), ("SJ5", "TE5"), ("TW5", "TE5"), ("TB5", "TE5"),
-        ("Du20", "GV20"), ("Ren12", "CV12"),
-        ("P6", "PC6"), ("H7", "HT7"), ("K3", "KI3"), ("UB40", "BL40"),
+        ("LV3", "LR3"),
+        ("lv3", "LR3"),
+        ("LV-3", "LR3"),
+        ("Liv3", "LR3"),
+        ("LIV-3", "LR3"),
+        ("TH5", "TE5"),
+        ("SJ5", "TE5"),
+        ("TW5", "TE5"),
+        ("TB5", "TE5"),
+        ("Du20", "GV20"),
+        ("Ren12", "CV12"),
+        ("P6", "PC6"),
+        ("H7", "HT7"),
+        ("K3", "KI3"),
+        ("UB40", "BL40"),
     ],
 )
 def test_alias_forms_normalise_to_the_who_code(text: str, code: str) -> None:
@@ -191,8 +256,15 @@ def test_alias_forms_normalise_to_the_who_code(text: str, code: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "code"),
-    [("ST36", "ST36"), ("st36", "ST36"), ("St-36", "ST36"), ("st 36", "ST36"),
-     (" ST36 ", "ST36"), ("BL01", "BL1"), ("ST036", "ST36")],
+    [
+        ("ST36", "ST36"),
+        ("st36", "ST36"),
+        ("St-36", "ST36"),
+        ("st 36", "ST36"),
+        (" ST36 ", "ST36"),
+        ("BL01", "BL1"),
+        ("ST036", "ST36"),
+    ],
 )
 def test_case_hyphen_space_and_leading_zeros_are_accepted(text: str, code: str) -> None:
     assert normalise_code(text) == code
@@ -215,9 +287,17 @@ def test_normalise_code_refuses_a_side() -> None:
 @pytest.mark.parametrize(
     ("text", "label"),
     [
-        ("ST36-L", "ST36-L"), ("st36-l", "ST36-L"), ("ST36-r", "ST36-R"), ("ST36L", "ST36-L"),
-        ("LV-3-R", "LR3-R"), ("Liv3-L", "LR3-L"), ("SJ5-R", "TE5-R"), ("P6-L", "PC6-L"),
-        ("GV20", "GV20"), ("du20", "GV20"), ("Ren-12", "CV12"),
+        ("ST36-L", "ST36-L"),
+        ("st36-l", "ST36-L"),
+        ("ST36-r", "ST36-R"),
+        ("ST36L", "ST36-L"),
+        ("LV-3-R", "LR3-R"),
+        ("Liv3-L", "LR3-L"),
+        ("SJ5-R", "TE5-R"),
+        ("P6-L", "PC6-L"),
+        ("GV20", "GV20"),
+        ("du20", "GV20"),
+        ("Ren-12", "CV12"),
     ],
 )
 def test_parse_site_gives_the_canonical_label(text: str, label: str) -> None:
@@ -268,8 +348,12 @@ def test_unknown_meridian_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("ST46-L", r"\(ST has 45 points\)"), ("LV15-L", r"\(LR has 14 points\)"),
-     ("CV25", r"\(CV has 24 points\)"), ("ST0-L", r"\(ST has 45 points\)")],
+    [
+        ("ST46-L", r"\(ST has 45 points\)"),
+        ("LV15-L", r"\(LR has 14 points\)"),
+        ("CV25", r"\(CV has 24 points\)"),
+        ("ST0-L", r"\(ST has 45 points\)"),
+    ],
 )
 def test_number_out_of_range_is_refused_with_the_meridian_size(text: str, message: str) -> None:
     with pytest.raises(UnknownPoint, match=message):

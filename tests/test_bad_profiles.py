@@ -62,9 +62,7 @@ def _expectation(path: Path) -> Expectation:
     )
 
 
-CASES = sorted(
-    p for p in CORPUS.iterdir() if p.is_file() and p.name != "manifest.toml"
-)
+CASES = sorted(p for p in CORPUS.iterdir() if p.is_file() and p.name != "manifest.toml")
 
 
 def test_corpus_is_large_enough() -> None:

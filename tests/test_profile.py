@@ -37,8 +37,13 @@ ramp_down_s = 5
 
 
 def _data(**phase: object) -> dict:
-    base_phase = {"duration_s": 60, "mode": "continuous", "frequency_hz": 2,
-                  "pulse_width_us": 200, "ramp_up_s": 5}
+    base_phase = {
+        "duration_s": 60,
+        "mode": "continuous",
+        "frequency_hz": 2,
+        "pulse_width_us": 200,
+        "ramp_up_s": 5,
+    }
     return {
         "schema": "stimctl.profile/1",
         "name": "t",
@@ -188,14 +193,51 @@ def test_profile_error_message_names_the_location() -> None:
 # --- validate_file never raises -------------------------------------------------------------
 
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12),
-    st.sampled_from(["ST36-L", "LR3-L", "GV20", "continuous", "dense_disperse",
-                     "intermittent", "biphasic_symmetric", "monophasic", "stimctl.profile/1"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "ST36-L",
+            "LR3-L",
+            "GV20",
+            "continuous",
+            "dense_disperse",
+            "intermittent",
+            "biphasic_symmetric",
+            "monophasic",
+            "stimctl.profile/1",
+        ]
+    ),
 )
 _keys = st.sampled_from(
-    ["schema", "name", "waveform", "shape", "channels", "phases", "id", "anode", "cathode",
-     "amplitude_ma", "duration_s", "mode", "frequency_hz", "pulse_width_us", "switch_s",
-     "on_s", "off_s", "ramp_up_s", "ramp_down_s", "needle", "diameter_mm", "insertion_mm", "x"]
+    [
+        "schema",
+        "name",
+        "waveform",
+        "shape",
+        "channels",
+        "phases",
+        "id",
+        "anode",
+        "cathode",
+        "amplitude_ma",
+        "duration_s",
+        "mode",
+        "frequency_hz",
+        "pulse_width_us",
+        "switch_s",
+        "on_s",
+        "off_s",
+        "ramp_up_s",
+        "ramp_down_s",
+        "needle",
+        "diameter_mm",
+        "insertion_mm",
+        "x",
+    ]
 )
 _tomlish = st.recursive(
     _scalars,

@@ -27,8 +27,10 @@ def write_session(path: Path, *, close: bool = True) -> Path:
         rec.append("device", {"firmware": "1.2.3", "serial": "SN42", "limits_hash": "ab"})
         rec.append("profile", {"profile": {"name": "seed 2 Hz"}, "sha256": "f" * 64})
         rec.append("command", {"name": "START", "seq": 7, "result": "ack"})
-        rec.append("summary", {"channels": [{"id": 1, "pulses": 3600, "charge_uc": 360.0}],
-                               "delivered_s": 1800.0})
+        rec.append(
+            "summary",
+            {"channels": [{"id": 1, "pulses": 3600, "charge_uc": 360.0}], "delivered_s": 1800.0},
+        )
         if not close:
             return path
         rec.close({"outcome": "completed", "exit_code": 0})
@@ -101,8 +103,10 @@ def test_leaving_the_context_on_an_exception_records_the_error_as_outcome(tmp_pa
     path = tmp_path / "s.jsonl"
     with pytest.raises(RuntimeError), SessionRecord(path):
         raise RuntimeError("link lost")
-    assert json.loads(lines_of(path)[-1])["data"] == {"error": "RuntimeError: link lost",
-                                                      "outcome": "error"}
+    assert json.loads(lines_of(path)[-1])["data"] == {
+        "error": "RuntimeError: link lost",
+        "outcome": "error",
+    }
 
 
 def test_numpy_values_are_recorded_as_plain_json_and_non_finite_floats_as_null(tmp_path):
@@ -225,8 +229,9 @@ CHILD = textwrap.dedent("""
 
 def test_a_host_killed_after_durable_appends_leaves_a_valid_unclosed_record(tmp_path):
     path = tmp_path / "s.jsonl"
-    child = subprocess.run([sys.executable, "-c", CHILD, str(path), "25", "1"],
-                           capture_output=True, timeout=60)
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), "25", "1"], capture_output=True, timeout=60
+    )
     assert child.returncode == -signal.SIGKILL
     result = verify(path)
     assert (result.ok, result.lines, result.closed) == (True, 25, False)
@@ -234,8 +239,9 @@ def test_a_host_killed_after_durable_appends_leaves_a_valid_unclosed_record(tmp_
 
 def test_a_host_killed_while_appending_keeps_every_reported_durable_line(tmp_path):
     path = tmp_path / "s.jsonl"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "0", "0"],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path), "0", "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout is not None
         for _ in range(40):
@@ -271,8 +277,10 @@ def test_summary_falls_back_to_the_last_telemetry_for_delivery_totals(tmp_path):
         rec.telemetry({"pulses": {"1": 10, "2": 11}}, now_ns=0)
         rec.telemetry({"pulses": {"1": 20, "2": 21}, "charge_uc": {"1": 2.0}}, now_ns=2 * 10**9)
     summary = summarise(path)
-    assert [(c.id, c.pulses, c.charge_uc) for c in summary.channels] == [(1, 20, 2.0),
-                                                                         (2, 21, None)]
+    assert [(c.id, c.pulses, c.charge_uc) for c in summary.channels] == [
+        (1, 20, 2.0),
+        (2, 21, None),
+    ]
 
 
 def test_summary_lists_faults_and_counts_naks(tmp_path):

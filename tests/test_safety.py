@@ -16,16 +16,29 @@ PROFILES = Path(__file__).parent.parent / "profiles"
 AREA = needle_area_cm2(0.25, 15)
 
 
-def _profile(channels: list[dict] | None = None, shape: str = "biphasic_symmetric",
-             phases: list[dict] | None = None):
+def _profile(
+    channels: list[dict] | None = None,
+    shape: str = "biphasic_symmetric",
+    phases: list[dict] | None = None,
+):
     channel = {"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 0.5}
-    phase = {"duration_s": 600, "mode": "continuous", "frequency_hz": 2, "pulse_width_us": 200,
-             "ramp_up_s": 10, "ramp_down_s": 10}
-    return parse_profile({
-        "schema": "stimctl.profile/1", "name": "t", "waveform": {"shape": shape},
-        "channels": channels or [channel],
-        "phases": [{**phase, **p} for p in (phases or [{}])],
-    })
+    phase = {
+        "duration_s": 600,
+        "mode": "continuous",
+        "frequency_hz": 2,
+        "pulse_width_us": 200,
+        "ramp_up_s": 10,
+        "ramp_down_s": 10,
+    }
+    return parse_profile(
+        {
+            "schema": "stimctl.profile/1",
+            "name": "t",
+            "waveform": {"shape": shape},
+            "channels": channels or [channel],
+            "phases": [{**phase, **p} for p in (phases or [{}])],
+        }
+    )
 
 
 def _codes(profile, **kwargs) -> set[tuple[str, str]]:
@@ -33,6 +46,7 @@ def _codes(profile, **kwargs) -> set[tuple[str, str]]:
 
 
 # --- quantities -----------------------------------------------------------------------------
+
 
 def test_needle_area_of_025_by_15_mm_is_0118_cm2() -> None:
     assert round(AREA, 4) == 0.1178
@@ -80,8 +94,10 @@ def test_shannon_k_is_log_q_plus_log_q_over_a() -> None:
 
 def test_operating_points_cover_every_phase_channel_and_variant() -> None:
     profile = _profile(
-        channels=[{"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 1},
-                  {"id": 2, "anode": "ST36-R", "cathode": "LR3-R", "amplitude_ma": 1}],
+        channels=[
+            {"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 1},
+            {"id": 2, "anode": "ST36-R", "cathode": "LR3-R", "amplitude_ma": 1},
+        ],
         phases=[{}, {"mode": "dense_disperse", "frequency_hz": [2, 100], "switch_s": 3}],
     )
     keys = [(op.phase, op.channel, op.variant) for op in operating_points(profile)]
@@ -90,14 +106,21 @@ def test_operating_points_cover_every_phase_channel_and_variant() -> None:
 
 # --- envelope -------------------------------------------------------------------------------
 
+
 def test_default_envelope_matches_the_rule_table() -> None:
     env = SafetyEnvelope()
     assert (env.max_amplitude_ma, env.pulse_width_us, env.frequency_hz) == (
-        10, (50, 1000), (1, 200))
+        10,
+        (50, 1000),
+        (1, 200),
+    )
     assert (env.max_phase_charge_uc, env.max_rms_ma, env.max_pulse_energy_mj) == (6, 50, 300)
     assert (env.max_power_density_w_cm2, env.max_session_s, env.max_channels) == (0.25, 3600, 8)
     assert (env.max_ramp_rate_ma_per_s, env.max_shannon_k, env.max_current_density_ma_cm2) == (
-        2, 1.85, 2)
+        2,
+        1.85,
+        2,
+    )
 
 
 def test_every_rule_names_an_existing_envelope_field_and_a_source() -> None:
@@ -112,7 +135,11 @@ def test_narrowed_keeps_the_stricter_bound_of_each_limit() -> None:
         max_amplitude_ma=20, pulse_width_us=(100, 2000), frequency_hz=(0.5, 150), max_channels=4
     )
     assert (env.max_amplitude_ma, env.pulse_width_us, env.frequency_hz, env.max_channels) == (
-        10, (100, 1000), (1, 150), 4)
+        10,
+        (100, 1000),
+        (1, 150),
+        4,
+    )
 
 
 def test_narrowed_refuses_a_device_range_that_does_not_overlap() -> None:
@@ -164,6 +191,7 @@ def test_from_toml_reports_a_missing_file_as_envelope_error(tmp_path: Path) -> N
 
 # --- rules ----------------------------------------------------------------------------------
 
+
 def test_amplitude_at_the_limit_is_allowed() -> None:
     profile = _profile(
         channels=[{"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 10}],
@@ -180,8 +208,13 @@ def test_power_density_at_exactly_the_limit_is_refused() -> None:
 
 
 def test_ramp_is_required_after_an_intermittent_phase() -> None:
-    intermittent = {"mode": "intermittent", "on_s": 10, "off_s": 10, "ramp_up_s": 2,
-                    "ramp_down_s": 0}
+    intermittent = {
+        "mode": "intermittent",
+        "on_s": 10,
+        "off_s": 10,
+        "ramp_up_s": 2,
+        "ramp_down_s": 0,
+    }
     profile = _profile(phases=[intermittent, {"ramp_up_s": 0}])
     assert ("ramp-required", "phases[1].ramp_up_s") in _codes(profile)
 
@@ -192,10 +225,13 @@ def test_no_ramp_is_needed_when_the_previous_phase_holds_its_plateau() -> None:
 
 
 def test_ramp_rate_uses_the_strongest_channel() -> None:
-    profile = _profile(channels=[
-        {"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 0.5},
-        {"id": 2, "anode": "ST36-R", "cathode": "LR3-R", "amplitude_ma": 3},
-    ], phases=[{"ramp_up_s": 1}])
+    profile = _profile(
+        channels=[
+            {"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 0.5},
+            {"id": 2, "anode": "ST36-R", "cathode": "LR3-R", "amplitude_ma": 3},
+        ],
+        phases=[{"ramp_up_s": 1}],
+    )
     [violation] = [v for v in validate_profile(profile).violations if v.code == "ramp-rate-max"]
     assert (violation.loc, violation.actual) == ("phases[0].ramp_up_s", 3)
 
@@ -216,26 +252,30 @@ def test_dense_disperse_is_judged_at_its_worst_frequency() -> None:
 
 def test_contralateral_lower_limb_pair_is_only_a_warning() -> None:
     profile = _profile(
-        channels=[{"id": 1, "anode": "ST36-L", "cathode": "ST36-R", "amplitude_ma": 0.5}])
+        channels=[{"id": 1, "anode": "ST36-L", "cathode": "ST36-R", "amplitude_ma": 0.5}]
+    )
     report = validate_profile(profile)
     assert report.ok and [v.code for v in report.warnings] == ["path-contralateral"]
 
 
 def test_midline_point_is_on_neither_side() -> None:
     profile = _profile(
-        channels=[{"id": 1, "anode": "GV14", "cathode": "BL15-R", "amplitude_ma": 0.5}])
+        channels=[{"id": 1, "anode": "GV14", "cathode": "BL15-R", "amplitude_ma": 0.5}]
+    )
     assert validate_profile(profile).ok
 
 
 def test_contralateral_upper_limb_pair_is_transthoracic() -> None:
     profile = _profile(
-        channels=[{"id": 1, "anode": "LI4-L", "cathode": "ST36-R", "amplitude_ma": 0.5}])
+        channels=[{"id": 1, "anode": "LI4-L", "cathode": "ST36-R", "amplitude_ma": 0.5}]
+    )
     assert {code for code, _ in _codes(profile)} == {"path-contralateral", "path-transthoracic"}
 
 
 def test_pregnancy_points_are_allowed_without_the_flag() -> None:
-    profile = _profile(channels=[{"id": 1, "anode": "LI4-L", "cathode": "PC6-L",
-                                  "amplitude_ma": 0.5}])
+    profile = _profile(
+        channels=[{"id": 1, "anode": "LI4-L", "cathode": "PC6-L", "amplitude_ma": 0.5}]
+    )
     assert validate_profile(profile).ok
     assert not validate_profile(profile, patient=["pregnant"]).ok
 
@@ -249,7 +289,10 @@ def test_violation_carries_limit_actual_and_source() -> None:
     profile = _profile(phases=[{"frequency_hz": 250}])
     [violation] = validate_profile(profile).violations
     assert (violation.code, violation.severity, violation.loc) == (
-        "frequency-range", "error", "phases[0].frequency_hz")
+        "frequency-range",
+        "error",
+        "phases[0].frequency_hz",
+    )
     assert (violation.limit, violation.actual) == ("1..200", 250)
     assert violation.source == RULES["frequency-range"].source
 
@@ -290,5 +333,9 @@ def test_short_demo_is_60_s_two_channels_10_hz() -> None:
     assert profile is not None
     [phase] = profile.phases
     assert (profile.duration_s, len(profile.channels), phase.mode, phase.frequency_hz) == (
-        60, 2, "continuous", 10)
+        60,
+        2,
+        "continuous",
+        10,
+    )
     assert (phase.ramp_up_s, phase.ramp_down_s) == (5, 5)

@@ -14,32 +14,51 @@ from stimctl.schedule import BlockRow, compile_schedule
 
 
 def make_profile(*phases: dict[str, Any], amplitudes_ma: tuple[float, ...] = (0.5,)) -> Profile:
-    return parse_profile({
-        "schema": "stimctl.profile/1",
-        "name": "test",
-        "waveform": {"shape": "biphasic_symmetric"},
-        "channels": [
-            {"id": i + 1, "anode": "ST36", "cathode": "LR3", "amplitude_ma": a}
-            for i, a in enumerate(amplitudes_ma)
-        ],
-        "phases": list(phases),
-    })
+    return parse_profile(
+        {
+            "schema": "stimctl.profile/1",
+            "name": "test",
+            "waveform": {"shape": "biphasic_symmetric"},
+            "channels": [
+                {"id": i + 1, "anode": "ST36", "cathode": "LR3", "amplitude_ma": a}
+                for i, a in enumerate(amplitudes_ma)
+            ],
+            "phases": list(phases),
+        }
+    )
 
 
 def continuous(duration_s: float, f: float = 2, pw: float = 200, **ramps: float) -> dict:
-    return {"duration_s": duration_s, "mode": "continuous", "frequency_hz": f,
-            "pulse_width_us": pw, **ramps}
+    return {
+        "duration_s": duration_s,
+        "mode": "continuous",
+        "frequency_hz": f,
+        "pulse_width_us": pw,
+        **ramps,
+    }
 
 
 def dense(duration_s: float, switch_s: float = 3, f=(2, 100), pw: Any = 200, **ramps) -> dict:
-    return {"duration_s": duration_s, "mode": "dense_disperse", "frequency_hz": list(f),
-            "pulse_width_us": list(pw) if isinstance(pw, tuple) else pw, "switch_s": switch_s,
-            **ramps}
+    return {
+        "duration_s": duration_s,
+        "mode": "dense_disperse",
+        "frequency_hz": list(f),
+        "pulse_width_us": list(pw) if isinstance(pw, tuple) else pw,
+        "switch_s": switch_s,
+        **ramps,
+    }
 
 
 def intermittent(duration_s: float, on_s: float, off_s: float, f: float = 2, **ramps) -> dict:
-    return {"duration_s": duration_s, "mode": "intermittent", "frequency_hz": f,
-            "pulse_width_us": 200, "on_s": on_s, "off_s": off_s, **ramps}
+    return {
+        "duration_s": duration_s,
+        "mode": "intermittent",
+        "frequency_hz": f,
+        "pulse_width_us": 200,
+        "on_s": on_s,
+        "off_s": off_s,
+        **ramps,
+    }
 
 
 def boundaries(schedule) -> set[int]:
@@ -57,8 +76,9 @@ def test_2hz_for_30_minutes_without_ramps_expects_3600_pulses_per_channel():
 def test_a_pulse_that_falls_at_zero_amplitude_is_not_expected():
     # 3600 accumulator wraps; the last one (t = 1800 s) falls in the final block of the
     # ramp-down, whose amplitude is 0: 3599 pulses are delivered.
-    schedule = compile_schedule(make_profile(continuous(1800, ramp_up_s=10, ramp_down_s=10),
-                                             amplitudes_ma=(0.5, 0.5)))
+    schedule = compile_schedule(
+        make_profile(continuous(1800, ramp_up_s=10, ramp_down_s=10), amplitudes_ma=(0.5, 0.5))
+    )
     assert schedule.amplitude_ua[-1].tolist() == [0, 0]
     assert schedule.expected_pulses().tolist() == [3599, 3599]
 
@@ -148,8 +168,9 @@ def test_each_channel_column_carries_its_own_plateau_in_profile_order():
 
 
 def test_amplitude_is_rounded_down_to_the_device_step():
-    schedule = compile_schedule(make_profile(continuous(1), amplitudes_ma=(0.537,)),
-                                amplitude_step_ua=10)
+    schedule = compile_schedule(
+        make_profile(continuous(1), amplitudes_ma=(0.537,)), amplitude_step_ua=10
+    )
     assert set(schedule.amplitude_ua[:, 0].tolist()) == {530}
 
 
@@ -179,7 +200,8 @@ def test_ramp_down_takes_the_envelope_at_each_block_end_down_to_zero():
 
 def test_each_intermittent_on_window_ramps_up_from_zero_and_down_to_zero():
     schedule = compile_schedule(
-        make_profile(intermittent(10, on_s=2, off_s=3, ramp_up_s=0.5, ramp_down_s=0.5)))
+        make_profile(intermittent(10, on_s=2, off_s=3, ramp_up_s=0.5, ramp_down_s=0.5))
+    )
     for window_start in (0, 5000):
         first = schedule.block_at(window_start)
         last = schedule.block_at(window_start + 1999)
@@ -190,7 +212,8 @@ def test_each_intermittent_on_window_ramps_up_from_zero_and_down_to_zero():
 
 def test_an_on_window_cut_by_the_phase_end_ramps_down_to_the_phase_end():
     schedule = compile_schedule(
-        make_profile(intermittent(6, on_s=2, off_s=3, ramp_up_s=0.2, ramp_down_s=0.5)))
+        make_profile(intermittent(6, on_s=2, off_s=3, ramp_up_s=0.2, ramp_down_s=0.5))
+    )
     assert schedule.total_ms == 6000
     assert schedule.amplitude_ua[-1, 0] == 0
     assert schedule.amplitude_ua[schedule.block_at(5400), 0] > 0
@@ -237,8 +260,11 @@ def phases(draw: st.DrawFn) -> dict[str, Any]:
     mode = draw(st.sampled_from(["continuous", "dense_disperse", "intermittent"]))
     duration_ms = draw(st.integers(1, 3000))
     f = st.sampled_from([0.5, 1, 2, 3.3, 10, 47.5, 100, 250])
-    phase: dict[str, Any] = {"duration_s": duration_ms / 1000, "mode": mode,
-                             "pulse_width_us": draw(st.sampled_from([100, 200, 500]))}
+    phase: dict[str, Any] = {
+        "duration_s": duration_ms / 1000,
+        "mode": mode,
+        "pulse_width_us": draw(st.sampled_from([100, 200, 500])),
+    }
     window_ms = duration_ms
     if mode == "dense_disperse":
         phase |= {"frequency_hz": [draw(f), draw(f)], "switch_s": draw(st.integers(1, 900)) / 1000}
@@ -255,8 +281,9 @@ def phases(draw: st.DrawFn) -> dict[str, Any]:
 profiles = st.builds(
     lambda ph, amps: make_profile(*ph, amplitudes_ma=tuple(amps)),
     st.lists(phases(), min_size=1, max_size=3),
-    st.lists(st.floats(0.01, 20, allow_nan=False).map(lambda a: round(a, 3)), min_size=1,
-             max_size=3),
+    st.lists(
+        st.floats(0.01, 20, allow_nan=False).map(lambda a: round(a, 3)), min_size=1, max_size=3
+    ),
 )
 
 
@@ -309,8 +336,11 @@ def test_every_ramped_up_phase_and_on_window_starts_at_zero(profile):
     starts, _, windows = edges_ms(profile)
     for phase, start in zip(profile.phases, starts, strict=True):
         if phase.ramp_up_s > 0:
-            firsts = [w for w in windows if start <= w < start + phase.duration_s * 1000] \
-                if phase.mode == "intermittent" else [start]
+            firsts = (
+                [w for w in windows if start <= w < start + phase.duration_s * 1000]
+                if phase.mode == "intermittent"
+                else [start]
+            )
             for t in firsts:
                 assert not schedule.amplitude_ua[schedule.block_at(t)].any()
 

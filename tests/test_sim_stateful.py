@@ -262,6 +262,8 @@ OOL_KINDS = (
 FAULT_KINDS = (
     "electrode_open", "electrode_short", "overcurrent", "underrun", "reset", "impedance", "drift",
 )  # fmt: skip
+
+
 @dataclass(slots=True)
 class Sent:
     """A frame sent since the last tick: what it was, and whether it can have been lost (sent

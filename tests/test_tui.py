@@ -56,8 +56,16 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
         # On the virtual clock device time runs far ahead of wall time while the UI waits for
         # keys, so the device's own impedance validity (300 s of device time) is lengthened;
         # the host's guard (60 s of wall time) is unchanged.
-        ctrl = Controller.connect(None, speed=math.inf, sim_options={
-            "channels": "4", "lockstep": "0", "impedance_valid_ms": "86400000", **sim_options})
+        ctrl = Controller.connect(
+            None,
+            speed=math.inf,
+            sim_options={
+                "channels": "4",
+                "lockstep": "0",
+                "impedance_valid_ms": "86400000",
+                **sim_options,
+            },
+        )
         made.append(ctrl)
         return ctrl
 
@@ -104,8 +112,10 @@ async def until(pilot: Pilot, condition: Callable[[], object], what: str) -> Non
     app: StimApp = pilot.app  # type: ignore[assignment]
     state_now = app.controller.state if app.controller else None
     recent = "\n".join(app.event_lines[-8:])
-    raise AssertionError(f"timed out waiting for: {what}; screen {type(app.screen).__name__}, "
-                         f"state {state_now}; recent events:\n{recent}")
+    raise AssertionError(
+        f"timed out waiting for: {what}; screen {type(app.screen).__name__}, "
+        f"state {state_now}; recent events:\n{recent}"
+    )
 
 
 def text_of(widget: Any) -> str:
@@ -221,7 +231,7 @@ def test_estop_works_with_a_modal_open_and_an_input_focused(
         await press(pilot, "n")
         await until(pilot, lambda: on_screen(app, NoteModal), "note modal")
         await press(pilot, *"tingling")
-        note = (await find(pilot, "#note-input"))
+        note = await find(pilot, "#note-input")
         assert app.focused is note
         assert note.value == "tingling"  # printable keys reach the Input ...
         await press(pilot, "f12")  # ... but F12 is the App's, with priority
@@ -229,7 +239,7 @@ def test_estop_works_with_a_modal_open_and_an_input_focused(
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
         await until(pilot, lambda: simulator_output_is_zero(app), "simulator output zero")
         await until(pilot, lambda: output_is_zero(app), "zero output reported")
-        title = (await find(pilot, "#fault-title"))
+        title = await find(pilot, "#fault-title")
         await until(pilot, lambda: "E-STOP" in text_of(title), "E-STOP title")
 
     drive(app, scenario)
@@ -242,7 +252,7 @@ def test_estop_button_is_on_every_screen_and_clickable(
 
     async def scenario(pilot: Pilot) -> None:
         await arm_and_start(pilot)
-        assert (await find(pilot, "#estop-button"))
+        assert await find(pilot, "#estop-button")
         await pilot.click("#estop-button")
         assert state(app) is HostState.ESTOP
         await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
@@ -252,11 +262,11 @@ def test_estop_button_is_on_every_screen_and_clickable(
 
 # --- acceptance 2: a profile with errors cannot be armed --------------------------------------
 def test_profile_with_errors_cannot_be_armed(
-    controllers: list[Controller], tmp_path: Path,
+    controllers: list[Controller],
+    tmp_path: Path,
 ) -> None:
     bad = tmp_path / "too-strong.toml"
-    bad.write_text((PROFILES / SEED).read_text().replace("amplitude_ma = 0.5",
-                                                         "amplitude_ma = 80"))
+    bad.write_text((PROFILES / SEED).read_text().replace("amplitude_ma = 0.5", "amplitude_ma = 80"))
     app = make_app(controllers)
 
     async def scenario(pilot: Pilot) -> None:
@@ -293,8 +303,11 @@ def test_warnings_must_be_acknowledged_before_preflight(
         assert (await find(pilot, "#to-preflight")).disabled
         assert app.preflight_refusal() == "Acknowledge the warnings first."
         (await find(pilot, "#ack-warnings")).value = True
-        await until(pilot, lambda: not app.screen.query_one("#to-preflight", Button).disabled,
-                    "preflight enabled")
+        await until(
+            pilot,
+            lambda: not app.screen.query_one("#to-preflight", Button).disabled,
+            "preflight enabled",
+        )
 
     drive(app, scenario)
 
@@ -343,8 +356,9 @@ def test_electrode_fault_takes_over_and_blocks_rearming_until_acknowledged(
         await until(pilot, lambda: on_screen(app, SetupScreen), "set-up")
         await until(pilot, lambda: app.can_preflight(), "profile re-validated")
         await press(pilot, "f5")
-        await until(pilot, lambda: on_screen(app, PreflightScreen)
-                    and app.screen.query("#arm"), "preflight")
+        await until(
+            pilot, lambda: on_screen(app, PreflightScreen) and app.screen.query("#arm"), "preflight"
+        )
         assert (await find(pilot, "#arm")).disabled  # impedance must be re-checked
 
     drive(app, scenario)
@@ -392,8 +406,9 @@ def test_telemetry_from_the_io_thread_never_queues_more_than_one_message(
         app.post_message = posted.append  # type: ignore[method-assign]
         app.telemetry.take()
         status = app.controller.status()
-        worker = threading.Thread(target=lambda: [app._telemetry_from_io(status)
-                                                  for _ in range(1000)])
+        worker = threading.Thread(
+            target=lambda: [app._telemetry_from_io(status) for _ in range(1000)]
+        )
         worker.start()
         worker.join()
         assert len(posted) == 1

@@ -56,7 +56,8 @@ def library(tmp_path: Path) -> Path:
     seed = (PROFILES / SEED).read_text()
     (tmp_path / SEED).write_text(seed)
     (tmp_path / "too-strong.toml").write_text(
-        seed.replace("amplitude_ma = 0.5", "amplitude_ma = 80"))
+        seed.replace("amplitude_ma = 0.5", "amplitude_ma = 80")
+    )
     return tmp_path
 
 
@@ -67,14 +68,21 @@ def make_app(made: list[Controller], library: Path, **sim: str) -> StimApp:
         made.append(ctrl)
         return ctrl
 
-    return StimApp(connect, operator="Dr. Example", profiles_dir=library,
-                   clock=lambda: FIXED_NOW)
+    return StimApp(connect, operator="Dr. Example", profiles_dir=library, clock=lambda: FIXED_NOW)
 
 
 def quiet_link(status: Status, **changes: Any) -> Status:
     """A status with link-health figures that do not depend on timing."""
-    return replace(status, heartbeat_age_ms=20.0, fifo_ms=0, frame_errors=0, naks=0,
-                   late_blocks=0, underruns=0, **changes)
+    return replace(
+        status,
+        heartbeat_age_ms=20.0,
+        fifo_ms=0,
+        frame_errors=0,
+        naks=0,
+        late_blocks=0,
+        underruns=0,
+        **changes,
+    )
 
 
 async def freeze(pilot: Pilot, status: Status | None = None) -> None:
@@ -97,12 +105,25 @@ async def freeze(pilot: Pilot, status: Status | None = None) -> None:
 def running_status(app: StimApp, t: float) -> Status:
     """Synthetic 2 Hz telemetry for the run screen: plateau 0.6 mA, measured current wobbles."""
     wobble = 0.6 * (0.5 + 0.5 * math.sin(t))
-    channel = ChannelStatus(id=1, set_ma=0.6, measured_ma=round(wobble, 3), impedance_ohm=1500,
-                            pulses=int(2 * (312 + t)), plateau_ma=0.6)
-    return quiet_link(app.controller.status(), state=type(app.controller.state)("RUNNING"),
-                      channels=(channel,), phase_index=0, phase_count=1,
-                      phase_mode="continuous", elapsed_s=312.0, remaining_s=1488.0,
-                      device_time_ms=312_000)
+    channel = ChannelStatus(
+        id=1,
+        set_ma=0.6,
+        measured_ma=round(wobble, 3),
+        impedance_ohm=1500,
+        pulses=int(2 * (312 + t)),
+        plateau_ma=0.6,
+    )
+    return quiet_link(
+        app.controller.status(),
+        state=type(app.controller.state)("RUNNING"),
+        channels=(channel,),
+        phase_index=0,
+        phase_count=1,
+        phase_mode="continuous",
+        elapsed_s=312.0,
+        remaining_s=1488.0,
+        device_time_ms=312_000,
+    )
 
 
 def test_setup_screen_with_the_seed_profile(snap_compare, controllers, library) -> None:
@@ -175,7 +196,10 @@ def test_run_screen_with_live_current(snap_compare, controllers, library) -> Non
 
 
 def test_fault_screen_after_an_open_electrode(
-    snap_compare, controllers, library, monkeypatch: pytest.MonkeyPatch,
+    snap_compare,
+    controllers,
+    library,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     app = make_app(controllers, library, fault="electrode_open:1@3000")
 

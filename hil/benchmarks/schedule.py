@@ -14,16 +14,28 @@ RUNS = 50
 
 def benchmark_profile() -> Profile:
     """60 min of 2/100 Hz dense-disperse, 3 s switch, 30 s ramps, on 8 channels."""
-    return parse_profile({
-        "schema": "stimctl.profile/1",
-        "name": "benchmark: 60 min dense-disperse, 8 channels",
-        "waveform": {"shape": "biphasic_symmetric"},
-        "channels": [{"id": i, "anode": "ST36", "cathode": "LR3", "amplitude_ma": 0.1 * i + 0.3}
-                     for i in range(1, 9)],
-        "phases": [{"duration_s": 3600, "mode": "dense_disperse", "frequency_hz": [2, 100],
-                    "pulse_width_us": [600, 200], "switch_s": 3,
-                    "ramp_up_s": 30, "ramp_down_s": 30}],
-    })
+    return parse_profile(
+        {
+            "schema": "stimctl.profile/1",
+            "name": "benchmark: 60 min dense-disperse, 8 channels",
+            "waveform": {"shape": "biphasic_symmetric"},
+            "channels": [
+                {"id": i, "anode": "ST36", "cathode": "LR3", "amplitude_ma": 0.1 * i + 0.3}
+                for i in range(1, 9)
+            ],
+            "phases": [
+                {
+                    "duration_s": 3600,
+                    "mode": "dense_disperse",
+                    "frequency_hz": [2, 100],
+                    "pulse_width_us": [600, 200],
+                    "switch_s": 3,
+                    "ramp_up_s": 30,
+                    "ramp_down_s": 30,
+                }
+            ],
+        }
+    )
 
 
 def measure(runs: int = RUNS, block_ms: int = 20) -> dict[str, Any]:
@@ -50,8 +62,10 @@ def measure(runs: int = RUNS, block_ms: int = 20) -> dict[str, Any]:
 def main() -> None:
     """Print the figures."""
     r = measure()
-    print(f"compile_schedule: 60 min dense-disperse, {r['channels']} channels, "
-          f"{r['blocks']} blocks of <= {r['block_ms']} ms, {r['runs']} runs")
+    print(
+        f"compile_schedule: 60 min dense-disperse, {r['channels']} channels, "
+        f"{r['blocks']} blocks of <= {r['block_ms']} ms, {r['runs']} runs"
+    )
     print(f"  median {r['median_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms")
 
 

@@ -60,8 +60,17 @@ def _show(path: object, *, as_json: bool) -> int:
     check = verify(path)  # type: ignore[arg-type]
     summary = summarise(path)  # type: ignore[arg-type]
     if as_json:
-        print(json.dumps({**summary.as_dict(), "verified": check.ok, "first_bad": check.first_bad,
-                          "verify_reason": check.reason}, indent=2))
+        print(
+            json.dumps(
+                {
+                    **summary.as_dict(),
+                    "verified": check.ok,
+                    "first_bad": check.first_bad,
+                    "verify_reason": check.reason,
+                },
+                indent=2,
+            )
+        )
     else:
         print(_format(summary, check))
     return EXIT_OK if check.ok else EXIT_BAD
@@ -90,8 +99,9 @@ def _format(summary: object, check: object) -> str:
     ]
     if summary.channels:
         lines.append("channel    pulses      charge_uc")
-        lines += [f"  {c.id:<8} {_fmt(c.pulses):>8} {_fmt(c.charge_uc):>14}"
-                  for c in summary.channels]
+        lines += [
+            f"  {c.id:<8} {_fmt(c.pulses):>8} {_fmt(c.charge_uc):>14}" for c in summary.channels
+        ]
     else:
         lines.append("channels   (no delivery totals recorded)")
     lines.append(f"faults     {len(summary.faults) or 'none'}")

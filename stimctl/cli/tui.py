@@ -13,17 +13,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="clinician terminal UI (embedded simulator unless --port is given)",
         description="Keyboard-first terminal UI: set-up, preflight, run, E-STOP (F12), summary.",
     )
-    parser.add_argument("--port", metavar="URL", default=None,
-                        help="device port or pyserial URL; omitted: embedded SIMULATOR")
-    parser.add_argument("--operator", metavar="NAME", default="",
-                        help="operator name written to the session record")
-    parser.add_argument("--profiles", metavar="DIR", type=Path, default=Path("profiles"),
-                        help="profile library to list (default: ./profiles)")
-    parser.add_argument("--speed", metavar="N", type=float, default=None,
-                        help="simulator only: N times real time ('inf' = virtual clock)")
-    parser.add_argument("--record", metavar="PATH", default=None,
-                        help="session record file, or a folder for a new one"
-                        " (default: ./records/<UTC time>-tui.jsonl)")
+    parser.add_argument(
+        "--port",
+        metavar="URL",
+        default=None,
+        help="device port or pyserial URL; omitted: embedded SIMULATOR",
+    )
+    parser.add_argument(
+        "--operator", metavar="NAME", default="", help="operator name written to the session record"
+    )
+    parser.add_argument(
+        "--profiles",
+        metavar="DIR",
+        type=Path,
+        default=Path("profiles"),
+        help="profile library to list (default: ./profiles)",
+    )
+    parser.add_argument(
+        "--speed",
+        metavar="N",
+        type=float,
+        default=None,
+        help="simulator only: N times real time ('inf' = virtual clock)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        default=None,
+        help="session record file, or a folder for a new one"
+        " (default: ./records/<UTC time>-tui.jsonl)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -53,8 +72,12 @@ def _run(args: argparse.Namespace) -> int:
                 kwargs["sim_options"] = {"lockstep": "0"}
         return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
 
-    app = StimApp(connect, operator=args.operator, profiles_dir=args.profiles,
-                  expect_simulator=args.port is None)
+    app = StimApp(
+        connect,
+        operator=args.operator,
+        profiles_dir=args.profiles,
+        expect_simulator=args.port is None,
+    )
     try:
         result = app.run()
     finally:

@@ -77,8 +77,7 @@ def format_violation(v: Violation) -> str:
     elif v.actual is not None:
         figures = f" got {_show(v.actual)!r};" if isinstance(v.actual, str) else ""
     return (
-        f"  {v.severity:<7} {v.code} at {v.loc or '(profile)'}:{figures} {v.message}"
-        f" [{v.source}]"
+        f"  {v.severity:<7} {v.code} at {v.loc or '(profile)'}:{figures} {v.message} [{v.source}]"
     )
 
 

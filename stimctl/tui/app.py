@@ -71,8 +71,9 @@ class StimApp(App[int]):
         self._unsubscribe: list[Callable[[], None]] = []
         self._next_refresh = 0.0
         self._refresh_timer: Timer | None = None
-        self.set_reactive(StimApp.target_text,
-                          "SIMULATOR (starting)" if expect_simulator else "connecting…")
+        self.set_reactive(
+            StimApp.target_text, "SIMULATOR (starting)" if expect_simulator else "connecting…"
+        )
 
     def get_default_screen(self) -> SetupScreen:
         return SetupScreen()
@@ -135,18 +136,22 @@ class StimApp(App[int]):
             self.report = report
         else:
             self.loaded_ok = bool(self.report.ok)
-        self.log_event(f"profile {path.name}: {'valid' if self.report.ok else 'REFUSED'}"
-                       f" ({len(self.report.errors)} errors, {len(self.report.warnings)} warnings)")
+        self.log_event(
+            f"profile {path.name}: {'valid' if self.report.ok else 'REFUSED'}"
+            f" ({len(self.report.errors)} errors, {len(self.report.warnings)} warnings)"
+        )
         return ("" if self.report.ok else "Fix the errors in the profile; it cannot be armed."), (
-            not self.report.ok)
+            not self.report.ok
+        )
 
     def arm(self) -> None:
         """Worker body: ARM with the operator's explicit confirm (guards live in the controller)."""
         self.controller.arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
 
     # --- workers and messages from other threads --------------------------------------------
-    def call_device(self, requester: MessagePump, name: str, fn: Callable[..., Any],
-                    *args: Any, **kwargs: Any) -> None:
+    def call_device(
+        self, requester: MessagePump, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
         """Run a blocking controller call in a thread; the result comes back as DeviceCallDone."""
 
         def job() -> None:
@@ -181,10 +186,15 @@ class StimApp(App[int]):
         else:
             ctrl = self.controller = message.result
             device = ctrl.device
-            self.target_text = ("SIMULATOR: no patient output" if ctrl.is_simulator
-                                else f"DEVICE {getattr(device, 'serial', '')}")
-            self._unsubscribe = [ctrl.on_telemetry(self._telemetry_from_io),
-                                 ctrl.on_event(self._event_from_io)]
+            self.target_text = (
+                "SIMULATOR: no patient output"
+                if ctrl.is_simulator
+                else f"DEVICE {getattr(device, 'serial', '')}"
+            )
+            self._unsubscribe = [
+                ctrl.on_telemetry(self._telemetry_from_io),
+                ctrl.on_event(self._event_from_io),
+            ]
             self.state_text = self.live_state()
             self.log_event(f"connected to {ctrl.url} (firmware {getattr(device, 'firmware', '?')})")
         for screen in self.screen_stack:

@@ -51,8 +51,11 @@ class FaultScreen(StimScreen):
             title, details = self._content()
             yield Label(title, id="fault-title")
             yield Static(details, id="fault-details")
-            yield Label("Check the patient and the electrodes, then acknowledge. "
-                        "Impedance must be checked again before re-arming.", id="fault-advice")
+            yield Label(
+                "Check the patient and the electrodes, then acknowledge. "
+                "Impedance must be checked again before re-arming.",
+                id="fault-advice",
+            )
             with Center():
                 yield Button("Acknowledge  (Enter)", id="acknowledge", variant="error")
             yield Label("", id="notice", markup=False)
@@ -61,8 +64,11 @@ class FaultScreen(StimScreen):
         ctrl = self.stim.controller
         state = state_name(getattr(ctrl, "state", None))
         fault = getattr(ctrl, "fault", None)
-        title = "E-STOP: OUTPUT AT ZERO" if state == "ESTOP" or self.reason == "estop" else (
-            "FAULT: OUTPUT AT ZERO")
+        title = (
+            "E-STOP: OUTPUT AT ZERO"
+            if state == "ESTOP" or self.reason == "estop"
+            else ("FAULT: OUTPUT AT ZERO")
+        )
         when = self.stim.time_text(field(fault, "host_time"))
         return title, fault_table(fault, state, when)
 

@@ -28,8 +28,10 @@ def profile_table(profile: Any) -> Table:
     for ch in profile.channels:
         table.add_row(f"CH{ch.id}", f"{ch.anode} → {ch.cathode}  at {ch.amplitude_ma:g} mA")
     for i, ph in enumerate(profile.phases, 1):
-        table.add_row(f"Phase {i}", f"{ph.mode}  {ph.frequency_hz} Hz  {ph.pulse_width_us} µs  "
-                                    f"{clock(ph.duration_s)}")
+        table.add_row(
+            f"Phase {i}",
+            f"{ph.mode}  {ph.frequency_hz} Hz  {ph.pulse_width_us} µs  {clock(ph.duration_s)}",
+        )
     table.add_row("Duration", clock(profile.duration_s))
     return table
 
@@ -45,8 +47,13 @@ def impedance_table(profile: Any, readings: dict[int, Any] | None) -> Table:
             continue
         ok = bool(field(reading, "ok"))
         mark = Text("OK", style="bold green") if ok else Text("FAIL", style="bold red")
-        table.add_row(f"CH{ch.id}", f"{ch.anode} → {ch.cathode}", ohm(field(reading, "ohm")),
-                      str(field(reading, "status", "")), mark)
+        table.add_row(
+            f"CH{ch.id}",
+            f"{ch.anode} → {ch.cathode}",
+            ohm(field(reading, "ohm")),
+            str(field(reading, "status", "")),
+            mark,
+        )
     return table
 
 
@@ -76,8 +83,11 @@ class PreflightScreen(StimScreen):
                     yield Button("Check impedance  (I)", id="check-impedance", variant="primary")
                     yield Button("ARM…  (A)", id="arm", variant="warning", disabled=True)
                     yield Button("Back  (B)", id="back")
-                yield Label("Run the impedance check on every channel before arming.",
-                            id="notice", markup=False)
+                yield Label(
+                    "Run the impedance check on every channel before arming.",
+                    id="notice",
+                    markup=False,
+                )
                 yield EventLog(id="event-log")
 
     def on_mount(self) -> None:
@@ -89,7 +99,8 @@ class PreflightScreen(StimScreen):
 
     def _show_readings(self) -> None:
         self.query_one("#impedance", Static).update(
-            impedance_table(self.stim.profile, self.readings))
+            impedance_table(self.stim.profile, self.readings)
+        )
         self.query_one("#arm", Button).disabled = self.busy or not self.impedance_ok()
         self.query_one("#check-impedance", Button).disabled = self.busy
 
@@ -103,8 +114,11 @@ class PreflightScreen(StimScreen):
         self.query_one(DevicePanel).show_status(status)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {"check-impedance": self.action_impedance, "arm": self.action_arm,
-                   "back": self.action_back}
+        actions = {
+            "check-impedance": self.action_impedance,
+            "arm": self.action_arm,
+            "back": self.action_back,
+        }
         if event.button.id in actions:
             event.stop()
             actions[event.button.id]()
@@ -122,13 +136,16 @@ class PreflightScreen(StimScreen):
         if self.busy:
             return
         reason = self.stim.preflight_refusal() or (
-            None if self.impedance_ok() else "Impedance must pass on every channel first.")
+            None if self.impedance_ok() else "Impedance must pass on every channel first."
+        )
         if reason:
             self.say(reason, error=True)
             return
         profile = self.stim.profile
-        body = (f"{profile.name}\n{len(profile.channels)} channel(s); output stays at zero until "
-                f"START and then ramps up from zero.")
+        body = (
+            f"{profile.name}\n{len(profile.channels)} channel(s); output stays at zero until "
+            f"START and then ramps up from zero."
+        )
         if self.stim.report is not None and self.stim.report.warnings:
             body += f"\n{len(self.stim.report.warnings)} warning(s) acknowledged."
         self.app.push_screen(ConfirmModal("ARM the stimulator?", body, "ARM"), self._armed)
@@ -152,9 +169,12 @@ class PreflightScreen(StimScreen):
         if message.name == "impedance":
             if message.ok:
                 self.readings = dict(message.result)
-                self.say("Impedance OK on every channel: you may ARM." if self.impedance_ok()
-                         else "Impedance check FAILED: fix the electrodes and check again.",
-                         error=not self.impedance_ok())
+                self.say(
+                    "Impedance OK on every channel: you may ARM."
+                    if self.impedance_ok()
+                    else "Impedance check FAILED: fix the electrodes and check again.",
+                    error=not self.impedance_ok(),
+                )
             else:
                 self.say(f"Impedance check failed: {message.error}", error=True)
         elif message.name == "arm":

@@ -47,8 +47,7 @@ class RunScreen(StimScreen):
                 with Horizontal(id="run-head"):
                     yield Static("", id="phase-info")
                     yield Static("", id="time-info")
-                yield ProgressBar(total=max(profile.duration_s, 1.0), show_eta=False,
-                                  id="progress")
+                yield ProgressBar(total=max(profile.duration_s, 1.0), show_eta=False, id="progress")
                 with Vertical(id="channels"):
                     for ch in profile.channels:
                         yield ChannelRow(ch.id, f"{ch.anode}→{ch.cathode}")
@@ -57,8 +56,11 @@ class RunScreen(StimScreen):
                     yield Button("Pause  (P)", id="pause", disabled=True)
                     yield Button("STOP (ramp down)  (S)", id="stop", variant="warning")
                     yield Button("Note  (N)", id="note")
-                yield Label("ARMED: output is zero. Press F5 to START (ramps up from zero).",
-                            id="notice", markup=False)
+                yield Label(
+                    "ARMED: output is zero. Press F5 to START (ramps up from zero).",
+                    id="notice",
+                    markup=False,
+                )
                 yield EventLog(id="event-log")
             yield DevicePanel(id="device-panel")
 
@@ -84,10 +86,12 @@ class RunScreen(StimScreen):
         mode = field(status, "phase_mode") or "—"
         index, count = field(status, "phase_index", 0), field(status, "phase_count", 0)
         self.query_one("#phase-info", Static).update(
-            f"{state}   phase {min(index + 1, count) if count else '—'}/{count or '—'}: {mode}")
+            f"{state}   phase {min(index + 1, count) if count else '—'}/{count or '—'}: {mode}"
+        )
         elapsed, remaining = field(status, "elapsed_s"), field(status, "remaining_s")
         self.query_one("#time-info", Static).update(
-            f"elapsed {clock(elapsed)}   remaining {clock(remaining)}")
+            f"elapsed {clock(elapsed)}   remaining {clock(remaining)}"
+        )
         self.query_one("#progress", ProgressBar).update(progress=float(elapsed or 0.0))
         by_id = {field(c, "id"): c for c in field(status, "channels", ()) or ()}
         for row in self.rows:
@@ -107,8 +111,12 @@ class RunScreen(StimScreen):
 
     # --- actions ----------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        actions = {"start": self.action_start, "pause": self.action_pause,
-                   "stop": self.action_stop, "note": self.action_note}
+        actions = {
+            "start": self.action_start,
+            "pause": self.action_pause,
+            "stop": self.action_stop,
+            "note": self.action_note,
+        }
         if event.button.id in actions:
             event.stop()
             actions[event.button.id]()

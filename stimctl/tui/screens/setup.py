@@ -37,8 +37,9 @@ class SetupScreen(StimScreen):
         with Horizontal(id="setup-body"):
             yield DevicePanel(id="device-panel")
             with VerticalScroll(id="setup-main"):
-                yield Label("Profile (from the library, or type a path and press Enter)",
-                            classes="section")
+                yield Label(
+                    "Profile (from the library, or type a path and press Enter)", classes="section"
+                )
                 yield OptionList(id="profile-list")
                 yield Input(placeholder="path/to/profile.toml", id="profile-path")
                 yield Label("Patient", classes="section")
@@ -46,11 +47,18 @@ class SetupScreen(StimScreen):
                     for flag in PATIENT_FLAGS:
                         yield Checkbox(flag, id=f"flag-{flag}")
                 yield ValidationReport(id="report")
-                yield Checkbox("I have read the warnings above and accept them",
-                               id="ack-warnings", disabled=True)
+                yield Checkbox(
+                    "I have read the warnings above and accept them",
+                    id="ack-warnings",
+                    disabled=True,
+                )
                 with Vertical(id="setup-actions"):
-                    yield Button("Continue to preflight  (F5)", id="to-preflight",
-                                 variant="primary", disabled=True)
+                    yield Button(
+                        "Continue to preflight  (F5)",
+                        id="to-preflight",
+                        variant="primary",
+                        disabled=True,
+                    )
                     yield Label("", id="notice", markup=False)
 
     def on_mount(self) -> None:

@@ -20,22 +20,27 @@ def summary_renderable(summary: Any) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("Outcome", str(getattr(field(summary, "outcome"), "value",
-                                        field(summary, "outcome"))))
+    head.add_row(
+        "Outcome", str(getattr(field(summary, "outcome"), "value", field(summary, "outcome")))
+    )
     head.add_row("Delivered", clock(field(summary, "delivered_s")))
     head.add_row("Record", str(field(summary, "record_path") or "not recorded"))
     per = Table(expand=True, show_edge=False)
     for name in ("channel", "pulses", "charge (µC)"):
         per.add_column(name, justify="right" if name != "channel" else "left")
     channels = field(summary, "channels") or {}
-    items = channels.items() if isinstance(channels, dict) else (
-        (field(c, "id"), c) for c in channels)
+    items = (
+        channels.items() if isinstance(channels, dict) else ((field(c, "id"), c) for c in channels)
+    )
     for cid, ch in sorted(items, key=lambda item: item[0]):
-        per.add_row(f"CH{cid}", str(field(ch, "pulses", 0)),
-                    f"{float(field(ch, 'charge_uc', 0.0)):.1f}")
+        per.add_row(
+            f"CH{cid}", str(field(ch, "pulses", 0)), f"{float(field(ch, 'charge_uc', 0.0)):.1f}"
+        )
     faults = field(summary, "faults") or ()
-    lines = [Text(f"{field(f, 'code')}  CH{field(f, 'channel') or '-'}  "
-                  f"{field(f, 'message') or ''}") for f in faults] or [Text("no faults")]
+    lines = [
+        Text(f"{field(f, 'code')}  CH{field(f, 'channel') or '-'}  {field(f, 'message') or ''}")
+        for f in faults
+    ] or [Text("no faults")]
     return Group(head, Text(""), per, Text(""), Text("Faults", style="bold"), *lines)
 
 

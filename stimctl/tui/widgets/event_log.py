@@ -21,5 +21,5 @@ class EventLog(Log):
     def _catch_up(self, _count: int) -> None:
         lines: list[str] = getattr(self.app, "event_lines", [])
         if self._shown < len(lines):
-            self.write_lines(lines[self._shown:])
+            self.write_lines(lines[self._shown :])
             self._shown = len(lines)

@@ -18,8 +18,10 @@ def verdict(report: Any) -> tuple[str, str]:
         return "No profile selected.", "neutral"
     errors, warnings = len(report.errors), len(report.warnings)
     if errors:
-        return (f"{errors} error(s), {warnings} warning(s): this profile CANNOT be armed.",
-                "refused")
+        return (
+            f"{errors} error(s), {warnings} warning(s): this profile CANNOT be armed.",
+            "refused",
+        )
     if warnings:
         return f"Valid with {warnings} warning(s): acknowledge them to continue.", "warned"
     return "Valid: no violations.", "valid"
@@ -50,8 +52,12 @@ class ValidationReport(Static):
         table.add_column("explanation", ratio=1)
         ordered = sorted(report.violations, key=lambda v: (v.severity != "error", v.code))
         for v in ordered:
-            sev = Text("ERR", style="bold red") if v.severity == "error" else Text(
-                "WARN", style="bold yellow")
-            table.add_row(sev, v.code, v.loc or "(profile)", value(v.limit), value(v.actual),
-                          v.message)
+            sev = (
+                Text("ERR", style="bold red")
+                if v.severity == "error"
+                else Text("WARN", style="bold yellow")
+            )
+            table.add_row(
+                sev, v.code, v.loc or "(profile)", value(v.limit), value(v.actual), v.message
+            )
         self.update(Group(head, table))
