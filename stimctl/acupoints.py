@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, get_args
 
 __all__ = [
     "MERIDIANS",
@@ -57,20 +57,7 @@ Region = Literal[
     "upper_limb",
     "lower_limb",
 ]
-REGIONS: tuple[str, ...] = (
-    "head",
-    "face",
-    "eye",
-    "anterior_neck",
-    "posterior_neck",
-    "chest",
-    "abdomen",
-    "upper_back",
-    "lower_back",
-    "sacral",
-    "upper_limb",
-    "lower_limb",
-)
+REGIONS: tuple[str, ...] = get_args(Region)
 
 #: Canonical WHO meridian code -> number of points, in the WHO order.
 MERIDIANS: dict[str, int] = {
