@@ -37,15 +37,25 @@ def parse_impedance(text: str) -> tuple[float, ...]:
     return values
 
 
+def parse_flag(text: str) -> bool:
+    """``1 true yes on`` (or empty) / ``0 false no off``; ValueError for anything else."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1/0 (true/false, yes/no, on/off), got {text!r}")
+
+
 def apply_option(opts: SimOptions, name: str, value: str) -> None:
     """Apply one named option (URL parameter or CLI flag, same names); ValueError when bad."""
     cfg = opts.config
     if name == "channels":
         cfg.limits = replace(cfg.limits, channels=int(value))
     elif name == "virtual":
-        opts.virtual = value.lower() in ("1", "true", "yes", "on", "")
+        opts.virtual = parse_flag(value)
     elif name == "lockstep":
-        opts.lockstep = value.lower() in ("1", "true", "yes", "on", "")
+        opts.lockstep = parse_flag(value)
         opts.virtual = opts.virtual or opts.lockstep
     elif name == "speed":
         opts.speed = float(value)

@@ -34,8 +34,9 @@ def simulator_url(speed: float | None, options: Mapping[str, str] | None = None)
     options = {str(k): str(v) for k, v in (options or {}).items()}
     if speed is not None and math.isinf(speed):
         params["virtual"] = "1"
-        if options.pop("lockstep", "1").lower() not in ("0", "false", "no", "off"):
-            params["lockstep"] = "1"
+        lockstep = options.pop("lockstep", "1")
+        if lockstep.strip().lower() not in ("0", "false", "no", "off"):
+            params["lockstep"] = lockstep  # the simulator refuses a value it does not know
     elif speed is not None and speed != 1:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")

@@ -13,7 +13,7 @@ from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
 from stimctl.envelope import SafetyEnvelope
-from stimctl.errors import CommandRejected, InterlockError, ProtocolMismatch
+from stimctl.errors import CommandRejected, InterlockError, LinkError, ProtocolMismatch
 from stimctl.protocol import EStop, FrameDecoder, Start
 from stimctl.record import verify
 from stimctl.status import Event, HostState, Outcome, Status
@@ -318,3 +318,8 @@ def test_the_record_shows_the_host_connecting(ctl: Controller, tmp_path: Path) -
     lines = [json.loads(x) for x in (tmp_path / "session.jsonl").read_text().splitlines()]
     host = [line["data"] for line in lines if line["kind"] == "state" and "cause" in line["data"]]
     assert host[0] == {"from": "DISCONNECTED", "to": "IDLE", "cause": "connected"}
+
+
+def test_a_bad_lockstep_option_is_refused_by_name() -> None:
+    with pytest.raises(LinkError, match="bad value 'maybe' for 'lockstep'"):
+        Controller.connect(None, speed=math.inf, sim_options={"lockstep": "maybe"})
