@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stimctl.errors import StimctlError
+from stimctl.host.errors import StimctlError
 
 __all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "sim_args"]
 

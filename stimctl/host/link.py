@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import serial
 
-from stimctl.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
 from stimctl.protocol import (
     CATALOGUE_HASH,
     PROTOCOL_VERSION,
