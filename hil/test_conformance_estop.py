@@ -43,7 +43,7 @@ def test_estop_latches_estop_from_any_state(device_link: DeviceLink, state: Stat
 def test_an_estop_frame_of_any_form_latches_estop(
     device_link: DeviceLink, payload: bytes, version_offset: int
 ) -> None:
-    """docs/PROTOCOL.md: a CRC-valid frame of type ESTOP is obeyed whatever its length or version."""
+    """docs/PROTOCOL.md: a CRC-valid ESTOP frame is obeyed whatever its length or version."""
     device_link.enter(State.RUNNING)
     since = device_link.mark()
     seq = device_link.next_seq()
