@@ -166,6 +166,7 @@ def _start(dev: Device, msg: Start) -> Answer:
     if verdict is not None:
         return verdict, dev.armed_mask
     dev.apply_state(Event.START)
+    dev.reramp_rate_na_per_s = 0  # START ramps from zero by the slew ceiling and the blocks
     if dev.first_start_tick is None:
         dev.first_start_tick = dev.tick_count
     dev.output_stage.zero_accumulators()
@@ -182,6 +183,8 @@ def _pause(dev: Device, msg: Pause) -> Answer:
 
 def _resume(dev: Device, msg: Resume) -> Answer:
     dev.apply_state(Event.RESUME)
+    dev.reramp_rate_na_per_s = msg.ramp_na_per_s
+    dev.reramp_from_tick = dev.tick_count
     dev.configure_outputs()
     return None
 
