@@ -15,7 +15,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -169,6 +171,12 @@ class Phase(_Strict):
                 f"exceeds {what} ({window:g} s)",
             )
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Keys that do not apply are left out, not written as null: the dump reads back as
+        TOML (no null there) and as JSON (null refused, to accept what TOML accepts)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     @property
     def variants(self) -> tuple[tuple[float, float], ...]:
