@@ -22,7 +22,8 @@ WHO = "WHO Standard Acupuncture Point Locations (2008)"
 CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
 POLICY = "stimctl policy"
 PROTOCOL = "docs/PROTOCOL.md (BLOCK: frequency in 0.1 Hz, pulse width in 1 us, u16; 1 ms tick)"
-#: Why channels sharing a needle are summed (issue 10): every channel's pulses start together.
+#: Per-electrode rules also judge each shared site: every channel's pulses start together
+#: (docs/PROTOCOL.md, "Output and timing"), so the channels on one needle add up there.
 SITE_SUM = "per electrode site: the coincident sum of every channel using it"
 
 
