@@ -66,20 +66,20 @@ _RULES = (
         "more channels than the envelope (or the device) allows, or a channel id above that",
     ),
     Rule(
-        "channel-same-pair",
-        "error",
-        None,
-        "",
-        f"{POLICY}: one electrode pair, one channel ({IEC}: current density per electrode)",
-        "two channels on the same pair of sites (either way round)",
-    ),
-    Rule(
         "amplitude-max",
         "error",
         "max_amplitude_ma",
         "mA",
         f"{CLINICAL}; {IEC} (outputs over 10 mA must be declared)",
         f"peak amplitude above max, per channel and {SITE_SUM}",
+    ),
+    Rule(
+        "channel-same-pair",
+        "error",
+        None,
+        "",
+        f"{POLICY}: one electrode pair, one channel ({IEC}: current density per electrode)",
+        "two channels on the same pair of sites (either way round)",
     ),
     Rule(
         "pulse-width-range",
@@ -96,6 +96,16 @@ _RULES = (
         "Hz",
         CLINICAL,
         "frequency outside the range, or too high for the pulse to fit in its period",
+    ),
+    Rule(
+        "device-resolution",
+        "error",
+        None,
+        "",
+        PROTOCOL,
+        "a value the device cannot be sent as written: pulse width not a whole us, frequency not"
+        " a multiple of 0.1 Hz, above the u16 fields, or a time (duration, switch, on, off)"
+        " under 1 ms",
     ),
     Rule(
         "phase-charge-max",
@@ -136,16 +146,6 @@ _RULES = (
         "W/cm2",
         FDA,
         f"average power into 500 ohm per needle area at or above max, per channel and {SITE_SUM}",
-    ),
-    Rule(
-        "device-resolution",
-        "error",
-        None,
-        "",
-        PROTOCOL,
-        "a value the device cannot be sent as written: pulse width not a whole us, frequency not"
-        " a multiple of 0.1 Hz, above the u16 fields, or a time (duration, switch, on, off)"
-        " under 1 ms",
     ),
     Rule(
         "duration-max",

@@ -92,7 +92,7 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 "path-contralateral",
                 f"channels[{i}]",
                 f"{pair} crosses the body midline"
-                + (f" (both on the {segment_of(anode).split()[-1]})" if lower else ""),
+                + (f" (both on the {_lower_part(anode)})" if lower else ""),
                 None,
                 pair,
                 "warning" if lower else None,
@@ -114,6 +114,10 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 None,
                 pair,
             )
+
+
+def _lower_part(site: acupoints.Site) -> str:
+    return "lower trunk" if segment_of(site) == "lower trunk" else "legs"
 
 
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
