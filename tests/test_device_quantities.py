@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -13,10 +15,13 @@ from hypothesis import strategies as st
 
 from stimctl import SafetyEnvelope, validate_profile
 from stimctl.cli import main
+from stimctl.host.errors import InterlockError
 from stimctl.host.guard import check_block
+from stimctl.host.plateau import check_plateau
 from stimctl.host.schedule import compile_schedule
+from stimctl.host.session import Session
 from stimctl.protocol import Block, ChannelSetting
-from stimctl.rules.profile import parse_profile
+from stimctl.rules.profile import Profile, parse_profile
 from stimctl.rules.validation import validate_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +250,32 @@ def test_every_library_profile_reads_the_same_as_json(path: Path) -> None:
     as_json = validate_bytes(json.dumps(tomllib.loads(path.read_text())).encode(), "json")
     assert as_toml.profile == as_json.profile and as_toml.violations == as_json.violations
     assert not math.isnan(as_json.profile.duration_s)  # type: ignore[union-attr]
+
+
+# --- live changes see the shared sites too ------------------------------------------------------
+
+
+def _two_on_st36(amplitude_ma: float) -> Profile:
+    data = _data(amplitude_ma)
+    data["channels"].append(
+        {"id": 2, "anode": "ST36-L", "cathode": "SP6-L", "amplitude_ma": amplitude_ma}
+    )
+    return parse_profile(data)
+
+
+def test_adjust_is_refused_when_the_shared_needle_would_pass_the_limit() -> None:
+    profile = _two_on_st36(4.95)
+    check_plateau(profile, 1, 5.05, validate_profile)  # 10.0 mA at ST36-L: at the limit
+    with pytest.raises(InterlockError, match=r"amplitude-max at site\[ST36-L\]\.channels\[0,1\]"):
+        check_plateau(profile, 1, 5.2, validate_profile)
+
+
+def test_the_session_guard_knows_the_loaded_profile_s_shared_sites() -> None:
+    profile = _two_on_st36(3.5)
+    connection = SimpleNamespace(envelope=SafetyEnvelope())
+    session = Session(threading.Condition(), connection, None, None)  # type: ignore[arg-type]
+    session.load(profile, compile_schedule(profile))
+    session.gain = {1: 1000, 2: 1000}
+    assert session.shared_sites == {"ST36-L": (1, 2)}
+    why = session.guard(_block((3500, 20, 1000), (3500, 20, 1000)))
+    assert why is not None and "site ST36-L (channels 1, 2): 7 uC per phase" in why
