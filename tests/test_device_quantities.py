@@ -180,6 +180,10 @@ def test_run_refuses_a_channel_the_simulator_does_not_have_at_load(
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     assert "channel-count-max at channels[1].id" in err
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert "refused" in {line["kind"] for line in lines}  # refused at LOAD, before any command
+    commands = {line["data"]["name"] for line in lines if line["kind"] == "command"}
+    assert commands == {"GOODBYE"}  # no IMPEDANCE_CHECK, ARM or START
 
 
 def test_run_refuses_a_switch_under_the_device_tick_without_a_traceback(
