@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from stimctl.host.plateau import reramp_na_per_s
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, load_profile, parse_profile
 from stimctl.rules.validation import validate_profile
@@ -75,6 +74,8 @@ def test_the_re_ramp_pace_takes_the_weakest_channel_and_never_exceeds_the_policy
 
 
 def test_the_wire_rate_is_rounded_down_and_never_zero() -> None:
+    from stimctl.host.plateau import reramp_na_per_s  # host side of RESUME(ramp_na_per_s)
+
     assert reramp_na_per_s(0.05) == 50_000
     assert reramp_na_per_s(1e-12) == 1
     assert reramp_na_per_s(0.0699999999) == 69_999
