@@ -79,3 +79,15 @@ def test_the_wire_rate_is_rounded_down_and_never_zero() -> None:
     assert reramp_na_per_s(0.05) == 50_000
     assert reramp_na_per_s(1e-12) == 1
     assert reramp_na_per_s(0.0699999999) == 69_999
+
+
+def test_adjust_judges_the_default_window_edges_as_compiled() -> None:
+    """A gain steepens the compiled edges: default edges (exactly at the limit) leave no headroom
+    for +; a written window_ramp_s with room allows it."""
+    from stimctl.host.errors import InterlockError
+    from stimctl.host.plateau import check_plateau
+
+    tight = profile(intermittent())  # 1 mA: default edges 0.5 s at 2 mA/s
+    with pytest.raises(InterlockError, match=r"ramp-rate-max at phases\[0\]\.window_ramp_s"):
+        check_plateau(tight, 1, 1.1, validate_profile, 2.0)
+    check_plateau(profile(intermittent(window_ramp_s=1.0)), 1, 1.1, validate_profile, 2.0)

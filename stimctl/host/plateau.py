@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from stimctl.host.errors import InterlockError
 from stimctl.protocol import GAIN_UNITY
+from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile
 from stimctl.rules.violations import Report
 
@@ -42,12 +43,14 @@ def check_plateau(
     channel: int,
     target_ma: float,
     validate: Callable[[Profile], Report],
-    max_ramp_rate_ma_per_s: float,
+    max_ramp_rate_ma_per_s: float | None = None,
 ) -> None:
     """InterlockError if the channel at ``target_ma`` is above twice the prescription or breaks
     a rule ``validate`` checks (amplitude, charge, r.m.s., density, ramp rate); zero is always
     allowed. The on-window edges are judged as compiled (their default taken from the
-    prescription), since a gain steepens every ramp of the stream."""
+    prescription at ``max_ramp_rate_ma_per_s``, the default envelope's when None), since a gain
+    steepens every ramp of the stream."""
+    rate = max_ramp_rate_ma_per_s or SafetyEnvelope().max_ramp_rate_ma_per_s
     base = prescribed_ma(profile, channel)
     if target_ma / base * GAIN_UNITY > 2 * GAIN_UNITY:
         raise InterlockError(
@@ -59,7 +62,7 @@ def check_plateau(
     channels = [c.model_copy(update={"amplitude_ma": target_ma}) if c.id == channel else c
                 for c in profile.channels]  # fmt: skip
     phases = [
-        p.model_copy(update={"window_ramp_s": profile.window_ramp_s(j, max_ramp_rate_ma_per_s)})
+        p.model_copy(update={"window_ramp_s": profile.window_ramp_s(j, rate)})
         if p.mode == "intermittent" else p
         for j, p in enumerate(profile.phases)
     ]  # fmt: skip
