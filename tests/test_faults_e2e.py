@@ -11,7 +11,7 @@ import pytest
 
 from stimctl.cli import main
 from stimctl.controller import Controller
-from stimctl.host.record import verify
+from stimctl.host.verification import verify
 from stimctl.host.status import HostState, Outcome
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from stimctl.cli import main
-from stimctl.host.record import summarise, verify
+from stimctl.host.record import summarise
+from stimctl.host.verification import verify
 from stimctl.host.schedule import compile_schedule
 from stimctl.host.simprocess import SimulatorProcess
 from stimctl.rules.profile import load_profile
