@@ -124,7 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             record = new_record_path(profile_path.stem)
         except OSError as error:
-            _say(f"refused: cannot create the records folder: {error.strerror or error}")
+            folder = error.filename or "records"
+            why = "it is a file" if Path(folder).is_file() else error.strerror or error
+            _say(f"refused: cannot create the records folder {folder}: {why}")
             return EXIT_REFUSED
     operator = args.operator if args.operator is not None else _user()
     return _session(args, profile_path, record, operator, patient, envelope, speed, sim_options)
@@ -217,26 +219,26 @@ def _session(
             if ctl.record_failure is not None and code != EXIT_REFUSED:
                 code = EXIT_FAULT  # a session whose record failed ends as a fault
             ctl.close(exit_code=code)
-            code = _record_outcome(ctl, code)
+            code = record_outcome(ctl, code)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
 
 
-def _record_outcome(ctl: Controller, code: int) -> int:
-    """Say where the record is, its anchor, and (if it failed) where its lines went; the exit
-    code, EXIT_FAULT if the record failed after ARM (while closing, too)."""
+def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:
+    """After ``close``: say where the record is, its anchor, and (if it failed) where its lines
+    went; the exit code, EXIT_FAULT if the record failed after ARM (while closing, too)."""
     from stimctl.host.verification import short_anchor
 
     path, anchor, rescue = ctl.record_path, ctl.record_anchor, ctl.record_rescue
     if path is None:
         return code
     if ctl.record_failure is not None:
-        _say(f"RECORD FAILED: {ctl.record_failure}")
+        print(f"{prog}: RECORD FAILED: {ctl.record_failure}", file=sys.stderr)
         if code != EXIT_REFUSED:
             code = EXIT_FAULT
     if rescue is not None:
-        _say(rescue.text())
+        print(f"{prog}: {rescue.text()}", file=sys.stderr)
     print(f"record: {path}", file=sys.stderr)
     if anchor is not None:
         check = f"stimctl record verify {path} --expect {short_anchor(anchor)}"

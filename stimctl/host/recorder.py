@@ -122,9 +122,8 @@ class Recorder:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RecordFailed(
-                f"cannot create the records folder {path.parent}: {_why(exc)}"
-            ) from None
+            why = "it is a file" if path.parent.is_file() else _why(exc)
+            raise RecordFailed(f"cannot create the records folder {path.parent}: {why}") from None
         try:
             self._record = SessionRecord(path, key)
         except FileExistsError as exc:
