@@ -27,7 +27,12 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "profiles" / "short-demo.toml"
-RUNNING = b'"device_to":"RUNNING"'
+
+
+def at_plateau(line: bytes) -> bool:
+    """A telemetry line 20 s into the demo (the ramp up is 5 s): output is at its plateau."""
+    entry = json.loads(line)
+    return entry["kind"] == "telemetry" and entry["data"]["elapsed_s"] >= 20
 
 
 def run(record: Path, *extra: str) -> int:
@@ -264,10 +269,10 @@ def test_the_exit_code_table_is_the_one_the_help_and_the_docs_show(capsys) -> No
 
 class FailingDisk:
     """Stands in for the record writer's write (or fsync): fails with ``code`` from the write
-    after the line containing ``after`` (None: from the first), the first failing write torn
+    after the line ``after`` picks (None: from the first), the first failing write torn
     half-way through, as a disk that fills mid-line does."""
 
-    def __init__(self, code: int, after: bytes | None = None) -> None:
+    def __init__(self, code: int, after: Callable[[bytes], bool] | None = None) -> None:
         self.code, self.after = code, after
         self.failing = after is None
         self.torn = False
@@ -279,7 +284,7 @@ class FailingDisk:
                 self.torn = True
                 return os.write(fd, chunk[: len(chunk) // 2])
             raise OSError(self.code, os.strerror(self.code))
-        if self.after is not None and self.after in chunk:
+        if self.after is not None and self.after(chunk):
             self.failing = True
         return os.write(fd, chunk)
 
@@ -288,11 +293,11 @@ class FailingDisk:
             raise OSError(self.code, os.strerror(self.code))
         os.fsync(fd)
 
-    def arm_fsync(self, line_has: bytes) -> Callable[[int, Any], int]:
-        """A write that arms ``fsync`` failures after the line containing ``line_has``."""
+    def arm_fsync(self, after: Callable[[bytes], bool]) -> Callable[[int, Any], int]:
+        """A write that arms ``fsync`` failures after the line ``after`` picks."""
 
         def write(fd: int, data: Any) -> int:
-            if line_has in bytes(data):
+            if after(bytes(data)):
                 self.failing = True
             return os.write(fd, data)
 
@@ -323,7 +328,7 @@ def test_a_full_disk_from_the_start_refuses_with_exit_1_and_nothing_armed(
 def test_a_write_failing_mid_session_ramps_down_and_the_rescue_holds_every_line(
     code, tmp_path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setattr("stimctl.host.record._write", FailingDisk(code, after=RUNNING).write)
+    monkeypatch.setattr("stimctl.host.record._write", FailingDisk(code, after=at_plateau).write)
     record = tmp_path / "r.jsonl"
     assert run(record) == 3
     err = capsys.readouterr().err
@@ -339,6 +344,11 @@ def test_a_write_failing_mid_session_ramps_down_and_the_rescue_holds_every_line(
     currents = [e["data"]["channels"][0]["set_ua"] for e in lines
                 if e["kind"] == "telemetry" and e["data"]["state"] == "STOPPING"]  # fmt: skip
     assert currents == sorted(currents, reverse=True) and len(set(currents)) > 2  # a ramp
+    assert currents[0] > 0  # from the plateau down, until the device is back at rest:
+    assert [e["data"].get("device_to") for e in lines if e["kind"] == "state"][-2:] == [
+        "STOPPING",
+        "IDLE",
+    ]
     assert lines[-1]["data"] == {"exit_code": 3, "outcome": "FAULT"}
 
 
@@ -347,7 +357,7 @@ def test_an_fsync_failing_mid_session_rescues_the_lines_it_could_not_make_sure_o
 ) -> None:
     disk = FailingDisk(errno.EIO, after=None)
     disk.failing = False
-    monkeypatch.setattr("stimctl.host.record._write", disk.arm_fsync(RUNNING))
+    monkeypatch.setattr("stimctl.host.record._write", disk.arm_fsync(at_plateau))
     monkeypatch.setattr("stimctl.host.record._fsync", disk.fsync)
     record = tmp_path / "r.jsonl"
     assert run(record) == 3
