@@ -15,16 +15,16 @@ import platform
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from stimctl.host.errors import RecordFailed
 from stimctl.host.record import SessionRecord
 from stimctl.host.recordkey import rescue_dir, writing_key
+from stimctl.host.status import Rescue
 from stimctl.protocol import CATALOGUE_HASH, PROTOCOL_VERSION
 
-__all__ = ["Recorder", "Rescue", "rescue_lines", "versions"]
+__all__ = ["Recorder", "rescue_lines", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -45,21 +45,6 @@ def versions() -> dict[str, str]:
 
 def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
-
-
-@dataclass(frozen=True, slots=True)
-class Rescue:
-    """Where a failed record's unwritten lines went: a file, or standard error (path None)."""
-
-    lines: int
-    path: Path | None
-    tried: tuple[str, ...] = ()  # the places that failed first, each with why
-
-    def text(self) -> str:
-        """One line for the operator."""
-        where = str(self.path) if self.path is not None else "standard error (above)"
-        failed = f" ({'; '.join(self.tried)})" if self.tried else ""
-        return f"{self.lines} unwritten record line(s) rescued to {where}{failed}"
 
 
 def _write_new(path: Path, lines: Sequence[bytes]) -> None:
