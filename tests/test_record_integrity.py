@@ -21,7 +21,7 @@ import pytest
 from stimctl.cli import main
 from stimctl.host.recorder import rescue_lines
 from stimctl.host.recordkey import KEY_ENV, RecordKey, site_key_path
-from stimctl.host.verification import VERIFY_EXITS, VerifyExit, short_anchor, verify
+from stimctl.host.verification import VERIFY_EXITS, Anchored, VerifyExit, short_anchor, verify
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -466,3 +466,31 @@ def test_a_real_tmpfs_full_from_the_start_or_filling_mid_session(
     assert verify(tmp_path / "r.jsonl", rescue=rescue).ok
     kinds = [e["kind"] for e in entries(rescue.read_bytes())]
     assert kinds[-1] == "end" and ("fault" in kinds) == (expected == 3)
+
+
+def test_an_outside_anchor_gets_the_session_id_and_final_tag_and_can_refuse(records) -> None:
+    record, _ = records
+    seen: list[Anchored] = []
+
+    def database(found: Anchored) -> tuple[bool, str]:  # what the clinic database will plug in
+        seen.append(found)
+        return False, "database anchor for this session is 000000000000"
+
+    result = verify(record, anchors=[database])
+    opening, end = entries(record.read_bytes())[0], entries(record.read_bytes())[-1]
+    assert seen[0].session_id == opening["data"]["session_id"] and seen[0].final == end["tag"]
+    assert result.exit is VerifyExit.BAD and "database anchor" in result.reason
+
+
+def test_a_key_file_that_others_may_read_is_refused(tmp_path, capsys) -> None:
+    key = tmp_path / "keys" / "open.key"
+    key.parent.mkdir()
+    key.write_text(os.urandom(32).hex())
+    key.chmod(0o644)
+    assert run(tmp_path / "records" / "r.jsonl", "--key", str(key)) == 1
+    assert "mode 0644" in capsys.readouterr().err
+
+
+def test_verify_with_a_missing_key_file_is_a_usage_error(records, tmp_path, capsys) -> None:
+    assert main(["record", "verify", str(records[0]), "--key", str(tmp_path / "no.key")]) == 2
+    assert "no.key" in capsys.readouterr().err
