@@ -10,6 +10,7 @@ No line is dropped silently.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
@@ -25,6 +26,8 @@ from stimctl.host.status import Rescue
 from stimctl.protocol import CATALOGUE_HASH, PROTOCOL_VERSION
 
 __all__ = ["Recorder", "rescue_lines", "versions"]
+
+log = logging.getLogger(__name__)
 
 
 def versions() -> dict[str, str]:
@@ -161,7 +164,11 @@ class Recorder:
         rec = self._record
         if rec is None or rec.closed:
             return
-        rec.append(kind, data, durable=durable)
+        try:
+            rec.append(kind, data, durable=durable)
+        except ValueError as exc:  # closed meanwhile by another thread: after its end line
+            log.warning("record %s: %s", kind, exc)
+            return
         if rec.failure is not None and self._on_failure is not None and not self._notifying:
             self._notifying = True
             try:
