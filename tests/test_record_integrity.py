@@ -494,3 +494,19 @@ def test_a_key_file_that_others_may_read_is_refused(tmp_path, capsys) -> None:
 def test_verify_with_a_missing_key_file_is_a_usage_error(records, tmp_path, capsys) -> None:
     assert main(["record", "verify", str(records[0]), "--key", str(tmp_path / "no.key")]) == 2
     assert "no.key" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not _private_tmpfs_works(), reason="no private mount namespace (unshare -rm)")
+def test_a_real_read_only_folder_is_one_line_even_for_root(tmp_path) -> None:
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    script = (
+        f"mount -t tmpfs -o ro,size=64k tmpfs {disk} && "
+        f'"{sys.executable}" -m stimctl run {DEMO} --yes --speed 20 --record {disk}/r.jsonl; '
+        "echo EXIT $?"
+    )
+    done = subprocess.run(
+        [UNSHARE, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=110
+    )
+    assert "EXIT 1" in done.stdout, done.stderr
+    assert done.stderr.count("\n") == 1 and "Read-only file system" in done.stderr
