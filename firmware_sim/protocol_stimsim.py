@@ -43,6 +43,7 @@ host. A host that never waits (a UI) should use plain ``virtual=1``.
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,9 +51,10 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout, to_bytes
 
-from firmware_sim.clock import RealClock
+from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.control import ControlServer
 from firmware_sim.device import Device
+from firmware_sim.fastpath import quiet_horizon
 from firmware_sim.options import URL_PARAMETERS, SimOptions, apply_option
 
 URL_SPIN_US = 300
@@ -93,6 +95,7 @@ class Serial(SerialBase):
         self.lock = threading.RLock()
         self._data = threading.Condition(self.lock)
         self._stop = threading.Event()
+        self._kick = threading.Event()  # a write woke the tick thread
         self._thread: threading.Thread | None = None
         self._control: ControlServer | None = None
         self._cancel = False
@@ -110,11 +113,12 @@ class Serial(SerialBase):
         self.device = Device(opts.config, clock)
         self._stop.clear()
         if opts.control:
-            self._control = ControlServer(opts.control, self.device, self.lock)
+            self._control = ControlServer(opts.control, self.device, self.lock, self._kick.set)
         if isinstance(clock, RealClock):
             self._thread = threading.Thread(
-                target=clock.run, args=(self._step, self._stop), name="stimsim-ticks", daemon=True
-            )
+                target=clock.run, args=(self._step, self._stop), name="stimsim-ticks",
+                kwargs={"quiet": self._quiet, "wait": self._wait}, daemon=True,
+            )  # fmt: skip
             self._thread.start()
         self.is_open = True
 
@@ -125,10 +129,25 @@ class Serial(SerialBase):
             if self.device.tx_pending:
                 self._data.notify_all()
 
+    def _quiet(self) -> int:
+        with self.lock:
+            assert self.device is not None
+            return quiet_horizon(self.device)
+
+    def _wait(self, timeout: float) -> bool:
+        """The tick thread's sleep: cut short by a write (the device may have work due now)."""
+        if self._kick.wait(timeout) if timeout > 0 else self._kick.is_set():
+            self._kick.clear()
+            return True
+        if timeout <= 0:
+            time.sleep(0)
+        return False
+
     def close(self) -> None:
         if self.is_open:
             self.is_open = False
             self._stop.set()
+            self._kick.set()
             if self._thread is not None:
                 self._thread.join(timeout=2)
                 self._thread = None
@@ -201,6 +220,12 @@ class Serial(SerialBase):
         payload = to_bytes(data)
         with self.lock:
             dev.receive(payload)
+            if not self.virtual:  # real time: the receive interrupt, on the writer's thread
+                dev.service_rx()
+                if dev.tx_pending:
+                    self._data.notify_all()
+        if not self.virtual:
+            self._kick.set()
         return len(payload)
 
     def read(self, size: int = 1) -> bytes:
@@ -241,7 +266,34 @@ class Serial(SerialBase):
                     budget = min(budget, deadline - dev.tick_count)
                     if budget <= 0:
                         break
+                allowed = self._paced(dev, wall)
+                if allowed is not None:
+                    if allowed < 0:
+                        break  # paced, and the read's time is over
+                    if allowed == 0:
+                        continue  # paced: waited (wall time) for the clock; look again
+                    budget = min(budget, allowed)
                 dev.run_until_output(budget)
+
+    def _paced(self, dev: Device, wall: Timeout) -> int | None:
+        """``speed=N`` on the virtual clock: how many ticks device time may run now (at most N
+        x wall time); None when unpaced. With none allowed, wait for one (at most the read's
+        time left; the caller holds ``self.lock``, released meanwhile) and return 0; -1 when the
+        read's time is over."""
+        clock = dev.clock
+        if not isinstance(clock, VirtualClock) or clock.pace is None:
+            return None
+        allowed = clock.allowed_ticks(dev.tick_count)
+        assert allowed is not None
+        if allowed > 0:
+            return allowed
+        pause = clock.seconds_until(dev.tick_count + 1)
+        if self._timeout is not None:
+            if wall.expired():
+                return -1
+            pause = min(pause, wall.time_left())
+        self._data.wait(max(pause, 0.0005))
+        return 0
 
     def cancel_read(self) -> None:
         self._cancel = True
