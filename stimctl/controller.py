@@ -36,6 +36,7 @@ from stimctl.host.preparation import (
 )
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
+from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
 from stimctl.host.status import (
     DeviceSummary,
     Event,
@@ -62,7 +63,7 @@ from stimctl.rules.profile import Profile, ProfileError, load_profile
 from stimctl.rules.validation import check_patient, validate_profile
 from stimctl.rules.violations import Report
 
-__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
+__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "MAX_SIM_SPEED", "SIM_URL", "Controller"]
 
 
 class Controller:
@@ -118,14 +119,14 @@ class Controller:
         if url is not None and (speed is not None or sim_options):
             raise ValueError("speed and sim_options are for the embedded simulator only")
         ctl = cls(envelope=envelope, operator=operator, patient=patient)
-        ctl.connection.choose_port(url, speed, sim_options)
-        if record is not None:
-            ctl.recorder.open(Path(record))
-            ctl.recorder.write("session", {
-                "operator": ctl.operator, "patient": sorted(ctl.patient), "url": ctl.url,
-                "simulator": ctl.is_simulator, "versions": versions(),
-            })  # fmt: skip
-        try:
+        try:  # every way out of here leaves nothing behind (simulator process, port, record)
+            ctl.connection.choose_port(url, speed, sim_options)
+            if record is not None:
+                ctl.recorder.open(Path(record))
+                ctl.recorder.write("session", {
+                    "operator": ctl.operator, "patient": sorted(ctl.patient), "url": ctl.url,
+                    "simulator": ctl.is_simulator, "versions": versions(),
+                })  # fmt: skip
             ctl._open_link(timeout)
         except BaseException:
             ctl.close()

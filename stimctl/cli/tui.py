@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 
@@ -31,10 +30,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--speed",
-        metavar="N",
-        type=float,
+        metavar="N|max",
         default=None,
-        help="simulator only: N times real time ('inf' = virtual clock)",
+        help="simulator only: N times real time (0 < N <= 1000), or max; the virtual clock,"
+        " device time at most N x wall time",
     )
     parser.add_argument(
         "--record",
@@ -47,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.cli.run import parse_speed
     from stimctl.controller import Controller
     from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
@@ -54,9 +54,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.port is not None and args.speed is not None:
         print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
         return 2
-    speed = args.speed
-    if speed is not None and not math.isfinite(speed):
-        speed = math.inf
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as error:
+        print(f"stimctl tui: {error}")
+        return 2
     record = Path(args.record) if args.record else Path("records")
     if record.is_dir() or not args.record:
         record = new_record_path("tui", record)  # every session of the UI is recorded
@@ -68,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         kwargs: dict[str, object] = {"operator": args.operator, "record": record}
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
-            if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
+            if speed != 1:  # the virtual clock; the UI never waits for the device: free-running
                 kwargs["sim_options"] = {"lockstep": "0"}
         return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
 
@@ -77,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         operator=args.operator,
         profiles_dir=args.profiles,
         expect_simulator=args.port is None,
+        handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
     )
     try:
         result = app.run()

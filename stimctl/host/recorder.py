@@ -46,12 +46,15 @@ class Recorder:
         self._record: SessionRecord | None = None
 
     def open(self, path: Path) -> None:
-        """Create the record (never over an existing file); StimctlError if it exists."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Create the record (never over an existing file); StimctlError if it exists or cannot
+        be created (an unwritable folder)."""
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self._record = SessionRecord(path)
         except FileExistsError as exc:
             raise StimctlError(str(exc)) from None
+        except OSError as exc:
+            raise StimctlError(f"cannot create the record {path}: {exc.strerror or exc}") from None
 
     @property
     def path(self) -> Path | None:
