@@ -50,6 +50,9 @@ class Recorder:
         be created (an unwritable folder)."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StimctlError(f"cannot create the record {path}: {exc.strerror or exc}") from None
+        try:
             self._record = SessionRecord(path)
         except FileExistsError as exc:
             raise StimctlError(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -115,7 +116,7 @@ class StimApp(App[int]):
         self._unsubscribe = []
         ctrl = self.controller
         if ctrl is None:
-            self.exit(EXIT_ABORTED)
+            self.call_device(self, "signal", lambda: None)
             return
         self.log_event(f"{signal.Signals(signum).name}: output to zero, record closed")
 
@@ -223,6 +224,10 @@ class StimApp(App[int]):
         elif message.name == "close":
             self.exit(0)
         elif message.name == "signal":
+            if self.signalled == signal.SIGHUP:
+                # the terminal is gone: Textual's shutdown would block writing to it. Output is
+                # zero, the record closed and the simulator stopped: nothing is left to do.
+                os._exit(EXIT_ABORTED)
             self.exit(EXIT_ABORTED)
 
     def _connected(self, message: DeviceCallDone) -> None:
