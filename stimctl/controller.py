@@ -425,6 +425,7 @@ class Controller:
                 with contextlib.suppress(StimctlError, OSError):
                     self.commander.command(link, Goodbye(), timeout=0.5)
             link.close()
+        self.connection.release_port()
         self.connection.stop_simulator()
         if self.recorder.is_open:
             self.recorder.close(self.session.summary_line(), self.session.end_line(exit_code))

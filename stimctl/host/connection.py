@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from stimctl.host.errors import InterlockError, StimctlError
 from stimctl.host.link import Link, OnLost, OnMessage
-from stimctl.host.ports import resolve_port
+from stimctl.host.ports import PortLock, resolve_port
 from stimctl.host.simprocess import SimulatorProcess, check_speed, sim_args
 from stimctl.host.status import DeviceSummary
 from stimctl.protocol import DeviceInfo
@@ -93,11 +93,27 @@ class Connection:
         self.device: DeviceSummary | None = None
         self.envelope = site_envelope  # effective once the device has said HELLO
         self.sim_process: SimulatorProcess | None = None  # the embedded simulator's process
+        self.port_lock: PortLock | None = None  # one host per port: held from choice to close
 
     def stop_simulator(self) -> None:
         """End the embedded simulator's process, if this connection started one."""
         if self.sim_process is not None:
             self.sim_process.stop()
+
+    def release_port(self) -> None:
+        """Let the port go for another host (after the link is closed)."""
+        if self.port_lock is not None:
+            self.port_lock.release()
+            self.port_lock = None
+
+    def _take_port(self, url: str) -> None:
+        """Take the port before anything touches it; PortInUse (naming the holder) if another
+        host has it. The lock held for the same port is kept (reconnect)."""
+        if self.port_lock is not None and self.port_lock.port == url:
+            return
+        lock = PortLock.acquire(url)
+        self.release_port()
+        self.port_lock = lock
 
     def choose_port(
         self, url: str | None, speed: float | None, sim_options: Mapping[str, str] | None
@@ -111,6 +127,7 @@ class Connection:
                 self.speed = 1.0
                 self.sim_process = SimulatorProcess(sim_args(None, sim_options))
                 self.url = self.sim_process.port
+                self._take_port(self.url)
             else:
                 assert speed is not None
                 self.url = simulator_url(speed, sim_options)
@@ -118,10 +135,13 @@ class Connection:
         else:
             self.is_simulator = url.startswith(SIM_URL)
             self.url = resolve_port(url)
+            self._take_port(self.url)
 
     def change_port(self, url: str) -> None:
         """Another port for the next ``open`` (reconnect)."""
-        self.url = resolve_port(url)
+        resolved = resolve_port(url)
+        self._take_port(resolved)
+        self.url = resolved
 
     def open(self, on_message: OnMessage, on_lost: OnLost, timeout: float) -> None:
         """Open the link, say HELLO, adopt the device and narrow the envelope to its limits."""

@@ -59,8 +59,9 @@ def open_serial(url: str, baudrate: int = 115200) -> serial.SerialBase:
     """Open a device path or any pyserial URL (stimsim://, socket://, rfc2217://, loop://)."""
     if url.startswith("stimsim://"):
         import firmware_sim  # noqa: F401  (registers the stimsim:// URL handler)
+    exclusive = {} if "://" in url else {"exclusive": True}  # device paths: flock the port
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S)
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S, **exclusive)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise LinkError(f"cannot open {url}: {exc}") from None
 
