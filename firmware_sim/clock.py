@@ -74,14 +74,19 @@ class RealClock:
     the next tick that matters, at most MAX_IDLE_SLEEP_S: an idle device costs next to nothing.
     ``wait(timeout)`` is the sleep: a server waits on its port there and returns True when bytes
     arrived, and the loop then calls ``on_input()`` at once (the receive interrupt), before the
-    ticks due by then. Lateness (how long after its deadline a tick that mattered started) is
-    recorded in ``lateness_ns``. A loop that falls behind processes every due tick (device time
-    never slips), in steps of at most ``max_step`` ticks so that a stop is seen between them;
-    behind by more than MAX_LAG_S of wall time (a suspended machine), it drops the backlog.
+    ticks due by then (after them when the loop was stalled). Lateness (how long after its
+    deadline a tick that mattered started) is recorded in ``lateness_ns``. A loop that falls
+    behind processes every due tick (device time never slips), in steps of at most ``max_step``
+    ticks so that a stop is seen between them; behind by more than MAX_LAG_S of wall time (a
+    suspended machine), it drops the backlog.
     """
 
     realtime = True
     MAX_LAG_S = 1.0
+    #: Input is handled before the due ticks (an interrupt) unless the loop is further behind
+    #: than this (the process was not scheduled): then the ticks of the stall run first, so
+    #: bytes that arrived during it do not count as older than they are (no false watchdog).
+    INPUT_FIRST_LAG = 2
 
     def __init__(self, tick_hz: int = 1000, spin_us: int = 1000, keep: int = 100_000,
                  speed: float = 1.0) -> None:  # fmt: skip
@@ -119,11 +124,12 @@ class RealClock:
             deadline = self._deadline_ns(start, target)
             precise = ahead == 0
             woke = self._wait_until(deadline, precise, wait)
-            if woke and on_input is not None:
-                on_input()  # first, as an interrupt preempts the tick loop
             now = time.monotonic_ns()
             due = self._due(start, now)
             lag = due - done
+            if woke and on_input is not None and lag <= self.INPUT_FIRST_LAG:
+                on_input()  # first, as an interrupt preempts the tick loop
+                woke = False
             if lag > self.MAX_LAG_S * self.tick_hz * self.speed:  # suspended: drop the backlog
                 skip = lag - self.max_step
                 start += int(skip * 1e9 / (self.tick_hz * self.speed))
@@ -134,6 +140,8 @@ class RealClock:
                 n = min(due - done, self.max_step)
                 step(n)
                 done += n
+            if woke and on_input is not None:
+                on_input()  # after a stall: the bytes came during it, not before it
 
     def _wait_until(self, deadline: int, precise: bool, wait: Wait) -> bool:
         """Wait until ``deadline`` (spin for the last spin_us when ``precise``); True as soon as
