@@ -9,7 +9,9 @@ URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
                       inside read() (see below). Default 0.
 - ``lockstep=1``      strict lock-step (implies ``virtual=1``): device time advances only while a
                       host thread is inside ``host_waiting()`` (see below). Default 0.
-- ``speed=N``         real-time mode: device time = N x wall time (default 1: a 1 kHz tick thread)
+- ``speed=N``         0 < N <= 1000. Real-time mode: device time = N x wall time (default 1: a
+                      1 kHz tick thread). With ``virtual=1``/``lockstep=1``: device time runs at
+                      most N x wall time (read() waits, in wall time, for the pace)
 - ``impedance=OHM[,OHM...]``  electrode impedance per channel, the last value repeats (default 1500)
 - ``fault=SPEC``      a fault to inject, ``KIND[:CH][@T_MS]``; repeatable (see firmware_sim.faults)
 - ``drop=P``          link: probability that a byte is lost (both directions)
@@ -23,12 +25,14 @@ URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
 
 Unknown parameters or bad values raise serial.SerialException.
 
-Modes. Real time (``speed``): a background thread ticks the device; write() queues bytes for the
-next tick, read() returns what the device sent with pyserial timeout semantics. Virtual
-(``virtual=1``): write() queues bytes; read() with nothing pending runs the device until it sends
-something or until the read timeout's worth of virtual time has passed (timeout None: until it
-sends something). A host that answers TELEMETRY from its reader thread runs as fast as the CPU
-allows, deterministically. The Serial object exposes ``.device`` (the Device) and ``.lock``.
+Modes. Real time (``speed``): a background thread ticks the device; write() hands the bytes to
+the device at once (its receive interrupt, on the writer's thread: an ESTOP zeroes the output
+before write() returns), read() returns what the device sent with pyserial timeout semantics.
+Virtual (``virtual=1``): write() queues bytes; read() with nothing pending runs the device until
+it sends something or until the read timeout's worth of virtual time has passed (timeout None:
+until it sends something). A host that answers TELEMETRY from its reader thread runs as fast as
+the CPU allows, deterministically. The Serial object exposes ``.device`` (the Device) and
+``.lock``.
 
 Lock-step (``lockstep=1``): plain virtual mode lets device time run on (hundreds of times faster
 than wall time) while the host is busy between two waits (compiling a profile, printing), so
