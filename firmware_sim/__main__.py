@@ -11,10 +11,9 @@ import ctypes
 import os
 import signal
 import sys
-import threading
 from types import FrameType
 
-from firmware_sim.clock import RealClock
+from firmware_sim.clock import RealClock, StopFlag
 from firmware_sim.control import ControlServer
 from firmware_sim.device import Device
 from firmware_sim.faults import FaultSpecError
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_sim") ->
         if opts.control
         else None
     )
-    stop = threading.Event()
+    stop = StopFlag()  # not threading.Event: set from a signal handler
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

@@ -3,10 +3,10 @@ time, and virtual time (optionally paced to at most N times wall time)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -16,6 +16,31 @@ Quiet = Callable[[], int]
 """How many ticks after the current one may pass with nothing but pulses (fastpath's horizon)."""
 Wait = Callable[[float], bool]
 """Wait up to ``timeout`` seconds; True when received bytes wait to be handled (an interrupt)."""
+
+
+class Stop(Protocol):
+    """What a loop polls to end: threading.Event, or StopFlag when a signal handler sets it."""
+
+    def is_set(self) -> bool: ...
+
+
+class StopFlag:
+    """A stop request that a signal handler may set. ``threading.Event.set`` takes a lock: a
+    handler that runs (in the main thread, between two bytecodes) while that same thread is inside
+    ``set()`` waits for itself forever. Seen: the parent's death delivered both PR_SET_PDEATHSIG's
+    SIGTERM and the parent pipe's EOF, and the orphan hung."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
 
 MAX_SPEED = 1000.0
 """The fastest scaled clock: 1000 x wall time (the 200 ms watchdog is then 0.2 ms of wall time;
@@ -108,7 +133,7 @@ class RealClock:
     def run(
         self,
         step: Step,
-        stop: threading.Event,
+        stop: Stop,
         *,
         quiet: Quiet | None = None,
         wait: Wait | None = None,

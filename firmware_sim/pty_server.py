@@ -10,7 +10,7 @@ import select
 import threading
 import tty
 
-from firmware_sim.clock import RealClock
+from firmware_sim.clock import RealClock, StopFlag
 from firmware_sim.device import Device
 from firmware_sim.fastpath import quiet_horizon
 
@@ -57,7 +57,7 @@ class PtyServer:
         if parent_fd is not None:
             self._poll.register(parent_fd, select.POLLIN)
         self.parent_gone = False
-        self._stop: threading.Event | None = None
+        self._stop: StopFlag | None = None
         self.tx_dropped = 0
         self.bytes_in = 0
         self.bytes_out = 0
@@ -135,9 +135,9 @@ class PtyServer:
         self.tx_dropped += len(data) - written
 
     # --- running -------------------------------------------------------------------------------
-    def serve(self, stop: threading.Event) -> None:
-        """Run the loop until ``stop`` is set (call ``kick()`` after setting it from elsewhere)
-        or the parent is gone."""
+    def serve(self, stop: StopFlag) -> None:
+        """Run the loop until ``stop`` is set (call ``kick()`` after setting it from elsewhere,
+        e.g. a signal handler) or the parent is gone."""
         self._stop = stop
         if self.parent_pid is not None and os.getppid() != self.parent_pid:
             self._parent_died()  # it died before we started watching

@@ -11,7 +11,6 @@ import argparse
 import math
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -68,6 +67,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 class _Abort(BaseException):
     """Raised by the signal handler outside the streaming loop."""
+
+
+class _Flag:
+    """Set by the signal handler: a plain attribute, no lock (a second signal arriving while the
+    first handler is inside ``threading.Event.set`` would wait for itself forever)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 def _say(message: str) -> None:
@@ -171,7 +186,7 @@ def _session(
             print(format_violation(v), file=sys.stderr)
         return EXIT_REFUSED
 
-    abort = threading.Event()
+    abort = _Flag()  # not threading.Event: its set() takes a lock a second signal would wait on
     streaming = [False]
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -219,7 +234,7 @@ def _session(
 
 
 def _supervise(
-    ctl: Controller, profile: object, yes: bool, abort: threading.Event, streaming: list[bool]
+    ctl: Controller, profile: object, yes: bool, abort: _Flag, streaming: list[bool]
 ) -> int:
     from stimctl.cli.validate import format_violation
     from stimctl.host.status import Outcome
@@ -280,7 +295,7 @@ def _confirm(stdin: TextIO, out: TextIO) -> bool:
     return True
 
 
-def _progress_loop(ctl: Controller, abort: threading.Event, out: TextIO) -> Outcome:
+def _progress_loop(ctl: Controller, abort: _Flag, out: TextIO) -> Outcome:
     from stimctl.host.status import Outcome
 
     tty = out.isatty()
