@@ -22,9 +22,22 @@ from pathlib import Path
 from firmware_sim.clock import MAX_SPEED, check_speed
 from stimctl.host.errors import StimctlError
 
-__all__ = ["MAX_SPEED", "SIM_OPTION_FLAGS", "SimulatorProcess", "check_speed", "sim_args"]
+__all__ = [
+    "MAX_SPEED", "SIM_OPTION_FLAGS", "SimulatorProcess", "check_speed", "register_stimsim_urls",
+    "sim_args",
+]  # fmt: skip
 
 START_TIMEOUT_S = 15.0
+
+
+def register_stimsim_urls() -> None:
+    """Make ``stimsim://`` URLs openable in this process (the in-process virtual clock).
+
+    This module is the only host module that imports firmware_sim (tests/layers.py checks it).
+    """
+    import firmware_sim  # noqa: F401  (importing it registers the URL handler with pyserial)
+
+
 STOP_TIMEOUT_S = 5.0
 
 #: simulator option (stimsim:// URL parameter name) -> `stimctl sim` flag
