@@ -7,6 +7,7 @@ from stimctl.host.errors import (
     LinkError,
     PortInUse,
     ProtocolMismatch,
+    RecordFailed,
     StimctlError,
     ValidationRefused,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "LinkError",
     "PortInUse",
     "ProtocolMismatch",
+    "RecordFailed",
     "StimctlError",
     "ValidationRefused",
 ]

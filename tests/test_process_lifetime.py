@@ -98,12 +98,12 @@ def test_simulator_goes_when_stimctl_run_is_killed_with_sigkill(tmp_path: Path) 
 def test_simulator_goes_when_connect_fails_on_an_unwritable_record_folder(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
-    with pytest.raises(StimctlError, match="cannot create the record"):
+    with pytest.raises(StimctlError, match="cannot create the records folder"):
         Controller.connect(None, record=not_a_folder / "r.jsonl")
     assert [pid for pid in simulators_of(os.getpid()) if alive(pid)] == []
 
 
-def test_stimctl_run_with_an_unwritable_record_folder_exits_3_and_leaves_nothing(
+def test_stimctl_run_with_an_unwritable_record_folder_is_refused_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     not_a_folder = tmp_path / "file"
@@ -113,7 +113,7 @@ def test_stimctl_run_with_an_unwritable_record_folder_exits_3_and_leaves_nothing
          "--record", str(not_a_folder / "r.jsonl")],
         capture_output=True, text=True, cwd=tmp_path, timeout=60,
     )  # fmt: skip
-    assert host.returncode == 3 and "cannot create the record" in host.stderr
+    assert host.returncode == 1 and "cannot create the records folder" in host.stderr
     assert "Traceback" not in host.stderr
 
 
