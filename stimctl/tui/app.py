@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, ParamSpec, cast
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -21,9 +22,23 @@ from textual.timer import Timer
 
 from stimctl.host.status import Outcome
 from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
-from stimctl.tui.messages import DeviceCallDone, DeviceEvent, TelemetryReady, TelemetrySlot
+from stimctl.tui.messages import (
+    DeviceCallDone,
+    DeviceEvent,
+    ProfileLoaded,
+    TelemetryReady,
+    TelemetrySlot,
+)
 from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryScreen
 from stimctl.tui.screens.base import StimScreen
+
+if TYPE_CHECKING:
+    from stimctl.controller import Controller
+    from stimctl.host.status import Event, SessionSummary, Status
+    from stimctl.rules.profile import Profile
+    from stimctl.rules.violations import Report
+
+P = ParamSpec("P")
 
 #: Telemetry reaches the screen at most this often; newer samples replace older ones meanwhile.
 UI_REFRESH_S = 0.1
@@ -51,7 +66,7 @@ class StimApp(App[int]):
 
     def __init__(
         self,
-        connect: Callable[[], Any],
+        connect: Callable[[], Controller],
         *,
         operator: str = "",
         profiles_dir: str | Path = "profiles",
@@ -65,14 +80,14 @@ class StimApp(App[int]):
         self.signalled: int | None = None  # SIGTERM/SIGHUP received: stopping, then exit 4
         self.operator = operator
         self.profiles_dir = Path(profiles_dir)
-        self.controller: Any = None
+        self.controller: Controller | None = None
         self.connect_error: str | None = None
         self.profile_path: Path | None = None
-        self.report: Any = None
+        self.report: Report | None = None
         self.loaded_ok = False
         self.warnings_acknowledged = False
         self.session_started = False
-        self.last_status: Any = None
+        self.last_status: Status | None = None
         self.telemetry = TelemetrySlot()
         self.view_frozen = False  # screenshots: ignore telemetry and events (E-STOP still works)
         self.event_lines: list[str] = []
@@ -81,6 +96,9 @@ class StimApp(App[int]):
         self._unsubscribe: list[Callable[[], None]] = []
         self._next_refresh = 0.0
         self._refresh_timer: Timer | None = None
+        self._load_wanted: tuple[Path, tuple[str, ...]] | None = None  # the newest load request
+        self._load_lock = threading.Lock()  # one controller.load at a time, the newest wins
+        self._summary_pending = False
         self.set_reactive(
             StimApp.target_text, "SIMULATOR (starting)" if expect_simulator else "connecting…"
         )
@@ -130,11 +148,12 @@ class StimApp(App[int]):
 
     # --- controller state as the UI sees it -------------------------------------------------
     @property
-    def profile(self) -> Any:
-        return getattr(self.controller, "profile", None) or getattr(self.report, "profile", None)
+    def profile(self) -> Profile | None:
+        loaded = self.controller.profile if self.controller is not None else None
+        return loaded or (self.report.profile if self.report is not None else None)
 
     def live_state(self) -> str:
-        return state_name(getattr(self.controller, "state", None))
+        return state_name(self.controller.state if self.controller is not None else None)
 
     def preflight_refusal(self) -> str | None:
         """Why the operator may not go on to preflight/ARM now (None: they may)."""
@@ -158,47 +177,79 @@ class StimApp(App[int]):
     def can_preflight(self) -> bool:
         return self.preflight_refusal() is None
 
-    def load_profile(self, path: Path, patient: tuple[str, ...]) -> tuple[str, bool]:
-        """Validate and load ``path``; keeps the report; returns (notice, is_error)."""
+    def request_load(self, requester: MessagePump, path: Path, patient: tuple[str, ...]) -> None:
+        """Validate and load ``path`` in a worker; ``requester`` gets DeviceCallDone("load") with
+        a ProfileLoaded (None when a newer request superseded it). Until then nothing may be
+        armed."""
+        self.profile_path = path
+        self.loaded_ok = False
+        self.warnings_acknowledged = False
+        self._load_wanted = (path, patient)
+        self.call_device(requester, "load", self._load, path, patient)
+
+    def _load(self, path: Path, patient: tuple[str, ...]) -> ProfileLoaded | None:
+        """Worker body: one load at a time; a request superseded while it waited is skipped, so
+        the last profile the controller loads is the newest one asked for."""
+        from stimctl.host.errors import StimctlError, ValidationRefused
         from stimctl.rules.profile import ProfileError
         from stimctl.rules.validation import validate_file
         from stimctl.rules.violations import Report
 
-        self.profile_path = path
-        self.loaded_ok = False
+        with self._load_lock:
+            if self._load_wanted != (path, patient):
+                return None
+            ctrl = self.controller
+            if ctrl is None:
+                report = validate_file(path, patient=patient)
+                notice = "Not connected: validated against the site envelope only."
+                return ProfileLoaded(path, patient, report, False, notice, True)
+            try:
+                report = ctrl.load(path, patient=patient)
+            except ProfileError as error:
+                report = Report(error.violations, None, str(path))
+            except ValidationRefused as error:
+                report = error.report
+            except StimctlError as error:  # InterlockError, RecordFailed: nothing was loaded
+                return ProfileLoaded(path, patient, None, False, f"Cannot load now: {error}", True)
+            else:
+                return ProfileLoaded(path, patient, report, report.ok, "", not report.ok)
+        return ProfileLoaded(
+            path, patient, report, False, "Fix the errors in the profile; it cannot be armed.", True
+        )
+
+    def profile_loaded(self, loaded: ProfileLoaded | None) -> bool:
+        """UI thread: take a load's result unless a newer request superseded it (then False)."""
+        if loaded is None or (loaded.path, loaded.patient) != self._load_wanted:
+            return False
+        self.report = loaded.report
+        self.loaded_ok = loaded.loaded
         self.warnings_acknowledged = False
-        if self.controller is None:
-            self.report = validate_file(path, patient=patient)
-            return "Not connected: validated against the site envelope only.", True
-        try:
-            self.report = self.controller.load(path, patient=patient)
-        except ProfileError as error:
-            self.report = Report(error.violations, None, str(path))
-        except Exception as error:  # ValidationRefused carries .report; InterlockError does not
-            report = getattr(error, "report", None)
-            if report is None:
-                self.report = None
-                return f"Cannot load now: {error}", True
-            self.report = report
-        else:
-            self.loaded_ok = bool(self.report.ok)
-        self.log_event(
-            f"profile {path.name}: {'valid' if self.report.ok else 'REFUSED'}"
-            f" ({len(self.report.errors)} errors, {len(self.report.warnings)} warnings)"
-        )
-        return ("" if self.report.ok else "Fix the errors in the profile; it cannot be armed."), (
-            not self.report.ok
-        )
+        report = loaded.report
+        if report is not None and self.controller is not None:
+            self.log_event(
+                f"profile {loaded.path.name}: {'valid' if report.ok else 'REFUSED'}"
+                f" ({len(report.errors)} errors, {len(report.warnings)} warnings)"
+            )
+        return True
 
     def arm(self) -> None:
         """Worker body: ARM with the operator's explicit confirm (guards live in the controller)."""
-        self.controller.arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
+        self.require_controller().arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
+
+    def require_controller(self) -> Controller:
+        """The connected controller (screens past set-up exist only once connected)."""
+        if self.controller is None:
+            raise RuntimeError("not connected")
+        return self.controller
 
     # --- workers and messages from other threads --------------------------------------------
     def call_device(
-        self, requester: MessagePump, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> None:
-        """Run a blocking controller call in a thread; the result comes back as DeviceCallDone."""
+        self, requester: MessagePump, name: str, fn: Callable[P, object], /,
+        *args: P.args, **kwargs: P.kwargs,
+    ) -> None:  # fmt: skip
+        """Run a blocking controller call in a thread; the result comes back as DeviceCallDone
+        posted to ``requester``. Every controller call that can wait on the device or the disk
+        goes through here; only ``estop()`` and reading the controller's properties do not."""
 
         def job() -> None:
             try:
@@ -210,17 +261,19 @@ class StimApp(App[int]):
 
         self.run_worker(job, thread=True, group="device", name=name, exit_on_error=False)
 
-    def _telemetry_from_io(self, status: Any) -> None:
+    def _telemetry_from_io(self, status: Status) -> None:
         """I/O thread: keep only the newest sample; post one TelemetryReady while none pends."""
         if self.telemetry.put(status):
             self.post_message(TelemetryReady())
 
-    def _event_from_io(self, event: Any) -> None:
+    def _event_from_io(self, event: Event) -> None:
         self.post_message(DeviceEvent(event))
 
     def on_device_call_done(self, message: DeviceCallDone) -> None:
         if message.name == "connect":
             self._connected(message)
+        elif message.name == "summary":
+            self._summary_ready(message)
         elif message.name == "close":
             self.exit(0)
         elif message.name == "signal":
@@ -236,19 +289,17 @@ class StimApp(App[int]):
             self.target_text = "NOT CONNECTED"
             self.log_event(f"connect failed: {self.connect_error}")
         else:
-            ctrl = self.controller = message.result
+            ctrl = self.controller = cast("Controller", message.result)
             device = ctrl.device
             self.target_text = (
-                "SIMULATOR: no patient output"
-                if ctrl.is_simulator
-                else f"DEVICE {getattr(device, 'serial', '')}"
+                "SIMULATOR: no patient output" if ctrl.is_simulator else f"DEVICE {device.serial}"
             )
             self._unsubscribe = [
                 ctrl.on_telemetry(self._telemetry_from_io),
                 ctrl.on_event(self._event_from_io),
             ]
             self.state_text = self.live_state()
-            self.log_event(f"connected to {ctrl.url} (firmware {getattr(device, 'firmware', '?')})")
+            self.log_event(f"connected to {ctrl.url} (firmware {device.firmware})")
         for screen in self.screen_stack:
             if isinstance(screen, SetupScreen) and screen.is_mounted:  # else: its on_mount shows it
                 screen.device_changed()
@@ -270,9 +321,9 @@ class StimApp(App[int]):
         if status is not None and not self.view_frozen:
             self.apply_status(status)
 
-    def apply_status(self, status: Any) -> None:
+    def apply_status(self, status: Status) -> None:
         self.last_status = status
-        self.state_text = state_name(getattr(status, "state", None))
+        self.state_text = state_name(status.state)
         for screen in list(self.screen_stack):
             if isinstance(screen, StimScreen):
                 with suppress(NoMatches):  # a screen still composing skips one sample
@@ -284,8 +335,8 @@ class StimApp(App[int]):
         if self.view_frozen:
             return
         event = message.event
-        kind = getattr(event, "kind", "log")
-        self.log_event(f"{kind}: {getattr(event, 'message', event)}")
+        kind = event.kind
+        self.log_event(f"{kind}: {event.message}")
         if kind == "fault" and self.live_state() in LATCHED_STATES:
             self.show_fault()
 
@@ -318,11 +369,22 @@ class StimApp(App[int]):
             self.back_to_setup()
 
     def show_summary(self) -> None:
-        try:
-            summary = self.controller.summary()
-        except Exception as error:
-            summary = {"outcome": f"unknown ({error})"}
-        anchor = getattr(self.controller, "record_anchor", None)
+        """Read the summary and the record's anchor in a worker (the summary takes the
+        controller's lock), then show them."""
+        ctrl = self.controller
+        if ctrl is None or self._summary_pending:
+            return
+        self._summary_pending = True
+        self.call_device(self, "summary", lambda: (ctrl.summary(), ctrl.record_anchor))
+
+    def _summary_ready(self, message: DeviceCallDone) -> None:
+        self._summary_pending = False
+        summary: SessionSummary | dict[str, str]
+        if message.ok:
+            summary, anchor = cast("tuple[SessionSummary, str | None]", message.result)
+        else:
+            summary = {"outcome": f"unknown ({message.error})"}
+            anchor = self.controller.record_anchor if self.controller is not None else None
         self._pop_to_base()
         self.session_started = False
         self.push_screen(SummaryScreen(summary, anchor))
@@ -342,13 +404,11 @@ class StimApp(App[int]):
         self.event_lines.append(f"{self._clock():%H:%M:%S}  {text}")
         self.event_count += 1
 
-    def time_text(self, when: Any) -> str:
-        if self._fixed_clock or when is None:
-            moment = self._clock()
-        elif isinstance(when, datetime):
-            moment = when
-        else:
-            moment = datetime.fromtimestamp(float(when))
+    def time_text(self, when: float | None) -> str:
+        """A UNIX time (FaultInfo.host_time) as the operator reads it; the fixed clock if set."""
+        moment = (
+            self._clock() if self._fixed_clock or when is None else datetime.fromtimestamp(when)
+        )
         return f"{moment:%Y-%m-%d %H:%M:%S}"
 
     async def action_quit(self) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stimctl.host.status import HostState
 
 ACTIVE_STATES = frozenset({"ARMED", "RUNNING", "PAUSED", "STOPPING"})
 LATCHED_STATES = frozenset({"FAULT", "ESTOP"})
 
 
-def state_name(state: Any) -> str:
+def state_name(state: HostState | str | None) -> str:
     """A HostState (str enum) or a plain string -> 'RUNNING'."""
     if state is None:
         return "DISCONNECTED"
@@ -36,7 +39,7 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
-def value(item: Any) -> str:
+def value(item: object) -> str:
     """A violation's limit/actual: numbers compactly, None as a dash."""
     if item is None:
         return "—"
@@ -47,7 +50,7 @@ def value(item: Any) -> str:
     return str(item)
 
 
-def field(obj: Any, name: str, default: Any = None) -> Any:
+def field(obj: object, name: str, default: Any = None) -> Any:
     """Attribute or mapping key: tolerate dataclasses and dicts from the controller alike."""
     if isinstance(obj, dict):
         return obj.get(name, default)

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from stimctl.host.status import Event, Status
+    from stimctl.rules.violations import Report
 
 
 class TelemetryReady(Message):
@@ -18,15 +24,19 @@ class TelemetryReady(Message):
 class DeviceEvent(Message):
     """A controller Event (state change, fault, command, log) from any thread."""
 
-    def __init__(self, event: Any) -> None:
+    def __init__(self, event: Event) -> None:
         super().__init__()
         self.event = event
 
 
 class DeviceCallDone(Message):
-    """A blocking controller call made in a worker thread has returned or raised."""
+    """A blocking controller call made in a worker thread has returned or raised.
 
-    def __init__(self, name: str, result: Any = None, error: BaseException | None = None) -> None:
+    ``result`` is whatever the call returned (its receiver knows which call ``name`` was)."""
+
+    def __init__(
+        self, name: str, result: object = None, error: BaseException | None = None
+    ) -> None:
         super().__init__()
         self.name = name
         self.result = result
@@ -35,6 +45,18 @@ class DeviceCallDone(Message):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileLoaded:
+    """What a profile load (run in a worker) found, for the request (path, patient) it answers."""
+
+    path: Path
+    patient: tuple[str, ...]
+    report: Report | None  # None: nothing could be loaded now (see notice)
+    loaded: bool  # the controller holds it: it may be armed
+    notice: str
+    is_error: bool
 
 
 class TelemetrySlot:
@@ -48,11 +70,11 @@ class TelemetrySlot:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._value: Any = None
+        self._value: Status | None = None
         self._pending = False
         self.replaced = 0  # samples overwritten before the UI saw them (diagnostic)
 
-    def put(self, value: Any) -> bool:
+    def put(self, value: Status) -> bool:
         with self._lock:
             if self._pending:
                 self.replaced += 1
@@ -61,7 +83,7 @@ class TelemetrySlot:
             self._pending = True
             return was_empty
 
-    def take(self) -> Any:
+    def take(self) -> Status | None:
         with self._lock:
             self._pending = False
             return self._value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -10,27 +10,31 @@ from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
 from textual.widgets import Button, Label, Static
 
-from stimctl.tui.format import LATCHED_STATES, field, state_name
+from stimctl.tui.format import LATCHED_STATES, state_name
 from stimctl.tui.messages import DeviceCallDone
 from stimctl.tui.screens.base import StimScreen
+
+if TYPE_CHECKING:
+    from stimctl.host.status import FaultInfo, HostState, Status
 
 #: The host fault a session record that cannot be written latches (stimctl.host.stopping).
 RECORD_FAILED = "RECORD_FAILED"
 
 
-def fault_table(fault: Any, state: str, when: str) -> Table:
+def fault_table(fault: FaultInfo | None, state: str, when: str) -> Table:
+    """The latched fault (None: an E-STOP, or a state without a fault record)."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    code = field(fault, "code") or ("ESTOP" if state == "ESTOP" else state)
-    grid.add_row("What happened", str(code))
-    grid.add_row("Detail", str(field(fault, "message") or "operator E-STOP"))
-    channel = field(fault, "channel")
+    code = (fault.code if fault else "") or ("ESTOP" if state == "ESTOP" else state)
+    grid.add_row("What happened", code)
+    grid.add_row("Detail", (fault.message if fault else "") or "operator E-STOP")
+    channel = fault.channel if fault else 0
     grid.add_row("Channel", f"CH{channel}" if channel else "all channels")
-    device_ms = field(fault, "device_time_ms")
+    device_ms = fault.device_time_ms if fault else None
     grid.add_row("Device time", f"{device_ms / 1000:.3f} s" if device_ms is not None else "—")
     grid.add_row("Host time", when)
-    grid.add_row("Reported by", str(field(fault, "source") or "host"))
+    grid.add_row("Reported by", (fault.source if fault else "") or "host")
     if code == RECORD_FAILED:
         grid.add_row("Output", "RAMPED DOWN to zero (the normal stop); nothing more can be armed")
         grid.add_row("Record", "unwritten lines are kept and rescued when stimctl closes")
@@ -52,6 +56,7 @@ class FaultScreen(StimScreen):
         super().__init__()
         self.reason = reason
         self.busy = False
+        self._shown: tuple[HostState | None, FaultInfo | None] | None = None
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="fault-body"):
@@ -69,15 +74,15 @@ class FaultScreen(StimScreen):
 
     def _content(self) -> tuple[str, Table]:
         ctrl = self.stim.controller
-        state = state_name(getattr(ctrl, "state", None))
-        fault = getattr(ctrl, "fault", None)
+        state = state_name(ctrl.state if ctrl else None)
+        fault = ctrl.fault if ctrl else None
         if state == "ESTOP" or self.reason == "estop":
             title = "E-STOP: OUTPUT AT ZERO"
-        elif field(fault, "code") == RECORD_FAILED:
+        elif fault is not None and fault.code == RECORD_FAILED:
             title = "RECORD FAILED: SESSION STOPPED (RAMP-DOWN)"
         else:
             title = "FAULT: OUTPUT AT ZERO"
-        when = self.stim.time_text(field(fault, "host_time"))
+        when = self.stim.time_text(fault.host_time if fault else None)
         return title, fault_table(fault, state, when)
 
     def refresh_fault(self) -> None:
@@ -85,10 +90,10 @@ class FaultScreen(StimScreen):
         self.query_one("#fault-title", Label).update(title)
         self.query_one("#fault-details", Static).update(details)
 
-    def update_status(self, status: Any) -> None:
+    def update_status(self, status: Status) -> None:
         ctrl = self.stim.controller
-        key = (getattr(ctrl, "state", None), getattr(ctrl, "fault", None))
-        if key != getattr(self, "_shown", None):
+        key = (ctrl.state, ctrl.fault) if ctrl else (None, None)
+        if key != self._shown:
             self._shown = key
             self.refresh_fault()
 
@@ -101,7 +106,7 @@ class FaultScreen(StimScreen):
         if self.busy:
             return
         ctrl = self.stim.controller
-        if state_name(getattr(ctrl, "state", None)) not in LATCHED_STATES:
+        if ctrl is None or state_name(ctrl.state) not in LATCHED_STATES:
             self.stim.fault_acknowledged()
             return
         self.busy = True

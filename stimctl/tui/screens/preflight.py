@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.table import Table
 from rich.text import Text
@@ -11,14 +11,18 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, Static
 
-from stimctl.tui.format import clock, field, ohm
+from stimctl.tui.format import clock, ohm
 from stimctl.tui.messages import DeviceCallDone
 from stimctl.tui.screens.base import StimScreen
 from stimctl.tui.screens.modals import ConfirmModal
 from stimctl.tui.widgets import DevicePanel, EventLog
 
+if TYPE_CHECKING:
+    from stimctl.host.status import ImpedanceReading, Status
+    from stimctl.rules.profile import Profile
 
-def profile_table(profile: Any) -> Table:
+
+def profile_table(profile: Profile) -> Table:
     """Channels and phases of a profile, as the clinician prescribed them."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
@@ -36,7 +40,7 @@ def profile_table(profile: Any) -> Table:
     return table
 
 
-def impedance_table(profile: Any, readings: dict[int, Any] | None) -> Table:
+def impedance_table(profile: Profile, readings: dict[int, ImpedanceReading] | None) -> Table:
     table = Table(expand=True, show_edge=False)
     for name in ("channel", "electrodes", "impedance", "status", ""):
         table.add_column(name)
@@ -45,14 +49,9 @@ def impedance_table(profile: Any, readings: dict[int, Any] | None) -> Table:
         if reading is None:
             table.add_row(f"CH{ch.id}", f"{ch.anode} → {ch.cathode}", "—", "not checked", "")
             continue
-        ok = bool(field(reading, "ok"))
-        mark = Text("OK", style="bold green") if ok else Text("FAIL", style="bold red")
+        mark = Text("OK", style="bold green") if reading.ok else Text("FAIL", style="bold red")
         table.add_row(
-            f"CH{ch.id}",
-            f"{ch.anode} → {ch.cathode}",
-            ohm(field(reading, "ohm")),
-            str(field(reading, "status", "")),
-            mark,
+            f"CH{ch.id}", f"{ch.anode} → {ch.cathode}", ohm(reading.ohm), reading.status, mark
         )
     return table
 
@@ -70,7 +69,7 @@ class PreflightScreen(StimScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.readings: dict[int, Any] | None = None
+        self.readings: dict[int, ImpedanceReading] | None = None
         self.busy = False
 
     def compose_body(self) -> ComposeResult:
@@ -90,27 +89,32 @@ class PreflightScreen(StimScreen):
                 )
                 yield EventLog(id="event-log")
 
-    def on_mount(self) -> None:
+    @property
+    def profile(self) -> Profile:
+        """The loaded profile (preflight opens only once one is loaded)."""
         profile = self.stim.profile
+        assert profile is not None, "preflight follows a loaded profile"
+        return profile
+
+    def on_mount(self) -> None:
+        profile = self.profile
         self.query_one("#profile-summary", Static).update(profile_table(profile))
         self.query_one("#profile-summary", Static).border_title = "Prescription"
         self.query_one("#impedance", Static).border_title = "Impedance"
         self._show_readings()
 
     def _show_readings(self) -> None:
-        self.query_one("#impedance", Static).update(
-            impedance_table(self.stim.profile, self.readings)
-        )
+        self.query_one("#impedance", Static).update(impedance_table(self.profile, self.readings))
         self.query_one("#arm", Button).disabled = self.busy or not self.impedance_ok()
         self.query_one("#check-impedance", Button).disabled = self.busy
 
     def impedance_ok(self) -> bool:
         if not self.readings:
             return False
-        wanted = [ch.id for ch in self.stim.profile.channels]
-        return all(bool(field(self.readings.get(c), "ok", False)) for c in wanted)
+        readings = self.readings
+        return all(c.id in readings and readings[c.id].ok for c in self.profile.channels)
 
-    def update_status(self, status: Any) -> None:
+    def update_status(self, status: Status) -> None:
         self.query_one(DevicePanel).show_status(status)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -130,7 +134,7 @@ class PreflightScreen(StimScreen):
         self.readings = None
         self.say("Measuring impedance…")
         self._show_readings()
-        self.stim.call_device(self, "impedance", self.stim.controller.check_impedance)
+        self.stim.call_device(self, "impedance", self.stim.require_controller().check_impedance)
 
     def action_arm(self) -> None:
         if self.busy:
@@ -141,7 +145,7 @@ class PreflightScreen(StimScreen):
         if reason:
             self.say(reason, error=True)
             return
-        profile = self.stim.profile
+        profile = self.profile
         body = (
             f"{profile.name}\n{len(profile.channels)} channel(s); output stays at zero until "
             f"START and then ramps up from zero."
@@ -168,7 +172,7 @@ class PreflightScreen(StimScreen):
         self.busy = False
         if message.name == "impedance":
             if message.ok:
-                self.readings = dict(message.result)
+                self.readings = dict(cast("dict[int, ImpedanceReading]", message.result))
                 self.say(
                     "Impedance OK on every channel: you may ARM."
                     if self.impedance_ok()

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections import deque
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, ProgressBar, Static
 
-from stimctl.tui.format import ACTIVE_STATES, clock, field, state_name
+from stimctl.controller import ADJUST_STEP_MA
+from stimctl.tui.format import ACTIVE_STATES, clock, state_name
 from stimctl.tui.messages import DeviceCallDone
 from stimctl.tui.screens.base import StimScreen
 from stimctl.tui.screens.modals import NoteModal
 from stimctl.tui.widgets import ChannelRow, DevicePanel, EventLog
 
-STEP_MA = 0.1  # one +/- press; the controller bounds it again (envelope, ramp-rate limit)
+if TYPE_CHECKING:
+    from stimctl.host.status import Status
+
 #: States in which +/- work; greyed out otherwise (PAUSED: a change made while the output is zero
 #: would arrive at once on RESUME, so the controller and the device refuse it).
 ADJUSTABLE = ("ARMED", "RUNNING")
@@ -43,9 +47,13 @@ class RunScreen(StimScreen):
         self.started = False
         self.ended = False
         self.device_state = ""  # the device state of the last telemetry shown
+        # +/- presses not yet sent: one ADJUST in flight at a time, in the order pressed
+        self._adjusts: deque[tuple[int, int]] = deque()
+        self._adjusting: int | None = None  # the channel whose ADJUST is in flight
 
     def compose_body(self) -> ComposeResult:
         profile = self.stim.profile
+        assert profile is not None, "the run screen follows a successful ARM"
         with Horizontal(id="run-body"):
             with Vertical(id="run-main"):
                 with Horizontal(id="run-head"):
@@ -56,8 +64,9 @@ class RunScreen(StimScreen):
                     for ch in profile.channels:
                         yield ChannelRow(ch.id, f"{ch.anode}→{ch.cathode}")
                 with Horizontal(classes="actions"):
-                    yield Button("−0.1 mA  (-)", id="minus", classes="adjust", disabled=True)
-                    yield Button("+0.1 mA  (+)", id="plus", classes="adjust", disabled=True)
+                    step = f"{ADJUST_STEP_MA:g} mA"
+                    yield Button(f"−{step}  (-)", id="minus", classes="adjust", disabled=True)
+                    yield Button(f"+{step}  (+)", id="plus", classes="adjust", disabled=True)
                     yield Label("selected channel; greyed out while paused", id="adjust-hint")
                 with Horizontal(classes="actions"):
                     yield Button("START  (F5)", id="start", variant="success")
@@ -88,20 +97,20 @@ class RunScreen(StimScreen):
             row.set_class(i == self.selected, "selected")
 
     # --- telemetry --------------------------------------------------------------------------
-    def update_status(self, status: Any, *, record: bool = True) -> None:
+    def update_status(self, status: Status, *, record: bool = True) -> None:
         self.query_one(DevicePanel).show_status(status)
-        state = state_name(field(status, "state"))
-        mode = field(status, "phase_mode") or "—"
-        index, count = field(status, "phase_index", 0), field(status, "phase_count", 0)
+        state = state_name(status.state)
+        mode = status.phase_mode or "—"
+        index, count = status.phase_index, status.phase_count
         self.query_one("#phase-info", Static).update(
             f"{state}   phase {min(index + 1, count) if count else '—'}/{count or '—'}: {mode}"
         )
-        elapsed, remaining = field(status, "elapsed_s"), field(status, "remaining_s")
+        elapsed, remaining = status.elapsed_s, status.remaining_s
         self.query_one("#time-info", Static).update(
             f"elapsed {clock(elapsed)}   remaining {clock(remaining)}"
         )
-        self.query_one("#progress", ProgressBar).update(progress=float(elapsed or 0.0))
-        by_id = {field(c, "id"): c for c in field(status, "channels", ()) or ()}
+        self.query_one("#progress", ProgressBar).update(progress=float(elapsed))
+        by_id = {c.id: c for c in status.channels}
         for row in self.rows:
             row.show(by_id.get(row.channel), record=record)
         pause = self.query_one("#pause", Button)
@@ -112,6 +121,8 @@ class RunScreen(StimScreen):
             self.device_state = state
             for button in self.query(".adjust").results(Button):
                 button.disabled = state not in ADJUSTABLE
+            if state not in ADJUSTABLE:
+                self._adjusts.clear()  # presses queued before a pause or stop are dropped
             self.refresh_bindings()
         if self.started and not self.ended and state not in ACTIVE_STATES:
             self.session_ended(state)
@@ -143,7 +154,7 @@ class RunScreen(StimScreen):
         self.stim.session_started = True
         self.query_one("#start", Button).disabled = True
         self.say("Starting: ramping up from zero…")
-        self.stim.call_device(self, "start", self.stim.controller.start)
+        self.stim.call_device(self, "start", self.stim.require_controller().start)
 
     def action_select(self, delta: int) -> None:
         self._select(self.selected + delta)
@@ -155,35 +166,55 @@ class RunScreen(StimScreen):
         return True
 
     def action_adjust(self, direction: int) -> None:
-        row = self.rows[self.selected]
-        try:
-            new = self.stim.controller.adjust(row.channel, direction * STEP_MA)
-        except Exception as error:  # InterlockError, CommandRejected: shown, never fatal
-            self.say(f"CH{row.channel}: adjustment refused: {error}", error=True)
+        """One +/- press: ADJUST by one step in a worker; presses made meanwhile wait their turn
+        (one ADJUST in flight, so the controller sees them one by one, in order)."""
+        self._adjusts.append((self.rows[self.selected].channel, direction))
+        self._next_adjust()
+
+    def _next_adjust(self) -> None:
+        if self._adjusting is not None or not self._adjusts:
             return
-        self.stim.log_event(f"CH{row.channel} plateau -> {new:.2f} mA")
-        self.say(f"CH{row.channel} plateau {new:.2f} mA")
+        channel, direction = self._adjusts.popleft()
+        self._adjusting = channel
+        adjust = self.stim.require_controller().adjust
+        self.stim.call_device(self, "adjust", adjust, channel, direction * ADJUST_STEP_MA)
+
+    def _adjusted(self, message: DeviceCallDone) -> None:
+        channel, self._adjusting = self._adjusting, None
+        if message.ok:
+            new = cast("float", message.result)
+            self.stim.log_event(f"CH{channel} plateau -> {new:.2f} mA")
+            self.say(f"CH{channel} plateau {new:.2f} mA")
+        else:  # InterlockError, CommandRejected: shown, never fatal
+            self._adjusts.clear()  # the operator sees the refusal before pressing again
+            self.say(f"CH{channel}: adjustment refused: {message.error}", error=True)
+        self._next_adjust()
 
     def action_pause(self) -> None:
-        state = state_name(self.stim.controller.state)
+        ctrl = self.stim.require_controller()
+        state = state_name(ctrl.state)
         if state == "RUNNING":
-            self.stim.call_device(self, "pause", self.stim.controller.pause)
+            self.stim.call_device(self, "pause", ctrl.pause)
         elif state == "PAUSED":
-            self.stim.call_device(self, "resume", self.stim.controller.resume)
+            self.stim.call_device(self, "resume", ctrl.resume)
 
     def action_stop(self) -> None:
         self.say("STOP: ramping down to zero…")
-        self.stim.call_device(self, "stop", self.stim.controller.stop)
+        self.stim.call_device(self, "stop", self.stim.require_controller().stop)
 
     def action_note(self) -> None:
         self.app.push_screen(NoteModal(), self._noted)
 
     def _noted(self, text: str | None) -> None:
         if text and self.stim.controller is not None:
-            self.stim.controller.note(text)  # into the session record; the event log shows it
+            # into the session record (a durable, fsynced line); the event log shows it
+            self.stim.call_device(self, "note", self.stim.controller.note, text)
 
     def on_device_call_done(self, message: DeviceCallDone) -> None:
         message.stop()
+        if message.name == "adjust":
+            self._adjusted(message)
+            return
         if not message.ok:
             if message.name == "start":
                 self.started = False
@@ -194,6 +225,6 @@ class RunScreen(StimScreen):
             self.say("RUNNING. +/- adjust the selected channel; S stops with a ramp down.")
         elif message.name == "stop":
             self.say("Stopped.")
-            state = state_name(self.stim.controller.state)
+            state = state_name(self.stim.require_controller().state)
             if not self.ended and state not in ACTIVE_STATES:
                 self.session_ended(state)

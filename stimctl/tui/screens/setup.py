@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,8 +12,12 @@ from textual.widgets import Button, Checkbox, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from stimctl.rules.validation import PATIENT_FLAGS
+from stimctl.tui.messages import DeviceCallDone, ProfileLoaded
 from stimctl.tui.screens.base import StimScreen
 from stimctl.tui.widgets import DevicePanel, ValidationReport
+
+if TYPE_CHECKING:
+    from stimctl.host.status import Status
 
 PROFILE_SUFFIXES = (".toml", ".json")
 
@@ -97,21 +101,33 @@ class SetupScreen(StimScreen):
         return tuple(f for f in PATIENT_FLAGS if self.query_one(f"#flag-{f}", Checkbox).value)
 
     def choose(self, path: Path) -> None:
-        """Load and validate ``path`` through the controller; show the report either way."""
-        message, is_error = self.stim.load_profile(path, self.patient_flags())
-        self.query_one("#report", ValidationReport).show(self.stim.report)
+        """Load and validate ``path`` through the controller in a worker; the report follows in
+        ``on_device_call_done``. Continuing is closed until then."""
+        self.stim.request_load(self, path, self.patient_flags())
+        self.refresh_gate()
+
+    def on_device_call_done(self, message: DeviceCallDone) -> None:
+        if message.name != "load":
+            return
+        message.stop()
+        if not message.ok:  # a bug, not a refusal: refusals come back as a ProfileLoaded
+            self.say(f"Cannot load: {message.error}", error=True)
+            return
+        loaded = cast("ProfileLoaded | None", message.result)
+        if loaded is None or not self.stim.profile_loaded(loaded):
+            return  # superseded by a newer choice, whose result follows
+        report = loaded.report
+        self.query_one("#report", ValidationReport).show(report)
         ack = self.query_one("#ack-warnings", Checkbox)
-        report = self.stim.report
         ack.disabled = report is None or not report.ok or not report.warnings
         ack.value = False
-        self.stim.warnings_acknowledged = False
-        self.say(message, error=is_error)
+        self.say(loaded.notice, error=loaded.is_error)
         self.refresh_gate()
 
     def refresh_gate(self) -> None:
         self.query_one("#to-preflight", Button).disabled = not self.stim.can_preflight()
 
-    def update_status(self, status: Any) -> None:
+    def update_status(self, status: Status) -> None:
         self.query_one(DevicePanel).show_status(status)
 
     def device_changed(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -15,8 +15,14 @@ from textual.widgets import Button, Static
 from stimctl.tui.format import clock, field
 from stimctl.tui.screens.base import StimScreen
 
+if TYPE_CHECKING:
+    from stimctl.host.status import SessionSummary
 
-def summary_renderable(summary: Any, anchor: str | None = None) -> Group:
+
+def summary_renderable(
+    summary: SessionSummary | dict[str, str], anchor: str | None = None
+) -> Group:
+    """The summary as a Rich group (a dict with just ``outcome`` when none could be read)."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -53,7 +59,7 @@ class SummaryScreen(StimScreen):
     KEYS_HINT = "Enter new session · Ctrl+Q quit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "new_session", "New session")]
 
-    def __init__(self, summary: Any, anchor: str | None = None) -> None:
+    def __init__(self, summary: SessionSummary | dict[str, str], anchor: str | None = None) -> None:
         super().__init__()
         self.summary = summary
         self.anchor = anchor

@@ -6,6 +6,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Label
 
+from stimctl.tui.contract import stim_app
+
 
 class TopBar(Horizontal):
     """Who and what: SIMULATOR or DEVICE, the screen title, the operator and the host state."""
@@ -21,7 +23,7 @@ class TopBar(Horizontal):
         yield from (self._target, self._title, self._operator, self._state)
 
     def on_mount(self) -> None:
-        operator = getattr(self.app, "operator", "")
+        operator = stim_app(self).operator
         self._operator.update(f"operator: {operator or '—'}")
         self.watch(self.app, "target_text", self._show_target)
         self.watch(self.app, "state_text", self._show_state)
@@ -63,4 +65,4 @@ class EStopBar(Horizontal):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "estop-button":
             event.stop()
-            self.app.action_estop()  # type: ignore[attr-defined]
+            stim_app(self).action_estop()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, Sparkline
 
-from stimctl.tui.format import field, ma, ohm
+from stimctl.tui.format import ma, ohm
+
+if TYPE_CHECKING:
+    from stimctl.host.status import ChannelStatus
 
 HISTORY = 60  # samples kept for the sparkline
 
@@ -32,19 +35,19 @@ class ChannelRow(Horizontal):
     def on_mount(self) -> None:
         self.show(None)
 
-    def show(self, channel_status: Any, *, record: bool = True) -> None:
+    def show(self, channel_status: ChannelStatus | None, *, record: bool = True) -> None:
         numbers = self.query_one(".ch-numbers", Label)
         if channel_status is None:
             numbers.update("set —  plateau —  measured —")
             return
-        measured = field(channel_status, "measured_ma")
+        measured = channel_status.measured_ma
         numbers.update(
-            f"set {ma(field(channel_status, 'set_ma'))}  "
-            f"plateau {ma(field(channel_status, 'plateau_ma'))}  "
+            f"set {ma(channel_status.set_ma)}  "
+            f"plateau {ma(channel_status.plateau_ma)}  "
             f"measured {ma(measured)}  "
-            f"Z {ohm(field(channel_status, 'impedance_ohm'))}  "
-            f"pulses {field(channel_status, 'pulses', 0)}"
+            f"Z {ohm(channel_status.impedance_ohm)}  "
+            f"pulses {channel_status.pulses}"
         )
         if record:
-            self._history.append(float(measured or 0.0))
+            self._history.append(float(measured))
             self.query_one(Sparkline).data = list(self._history)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.widgets import Static
 
+from stimctl.tui.contract import stim_app
 from stimctl.tui.format import field
 
+if TYPE_CHECKING:
+    from stimctl.controller import Controller
+    from stimctl.host.status import Status
 
-def _limit_lines(limits: Any) -> list[tuple[str, str]]:
-    if not limits:
-        return []
-    items = limits.items() if isinstance(limits, dict) else vars(limits).items()
-    return [(f"  {key}", str(val)) for key, val in sorted(items)]
+
+def _limit_lines(limits: dict[str, int]) -> list[tuple[str, str]]:
+    return [(f"  {key}", str(val)) for key, val in sorted(limits.items())]
 
 
 _HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "late_blocks")
@@ -25,20 +27,20 @@ class DevicePanel(Static):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("connecting…", markup=False, **kwargs)
         self.border_title = "Device"
-        self._controller: Any = None
-        self._status: Any = None
-        self._shown: tuple[Any, ...] | None = None
+        self._controller: Controller | None = None
+        self._status: Status | None = None
+        self._shown: tuple[object, ...] | None = None
 
     def on_mount(self) -> None:
-        app = self.app
-        self.show(getattr(app, "controller", None), getattr(app, "last_status", None))
+        app = stim_app(self)
+        self.show(app.controller, app.last_status)
 
-    def show(self, controller: Any, status: Any = None) -> None:
+    def show(self, controller: Controller | None, status: Status | None = None) -> None:
         self._controller = controller
         self._status = status
         self.update(self._render_table())
 
-    def show_status(self, status: Any) -> None:
+    def show_status(self, status: Status) -> None:
         self._status = status
         key = tuple(field(status, name) for name in _HEALTH)
         if key != self._shown:  # repaint only when a figure changed
@@ -49,19 +51,19 @@ class DevicePanel(Static):
         """Plain text (cheap to repaint at telemetry rate, unlike a Rich table)."""
         ctrl = self._controller
         if ctrl is None:
-            error = getattr(self.app, "connect_error", None)
+            error = stim_app(self).connect_error
             return f"not connected: {error}" if error else "connecting…"
         device = ctrl.device
         rows: list[tuple[str, str]] = [
             ("Connection", str(ctrl.url)),
             ("Target", "SIMULATOR (embedded)" if ctrl.is_simulator else "device"),
-            ("Firmware", str(field(device, "firmware", "?"))),
-            ("Serial", str(field(device, "serial", "?"))),
-            ("Channels", str(field(device, "channels", "?"))),
-            ("Tick", f"{field(device, 'tick_hz', '?')} Hz"),
-            ("Watchdog", f"{field(device, 'watchdog_ms', '?')} ms"),
+            ("Firmware", device.firmware),
+            ("Serial", device.serial),
+            ("Channels", str(device.channels)),
+            ("Tick", f"{device.tick_hz} Hz"),
+            ("Watchdog", f"{device.watchdog_ms} ms"),
             ("Limits", ""),
-            *_limit_lines(field(device, "limits")),
+            *_limit_lines(device.limits),
             ("Link health", ""),
         ]
         status = self._status
@@ -69,11 +71,11 @@ class DevicePanel(Static):
             rows.append(("  heartbeat", "—"))
         else:
             rows += [
-                ("  heartbeat age", f"{field(status, 'heartbeat_age_ms', 0):.0f} ms"),
-                ("  FIFO level", f"{field(status, 'fifo_ms', 0):.0f} ms"),
-                ("  frame errors", str(field(status, "frame_errors", 0))),
-                ("  NAKs", str(field(status, "naks", 0))),
-                ("  late blocks", str(field(status, "late_blocks", 0))),
+                ("  heartbeat age", f"{status.heartbeat_age_ms:.0f} ms"),
+                ("  FIFO level", f"{status.fifo_ms:.0f} ms"),
+                ("  frame errors", str(status.frame_errors)),
+                ("  NAKs", str(status.naks)),
+                ("  late blocks", str(status.late_blocks)),
             ]
         width = max(len(name) for name, _ in rows) + 1
         return "\n".join(f"{name:<{width}}{val}".rstrip() for name, val in rows)

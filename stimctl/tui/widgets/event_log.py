@@ -6,6 +6,8 @@ from typing import Any
 
 from textual.widgets import Log
 
+from stimctl.tui.contract import stim_app
+
 
 class EventLog(Log):
     """Follows ``app.event_lines``; each instance catches up on mount and then appends."""
@@ -19,7 +21,7 @@ class EventLog(Log):
         self.watch(self.app, "event_count", self._catch_up)
 
     def _catch_up(self, _count: int) -> None:
-        lines: list[str] = getattr(self.app, "event_lines", [])
+        lines = stim_app(self).event_lines
         if self._shown < len(lines):
             self.write_lines(lines[self._shown :])
             self._shown = len(lines)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
@@ -11,8 +11,11 @@ from textual.widgets import Static
 
 from stimctl.tui.format import value
 
+if TYPE_CHECKING:
+    from stimctl.rules.violations import Report
 
-def verdict(report: Any) -> tuple[str, str]:
+
+def verdict(report: Report | None) -> tuple[str, str]:
     """(text, css class) summarising a report for the operator."""
     if report is None:
         return "No profile selected.", "neutral"
@@ -35,7 +38,7 @@ class ValidationReport(Static):
         self.border_title = "Validation"
         self.show(None)
 
-    def show(self, report: Any) -> None:
+    def show(self, report: Report | None) -> None:
         text, css = verdict(report)
         for name in ("neutral", "refused", "warned", "valid"):
             self.set_class(name == css, f"report-{name}")
