@@ -490,3 +490,67 @@ def test_the_summary_shows_the_records_anchor(
         assert any(tag.startswith(shown) for tag in tags)  # `record verify --expect` finds it
 
     drive(app, scenario)
+
+
+# --- issue 9: every controller call that can block on the device runs in a worker ------------
+class ThreadRecordingController:
+    """The real Controller, recording the thread each of its methods is called from."""
+
+    #: Calls the UI thread may make: E-STOP never waits (docs/TUI.md), subscribing only
+    #: registers a callback. Property reads (state, fault, device ...) are not calls.
+    UI_THREAD_CALLS = frozenset({"estop", "on_telemetry", "on_event"})
+
+    def __init__(self, inner: Controller) -> None:
+        self._inner = inner
+        self.calls: list[tuple[str, threading.Thread]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append((name, threading.current_thread()))
+            return attr(*args, **kwargs)
+
+        return call
+
+
+def test_no_controller_call_that_can_block_runs_on_the_ui_thread(
+    controllers: list[Controller],
+) -> None:
+    recorders: list[ThreadRecordingController] = []
+    connect = virtual_sim(controllers)
+
+    def recording_connect() -> Controller:
+        recorders.append(ThreadRecordingController(connect()))
+        return recorders[-1]  # type: ignore[return-value]
+
+    app = StimApp(recording_connect, operator="test", profiles_dir=PROFILES)
+    ui_thread: list[threading.Thread] = []
+
+    async def scenario(pilot: Pilot) -> None:
+        ui_thread.append(threading.current_thread())
+        await arm_and_start(pilot)
+        await press(pilot, "plus")  # (the test itself calls no controller method)
+        await until(pilot, lambda: any("plateau ->" in ln for ln in app.event_lines), "adjusted")
+        await press(pilot, "n")
+        await until(pilot, lambda: on_screen(app, NoteModal), "note modal")
+        await press(pilot, *"tingling", "enter")
+        await until(pilot, lambda: any("tingling" in line for line in app.event_lines), "note")
+        await press(pilot, "p")
+        await until(pilot, lambda: state(app) is HostState.PAUSED, "paused")
+        await press(pilot, "p")
+        await until(pilot, lambda: state(app) is HostState.RUNNING, "resumed")
+        await press(pilot, "s")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        await press(pilot, "enter")
+        await until(pilot, lambda: on_screen(app, SetupScreen) and app.can_preflight(), "reloaded")
+
+    drive(app, scenario)
+    (recorder,) = recorders
+    made = {name for name, _thread in recorder.calls}
+    assert {"load", "check_impedance", "arm", "start", "adjust", "note", "pause", "resume",
+            "stop", "summary"} <= made  # fmt: skip
+    on_ui = [name for name, thread in recorder.calls if thread is ui_thread[0]]
+    assert [n for n in on_ui if n not in recorder.UI_THREAD_CALLS] == []
