@@ -33,10 +33,11 @@ from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryS
 from stimctl.tui.screens.base import StimScreen
 
 if TYPE_CHECKING:
+    from stimctl import Report
     from stimctl.controller import Controller
     from stimctl.host.status import Event, SessionSummary, Status
     from stimctl.rules.profile import Profile
-    from stimctl.rules.violations import Report
+    from stimctl.tui.contract import StimAppContract
 
 P = ParamSpec("P")
 
@@ -190,10 +191,10 @@ class StimApp(App[int]):
     def _load(self, path: Path, patient: tuple[str, ...]) -> ProfileLoaded | None:
         """Worker body: one load at a time; a request superseded while it waited is skipped, so
         the last profile the controller loads is the newest one asked for."""
+        from stimctl import Report
         from stimctl.host.errors import StimctlError, ValidationRefused
         from stimctl.rules.profile import ProfileError
         from stimctl.rules.validation import validate_file
-        from stimctl.rules.violations import Report
 
         with self._load_lock:
             if self._load_wanted != (path, patient):
@@ -429,3 +430,10 @@ class StimApp(App[int]):
             return
         self.log_event("closing: output to zero, record closed")
         self.call_device(self, "close", self.controller.close)
+
+
+if TYPE_CHECKING:
+
+    def _keeps_the_contract(app: StimApp) -> StimAppContract:
+        """For type checkers: StimApp provides everything screens and widgets may ask of it."""
+        return app

@@ -11,10 +11,10 @@ if TYPE_CHECKING:
     from textual.dom import DOMNode
     from textual.message_pump import MessagePump
 
+    from stimctl import Report
     from stimctl.controller import Controller
     from stimctl.host.status import Status
     from stimctl.rules.profile import Profile
-    from stimctl.rules.violations import Report
     from stimctl.tui.messages import ProfileLoaded
 
 P = ParamSpec("P")

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from stimctl import Report
     from stimctl.host.status import Event, Status
-    from stimctl.rules.violations import Report
 
 
 class TelemetryReady(Message):

@@ -62,12 +62,12 @@ class SummaryScreen(StimScreen):
     def __init__(self, summary: SessionSummary | dict[str, str], anchor: str | None = None) -> None:
         super().__init__()
         self.summary = summary
-        self.anchor = anchor
+        self.record_anchor = anchor  # not ``anchor``: that is a Widget method
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="summary-body"):
             yield Static(
-                summary_renderable(self.summary, self.anchor), id="summary", classes="panel"
+                summary_renderable(self.summary, self.record_anchor), id="summary", classes="panel"
             )
             with Horizontal(classes="actions"):
                 yield Button("New session  (Enter)", id="new-session", variant="primary")

@@ -12,7 +12,7 @@ from textual.widgets import Static
 from stimctl.tui.format import value
 
 if TYPE_CHECKING:
-    from stimctl.rules.violations import Report
+    from stimctl import Report
 
 
 def verdict(report: Report | None) -> tuple[str, str]:
