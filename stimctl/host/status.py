@@ -51,6 +51,11 @@ class Outcome(StrEnum):
         return {"COMPLETED": 0, "STOPPED": 4, "FAULT": 3, "ESTOP": 3, "ABORTED": 4}[self.value]
 
 
+#: FaultInfo.code of the host fault latched when the session record cannot be written (the
+#: session is stopped with its normal ramp-down; nothing more can be armed).
+RECORD_FAILED = "RECORD_FAILED"
+
+
 @dataclass(frozen=True, slots=True)
 class FaultInfo:
     """A latched fault: code (a protocol Fault name or LINK_LOST / HOST_LIMIT / STREAM_REFUSED /

@@ -12,7 +12,7 @@ from stimctl.host.interlock import Command, Interlock
 from stimctl.host.mirror import DeviceMirror
 from stimctl.host.recorder import Recorder
 from stimctl.host.session import Session
-from stimctl.host.status import FaultInfo, HostState, Outcome
+from stimctl.host.status import RECORD_FAILED, FaultInfo, HostState, Outcome
 from stimctl.host.subscribers import Subscribers
 from stimctl.protocol import ClearFault, Disarm, EStop, Message, State, Stop
 from stimctl.protocol.messages import wire_name
@@ -85,7 +85,7 @@ class Stopper:
         START that crossed the failure is stopped at the device's next state report. At rest
         nothing is latched: the next ARM is refused instead."""
         interlock, session = self._interlock, self._session
-        fault = FaultInfo("RECORD_FAILED", source="host", message=message)
+        fault = FaultInfo(RECORD_FAILED, source="host", message=message)
         with self._lock:
             device, before = session.device_state, interlock.state
             command: Message | None = None
@@ -113,16 +113,16 @@ class Stopper:
             else:
                 self._recorder.write("command", {
                     "name": wire_name(type(sent)), "seq": sent.seq, "result": "sent",
-                    "cause": "RECORD_FAILED", **({"ramp_ms": sent.ramp_ms}
+                    "cause": RECORD_FAILED, **({"ramp_ms": sent.ramp_ms}
                                                 if isinstance(sent, Stop) else {}),
                 })  # fmt: skip
         if latch:
             self._recorder.write(
                 "state", {"from": before.value, "to": interlock.state.value,
-                          "cause": "RECORD_FAILED"}
+                          "cause": RECORD_FAILED}
             )  # fmt: skip
             self._recorder.write("fault", {**fault.to_dict(), "first": True})
-            self._subscribers.emit("fault", f"RECORD_FAILED: {message}", fault.to_dict())
+            self._subscribers.emit("fault", f"{RECORD_FAILED}: {message}", fault.to_dict())
 
     def estop(self) -> None:
         """ESTOP at once from the caller's thread, ahead of anything else; never waits."""

@@ -380,15 +380,14 @@ class StimApp(App[int]):
 
     def _summary_ready(self, message: DeviceCallDone) -> None:
         self._summary_pending = False
-        summary: SessionSummary | dict[str, str]
+        summary: SessionSummary | None = None
         if message.ok:
             summary, anchor = cast("tuple[SessionSummary, str | None]", message.result)
         else:
-            summary = {"outcome": f"unknown ({message.error})"}
             anchor = self.controller.record_anchor if self.controller is not None else None
         self._pop_to_base()
         self.session_started = False
-        self.push_screen(SummaryScreen(summary, anchor))
+        self.push_screen(SummaryScreen(summary, anchor, unreadable=str(message.error or "")))
 
     def back_to_setup(self) -> None:
         self.session_started = False

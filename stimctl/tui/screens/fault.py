@@ -10,15 +10,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
 from textual.widgets import Button, Label, Static
 
+from stimctl.host.status import RECORD_FAILED
 from stimctl.tui.format import LATCHED_STATES, state_name
 from stimctl.tui.messages import DeviceCallDone
 from stimctl.tui.screens.base import StimScreen
 
 if TYPE_CHECKING:
     from stimctl.host.status import FaultInfo, HostState, Status
-
-#: The host fault a session record that cannot be written latches (stimctl.host.stopping).
-RECORD_FAILED = "RECORD_FAILED"
 
 
 def fault_table(fault: FaultInfo | None, state: str, when: str) -> Table:

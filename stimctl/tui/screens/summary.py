@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from stimctl.tui.format import clock, field
+from stimctl.tui.format import clock
 from stimctl.tui.screens.base import StimScreen
 
 if TYPE_CHECKING:
@@ -20,35 +20,28 @@ if TYPE_CHECKING:
 
 
 def summary_renderable(
-    summary: SessionSummary | dict[str, str], anchor: str | None = None
+    summary: SessionSummary | None, anchor: str | None = None, unreadable: str = ""
 ) -> Group:
-    """The summary as a Rich group (a dict with just ``outcome`` when none could be read)."""
+    """The summary as a Rich group (None: it could not be read, ``unreadable`` says why)."""
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row(
-        "Outcome", str(getattr(field(summary, "outcome"), "value", field(summary, "outcome")))
-    )
-    head.add_row("Delivered", clock(field(summary, "delivered_s")))
-    head.add_row("Record", str(field(summary, "record_path") or "not recorded"))
+    outcome = summary.outcome if summary is not None else None
+    head.add_row("Outcome", outcome.value if outcome is not None else f"unknown ({unreadable})")
+    head.add_row("Delivered", clock(summary.delivered_s if summary is not None else None))
+    head.add_row("Record", (summary.record_path if summary is not None else None) or "not recorded")
     if anchor:
         head.add_row("Anchor", f"{anchor}  (the record's tag now: for the chart)")
     per = Table(expand=True, show_edge=False)
     for name in ("channel", "pulses", "charge (µC)"):
         per.add_column(name, justify="right" if name != "channel" else "left")
-    channels = field(summary, "channels") or {}
-    items = (
-        channels.items() if isinstance(channels, dict) else ((field(c, "id"), c) for c in channels)
-    )
-    for cid, ch in sorted(items, key=lambda item: item[0]):
-        per.add_row(
-            f"CH{cid}", str(field(ch, "pulses", 0)), f"{float(field(ch, 'charge_uc', 0.0)):.1f}"
-        )
-    faults = field(summary, "faults") or ()
-    lines = [
-        Text(f"{field(f, 'code')}  CH{field(f, 'channel') or '-'}  {field(f, 'message') or ''}")
-        for f in faults
-    ] or [Text("no faults")]
+    channels = summary.channels if summary is not None else ()
+    for ch in sorted(channels, key=lambda c: c.id):
+        per.add_row(f"CH{ch.id}", str(ch.pulses), f"{ch.charge_uc:.1f}")
+    faults = summary.faults if summary is not None else ()
+    lines = [Text(f"{f.code}  CH{f.channel or '-'}  {f.message}") for f in faults] or [
+        Text("no faults")
+    ]
     return Group(head, Text(""), per, Text(""), Text("Faults", style="bold"), *lines)
 
 
@@ -59,15 +52,20 @@ class SummaryScreen(StimScreen):
     KEYS_HINT = "Enter new session · Ctrl+Q quit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "new_session", "New session")]
 
-    def __init__(self, summary: SessionSummary | dict[str, str], anchor: str | None = None) -> None:
+    def __init__(
+        self, summary: SessionSummary | None, anchor: str | None = None, unreadable: str = ""
+    ) -> None:
         super().__init__()
         self.summary = summary
+        self.unreadable = unreadable
         self.record_anchor = anchor  # not ``anchor``: that is a Widget method
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="summary-body"):
             yield Static(
-                summary_renderable(self.summary, self.record_anchor), id="summary", classes="panel"
+                summary_renderable(self.summary, self.record_anchor, self.unreadable),
+                id="summary",
+                classes="panel",
             )
             with Horizontal(classes="actions"):
                 yield Button("New session  (Enter)", id="new-session", variant="primary")
