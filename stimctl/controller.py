@@ -366,12 +366,15 @@ class Controller:
         now = self.interlock.clock()
         with self.lock:
             current = self.session.plateau_ma[channel]
+            live = dict(self.session.plateau_ma)
             since = now - self._adjust_at.get(channel, -math.inf)
         rate = self.connection.envelope.max_ramp_rate_ma_per_s
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:
             return current
-        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient), rate)
+        check_plateau(
+            profile, channel, target, lambda p: self._validate(p, self.patient), rate, live
+        )
         gain = gain_permille(profile, channel, target)
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:
