@@ -59,3 +59,26 @@ def test_adjust_refuses_a_step_that_takes_a_shared_needle_over_the_limit_at_live
         assert ctl.wait(timeout=120) is Outcome.COMPLETED
     finally:
         ctl.close()
+
+
+def test_an_adjust_accepted_at_the_site_limit_runs_on_without_a_host_limit_fault(
+    tmp_path: Path,
+) -> None:
+    """5.1 + 4.9 mA is exactly 10 mA at ST36-L: accepted, so it must also pass the host guard.
+    The gain was rounded to nearest (5.1 / 4.9 -> 1041 permille = 5.1009 mA), the guard saw
+    10.0009 mA at the next block and e-stopped the session; the gain now rounds down."""
+    ctl = Controller.connect(None, speed=math.inf)
+    try:
+        now = [1000.0]
+        ctl.interlock.clock = lambda: now[0]
+        ctl.load(parse_profile(shared_needle()))
+        ctl.check_impedance()
+        ctl.arm(confirm=True, acknowledge_warnings=True)
+        ctl.start()
+        assert ctl.wait_until(lambda s: s.elapsed_s >= 4.0, 60)
+        for _ in range(2):
+            now[0] += 1.0
+            ctl.adjust(1, +0.1)
+        assert ctl.wait(timeout=120) is Outcome.COMPLETED, ctl.fault
+    finally:
+        ctl.close()

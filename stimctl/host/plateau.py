@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 from stimctl.host.errors import InterlockError
@@ -83,8 +84,10 @@ def check_plateau(
 
 
 def gain_permille(profile: Profile, channel: int, target_ma: float) -> int:
-    """The ADJUST gain for ``target_ma`` relative to the prescription."""
-    return round(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY)
+    """The ADJUST gain for ``target_ma`` relative to the prescription, rounded down (float
+    noise below 1e-6 permille ignored): the device never delivers more than the plateau the
+    rules accepted (rounded to nearest, 5.1 / 4.9 mA gave 1041 permille = 5.1009 mA)."""
+    return math.floor(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY + 1e-6)
 
 
 def reramp_na_per_s(rate_ma_per_s: float) -> int:
