@@ -228,6 +228,15 @@ _RULES = (
         "electrode around the orbit (eyebrow, orbital margin): keep needle and current off the eye",
     ),
     Rule(
+        "site-mouth",
+        "error",
+        None,
+        "",
+        f"{IEC} (mouth); {WHO}: GV28 inside the upper lip at the gum (intraoral); GV26, GV27,"
+        " CV24 at the lips",
+        "electrode inside the mouth (GV28; a warning at the lips: GV26, GV27, CV24)",
+    ),
+    Rule(
         "patient-pregnancy-point",
         "error",
         None,
