@@ -367,7 +367,11 @@ class Controller:
         with self.lock:
             current = self.session.plateau_ma[channel]
             live = dict(self.session.plateau_ma)
-            since = now - self._adjust_at.get(channel, -math.inf)
+            # channels on one needle rise together: the clamp counts from the last change of
+            # any channel sharing a site with this one
+            needle = {channel}.union(*(ids for ids in self.session.shared_sites.values()
+                                       if channel in ids))  # fmt: skip
+            since = now - max(self._adjust_at.get(ch, -math.inf) for ch in needle)
         rate = self.connection.envelope.max_ramp_rate_ma_per_s
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:

@@ -25,8 +25,8 @@ def shared_needle() -> dict:
             {"id": 1, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 4.9},
             {"id": 2, "anode": "ST36-L", "cathode": "SP6-L", "amplitude_ma": 4.9},
         ],
-        "phases": [{"duration_s": 8, "mode": "continuous", "frequency_hz": 10,
-                    "pulse_width_us": 200, "ramp_up_s": 3}],
+        "phases": [{"duration_s": 10, "mode": "continuous", "frequency_hz": 10,
+                    "pulse_width_us": 200, "ramp_up_s": 6}],
     }  # fmt: skip
 
 
@@ -44,7 +44,7 @@ def test_adjust_refuses_a_step_that_takes_a_shared_needle_over_the_limit_at_live
         ctl.check_impedance()
         ctl.arm(confirm=True, acknowledge_warnings=True)
         ctl.start()
-        assert ctl.wait_until(lambda s: s.elapsed_s >= 4.0, 60)
+        assert ctl.wait_until(lambda s: s.elapsed_s >= 6.5, 60)
         accepted = []
         for k in range(6):
             now[0] += 1.0
@@ -75,7 +75,7 @@ def test_an_adjust_accepted_at_the_site_limit_runs_on_without_a_host_limit_fault
         ctl.check_impedance()
         ctl.arm(confirm=True, acknowledge_warnings=True)
         ctl.start()
-        assert ctl.wait_until(lambda s: s.elapsed_s >= 4.0, 60)
+        assert ctl.wait_until(lambda s: s.elapsed_s >= 6.5, 60)
         for _ in range(2):
             now[0] += 1.0
             ctl.adjust(1, +0.1)
