@@ -276,7 +276,8 @@ class SafetyEnvelope(BaseModel):
     """Limits the rules check against; defaults are the table in docs/SAFETY.md.
 
     A site may set any limit; the standard-derived ones (r.m.s. current, pulse energy, power
-    density) may only be made stricter. ``narrowed`` intersects with a device's limits.
+    density, the current-density flag) may only be made stricter. ``narrowed`` intersects
+    with a device's limits.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
@@ -291,7 +292,7 @@ class SafetyEnvelope(BaseModel):
     max_session_s: Positive = 3600.0
     max_ramp_rate_ma_per_s: Positive = 2.0
     max_shannon_k: Annotated[float, Field(allow_inf_nan=False)] = 1.85
-    max_current_density_ma_cm2: Positive = 2.0
+    max_current_density_ma_cm2: Annotated[float, Field(gt=0, le=2)] = 2.0
     max_channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = MAX_CHANNELS
 
     @model_validator(mode="before")
