@@ -321,6 +321,7 @@ class SafetyEnvelope(BaseModel):
         pulse_width_us: tuple[float, float] | None = None,
         frequency_hz: tuple[float, float] | None = None,
         max_channels: int | None = None,
+        max_ramp_rate_ma_per_s: float | None = None,
     ) -> SafetyEnvelope:
         """This envelope intersected with a device's limits: the stricter of each bound.
 
@@ -331,6 +332,9 @@ class SafetyEnvelope(BaseModel):
             changes["max_amplitude_ma"] = min(self.max_amplitude_ma, float(max_amplitude_ma))
         if max_channels is not None:
             changes["max_channels"] = min(self.max_channels, int(max_channels))
+        if max_ramp_rate_ma_per_s is not None:  # the device's slew ceiling
+            rate = min(self.max_ramp_rate_ma_per_s, float(max_ramp_rate_ma_per_s))
+            changes["max_ramp_rate_ma_per_s"] = rate
         for key, given in (("pulse_width_us", pulse_width_us), ("frequency_hz", frequency_hz)):
             if given is not None:
                 lo, hi = getattr(self, key)
