@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Literal, get_args
@@ -224,6 +224,25 @@ def parse_site(text: str) -> Site:
     Raises UnknownPoint for an unknown or malformed code, a bilateral point without a
     side, or a midline point with one.
     """
+    if not isinstance(text, str):
+        return _parse_site(text)  # raises UnknownPoint
+    parsed = _parsed_site(text)
+    if isinstance(parsed, str):
+        raise UnknownPoint(parsed)
+    return parsed
+
+
+@lru_cache(maxsize=4096)
+def _parsed_site(text: str) -> Site | str:
+    """The Site ``text`` names, or why it names none; remembered, as profiles use a few
+    hundred sites over and over (Site is immutable, so one instance serves every caller)."""
+    try:
+        return _parse_site(text)
+    except UnknownPoint as error:
+        return str(error)
+
+
+def _parse_site(text: str) -> Site:
     point, side = _split(text)
     got = "" if text == point.code else f" (got {text!r})"
     if point.bilateral and side is None:

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 
-from stimctl.rules.context import Rule, RuleContext, elements, exceeds, finding, outside
-from stimctl.rules.electrodes import electrodes
+from stimctl.rules.context import (
+    Rule,
+    RuleContext,
+    Variants,
+    elements,
+    exceeds,
+    finding,
+    outside,
+)
+from stimctl.rules.electrodes import electrode_amplitude
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
@@ -62,10 +71,10 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    for electrode in electrodes(ctx.profile):
+    for electrode in ctx.electrodes:
         if not electrode.shared:
             continue
-        total = math.fsum(channels[i].amplitude_ma for i in electrode.channels)
+        total = electrode_amplitude(ctx.profile, electrode)
         if exceeds(total, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -101,14 +110,14 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                     f"{f_lo:g}..{f_hi:g}",
                     f,
                 )
-    for op in ctx.points:
-        q = op.quantities
-        fit = 1e6 / q.min_period_us
-        if op.channel == 0 and exceeds(q.frequency_hz, fit) and f_lo <= q.frequency_hz <= f_hi:
-            phase = ctx.profile.phases[op.phase]
-            loc = f"phases[{op.phase}].frequency_hz"
-            if isinstance(phase.frequency_hz, tuple):
-                loc += f"[{op.variant}]"
+    for p, channels in enumerate(ctx.channel_points):
+        for v, q in enumerate(channels[0]):  # the pulse's length does not depend on amplitude
+            fit = 1e6 / q.min_period_us
+            if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
+                continue
+            loc = f"phases[{p}].frequency_hz"
+            if isinstance(ctx.profile.phases[p].frequency_hz, tuple):
+                loc += f"[{v}]"
             yield finding(
                 "frequency-range",
                 loc,
@@ -121,29 +130,27 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
 
 def _worst(
     ctx: RuleContext, key: Callable[[PulseQuantities], float], per_site: bool
-) -> Iterator[tuple[str, str, float]]:
-    """Per (phase, channel) or (phase, electrode): (loc, who, the largest value of ``key``
-    over the frequency variants)."""
-    best: dict[tuple[int, str], tuple[str, float]] = {}
+) -> Iterator[tuple[int, int, float]]:
+    """Per (electrode, phase), or per (phase, channel) unless ``per_site``: the indices and the
+    worst value of ``key`` over the frequency variants (a later variant's value is kept unless
+    it is <= the one before, so a nan there wins)."""
     if per_site:
-        for sp in ctx.site_points:
-            loc = sp.electrode.loc
-            who = sp.electrode.describe(ctx.profile)
-            _keep(best, (sp.phase, loc), who, key(sp.quantities))
+        for e, phases in enumerate(ctx.electrode_points):
+            for p, variants in enumerate(phases):
+                yield e, p, _largest(key, variants)
     else:
-        for op in ctx.points:
-            who = f"channel {ctx.profile.channels[op.channel].id}"
-            _keep(best, (op.phase, f"channels[{op.channel}]"), who, key(op.quantities))
-    for (p, loc), (who, value) in best.items():
-        yield f"phases[{p}].{loc}", who, value
+        for p, channels in enumerate(ctx.channel_points):
+            for c, variants in enumerate(channels):
+                yield p, c, _largest(key, variants)
 
 
-def _keep(
-    best: dict[tuple[int, str], tuple[str, float]], at: tuple[int, str], who: str, value: float
-) -> None:
-    old = best.get(at)
-    if old is None or not value <= old[1]:
-        best[at] = (who, value)
+def _largest(key: Callable[[PulseQuantities], float], variants: Variants) -> float:
+    value = key(variants[0])
+    for q in variants[1:]:
+        other = key(q)
+        if not other <= value:
+            value = other
+    return value
 
 
 def _quantity_rule(
@@ -158,8 +165,9 @@ def _quantity_rule(
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        for loc, who, value in _worst(ctx, key, per_site):
+        for first, second, value in _worst(ctx, key, per_site):
             if exceeds(value, limit) or (at_limit and value == limit):
+                loc, who = _where(ctx, first, second, per_site)
                 op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
                 yield finding(
                     code, loc, f"{who}: {what} {value:.4g}{u} {op} {limit:g}{u}", limit, value
@@ -173,27 +181,35 @@ def _quantity_rule(
     return rule
 
 
+def _where(ctx: RuleContext, first: int, second: int, per_site: bool) -> tuple[str, str]:
+    """(loc, who) of a ``_worst`` row: (electrode, phase) or (phase, channel) indices."""
+    if per_site:
+        electrode = ctx.electrodes[first]
+        return f"phases[{second}].{electrode.loc}", electrode.describe(ctx.profile)
+    return f"phases[{first}].channels[{second}]", f"channel {ctx.profile.channels[second].id}"
+
+
 phase_charge_rule = _quantity_rule(
-    "phase-charge-max", lambda q: q.phase_charge_uc, "phase charge", "uC"
+    "phase-charge-max", attrgetter("phase_charge_uc"), "phase charge", "uC"
 )
-rms_current_rule = _quantity_rule("rms-current-max", lambda q: q.rms_ma, "r.m.s. current", "mA")
+rms_current_rule = _quantity_rule("rms-current-max", attrgetter("rms_ma"), "r.m.s. current", "mA")
 pulse_energy_rule = _quantity_rule(
     "pulse-energy-max",
-    lambda q: q.pulse_energy_mj,
+    attrgetter("pulse_energy_mj"),
     "energy per pulse into 500 ohm",
     "mJ",
     per_site=False,
 )
 power_density_rule = _quantity_rule(
     "power-density-max",
-    lambda q: q.power_density_w_cm2,
+    attrgetter("power_density_w_cm2"),
     "average power density",
     "W/cm2",
     at_limit=True,
 )
-shannon_rule = _quantity_rule("charge-density-shannon", lambda q: q.shannon_k, "Shannon k", "")
+shannon_rule = _quantity_rule("charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "")
 current_density_rule = _quantity_rule(
-    "current-density-iec", lambda q: q.current_density_ma_cm2, "r.m.s. current density", "mA/cm2"
+    "current-density-iec", attrgetter("current_density_ma_cm2"), "r.m.s. current density", "mA/cm2"
 )
 
 
@@ -261,8 +277,9 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
-    worst = max((abs(op.quantities.net_charge_uc) for op in ctx.points), default=0.0)
-    tolerance = 1e-9 * max((op.quantities.phase_charge_uc for op in ctx.points), default=0.0)
+    every = [q for channels in ctx.channel_points for variants in channels for q in variants]
+    worst = max((abs(q.net_charge_uc) for q in every), default=0.0)
+    tolerance = 1e-9 * max((q.phase_charge_uc for q in every), default=0.0)
     shape = ctx.profile.waveform.shape
     if shape == "monophasic" or exceeds(worst, tolerance):
         yield finding(
