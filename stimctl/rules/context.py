@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, electrode_amplitude, electrodes_of
@@ -45,6 +46,9 @@ class RuleContext:
     channel_points: tuple[tuple[Variants, ...], ...]
     #: [electrode][phase]: the quantities of the electrode's summed current at each variant.
     electrode_points: tuple[tuple[Variants, ...], ...]
+    #: channel_points and electrode_points flattened, in the same order.
+    channel_flat: Variants
+    electrode_flat: Variants
 
     @classmethod
     def build(
@@ -68,14 +72,18 @@ class RuleContext:
             return figures
 
         by_channel = [per_phase(c.amplitude_ma) for c in profile.channels]
+        channel_points = tuple(zip(*by_channel, strict=True))
+        electrode_points = tuple(per_phase(electrode_amplitude(profile, e)) for e in found)
         return cls(
             profile,
             envelope,
             frozenset(patient),
             sites,
             found,
-            tuple(zip(*by_channel, strict=True)),
-            tuple(per_phase(electrode_amplitude(profile, e)) for e in found),
+            channel_points,
+            electrode_points,
+            tuple(chain.from_iterable(chain.from_iterable(channel_points))),
+            tuple(chain.from_iterable(chain.from_iterable(electrode_points))),
         )
 
 

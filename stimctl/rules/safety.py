@@ -165,6 +165,10 @@ def _quantity_rule(
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
+        values = list(map(key, ctx.electrode_flat if per_site else ctx.channel_flat))
+        top = max(values)
+        if (top < limit or (top == limit and not at_limit)) and not math.isnan(sum(values)):
+            return  # nothing reaches the limit (and no nan, which max() may pass over)
         for first, second, value in _worst(ctx, key, per_site):
             if exceeds(value, limit) or (at_limit and value == limit):
                 loc, who = _where(ctx, first, second, per_site)
@@ -277,7 +281,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
-    every = [q for channels in ctx.channel_points for variants in channels for q in variants]
+    every = ctx.channel_flat
     worst = max((abs(q.net_charge_uc) for q in every), default=0.0)
     tolerance = 1e-9 * max((q.phase_charge_uc for q in every), default=0.0)
     shape = ctx.profile.waveform.shape
