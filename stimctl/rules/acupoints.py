@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
@@ -129,16 +129,16 @@ class Site:
     point: Point
     side: Literal["L", "R"] | None
     text: str
+    #: Canonical form: 'ST36-L' for a bilateral point, 'GV20' for a midline one.
+    label: str = field(init=False, repr=False, compare=False)
+    #: True when the input differed from the canonical label (alias, case, hyphen...).
+    normalised: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def label(self) -> str:
-        """Canonical form: 'ST36-L' for a bilateral point, 'GV20' for a midline one."""
-        return self.point.code if self.side is None else f"{self.point.code}-{self.side}"
-
-    @property
-    def normalised(self) -> bool:
-        """True when the input differed from the canonical label (alias, case, hyphen...)."""
-        return self.text != self.label
+    def __post_init__(self) -> None:
+        # Worked out once: the rules read both for every electrode of every profile.
+        label = self.point.code if self.side is None else f"{self.point.code}-{self.side}"
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "normalised", self.text != label)
 
 
 @cache

@@ -23,6 +23,7 @@ __all__ = [
     "finding",
     "outside",
     "site_or_none",
+    "suffixed",
 ]
 
 ENDS = ("anode", "cathode")
@@ -54,26 +55,35 @@ class RuleContext:
     def build(
         cls, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
     ) -> RuleContext:
-        sites = tuple((site_or_none(c.anode), site_or_none(c.cathode)) for c in profile.channels)
+        sites = tuple([(site_or_none(c.anode), site_or_none(c.cathode)) for c in profile.channels])
         found = electrodes_of([(_label(a), _label(c)) for a, c in sites])
         shape = profile.waveform.shape
         area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
         variants = [phase.variants for phase in profile.phases]
-        # Currents of equal amplitude (a lone channel and its electrode) share their figures.
+        # Channels of equal amplitude share their figures; a lone channel's electrode is it.
         known: dict[float, tuple[Variants, ...]] = {}
 
         def per_phase(amplitude: float) -> tuple[Variants, ...]:
             figures = known.get(amplitude)
             if figures is None:
                 figures = known[amplitude] = tuple(
-                    tuple(pulse_quantities(amplitude, pw, f, shape, area) for f, pw in phase)
-                    for phase in variants
+                    [
+                        tuple([pulse_quantities(amplitude, pw, f, shape, area) for f, pw in phase])
+                        for phase in variants
+                    ]
                 )
             return figures
 
         by_channel = [per_phase(c.amplitude_ma) for c in profile.channels]
         channel_points = tuple(zip(*by_channel, strict=True))
-        electrode_points = tuple(per_phase(electrode_amplitude(profile, e)) for e in found)
+        electrode_points = tuple(
+            [
+                by_channel[e.channels[0]]
+                if e.site is None
+                else per_phase(electrode_amplitude(profile, e))
+                for e in found
+            ]
+        )
         return cls(
             profile,
             envelope,
@@ -127,8 +137,13 @@ Rule = Callable[[RuleContext], Iterator[Violation]]
 
 def elements(value: float | tuple[float, ...], loc: str) -> Iterator[tuple[str, float]]:
     """(loc, value) for a number, (loc[k], item) for each item of a pair."""
+    for suffix, item in suffixed(value):
+        yield loc + suffix, item
+
+
+def suffixed(value: float | tuple[float, ...]) -> tuple[tuple[str, float], ...]:
+    """('', value) for a number, ('[k]', item) for each item of a pair: ``elements`` without
+    the loc, for rules that build a loc only when they report."""
     if isinstance(value, tuple):
-        for k, item in enumerate(value):
-            yield f"{loc}[{k}]", item
-    else:
-        yield loc, value
+        return tuple([(f"[{k}]", item) for k, item in enumerate(value)])
+    return (("", value),)

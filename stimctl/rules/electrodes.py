@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stimctl.rules import acupoints
-from stimctl.rules.profile import Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 
 __all__ = [
@@ -67,8 +68,7 @@ def _users(labels: list[Labels]) -> dict[str, tuple[int, ...]]:
     return {label: tuple(channels) for label, channels in users.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class Electrode:
+class Electrode(NamedTuple):
     """What a per-electrode rule judges: one site (None: a channel's own) and its channels."""
 
     site: str | None
@@ -93,6 +93,10 @@ class Electrode:
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
+#: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
+_ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
+
+
 def electrodes(profile: Profile) -> tuple[Electrode, ...]:
     """Every electrode to judge, once: each channel whose current flows alone through one of
     its needles (or through a site that does not parse), then each site shared by channels."""
@@ -101,6 +105,9 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
+    used = [label for pair in labels for label in pair if label is not None]
+    if len(set(used)) == len(used) and len(labels) <= len(_ALONE):
+        return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
     shared = {label: users for label, users in _users(labels).items() if len(users) > 1}
     alone = [
         Electrode(None, (i,))

@@ -14,10 +14,9 @@ from stimctl.rules.context import (
     Rule,
     RuleContext,
     Variants,
-    elements,
     exceeds,
     finding,
-    outside,
+    suffixed,
 )
 from stimctl.rules.electrodes import electrode_amplitude
 from stimctl.rules.envelope import RULES, SafetyEnvelope
@@ -39,6 +38,8 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 #: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
+_NET_CHARGE = attrgetter("net_charge_uc")
+_PHASE_CHARGE = attrgetter("phase_charge_uc")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -92,20 +93,20 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     pw_lo, pw_hi = env.pulse_width_us
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
-            if outside(pw, pw_lo, pw_hi):
+        for k, pw in suffixed(phase.pulse_width_us):
+            if not pw_lo <= pw <= pw_hi:  # outside(), inline
                 yield finding(
                     "pulse-width-range",
-                    loc,
+                    f"phases[{j}].pulse_width_us{k}",
                     f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
                     f"{pw_lo:g}..{pw_hi:g}",
                     pw,
                 )
-        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
-            if outside(f, f_lo, f_hi):
+        for k, f in suffixed(phase.frequency_hz):
+            if not f_lo <= f <= f_hi:
                 yield finding(
                     "frequency-range",
-                    loc,
+                    f"phases[{j}].frequency_hz{k}",
                     f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
                     f"{f_lo:g}..{f_hi:g}",
                     f,
@@ -128,23 +129,9 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
-def _worst(
-    ctx: RuleContext, key: Callable[[PulseQuantities], float], per_site: bool
-) -> Iterator[tuple[int, int, float]]:
-    """Per (electrode, phase), or per (phase, channel) unless ``per_site``: the indices and the
-    worst value of ``key`` over the frequency variants (a later variant's value is kept unless
-    it is <= the one before, so a nan there wins)."""
-    if per_site:
-        for e, phases in enumerate(ctx.electrode_points):
-            for p, variants in enumerate(phases):
-                yield e, p, _largest(key, variants)
-    else:
-        for p, channels in enumerate(ctx.channel_points):
-            for c, variants in enumerate(channels):
-                yield p, c, _largest(key, variants)
-
-
 def _largest(key: Callable[[PulseQuantities], float], variants: Variants) -> float:
+    """The worst value of ``key`` over a phase's frequency variants (a later variant's value
+    is kept unless it is <= the one before, so a nan there wins)."""
     value = key(variants[0])
     for q in variants[1:]:
         other = key(q)
@@ -169,8 +156,12 @@ def _quantity_rule(
         top = max(values)
         if (top < limit or (top == limit and not at_limit)) and not math.isnan(sum(values)):
             return  # nothing reaches the limit (and no nan, which max() may pass over)
-        for first, second, value in _worst(ctx, key, per_site):
-            if exceeds(value, limit) or (at_limit and value == limit):
+        # Rows: [electrode][phase] per site, else [phase][channel]; each the variants' figures.
+        for first, row in enumerate(ctx.electrode_points if per_site else ctx.channel_points):
+            for second, variants in enumerate(row):
+                value = key(variants[0]) if len(variants) == 1 else _largest(key, variants)
+                if value <= limit and not (at_limit and value == limit):
+                    continue  # exceeds(), inline
                 loc, who = _where(ctx, first, second, per_site)
                 op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
                 yield finding(
@@ -186,7 +177,7 @@ def _quantity_rule(
 
 
 def _where(ctx: RuleContext, first: int, second: int, per_site: bool) -> tuple[str, str]:
-    """(loc, who) of a ``_worst`` row: (electrode, phase) or (phase, channel) indices."""
+    """(loc, who) of a row: (electrode, phase) or (phase, channel) indices."""
     if per_site:
         electrode = ctx.electrodes[first]
         return f"phases[{second}].{electrode.loc}", electrode.describe(ctx.profile)
@@ -231,26 +222,28 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     Values outside the envelope's range are left to the range rules (one finding per fault).
     """
     env = ctx.envelope
+    pw_lo, pw_hi = env.pulse_width_us
+    f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
-            if outside(pw, *env.pulse_width_us):
+        for k, pw in suffixed(phase.pulse_width_us):
+            if not pw_lo <= pw <= pw_hi:  # outside(), inline
                 continue
-            if exceeds(pw, _U16) or _off_step(pw, 1.0):
+            if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
                     "device-resolution",
-                    loc,
+                    f"phases[{j}].pulse_width_us{k}",
                     f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
                     " (the device's resolution)",
                     "1 us",
                     pw,
                 )
-        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
-            if outside(f, *env.frequency_hz):
+        for k, f in suffixed(phase.frequency_hz):
+            if not f_lo <= f <= f_hi:
                 continue
-            if exceeds(f, _U16 / 10) or _off_step(f, 0.1):
+            if not f <= _U16 / 10 or _off_step(f, 0.1):
                 yield finding(
                     "device-resolution",
-                    loc,
+                    f"phases[{j}].frequency_hz{k}",
                     f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16 / 10:g} Hz"
                     " (the device's resolution)",
                     "0.1 Hz",
@@ -282,8 +275,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
     every = ctx.channel_flat
-    worst = max((abs(q.net_charge_uc) for q in every), default=0.0)
-    tolerance = 1e-9 * max((q.phase_charge_uc for q in every), default=0.0)
+    worst = max(map(abs, map(_NET_CHARGE, every)), default=0.0)
+    tolerance = 1e-9 * max(map(_PHASE_CHARGE, every), default=0.0)
     shape = ctx.profile.waveform.shape
     if shape == "monophasic" or exceeds(worst, tolerance):
         yield finding(

@@ -25,12 +25,15 @@ __all__ = [
 
 PROFILE_SUFFIXES = (".toml", ".json")
 _DEFAULT_ENVELOPE = SafetyEnvelope()
+_KNOWN_FLAGS = frozenset(PATIENT_FLAGS)
 
 
 def check_patient(patient: Iterable[str]) -> frozenset[str]:
     """The patient flags as a set; ValueError for a flag that is not in PATIENT_FLAGS."""
     flags = frozenset(patient)
-    unknown = sorted(flags - set(PATIENT_FLAGS))
+    if flags <= _KNOWN_FLAGS:
+        return flags
+    unknown = sorted(flags - _KNOWN_FLAGS)
     if unknown:
         raise ValueError(
             f"unknown patient flag(s) {', '.join(unknown)}; known: {', '.join(PATIENT_FLAGS)}"
