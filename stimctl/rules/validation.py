@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -80,7 +81,9 @@ def validate_file(
     """Load and validate one file; never raises for bad content (unreadable files included)."""
     flags = check_patient(patient)
     try:
-        raw = Path(path).read_bytes()
+        # os.fspath refuses a file descriptor as Path() did; pathlib costs as much as the read
+        with open(os.fspath(path), "rb") as file:
+            raw = file.read()
     except OSError as error:
         message = f"cannot read: {error.strerror or error}"
         return Report((schema_violation("", message),), None, str(path))
