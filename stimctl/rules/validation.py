@@ -69,8 +69,8 @@ def validate_bytes(
         profile = loads_profile(raw, fmt)
     except ProfileError as error:
         return Report(error.violations, None, path)
-    report = validate_profile(profile, envelope, flags)
-    return Report(report.violations, profile, path)
+    violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
+    return Report(tuple(violations), profile, path)  # validate_profile's, with the path
 
 
 def validate_file(
