@@ -18,7 +18,6 @@ __all__ = [
     "Rule",
     "RuleContext",
     "Variants",
-    "elements",
     "exceeds",
     "finding",
     "outside",
@@ -135,15 +134,9 @@ def outside(actual: float, lo: float, hi: float) -> bool:
 Rule = Callable[[RuleContext], Iterator[Violation]]
 
 
-def elements(value: float | tuple[float, ...], loc: str) -> Iterator[tuple[str, float]]:
-    """(loc, value) for a number, (loc[k], item) for each item of a pair."""
-    for suffix, item in suffixed(value):
-        yield loc + suffix, item
-
-
 def suffixed(value: float | tuple[float, ...]) -> tuple[tuple[str, float], ...]:
-    """('', value) for a number, ('[k]', item) for each item of a pair: ``elements`` without
-    the loc, for rules that build a loc only when they report."""
+    """('', value) for a number, ('[k]', item) for each item of a pair: the loc suffix and the
+    item, so that a rule builds the loc only when it reports."""
     if isinstance(value, tuple):
         return tuple([(f"[{k}]", item) for k, item in enumerate(value)])
     return (("", value),)

@@ -10,14 +10,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 
-from stimctl.rules.context import (
-    Rule,
-    RuleContext,
-    Variants,
-    exceeds,
-    finding,
-    suffixed,
-)
+from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffixed
 from stimctl.rules.electrodes import electrode_amplitude
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
@@ -94,7 +87,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
         for k, pw in suffixed(phase.pulse_width_us):
-            if not pw_lo <= pw <= pw_hi:  # outside(), inline
+            if outside(pw, pw_lo, pw_hi):
                 yield finding(
                     "pulse-width-range",
                     f"phases[{j}].pulse_width_us{k}",
@@ -103,7 +96,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in suffixed(phase.frequency_hz):
-            if not f_lo <= f <= f_hi:
+            if outside(f, f_lo, f_hi):
                 yield finding(
                     "frequency-range",
                     f"phases[{j}].frequency_hz{k}",
@@ -226,7 +219,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
         for k, pw in suffixed(phase.pulse_width_us):
-            if not pw_lo <= pw <= pw_hi:  # outside(), inline
+            if outside(pw, pw_lo, pw_hi):
                 continue
             if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
@@ -238,7 +231,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in suffixed(phase.frequency_hz):
-            if not f_lo <= f <= f_hi:
+            if outside(f, f_lo, f_hi):
                 continue
             if not f <= _U16 / 10 or _off_step(f, 0.1):
                 yield finding(
