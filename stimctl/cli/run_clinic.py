@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stimctl.clinic.db import Database
     from stimctl.controller import Controller
-    from stimctl.status import DeviceSummary
+    from stimctl.host.status import DeviceSummary
 
 #: The row's outcome when the session never produced one: by the command's exit code.
 OUTCOME_BY_EXIT = {0: "COMPLETED", 1: "REFUSED", 3: "FAULT", 4: "ABORTED"}
@@ -87,8 +87,7 @@ class ClinicRun:
 def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[str]) -> object:
     from stimctl.clinic.anchor import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
-    from stimctl.errors import StimctlError
-    from stimctl.record import summarise
+    from stimctl.host.errors import StimctlError
 
     outcome = OUTCOME_BY_EXIT.get(code, "FAULT")
     serial = firmware = simulator = None
@@ -113,9 +112,9 @@ def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[s
     codes = list(violations)
     name = sha = tag = None
     if record.is_file():
-        facts, told = record_facts(record), summarise(record)
+        facts = record_facts(record)
         codes += facts.violations
-        name, sha, tag = told.profile_name, told.profile_sha256, facts.tag
+        name, sha, tag = facts.profile_name, facts.profile_sha256, facts.tag
     return SessionEnd(
         outcome=outcome, exit_code=code, device_serial=serial, device_firmware=firmware,
         simulator=simulator, profile_name=name, profile_sha256=sha, delivered_s=delivered,

@@ -21,6 +21,8 @@ class RecordFacts:
 
     session_id: str | None = None
     patient_id: str | None = None
+    profile_name: str | None = None
+    profile_sha256: str | None = None
     flags: tuple[str, ...] = ()
     violations: tuple[str, ...] = ()
     tag: str | None = None
@@ -47,6 +49,9 @@ def final_tag(entry: dict[str, Any]) -> str | None:
 
 def record_facts(path: str | Path) -> RecordFacts:
     """Read what the store needs from a record file; OSError if it cannot be read."""
+    from stimctl.host.record import summarise
+
+    told = summarise(path)
     entries = _entries(Path(path))
     session_id = patient_id = None
     flags: tuple[str, ...] = ()
@@ -61,8 +66,8 @@ def record_facts(path: str | Path) -> RecordFacts:
             items = data.get("violations" if kind == "refused" else "warnings", [])
             codes += [v["code"] for v in items if isinstance(v, dict) and "code" in v]
     tag = final_tag(entries[-1]) if entries else None
-    return RecordFacts(session_id, patient_id, flags, tuple(dict.fromkeys(codes)), tag,
-                       len(entries))  # fmt: skip
+    return RecordFacts(session_id, patient_id, told.profile_name, told.profile_sha256, flags,
+                       tuple(dict.fromkeys(codes)), tag, len(entries))  # fmt: skip
 
 
 def _text(value: Any) -> str | None:

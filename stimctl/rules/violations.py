@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from stimctl.profile import Profile
+    from stimctl.rules.profile import Profile
 
 Severity = Literal["error", "warning"]
 Value = float | int | str | None
