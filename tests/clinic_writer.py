@@ -22,8 +22,9 @@ def record_sessions(url: str, patient: str, count: int, station: str) -> None:
     try:
         for _ in range(count):
             with db.session() as session:
-                opened = open_session(session, patient_code=patient, operator=station,
-                                      record_path=None)  # fmt: skip
+                opened = open_session(
+                    session, patient_code=patient, operator=station, record_path=None
+                )
             report = validate_profile(profile, patient=opened.flags)
             end = SessionEnd(
                 outcome="COMPLETED" if report.ok else "REFUSED",

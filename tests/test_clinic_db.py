@@ -130,8 +130,9 @@ def test_a_database_with_foreign_tables_is_not_taken_for_a_clinic_database(url: 
 
 def test_foreign_keys_are_enforced(db: Database) -> None:
     with pytest.raises(IntegrityError), db.session() as session:
-        session.add(FlagChange(patient_id=12345, flag="pregnant", value=True,
-                               changed_at=datetime.now(UTC)))  # fmt: skip
+        session.add(
+            FlagChange(patient_id=12345, flag="pregnant", value=True, changed_at=datetime.now(UTC))
+        )
 
 
 def test_sqlite_connections_run_in_wal_mode_with_foreign_keys_on(tmp_path: Path) -> None:
@@ -197,8 +198,9 @@ def test_every_flag_change_is_kept_with_its_time_and_operator(db: Database) -> N
     with db.session() as session:
         add_patient(session, "P1", flags=["epilepsy"], operator="ana")
     with db.session() as session:
-        change_flags(session, "P1", set_flags=["anticoagulant"], unset_flags=["epilepsy"],
-                     operator="ben")  # fmt: skip
+        change_flags(
+            session, "P1", set_flags=["anticoagulant"], unset_flags=["epilepsy"], operator="ben"
+        )
     with db.session() as session:
         change_flags(session, "P1", set_flags=["epilepsy"], operator="cy")
     with db.session() as session:
@@ -237,11 +239,13 @@ def test_sessions_are_numbered_per_patient_and_keep_the_flags_they_used(db: Data
         add_patient(session, "B")
     with db.session() as session:
         first = open_session(session, patient_code="A", operator="o", record_path=None)
-        other = open_session(session, patient_code="B", operator="o", record_path=None,
-                             flags=["epilepsy"])  # fmt: skip
+        other = open_session(
+            session, patient_code="B", operator="o", record_path=None, flags=["epilepsy"]
+        )
         second = open_session(session, patient_code="A", operator="o", record_path=None)
-        alone = open_session(session, patient_code=None, operator="o", record_path=None,
-                             flags=["epilepsy"])  # fmt: skip
+        alone = open_session(
+            session, patient_code=None, operator="o", record_path=None, flags=["epilepsy"]
+        )
     assert (first.number, second.number, other.number, alone.number) == (1, 2, 1, None)
     assert first.flags == {"pregnant"} and other.flags == frozenset()  # B's own flags, not given
     assert alone.flags == {"epilepsy"}  # without a patient: the --patient flags
@@ -256,9 +260,15 @@ def test_an_open_row_is_closed_with_its_outcome_delivery_and_tag(db: Database) -
     with db.session() as session:
         (row,) = list_sessions(session, "A")
         assert row.outcome is None and row.ended_at is None  # open: a killed host leaves this
-    end = SessionEnd(outcome="COMPLETED", exit_code=0, device_serial="SIM1", delivered_s=60.0,
-                     channels=[ChannelTotals(1, 598, 598, 54.9)], violations=["a", "a", "b"],
-                     record_tag="ab" * 32)  # fmt: skip
+    end = SessionEnd(
+        outcome="COMPLETED",
+        exit_code=0,
+        device_serial="SIM1",
+        delivered_s=60.0,
+        channels=[ChannelTotals(1, 598, 598, 54.9)],
+        violations=["a", "a", "b"],
+        record_tag="ab" * 32,
+    )
     with db.session() as session:
         close_session(session, opened.uid, end)
     with db.session() as session:
@@ -274,13 +284,27 @@ def test_an_open_row_is_closed_with_its_outcome_delivery_and_tag(db: Database) -
 def _record(path: Path, session_id: str, patient_id: str | None) -> str:
     """A closed record as the controller writes it; its final hash."""
     with SessionRecord(path) as rec:
-        rec.append("session", {"session_id": session_id, "patient_id": patient_id,
-                               "operator": "ana", "patient": ["epilepsy"]})  # fmt: skip
+        rec.append(
+            "session",
+            {
+                "session_id": session_id,
+                "patient_id": patient_id,
+                "operator": "ana",
+                "patient": ["epilepsy"],
+            },
+        )
         rec.append("device", {"serial": "SIM9", "firmware": "1.0.0"})
-        rec.append("profile", {"profile": {"name": "demo"}, "sha256": "5" * 64,
-                               "warnings": [{"code": "patient-epilepsy"}]})  # fmt: skip
-        rec.append("summary", {"channels": [{"id": 1, "pulses": 10, "charge_uc": 1.0}],
-                               "delivered_s": 5.0})  # fmt: skip
+        rec.append(
+            "profile",
+            {
+                "profile": {"name": "demo"},
+                "sha256": "5" * 64,
+                "warnings": [{"code": "patient-epilepsy"}],
+            },
+        )
+        rec.append(
+            "summary", {"channels": [{"id": 1, "pulses": 10, "charge_uc": 1.0}], "delivered_s": 5.0}
+        )
     import json
 
     return json.loads(path.read_text().splitlines()[-1])["hash"]
@@ -301,7 +325,10 @@ def test_a_record_is_imported_as_a_row_and_again_changes_nothing(
         assert not created
         data = session_json(list_sessions(session, "A")[0])
     assert (data["record_tag"], data["device_serial"], data["profile_sha256"]) == (
-        tag, "SIM9", "5" * 64)  # fmt: skip
+        tag,
+        "SIM9",
+        "5" * 64,
+    )
     assert data["flags"] == ["epilepsy"] and data["violations"] == ["patient-epilepsy"]
     assert data["channels"][0]["pulses"] == 10 and data["number"] == 1
 
@@ -326,8 +353,13 @@ def _flip_flags(database: Database, stop: threading.Event) -> int:
     while made < FLIPS or not stop.is_set():
         with database.session() as session:
             value = "pregnant" not in flag_state(session, get_patient(session, "C")).flags
-            change_flags(session, "C", set_flags=["pregnant"] if value else [],
-                         unset_flags=[] if value else ["pregnant"], operator="flipper")  # fmt: skip
+            change_flags(
+                session,
+                "C",
+                set_flags=["pregnant"] if value else [],
+                unset_flags=[] if value else ["pregnant"],
+                operator="flipper",
+            )
         made += 1
     return made
 
@@ -344,16 +376,20 @@ def test_two_writers_and_a_flag_flipper_lose_nothing(db: Database, url: str) -> 
     flipper.start()
     try:
         if db.engine.dialect.name == "sqlite":  # threads on one file
-            writers = [threading.Thread(target=record_sessions, args=(url, "C", PER_WRITER, s))
-                       for s in ("station-1", "station-2")]  # fmt: skip
+            writers = [
+                threading.Thread(target=record_sessions, args=(url, "C", PER_WRITER, s))
+                for s in ("station-1", "station-2")
+            ]
             for w in writers:
                 w.start()
             for w in writers:
                 w.join()
         else:  # two processes on one server
             script = str(Path(__file__).with_name("clinic_writer.py"))
-            procs = [subprocess.Popen([sys.executable, script, url, "C", str(PER_WRITER), s])
-                     for s in ("station-1", "station-2")]  # fmt: skip
+            procs = [
+                subprocess.Popen([sys.executable, script, url, "C", str(PER_WRITER), s])
+                for s in ("station-1", "station-2")
+            ]
             assert [p.wait(timeout=280) for p in procs] == [0, 0]
     finally:
         stop.set()
