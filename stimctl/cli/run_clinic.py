@@ -97,7 +97,7 @@ def _end(
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
     from stimctl.host.errors import StimctlError
 
-    outcome = idle or OUTCOME_BY_EXIT.get(code, "FAULT")
+    outcome = idle if idle and code != 1 else OUTCOME_BY_EXIT.get(code, "FAULT")
     serial = firmware = simulator = None
     delivered = None
     channels: list[ChannelTotals] = []
@@ -124,6 +124,8 @@ def _end(
         facts = record_facts(record)
         codes += facts.violations
         name, sha, tag = facts.profile_name, facts.profile_sha256, facts.tag
+    if ctl is not None and ctl.record_anchor is not None:  # the final tag, rescued lines too
+        tag = ctl.record_anchor
     return SessionEnd(
         outcome=outcome, exit_code=code, device_serial=serial, device_firmware=firmware,
         simulator=simulator, profile_name=name, profile_sha256=sha, delivered_s=delivered,

@@ -157,10 +157,11 @@ def import_record(
 ) -> tuple[ClinicSession, bool]:
     """Rebuild (or close) the row of a record; (row, created). PatientError when the record
     belongs to another row or patient, or is already imported with another tag."""
-    from stimctl.host.record import summarise, verify
+    from stimctl.host.record import summarise
+    from stimctl.host.verification import VerifyExit, verify
 
-    check = verify(path)
-    if not check.ok:
+    check = verify(path)  # intact (open, or tags not checkable here, too), never damaged or forged
+    if check.exit is VerifyExit.BAD:
         raise PatientError(f"{path}: not imported, the record is damaged: {check.reason}")
     facts = record_facts(path)
     summary = summarise(path)
