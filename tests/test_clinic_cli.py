@@ -396,3 +396,46 @@ def test_a_forged_record_without_tags_passes_plain_but_not_the_database(
     capsys.readouterr()
     assert main(["record", "verify", "--plain", str(forged), "--db", db]) == 1
     assert "anchor DISAGREES" in capsys.readouterr().out
+
+
+def test_a_database_lost_at_the_end_is_said_and_session_import_closes_the_row(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import stimctl.clinic.sessions as sessions
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise OperationalError("UPDATE sessions", {}, Exception("server closed the connection"))
+
+    main(["patient", "add", "P6", "--db", db])
+    record = tmp_path / "r.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions, "close_session", gone)
+        code = main(
+            [
+                "run",
+                str(DEMO),
+                "--patient-id",
+                "P6",
+                "--yes",
+                "--speed",
+                "max",
+                "--record",
+                str(record),
+                "--db",
+                db,
+            ]
+        )
+    assert code == 0  # the session was given and completed: its exit code stands
+    assert f"run `stimctl session import {record}`" in capsys.readouterr().err
+    (row,) = _json(capsys, "session", "list", "--json", "--db", db)
+    assert row["outcome"] is None and row["record_tag"] is None  # left open
+    assert main(["session", "import", str(record), "--db", db]) == 0
+    (row,) = _json(capsys, "session", "list", "--json", "--db", db)
+    assert (row["outcome"], row["exit_code"], row["record_tag"]) == (
+        "COMPLETED",
+        0,
+        _last_tag(record),
+    )
+    assert row["patient"] == "P6" and row["number"] == 1
