@@ -505,3 +505,41 @@ def test_the_summary_shows_the_records_anchor(
         assert shown in tags  # `record verify --expect` finds it (and says which line it pins)
 
     drive(app, scenario)
+
+
+def test_a_patient_picked_from_the_clinic_database_gets_the_row_and_fixes_the_flags(
+    controllers: list[Controller], tmp_path: Path
+) -> None:
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import open_database
+    from stimctl.clinic.patients import add_patient
+    from stimctl.clinic.schema import ensure_current
+    from stimctl.clinic.sessions import list_sessions
+
+    db = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    ensure_current(db)
+    with db.session() as session:
+        add_patient(session, "P8", flags=["pregnant"])
+        add_patient(session, "P9")
+    clinic = ClinicRun(db, None)
+    clinic.open("test", tmp_path / "r.jsonl", (), "tui")
+    app = StimApp(virtual_sim(controllers), operator="test", profiles_dir=PROFILES, clinic=clinic)
+
+    async def scenario(pilot: Pilot) -> None:
+        picker = await find(pilot, "#patient-picker")
+        await until(pilot, lambda: len(picker._options) == 3, "patients listed")  # + the prompt
+        await choose_profile(pilot, "han-dense-disperse.toml")  # SP6: valid without flags
+        assert app.report.ok
+        picker.value = "P8"
+        await until(pilot, lambda: app.report is not None and not app.report.ok, "re-validated")
+        assert "patient-pregnancy-point" in app.report.codes
+        pregnant = app.screen.query_one("#flag-pregnant")
+        assert pregnant.value and pregnant.disabled and picker.disabled
+
+    try:
+        drive(app, scenario)
+        with db.session() as session:
+            (row,) = list_sessions(session, "P8")
+            assert (row.number, row.flags, row.outcome) == (1, ["pregnant"], None)
+    finally:
+        db.dispose()

@@ -62,6 +62,24 @@ class ClinicRun:
         self.uid = opened.uid
         return opened.flags
 
+    def patients(self) -> list[str]:
+        """The clinic's patient ids (the terminal UI's picker); DatabaseError, SQLAlchemyError."""
+        from stimctl.clinic.patients import list_patients
+
+        with self.db.session() as session:
+            return [p.code for p in list_patients(session)]
+
+    def choose(self, code: str) -> frozenset[str]:
+        """Give this run's open row its patient; the patient's flags in force. PatientError,
+        DatabaseError, SQLAlchemyError."""
+        from stimctl.clinic.sessions import assign_patient
+
+        assert self.uid is not None
+        with self.db.session() as session:
+            opened = assign_patient(session, self.uid, code)
+        self.patient_code = code
+        return opened.flags
+
     def close(
         self,
         ctl: Controller | None,

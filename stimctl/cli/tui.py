@@ -128,6 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         expect_simulator=args.port is None,
         patient_id=clinic.patient_code,
         patient_flags=flags if clinic.patient_code is not None else None,
+        clinic=clinic,
     )
     result = 0
     try:
