@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stimctl.clinic.db import Database
+    from stimctl.clinic.sessions import SessionEnd
     from stimctl.controller import Controller
     from stimctl.host.status import DeviceSummary
 
@@ -110,7 +111,7 @@ class ClinicRun:
 
 def _end(
     ctl: Controller | None, code: int, record: Path, violations: Iterable[str], idle: str | None
-) -> object:
+) -> SessionEnd:
     from stimctl.clinic.anchor import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
     from stimctl.host.errors import StimctlError
