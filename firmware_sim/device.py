@@ -56,7 +56,7 @@ class Device:
         self.boot_tick = 0
         self.link = LinkFaults(cfg.drop, cfg.flip, cfg.delay_ms, cfg.seed)
         self.trace = TraceWriter(cfg.trace, self._trace_ns, lambda: self.time_ms)
-        self.rx_buffer = bytearray()  # received, decoded at the next tick
+        self.rx_buffer = bytearray()  # received, not yet decoded
         self._tx = bytearray()
         self.rx_delayed: deque[tuple[int, bytes]] = deque()  # (due tick, bytes): link delay
         self.tx_delayed: deque[tuple[int, bytes]] = deque()
@@ -97,7 +97,8 @@ class Device:
         return len(self._tx)
 
     def receive(self, data: bytes) -> None:
-        """Bytes from the port (through the link faults); processed at the next tick."""
+        """Bytes from the port (through the link faults); handled at the next tick, or at once
+        by ``service_rx`` (a real-time server's receive interrupt)."""
         data = self.link.apply(bytes(data))
         if not data:
             return
@@ -123,11 +124,7 @@ class Device:
             self.output_stage.drift(1)
         self._output_step(now)
         self._release(now)
-        if self.rx_buffer:
-            items = self.decoder.feed(bytes(self.rx_buffer))
-            self.rx_buffer.clear()
-            for item in items:
-                self._handle(item, now)
+        self._process_rx(now)
         silent = now - self.last_rx_tick
         if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
             self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)
@@ -136,6 +133,19 @@ class Device:
         if self.session_open and now >= self.next_telemetry:
             self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
             self.send(reports.telemetry(self))
+
+    def service_rx(self) -> None:
+        """The receive interrupt: handle the bytes received so far now, at the current device
+        time, not at the next tick (firmware does this in its UART interrupt: an ESTOP zeroes the
+        output here). The tick loop keeps pulse timing."""
+        self._process_rx(self.tick_count)
+
+    def _process_rx(self, now: int) -> None:
+        if self.rx_buffer:
+            items = self.decoder.feed(bytes(self.rx_buffer))
+            self.rx_buffer.clear()
+            for item in items:
+                self._handle(item, now)
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop
@@ -197,6 +207,8 @@ class Device:
         self.stop_end = 0
         self.stop_ticks = 0
         self.stop_from: list[int] = []
+        self.reramp_rate_na_per_s = 0  # RESUME's re-ramp line; 0: none (the slew ceiling alone)
+        self.reramp_from_tick = 0
         self.output_stage.zero_all()
         self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
 
@@ -219,23 +231,46 @@ class Device:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
         block = self.fifo.current
         stage = self.output_stage
+        cap = self.reramp_cap_ua()
         for i in range(self.config.channels):
             if block is None or i >= len(block.channels) or not self.armed_mask >> i & 1:
                 stage.configure(i, 0, 0, 0)
                 continue
             s = block.channels[i]
-            target = self.limits.scaled(s.amplitude_ua, self.gains[i])
+            target = min(self.limits.scaled(s.amplitude_ua, self.gains[i]), cap)
             if ramp_now is not None:  # STOPPING: down the ramp, and never up again
                 left = max(0, self.stop_end - ramp_now)
                 ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
                 target = min(target, ramp, stage.channels[i].delivered_ua)
             stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
 
+    def reramp_cap_ua(self) -> int:
+        """RESUME's re-ramp line: rate x time since RESUME (unbounded when no re-ramp runs)."""
+        if not self.reramp_rate_na_per_s or self.state is not State.RUNNING:
+            return self.limits.max_amplitude_ua
+        elapsed_us = (self.tick_count - self.reramp_from_tick) * self.tick_us
+        return self.reramp_rate_na_per_s * elapsed_us // 1_000_000_000
+
+    def _reramp_step(self) -> None:
+        """Follow the re-ramp line; it ends once it passes every target still to play."""
+        cap = self.reramp_cap_ua()
+        blocks = [*self.fifo.queue, *([self.fifo.current] if self.fifo.current else [])]
+        highest = max(
+            (self.limits.scaled(b.channels[i].amplitude_ua, self.gains[i])
+             for b in blocks for i in range(min(len(b.channels), self.config.channels))),
+            default=0,
+        )  # fmt: skip
+        if cap >= highest:
+            self.reramp_rate_na_per_s = 0
+        self.configure_outputs()
+
     def _output_step(self, now: int) -> None:
         state = self.state
         if state is not State.RUNNING and state is not State.STOPPING:
             return
         stage = self.output_stage
+        if state is State.RUNNING and self.reramp_rate_na_per_s:
+            self._reramp_step()
         if state is State.STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
@@ -267,7 +302,8 @@ class Device:
             self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
 
     def _on_output(self, channel: int, ua: int) -> None:
-        self.trace.write("output", channel=channel, amplitude_ua=ua)
+        pw = self.output_stage.channels[channel - 1].pulse_width_us
+        self.trace.write("output", channel=channel, amplitude_ua=ua, pulse_width_us=pw)
 
     # --- state, faults, messages ---------------------------------------------------------------
 

@@ -25,7 +25,13 @@ from stimctl.host.errors import ValidationRefused as ValidationRefused
 from stimctl.host.interlock import Command, Interlock
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
-from stimctl.host.plateau import ADJUST_STEP_MA, check_plateau, clamped_target, gain_permille
+from stimctl.host.plateau import (
+    ADJUST_STEP_MA,
+    check_plateau,
+    clamped_target,
+    gain_permille,
+    reramp_na_per_s,
+)
 from stimctl.host.preparation import (
     arm_context,
     arm_message,
@@ -36,6 +42,7 @@ from stimctl.host.preparation import (
 )
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
+from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
 from stimctl.host.status import (
     DeviceSummary,
     Event,
@@ -64,7 +71,7 @@ from stimctl.rules.profile import Profile, ProfileError, load_profile
 from stimctl.rules.validation import check_patient, validate_profile
 from stimctl.rules.violations import Report
 
-__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
+__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "MAX_SIM_SPEED", "SIM_URL", "Controller"]
 
 
 class Controller:
@@ -287,7 +294,10 @@ class Controller:
                 **profile_line(profile), "patient": sorted(self.patient),
                 "violations": [v.to_dict() for v in report.violations]})  # fmt: skip
             raise ValidationRefused(report)
-        schedule, line = compile_for_device(profile, report, self.connection.device, self.patient)
+        schedule, line = compile_for_device(
+            profile, report, self.connection.device, self.patient,
+            self.connection.envelope.max_ramp_rate_ma_per_s,
+        )  # fmt: skip
         with self.lock:
             self._profile, self._report = profile, report
             self.session.load(profile, schedule)
@@ -347,8 +357,13 @@ class Controller:
             self.interlock.accepted(Command.PAUSE, HostState.RUNNING)
 
     def resume(self) -> None:
+        """RESUME: the device re-ramps from zero at the profile's slowest rising edge (never
+        above the effective envelope's ramp rate, never above its own slew ceiling)."""
         link = self._check(Command.RESUME)
-        self.commander.command(link, Resume())
+        profile = self._profile
+        rate_max = self.connection.envelope.max_ramp_rate_ma_per_s
+        rate = profile.slowest_ramp_ma_per_s(rate_max) if profile is not None else rate_max
+        self.commander.command(link, Resume(ramp_na_per_s=reramp_na_per_s(rate)))
         with self.lock:
             self.interlock.accepted(Command.RESUME, HostState.PAUSED)
 
@@ -369,7 +384,7 @@ class Controller:
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:
             return current
-        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient))
+        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient), rate)
         gain = gain_permille(profile, channel, target)
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:
@@ -473,6 +488,7 @@ class Controller:
                 with contextlib.suppress(StimctlError, OSError):
                     self.commander.command(link, Goodbye(), timeout=0.5)
             link.close()
+        self.connection.release_port()
         self.connection.stop_simulator()
         if self.recorder.is_open:
             self.recorder.close(self.session.summary_line(), self.session.end_line(exit_code))
