@@ -19,7 +19,7 @@ __all__ = [
     "sites_rule",
 ]
 
-PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy")
+PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy", "anticoagulant")
 #: site-mouth (the catalogue's notes: GV26-GV28 and CV24 are at the mouth): GV28 is needled
 #: inside the mouth (error), the others at the lips (warning).
 INTRAORAL_POINTS = frozenset({"GV28"})
@@ -170,7 +170,7 @@ def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
 
 
 def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """patient-pregnancy-point, patient-implanted-device, patient-epilepsy."""
+    """patient-pregnancy-point, -implanted-device, -epilepsy, -anticoagulant."""
     if "implanted-device" in ctx.patient:
         yield finding(
             "patient-implanted-device",
@@ -186,6 +186,15 @@ def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
             "patient has epilepsy: stimulate only under supervision",
             None,
             "epilepsy",
+        )
+    if "anticoagulant" in ctx.patient:
+        yield finding(
+            "patient-anticoagulant",
+            "patient",
+            "patient takes anticoagulants: bleeding risk at the needle sites; use modified"
+            " needling (fewer, shallower needles; firm pressure after removal)",
+            None,
+            "anticoagulant",
         )
     if "pregnant" in ctx.patient:
         for i, sites in enumerate(ctx.sites):
