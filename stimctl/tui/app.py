@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from stimctl.controller import Controller
     from stimctl.host.status import Event, SessionSummary, Status
     from stimctl.rules.profile import Profile
-    from stimctl.tui.contract import StimAppContract
+    from stimctl.tui.contract import PatientPicker, StimAppContract
 
 P = ParamSpec("P")
 
@@ -74,8 +74,14 @@ class StimApp(App[int]):
         expect_simulator: bool = True,
         clock: Callable[[], datetime] | None = None,
         handle_signals: bool = False,
+        patient_id: str | None = None,
+        patient_flags: frozenset[str] | None = None,
+        clinic: PatientPicker | None = None,
     ) -> None:
         super().__init__()
+        self.patient_id = patient_id  # the clinic's patient: flags from the database, fixed
+        self.patient_flags = patient_flags
+        self.clinic = clinic  # the clinic database's patients, for the set-up screen's picker
         self._connect = connect
         self._handle_signals = handle_signals
         self.signalled: int | None = None  # SIGTERM/SIGHUP received: stopping, then exit 4
@@ -88,6 +94,7 @@ class StimApp(App[int]):
         self.loaded_ok = False
         self.warnings_acknowledged = False
         self.session_started = False
+        self.armed_once = False  # a session was armed in this run (its row's patient is fixed)
         self.last_status: Status | None = None
         self.telemetry = TelemetrySlot()
         self.view_frozen = False  # screenshots: ignore telemetry and events (E-STOP still works)
@@ -235,6 +242,7 @@ class StimApp(App[int]):
 
     def arm(self) -> None:
         """Worker body: ARM with the operator's explicit confirm (guards live in the controller)."""
+        self.armed_once = True
         self.require_controller().arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
 
     def require_controller(self) -> Controller:

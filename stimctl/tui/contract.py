@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 
 
+class PatientPicker(Protocol):
+    """The clinic database as the set-up screen's patient picker sees it."""
+
+    def patients(self) -> list[str]: ...
+
+    def choose(self, code: str) -> frozenset[str]:
+        """Make ``code`` this run's patient; its flags in force."""
+        ...
+
+
 class StimAppContract(Protocol):
     """The state and calls of ``stimctl.tui.app.StimApp`` that screens and widgets use.
 
@@ -39,6 +49,10 @@ class StimAppContract(Protocol):
     warnings_acknowledged: bool
     session_started: bool
     last_status: Status | None
+    patient_id: str | None  # the clinic's patient (flags from the database, fixed)
+    patient_flags: frozenset[str] | None
+    clinic: PatientPicker | None
+    armed_once: bool
     event_lines: list[str]
     event_count: int
     target_text: str
