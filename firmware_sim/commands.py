@@ -12,6 +12,7 @@ from stimctl.protocol import (
     CATALOGUE_HASH,
     DEVICE_TO_HOST,
     GAIN_UNITY,
+    HOST_TO_DEVICE,
     PROTOCOL_VERSION,
     Adjust,
     Arm,
@@ -43,6 +44,32 @@ Answer = tuple[NakReason, int] | None
 """None: ACK; otherwise NAK(reason, detail)."""
 
 _DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
+REPEATABLE = frozenset(
+    cls.TYPE for cls in HOST_TO_DEVICE if cls not in (Hello, Heartbeat, EStop, Block)
+)
+"""Control commands: the host has one outstanding at a time and repeats it with the same seq
+until it is answered. The device remembers the last one it answered (seq, type, answer); the
+same seq and type again is a retransmission whose answer was lost: the answer is sent again
+and the command is not acted on again. HELLO clears the memory (a new host counts afresh)."""
+
+
+def repeated(dev: Device, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
+    """The remembered answer if ``item`` repeats the last control command, else None."""
+    last = dev.last_command
+    if isinstance(item, Hello):
+        dev.last_command = None
+        return None
+    if last is None or type_code not in REPEATABLE or isinstance(item, Invalid):
+        return None
+    if (item.seq, type_code) != last[:2]:
+        return None
+    dev.counters["duplicates"] += 1
+    return (last[2],)
+
+
+def remember(dev: Device, item: Message | Invalid, type_code: int, answer: Answer) -> None:
+    if type_code in REPEATABLE and isinstance(item, Message):
+        dev.last_command = (item.seq, type_code, answer)
 
 
 def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
@@ -60,7 +87,7 @@ def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
         dev.latch_fault(Fault.ESTOP, 0, 0)
         return None
     if not dev.session_open and not isinstance(item, Heartbeat):
-        return NakReason.BAD_STATE, 0
+        return NakReason.NO_SESSION, 0
     refused = dev.interlock.admit(type_code)
     if refused is not None:
         return refused, int(dev.state)
@@ -121,7 +148,7 @@ def _arm(dev: Device, msg: Arm) -> Answer:
         return NakReason.BAD_PAYLOAD, msg.shape
     verdict = dev.interlock.impedance_verdict(msg.channel_mask, dev.uptime_ms())
     if verdict is not None:
-        return verdict, msg.channel_mask
+        return verdict
     dev.armed_mask = msg.channel_mask
     dev.gains = [GAIN_UNITY] * dev.config.channels
     dev.fifo.reset()
@@ -140,6 +167,9 @@ def _disarm(dev: Device, msg: Disarm) -> Answer:
 def _block(dev: Device, msg: Block) -> Answer:
     if len(msg.channels) > dev.config.channels:
         return NakReason.BAD_CHANNEL, len(msg.channels)
+    if dev.fifo.duplicate(msg):
+        dev.counters["duplicates"] += 1
+        return None  # ACKed again, not queued again
     err = dev.limits.check_block(
         msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
         dev.config.max_lookahead_ms,
@@ -158,7 +188,7 @@ def _start(dev: Device, msg: Start) -> Answer:
         return NakReason.BAD_STATE, 0
     verdict = dev.interlock.impedance_verdict(dev.armed_mask, dev.uptime_ms())
     if verdict is not None:
-        return verdict, dev.armed_mask
+        return verdict
     dev.apply_state(Event.START)
     if dev.first_start_tick is None:
         dev.first_start_tick = dev.tick_count
