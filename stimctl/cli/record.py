@@ -113,6 +113,8 @@ def _format(summary: object, check: object) -> str:
         lines.append(f"refused    {len(summary.refused)} error(s) in the profile")
         lines.extend(f"  - {what}" for what in summary.refused)
     lines.append(f"naks       {summary.naks}")
+    if summary.retransmits is not None:
+        lines.append(f"retransmit {summary.retransmits} (blocks and commands sent again)")
     code = f" (exit {summary.exit_code})" if summary.exit_code is not None else ""
     lines.append(f"outcome    {_fmt(summary.outcome)}{code}")
     return "\n".join(lines)
