@@ -115,7 +115,20 @@ def run(port: str | None, trace: str | None, quick: bool, log: Callable[[str], N
     m = sim.measure(seconds=2.0 if quick else 5.0)
     report["sim_virtual_speedup"] = m["sim_virtual_speedup"]
     report["tick_lateness_us"] = {k: m["tick_lateness_us"][k] for k in ("p50", "p99", "max")}
+    link_noise_group(report, quick, log)
     return report
+
+
+def link_noise_group(report: dict[str, Any], quick: bool, log: Callable[[str], None]) -> None:
+    """Group ``link_noise``: sessions on a noisy link (lock-step simulator, any --port ignored)."""
+    from hil.benchmarks import link_noise
+
+    sessions = 5 if quick else link_noise.SESSIONS
+    log(f"link noise: {sessions} sessions at flip = drop = {link_noise.RATE:g}")
+    report["link_noise"] = link_noise.measure(sessions)
+    if not quick:
+        log(f"link noise: a 30-minute dense-disperse session at flip = {link_noise.LONG_FLIP:g}")
+        report["link_noise_30min"] = link_noise.measure_long()
 
 
 def table(report: dict[str, Any]) -> str:
@@ -135,6 +148,10 @@ def table(report: dict[str, Any]) -> str:
     add("validate_per_s", report["validate_per_s"], "1/s", "profiles validated per second")
     add("sim_virtual_speedup", report["sim_virtual_speedup"], "x", "30-min session, virtual")
     add("tick_lateness_us", report["tick_lateness_us"], "us", "1 kHz tick loop lateness")
+    if "link_noise" in report:
+        add("link_noise", report["link_noise"], "", "short-demo sessions on a noisy link")
+    if "link_noise_30min" in report:
+        add("link_noise_30min", report["link_noise_30min"], "", "30 min at flip=0.001 (virtual)")
     m = report["machine"]
     head = f"{m['platform']} | {m['processor']} | {m['cpu_count']} CPUs | Python {m['python']}"
     return head + "\n" + text_table(["figure", "value", "unit", "what"], rows)
