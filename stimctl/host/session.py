@@ -366,6 +366,7 @@ class Session:
                 "estop_repeats": self.estop_repeats,
                 "frame_errors": link.frame_errors if link is not None else 0,
                 "sessions_reopened": link.sessions_reopened if link is not None else 0,
+                "hello_probes": link.probes if link is not None else 0,
             },
         }  # fmt: skip
 
