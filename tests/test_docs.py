@@ -45,3 +45,17 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     commands = re.findall(r"```sh\n(.*?)\n```", readme, re.S)
     assert "pytest" in commands[1]
     assert commands[1] in (REPO / ".ci" / "run").read_text()
+
+
+def test_every_rule_code_has_a_row_in_safety_md_with_its_severity() -> None:
+    from stimctl.rules.envelope import RULES
+
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(
+            r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", (REPO / "docs/SAFETY.md").read_text(), re.M
+        )
+    }
+    assert list(rows) == list(RULES)  # same codes, in table order
+    for code, rule in RULES.items():
+        assert rows[code].startswith(rule.severity), code
