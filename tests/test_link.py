@@ -19,6 +19,7 @@ from stimctl.protocol import (
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
+    Adjust,
     DeviceInfo,
     EStop,
     FrameDecoder,
@@ -314,3 +315,15 @@ def test_urls_and_paths_pass_through_unchanged() -> None:
     from stimctl.host.ports import resolve_port
 
     assert resolve_port("socket://localhost:7777", []) == "socket://localhost:7777"
+
+
+def test_one_control_command_is_outstanding_at_a_time(port: FakePort, link: Link) -> None:
+    """The device remembers one answer, so a second command waits for the first's answer."""
+    unanswered = iter([True, True])
+    port.answer = lambda m: None if next(unanswered, False) else Ack(ack_seq=m.seq, ack_type=m.TYPE)
+    second = threading.Timer(0.05, lambda: link.request(Adjust(channel=1, gain_permille=900)))
+    second.start()
+    link.request(Start(), timeout=2)
+    second.join()
+    names = [type(m).__name__ for m in port.received]
+    assert names == ["Start", "Start", "Start", "Adjust"]

@@ -173,6 +173,7 @@ class Link:
         self.probes = 0  # HELLO after a silence
         self._probed_rx: float | None = None
         self._keepalive: threading.Thread | None = None
+        self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
         self._waiters = 0
@@ -288,6 +289,10 @@ class Link:
         again every COMMAND_RETRY_S of host time or COMMAND_RETRY_DEVICE_MS of device time; the
         device answers a repeat again without acting on it twice. NAK(NO_SESSION) (the device
         ended an idle session the host had left silent): HELLO, then the command once more."""
+        with self._request_lock:  # one control command outstanding (the device remembers one)
+            return self._request(msg, timeout)
+
+    def _request(self, msg: Message, timeout: float) -> Message:
         deadline = time.monotonic() + timeout
         reopened = False
         while True:
