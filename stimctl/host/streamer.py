@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stimctl.host.link import hand_over
 from stimctl.host.schedule import Schedule
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
@@ -102,6 +103,7 @@ class Streamer:
         self._high = 0  # one past the highest index ever written (retransmissions: below it)
         self._now_ms = 0.0  # the host's latest estimate of device time
         self._unacked: dict[int, _InFlight] = {}  # written, not yet known to be on the device
+        self._waiters = 0  # threads in wait_accepted
         self._device_fifo_ms = 0
         self._device_fifo_blocks = 0
         self._dry_at_ms: float | None = None  # device time when its FIFO runs dry
@@ -136,9 +138,13 @@ class Streamer:
         stream halted); before START, so that START never finds the FIFO empty because the
         first block was lost on the way."""
         with self.accepted_changed:
-            return self.accepted_changed.wait_for(
-                lambda: self.accepted >= count or self.halted, timeout
-            )
+            self._waiters += 1
+            try:
+                return self.accepted_changed.wait_for(
+                    lambda: self.accepted >= count or self.halted, timeout
+                )
+            finally:
+                self._waiters -= 1
 
     def started(self, device_ms: int) -> None:
         """The device entered RUNNING at ``device_ms``: lateness is measured from here."""
@@ -253,6 +259,11 @@ class Streamer:
 
     def _answered(self, msg: Message, reply: Message | None) -> None:
         """ACK/NAK of a block (reader thread)."""
+        self._answer(msg, reply)
+        if self._waiters:
+            hand_over()  # a START waits for this: let it run before device time runs on
+
+    def _answer(self, msg: Message, reply: Message | None) -> None:
         assert isinstance(msg, Block)
         with self.lock:
             flight = self._unacked.get(msg.index)
