@@ -183,3 +183,27 @@ def test_the_keepalive_does_not_wait_for_a_stalled_reader_thread(realtime: Contr
     with port.lock:
         assert port.device.state is State.ARMED, port.device.fault
     assert ctl.state is HostState.ARMED
+
+
+def test_a_host_silent_in_idle_finds_the_session_again_without_a_fault(
+    realtime: Controller,
+) -> None:
+    """Real time: the host writes nothing for 0.6 s (its probes are lost too); the device ends
+    its idle session; the host's HELLO probes, repeated while the device is silent, reopen it."""
+    ctl = realtime
+    link = ctl.link
+    assert link is not None
+    port = link.port
+    link.mute = True
+    time.sleep(0.6)
+    with port.lock:
+        assert not port.device.session_open
+    link.mute = False
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline and not port.device.session_open:
+        ctl.status()  # supervision runs on the caller's thread too
+        time.sleep(0.05)
+    assert port.device.session_open and link.probes >= 2
+    time.sleep(2.5)  # longer than the host's 2 s silence limit: the session stays
+    assert ctl.status().state is HostState.IDLE and ctl.fault is None
+    assert all(r.ok for r in ctl.check_impedance().values())

@@ -168,10 +168,12 @@ class Link:
         self._closing = False
         self.mute = False  # test hook: drop every outgoing frame (simulates a silent host)
         self.device_ms: int | None = None  # device time of its latest TELEMETRY
+        self.last_telemetry = time.monotonic()  # host time it arrived
         self.commands_resent = 0  # command frames written again (same seq): answer not in yet
         self.sessions_reopened = 0  # HELLO after NAK(NO_SESSION)
         self.probes = 0  # HELLO after a silence
-        self._probed_rx: float | None = None
+        self.probed_at: float | None = None  # host time of the last HELLO probe
+        self.unanswered_probes = 0  # HELLO probes sent since the device last said anything
         self._keepalive: threading.Thread | None = None
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
@@ -203,7 +205,7 @@ class Link:
                        ) -> Iterator[None]:  # fmt: skip
         with self._plock:
             if self._waiters == 0:  # the device could not speak while its time was held
-                self.last_rx = time.monotonic()
+                self.last_rx = self.last_telemetry = time.monotonic()
             self._waiters += 1
         try:
             with gate():
@@ -393,18 +395,23 @@ class Link:
             self.probe_if_silent()
 
     def probe_if_silent(self, after_s: float = PROBE_SILENCE_S) -> bool:
-        """HELLO once per silence when the device has sent nothing for ``after_s``: a device
-        that rebooted, or that ended an idle session the host had left silent, sends nothing
-        until it hears HELLO (allowed in every state; it changes no state). True if sent."""
+        """HELLO when no TELEMETRY came for ``after_s``, and again every ``after_s`` until one
+        comes: a device that rebooted, or that ended an idle session the host had left silent,
+        sends no telemetry (it still answers HEARTBEAT) until it hears HELLO (allowed in every
+        state; it changes no state), and a probe may be lost too. True if one was sent."""
         if not self.device_can_speak or not self.is_open:
             return False
-        last = self.last_rx
-        if time.monotonic() - last <= after_s or self._probed_rx == last:
+        now = time.monotonic()
+        if now - self.last_telemetry <= after_s:
             return False
-        self._probed_rx = last
+        probed = self.probed_at
+        if probed is not None and probed > self.last_telemetry and now - probed < after_s:
+            return False
         with contextlib.suppress(LinkError):
             self.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
             self.probes += 1
+            self.unanswered_probes += 1
+            self.probed_at = now
             return True
         return False
 
@@ -474,6 +481,8 @@ class Link:
         self.last_rx = time.monotonic()
         if isinstance(item, Telemetry):
             self.device_ms = item.time_ms
+            self.last_telemetry = self.last_rx
+            self.unanswered_probes = 0
         if isinstance(item, Invalid):
             if item.version != PROTOCOL_VERSION:
                 with self._plock:

@@ -43,8 +43,11 @@ __all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceM
 
 #: No frame at all from the device for this long (host time) is a lost link.
 DEVICE_SILENCE_S = 2.0
-#: After this long without a frame the host sends HELLO once to see whether the device rebooted.
+#: After this long without a frame the host sends HELLO to see whether the device rebooted or
+#: ended an idle session ...
 DEVICE_PROBE_S = 0.25
+#: ... and again every DEVICE_PROBE_S; the link is lost only after this many went unanswered.
+DEVICE_PROBES = 3
 #: An IMPEDANCE_RESULT not in this long after the check's ACK (the device takes 50 ms) was lost
 #: on the link: the check is asked again.
 IMPEDANCE_RESULT_WAIT_MS = 250
@@ -162,10 +165,13 @@ class DeviceMirror:
             return
         if not link.device_can_speak:
             return
-        silent = time.monotonic() - link.last_rx
+        now = time.monotonic()
+        silent = now - link.last_rx
         # a device that rebooted, or ended an idle session, says nothing until it hears HELLO
         link.probe_if_silent(DEVICE_PROBE_S)
-        if silent > DEVICE_SILENCE_S:
+        # a host that was not scheduled for seconds (its own silence ended the device's idle
+        # session) gives its HELLOs the time to be answered before it calls the link lost
+        if silent > DEVICE_SILENCE_S and link.unanswered_probes >= DEVICE_PROBES:
             link.close()
             self.host_fault("LINK_LOST", f"no frame from the device for {silent:.1f} s", False)
 
