@@ -68,7 +68,8 @@ class _InFlight:
     """A block written and not yet known to be on the device."""
 
     duration_ms: int
-    sent_ms: float  # the host's estimate of device time when it was written
+    sent_ms: float | None  # the host's estimate of device time when written (None: no telemetry
+    # yet, e.g. primed right after ARM; the timer then starts at the first telemetry)
     seq: int = -1  # the frame's seq (-1 until the link has numbered it)
 
 
@@ -101,7 +102,7 @@ class Streamer:
         self.next_index = 0
         self.accepted = 0  # the device has every block below this index
         self._high = 0  # one past the highest index ever written (retransmissions: below it)
-        self._now_ms = 0.0  # the host's latest estimate of device time
+        self._now_ms: float | None = None  # the host's latest estimate of device time
         self._unacked: dict[int, _InFlight] = {}  # written, not yet known to be on the device
         self._waiters = 0  # threads in wait_accepted
         self._device_fifo_ms = 0
@@ -170,8 +171,12 @@ class Streamer:
             self._device_fifo_ms = tel.fifo_ms
             self._device_fifo_blocks = tel.fifo_blocks
             self._accept(tel.next_block)
-            overdue = [i for i, b in self._unacked.items()
-                       if tel.time_ms - b.sent_ms >= RESEND_AFTER_MS]  # fmt: skip
+            overdue = []
+            for index, flight in self._unacked.items():
+                if flight.sent_ms is None:
+                    flight.sent_ms = device_now_ms
+                elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
+                    overdue.append(index)
             if overdue:  # lost on the way (or its NAK was): again from the first it lacks
                 self._go_back(min(overdue))
             if self._running:
