@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
+import json
 import math
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, OptionList
 
 from stimctl.controller import Controller
-from stimctl.host.errors import InterlockError
+from stimctl.host.errors import InterlockError, RecordFailed
 from stimctl.host.status import HostState
 from stimctl.tui.app import StimApp
 from stimctl.tui.messages import DeviceCallDone, TelemetrySlot
@@ -49,7 +52,9 @@ def controllers() -> Iterator[list[Controller]]:
         ctrl.close()
 
 
-def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Controller]:
+def virtual_sim(
+    made: list[Controller], record: Path | None = None, **sim_options: str
+) -> Callable[[], Controller]:
     """A connect callable: the embedded simulator on the virtual clock (fast, deterministic)."""
 
     def connect() -> Controller:
@@ -59,6 +64,7 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
         ctrl = Controller.connect(
             None,
             speed=math.inf,
+            record=record,
             sim_options={
                 "channels": "4",
                 "lockstep": "0",
@@ -72,8 +78,9 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
     return connect
 
 
-def make_app(made: list[Controller], **sim_options: str) -> StimApp:
-    return StimApp(virtual_sim(made, **sim_options), operator="test", profiles_dir=PROFILES)
+def make_app(made: list[Controller], record: Path | None = None, **sim_options: str) -> StimApp:
+    connect = virtual_sim(made, record, **sim_options)
+    return StimApp(connect, operator="test", profiles_dir=PROFILES)
 
 
 def drive(app: StimApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
@@ -413,5 +420,49 @@ def test_telemetry_from_the_io_thread_never_queues_more_than_one_message(
         worker.join()
         assert len(posted) == 1
         assert app.telemetry.take() is status
+
+    drive(app, scenario)
+
+
+# --- issue 12: a record that cannot be written stops the session; the anchor is shown ---------
+def test_a_record_that_fails_mid_session_takes_over_as_record_failed_and_ramps_down(
+    controllers: list[Controller], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(controllers, tmp_path / "r.jsonl")
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot, "short-demo.toml")
+        monkeypatch.setattr("stimctl.host.record._write", full)
+        await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
+        title = text_of(await find(pilot, "#fault-title"))
+        assert "RECORD FAILED" in title
+        assert "RAMPED DOWN" in text_of(await find(pilot, "#fault-details"))
+        await until(pilot, lambda: app.controller.status().device_state == "IDLE", "ramped down")
+        await press(pilot, "enter")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        assert "RECORD_FAILED" in text_of(await find(pilot, "#summary"))
+        with pytest.raises(RecordFailed):  # no session without its record
+            app.controller.arm(confirm=True)
+
+    drive(app, scenario)
+
+
+def test_the_summary_shows_the_records_anchor(
+    controllers: list[Controller], tmp_path: Path
+) -> None:
+    app = make_app(controllers, tmp_path / "r.jsonl")
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot, "short-demo.toml")
+        await press(pilot, "s")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        shown = app.screen.anchor  # the record's tag when the session ended, 12 hex digits
+        text = text_of(await find(pilot, "#summary"))
+        assert re.search(rf"Anchor +{shown} ", text) and len(shown) == 12
+        tags = [json.loads(line)["tag"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+        assert any(tag.startswith(shown) for tag in tags)  # `record verify --expect` finds it
 
     drive(app, scenario)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 
@@ -43,11 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="session record file, or a folder for a new one"
         " (default: ./records/<UTC time>-tui.jsonl)",
     )
+    parser.add_argument(
+        "--key",
+        metavar="FILE",
+        default=None,
+        help="record key file shared by the site's stations (default: $STIMCTL_RECORD_KEY,"
+        " else the user's site key)",
+    )
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.cli.run import record_outcome
     from stimctl.controller import Controller
+    from stimctl.host.errors import RecordFailed
     from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
 
@@ -59,18 +69,31 @@ def _run(args: argparse.Namespace) -> int:
         speed = math.inf
     record = Path(args.record) if args.record else Path("records")
     if record.is_dir() or not args.record:
-        record = new_record_path("tui", record)  # every session of the UI is recorded
+        try:
+            record = new_record_path("tui", record)  # every session of the UI is recorded
+        except OSError as error:
+            why = "it is a file" if record.is_file() else error.strerror or error
+            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
+            return 1
     elif record.exists():
         print(f"stimctl tui: {record} already exists; records are never overwritten")
         return 2
 
+    refused: list[RecordFailed] = []
+
     def connect() -> Controller:
-        kwargs: dict[str, object] = {"operator": args.operator, "record": record}
+        kwargs: dict[str, object] = {
+            "operator": args.operator, "record": record, "record_key": args.key,
+        }  # fmt: skip
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
             if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
                 kwargs["sim_options"] = {"lockstep": "0"}
-        return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
+        try:
+            return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
+        except RecordFailed as error:  # shown on the set-up screen; the rescue is said on exit
+            refused.append(error)
+            raise
 
     app = StimApp(
         connect,
@@ -83,4 +106,12 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if app.controller is not None:
             app.controller.close()  # idempotent: output to zero, record closed, port closed
-    return int(result or 0)
+    code = int(result or 0)
+    if app.controller is not None:
+        code = record_outcome(app.controller, code, "stimctl tui")
+    for error in refused:  # the record could not be opened: nothing was armed
+        print(f"stimctl tui: refused: {error}; nothing was armed", file=sys.stderr)
+        if error.rescue is not None:
+            print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
+        code = 1
+    return code

@@ -270,9 +270,10 @@ class StimApp(App[int]):
             summary = self.controller.summary()
         except Exception as error:
             summary = {"outcome": f"unknown ({error})"}
+        anchor = getattr(self.controller, "record_anchor", None)
         self._pop_to_base()
         self.session_started = False
-        self.push_screen(SummaryScreen(summary))
+        self.push_screen(SummaryScreen(summary, anchor))
 
     def back_to_setup(self) -> None:
         self.session_started = False
