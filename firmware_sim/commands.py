@@ -51,6 +51,11 @@ REPEATABLE = frozenset(
 until it is answered. The device remembers the last one it answered (seq, type, answer); the
 same seq and type again is a retransmission whose answer was lost: the answer is sent again
 and the command is not acted on again. HELLO clears the memory (a new host counts afresh)."""
+REPEAT_WINDOW_MS = 5000
+"""How long (device time) the last answer is remembered. A host repeats a command within its
+timeout (stimctl: 1 s); after the window a frame with the same seq and type is a new command. The
+window keeps seq wrap-around from faking a repeat: 65,536 frames take at least 57 s at 115200 baud
+(10-byte HEARTBEATs), so no new command can carry a remembered seq inside 5 s."""
 
 
 def repeated(dev: Device, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
@@ -63,13 +68,15 @@ def repeated(dev: Device, item: Message | Invalid, type_code: int) -> tuple[Answ
         return None
     if (item.seq, type_code) != last[:2]:
         return None
+    if dev.tick_count - last[3] > REPEAT_WINDOW_MS * dev.ticks_per_ms:
+        return None
     dev.counters["duplicates"] += 1
     return (last[2],)
 
 
 def remember(dev: Device, item: Message | Invalid, type_code: int, answer: Answer) -> None:
     if type_code in REPEATABLE and isinstance(item, Message):
-        dev.last_command = (item.seq, type_code, answer)
+        dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
 
 def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:

@@ -206,7 +206,8 @@ class Device:
         self.armed_mask = 0
         self.gains = [GAIN_UNITY] * cfg.channels
         self._tx_seq = 0
-        self.last_command: tuple[int, int, commands.Answer] | None = None  # (seq, type, answer)
+        # the last control command answered: (seq, type, answer, tick), for duplicate detection
+        self.last_command: tuple[int, int, commands.Answer, int] | None = None
         self.last_rx_tick = self.tick_count
         self.next_telemetry = self.tick_count + cfg.tick_hz // cfg.telemetry_hz
         self.impedance_due: tuple[int, int] | None = None

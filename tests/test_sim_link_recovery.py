@@ -179,3 +179,16 @@ def test_silence_while_armed_latches_comms_loss() -> None:
     event = h.wait_for(FaultEvent, max_ticks=400)
     assert isinstance(event, FaultEvent) and event.state_before == State.ARMED
     assert h.device.state is State.FAULT
+
+
+def test_a_command_with_a_remembered_seq_is_new_after_the_repeat_window() -> None:
+    """Seq wrap-around cannot fake a repeat: after REPEAT_WINDOW_MS the same seq and type is a
+    new command (here: a second START, refused for its state)."""
+    h = armed()
+    for i in range(3):
+        assert isinstance(h.command(uniform_block(i, 4, mask=1, duration_ms=80)), Ack)
+    seq = h.send(Start())
+    h.pump(2)
+    h.device.last_command = (*h.device.last_command[:3], h.device.tick_count - 5001)  # type: ignore[index]
+    answer = resend(h, Start(), seq)
+    assert isinstance(answer, Nak) and answer.reason == NakReason.BAD_STATE
