@@ -6,8 +6,9 @@ from enum import IntEnum
 
 PROTOCOL_VERSION = 2
 """Carried in every frame header and in HELLO/DEVICE_INFO; a mismatch is a hard error.
-Version 2 (link recovery): NAK ``detail`` is u32, TELEMETRY carries ``next_block``, NAK reason
-NO_SESSION, duplicate commands answered again without being acted on."""
+Version 2: NAK ``detail`` is u32, TELEMETRY carries ``next_block``, NAK reason NO_SESSION,
+duplicate commands answered again without being acted on (link recovery); RESUME carries
+``ramp_na_per_s``."""
 
 HEADER_SIZE = 4  # version u8, type u8, seq u16 little-endian
 CRC_SIZE = 4  # CRC-32 (IEEE 802.3, as zlib.crc32) over header + payload, little-endian
