@@ -136,13 +136,14 @@ def _host_gone(cell: Cell, bench: BenchConfig, info: DeviceInfo, since: int) -> 
     )
     try:
         trigger_ns = host.closed_ns if host.closed_ns is not None else host.kill()
-        if cell.state == "IDLE":
-            _session_ends(cell, bench, info, since)
-            return
-        fault = bench.wait_event(since, "fault", timeout=3 * info.watchdog_ms / 1000 + 1)
+        kind = "session" if cell.state == "IDLE" else "fault"
+        fault = bench.wait_event(since, kind, timeout=3 * info.watchdog_ms / 1000 + 1)
     finally:
         if host.proc.poll() is None:
-            host.kill()
+            host.kill()  # (it holds the port: the next host could not open it)
+    if cell.state == "IDLE":
+        _session_ends(cell, bench, info, since)
+        return
     cell.check(fault is not None, "a fault latches on the device")
     if fault is None:
         return
