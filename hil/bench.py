@@ -190,6 +190,21 @@ def _tick(o: Options) -> list[Figure]:
     return [Figure("tick_lateness_us", value, "us", "1 kHz tick loop lateness")]
 
 
+def _link_noise(o: Options) -> list[Figure]:
+    """Sessions on a noisy link (lock-step simulator in this process; --port is not used)."""
+    from hil.benchmarks import link_noise
+
+    sessions = 5 if o.quick else link_noise.SESSIONS
+    o.log(f"link noise: {sessions} sessions at flip = drop = {link_noise.RATE:g}")
+    figures = [Figure("link_noise", link_noise.measure(sessions), "",
+                      "short-demo sessions on a noisy link")]  # fmt: skip
+    if not o.quick:
+        o.log(f"link noise: a 30-minute dense-disperse session at flip = {link_noise.LONG_FLIP:g}")
+        figures.append(Figure("link_noise_30min", link_noise.measure_long(), "",
+                              "30 min at flip=0.001 (virtual)"))  # fmt: skip
+    return figures
+
+
 def _soak(o: Options) -> list[Figure]:
     from hil.benchmarks import soak
 
@@ -217,6 +232,7 @@ GROUPS: dict[str, Group] = {
     "validate": Group(_validate),
     "sim": Group(_sim),
     "tick": Group(_tick),
+    "link_noise": Group(_link_noise),
     "soak": Group(_soak, default=False),
 }
 
