@@ -174,6 +174,14 @@ class OutputStage:
                 settled = False
         self.settled = settled
 
+    def earn_slew_credit(self, ticks: int) -> None:
+        """``ticks`` ticks of slewing in which no channel takes a step (the fast path's quiet
+        ticks, see fastpath.next_slew_step): each rising channel only earns its credit."""
+        earned_na = self.limits.max_slew_ua_per_ms * self.tick_us * ticks
+        for ch in self.channels:
+            if ch.delivered_ua < self.limits.clamp(ch.target_ua):
+                ch.slew_credit_na += earned_na
+
     def check_electrodes(self) -> tuple[Fault, int, int] | None:
         """(fault, channel 1-based, detail) for the first channel whose electrode misbehaves."""
         if self.checked:
