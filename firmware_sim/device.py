@@ -163,13 +163,15 @@ class Device:
                 self._handle(item, now)
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
-        """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop
+        """Advance ``ticks`` ticks, skipping quiet stretches in bulk (one by one when
+        ``config.tick_by_tick``). With ``until_output``, stop
         early (True) at the first tick after which bytes are waiting to be read."""
         end = self.tick_count + ticks
+        by_tick = self.config.tick_by_tick
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            quiet = min(quiet_horizon(self), end - self.tick_count)
+            quiet = 0 if by_tick else min(quiet_horizon(self), end - self.tick_count)
             if quiet > 0:
                 run_quiet(self, quiet)
             else:

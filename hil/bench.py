@@ -170,12 +170,37 @@ def _validate(o: Options) -> list[Figure]:
 def _sim(o: Options) -> list[Figure]:
     from hil.benchmarks import lifetime, sim
 
-    o.log("simulator: 30-minute virtual session; idle CPU; orphan lifetime")
-    speedup = sim.virtual_session()["sim_virtual_speedup"]
+    o.log("simulator: 30-minute virtual session (host and device, then device alone); idle CPU;"
+          " orphan lifetime")  # fmt: skip
+    session = sim.virtual_session()
+    device = sim.device_session()
     idle = lifetime.idle_cpu(2.0 if o.quick else 10.0)
     gone = lifetime.orphan_gone(3 if o.quick else 10)
     return [
-        Figure("sim_virtual_speedup", speedup, "x", "30-min session, virtual"),
+        Figure(
+            "sim_virtual_speedup",
+            session["sim_virtual_speedup"],
+            "x",
+            "30-min session, host + device, lock-step",
+        ),
+        Figure(
+            "sim_virtual_pulses",
+            session["pulses_per_channel"],
+            "",
+            "pulses per channel in it (91,800)",
+        ),
+        Figure(
+            "sim_virtual_net_charge_uc",
+            session["net_charge_uc"],
+            "uC",
+            "net charge per channel in it (0)",
+        ),
+        Figure(
+            "device_virtual_speedup",
+            device["device_virtual_speedup"],
+            "x",
+            "the same session's frames, device alone",
+        ),
         Figure("sim_idle_cpu_percent", idle, "%", "idle `stimctl sim`, one core"),
         Figure("orphan_gone_ms", gone, "ms", "host SIGKILL -> simulator gone"),
     ]
