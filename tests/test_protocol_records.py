@@ -36,7 +36,7 @@ def test_telemetry_counters_decode_fresh_in_every_frame() -> None:
         ch = ChannelTelemetry(set_ua=500, measured_ua=500, impedance_ohm=1500, pulses=pulses)
         return Telemetry(seq=pulses, time_ms=pulses, state=State.RUNNING, fault=0,
                          fault_channel=0, fifo_blocks=3, fifo_ms=60, block_index=pulses,
-                         channels=(ch,))  # fmt: skip
+                         next_block=pulses + 1, channels=(ch,))  # fmt: skip
 
     sent = [telemetry(p) for p in (1, 2, 2, 3, 1)]
     assert FrameDecoder().feed(b"".join(encode(t) for t in sent)) == sent
