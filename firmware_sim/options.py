@@ -84,6 +84,8 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
         if len(value) > 12 or not value.isascii():
             raise ValueError("serial must be at most 12 ASCII characters")
         cfg.serial = value
+    elif name == "tick_by_tick":
+        cfg.tick_by_tick = parse_flag(value)
     elif name == "seed":
         cfg.seed = int(value)
     elif name == "control":
@@ -95,6 +97,7 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
 URL_PARAMETERS = (
     "channels", "virtual", "lockstep", "speed", "impedance", "fault", "drop", "flip", "delay_ms",
     "trace", "watchdog_ms", "impedance_valid_ms", "serial", "seed", "control",
+    "tick_by_tick",
 )  # fmt: skip
 
 

@@ -230,7 +230,7 @@ class Nak(Message):
         ("ack_seq", "H"),
         ("ack_type", "B"),
         ("reason", "B"),
-        ("detail", "H"),
+        ("detail", "I"),
     )
     ack_seq: int
     ack_type: int
@@ -332,6 +332,7 @@ class Telemetry(Message):
         ("fifo_blocks", "B"),
         ("fifo_ms", "H"),
         ("block_index", "I"),
+        ("next_block", "I"),
     )
     ITEM: ClassVar[type[Item] | None] = ChannelTelemetry
     time_ms: int
@@ -341,6 +342,7 @@ class Telemetry(Message):
     fifo_blocks: int
     fifo_ms: int
     block_index: int
+    next_block: int  # the block index the device accepts next (all lower ones it has)
     channels: tuple[ChannelTelemetry, ...]
 
 

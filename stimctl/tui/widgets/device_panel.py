@@ -18,7 +18,7 @@ def _limit_lines(limits: dict[str, int]) -> list[tuple[str, str]]:
     return [(f"  {key}", str(val)) for key, val in sorted(limits.items())]
 
 
-_HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "late_blocks")
+_HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "retransmits", "late_blocks")
 
 
 class DevicePanel(Static):
@@ -75,6 +75,7 @@ class DevicePanel(Static):
                 ("  FIFO level", f"{status.fifo_ms:.0f} ms"),
                 ("  frame errors", str(status.frame_errors)),
                 ("  NAKs", str(status.naks)),
+                ("  retransmits", str(status.retransmits)),
                 ("  late blocks", str(status.late_blocks)),
             ]
         width = max(len(name) for name, _ in rows) + 1
