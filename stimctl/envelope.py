@@ -21,6 +21,21 @@ SHANNON = "Shannon 1992 (k = log10 Q + log10 Q/A)"
 WHO = "WHO Standard Acupuncture Point Locations (2008)"
 CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
 POLICY = "stimctl policy"
+SEED = (
+    "seed protocol (evidence summary on acupuncture for migraine): weekly sessions, EA 2 Hz 0.5 mA"
+    " at ST36/LR3 from sessions 4-6; no objective improvement by session 6: re-evaluate the"
+    " diagnosis rather than escalating intensity"
+)
+IHS_CHRONIC = (
+    "Tassorelli C et al. IHS guidelines for controlled trials of preventive treatment of chronic"
+    " migraine in adults. Cephalalgia 2018;38(5):815-832 (30 % reduction of headache days)"
+)
+IHS_EPISODIC = (
+    "Diener HC et al. IHS guidelines for controlled trials of preventive treatment of migraine"
+    " attacks in episodic migraine in adults. Cephalalgia 2020;40(10):1026-1044 (50 % responder)"
+)
+ICHD3_MOH = "ICHD-3 (Cephalalgia 2018;38(1):1-211), 8.2 Medication-overuse headache"
+COURSE_FORMAT = "docs/COURSE.md (stimctl.course/1)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +43,7 @@ class Rule:
     """One rule: stable code, severity, the envelope field holding its limit, unit, source."""
 
     code: str
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "info"]
     field: str | None
     unit: str
     source: str
@@ -209,6 +224,61 @@ _RULES = (
         "",
         "clinical practice (precaution)",
         "epilepsy: stimulate only under supervision",
+    ),
+    # --- course rules (stimctl.clinic.courserules; docs/COURSE.md) ---------------------------
+    Rule("course-schema", "error", None, "", COURSE_FORMAT, "course plan structure/type errors"),
+    Rule(
+        "course-escalation",
+        "error",
+        None,
+        "",
+        f"{SEED}; {IHS_CHRONIC}",
+        "after the response check, a dose stronger than any delivered in the course while headache"
+        " days are not 30 % below baseline (or cannot be judged: diary on < 21 of 28 days)",
+    ),
+    Rule(
+        "course-before-ea-stage",
+        "warning",
+        None,
+        "",
+        SEED,
+        "stimulation in a session before the plan's first stage with a profile",
+    ),
+    Rule("course-interval-short", "warning", None, "days", SEED, "sooner than the plan's interval"),
+    Rule("course-beyond-plan", "warning", None, "", SEED, "a session after the plan's last one"),
+    Rule(
+        "course-baseline-short",
+        "warning",
+        None,
+        "days",
+        f"{SEED} (two weeks of diary before the first session); {IHS_CHRONIC}",
+        "baseline diary shorter than the plan asks: response cannot be judged reliably",
+    ),
+    Rule(
+        "course-diary-stale",
+        "warning",
+        None,
+        "days",
+        SEED,
+        "no diary entry in the last 14 days: response cannot be judged",
+    ),
+    Rule(
+        "course-medication-overuse",
+        "warning",
+        None,
+        "days/30",
+        ICHD3_MOH,
+        "acute medication on >= 10 days per 30 (ergot, triptan, opioid, combination, or several"
+        " classes together) or >= 15 (paracetamol, NSAID), for more than 3 months",
+    ),
+    Rule(
+        "course-responder",
+        "info",
+        None,
+        "",
+        f"{SEED}; {IHS_EPISODIC}",
+        "headache days >= 50 % below baseline in each of the last two 28-day windows:"
+        " the plan's maintenance (taper) applies",
     ),
 )
 #: code -> Rule: the single table of rule constants and their sources.
