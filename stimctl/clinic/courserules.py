@@ -82,7 +82,9 @@ class Dose:
 
 
 def profile_dose(
-    profile: Profile, plateau_ma: Mapping[int, float] | None = None, delivered_s: float | None = None
+    profile: Profile,
+    plateau_ma: Mapping[int, float] | None = None,
+    delivered_s: float | None = None,
 ) -> Dose:
     """The dose of ``profile``; ``plateau_ma`` replaces channels' amplitudes (the most reached by
     live ADJUST), ``delivered_s`` the duration (a session stopped early delivered less)."""

@@ -135,7 +135,8 @@ def read_diary_csv(text: str, name: str = "CSV", today: date | None = None) -> l
     try:
         header = next(reader)
     except StopIteration:
-        raise DiaryError(f"{name}: empty file (expected the header {','.join(CSV_COLUMNS)})") from None
+        header_text = ",".join(CSV_COLUMNS)
+        raise DiaryError(f"{name}: empty file (expected the header {header_text})") from None
     if tuple(h.strip().lower() for h in header) != CSV_COLUMNS:
         raise DiaryError(f"{name}:1: header must be exactly {','.join(CSV_COLUMNS)}")
     entries: list[DiaryEntry] = []
@@ -144,7 +145,8 @@ def read_diary_csv(text: str, name: str = "CSV", today: date | None = None) -> l
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(CSV_COLUMNS):
-            raise DiaryError(f"{name}:{line}: expected {len(CSV_COLUMNS)} columns, got {len(cells)}")
+            n = len(CSV_COLUMNS)
+            raise DiaryError(f"{name}:{line}: expected {n} columns, got {len(cells)}")
         try:
             entry = _row(cells, today)
         except DiaryError as error:

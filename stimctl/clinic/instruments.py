@@ -189,7 +189,8 @@ def score_ppt(values: Sequence[object]) -> Score:
         field = f"ppt value {i + 1}"
         kg = _number(field, value)
         if not 0 < kg <= PPT_MAX_KG_CM2:
-            raise MeasureError(f"{field}: {value!r} kg/cm2, allowed above 0 up to {PPT_MAX_KG_CM2:g}")
+            allowed = f"allowed above 0 up to {PPT_MAX_KG_CM2:g}"
+            raise MeasureError(f"{field}: {value!r} kg/cm2, {allowed}")
         items.append(kg)
     return Score("ppt", tuple(items), round(math.fsum(items) / len(items), 3), "", PPT_SOURCE)
 

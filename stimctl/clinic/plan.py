@@ -126,7 +126,8 @@ class Plan(_Strict):
             expected = stage.last + 1
         total = self.total_sessions
         if total > MAX_SESSIONS:
-            raise _at(("taper",), "the plan has {n} sessions, more than {m}", n=total, m=MAX_SESSIONS)
+            message = "the plan has {n} sessions, more than {m}"
+            raise _at(("taper",), message, n=total, m=MAX_SESSIONS)
         if self.response_check_session > self.stages[-1].last:
             raise _at(("response_check_session",),
                       "session {n} is after the last stage (session {m})",
@@ -265,9 +266,7 @@ def _parse(raw: bytes) -> tuple[Plan | None, list[Violation]]:
         return None, out
 
 
-def _read_profiles(
-    plan: Plan, read: Any
-) -> tuple[dict[str, PlanProfile], list[Violation]]:
+def _read_profiles(plan: Plan, read: Any) -> tuple[dict[str, PlanProfile], list[Violation]]:
     """Each stage's profile through ``read(ref) -> bytes`` (OSError/KeyError: missing), validated
     against the default envelope; its findings are reported at the stage that names it."""
     profiles: dict[str, PlanProfile] = {}
