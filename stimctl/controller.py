@@ -14,6 +14,7 @@ import contextlib
 import math
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -98,6 +99,7 @@ class Controller:
         self._profile: Profile | None = None
         self._report: Report | None = None
         self._closed = False
+        self.session_id = str(uuid.uuid4())  # the record's and the clinic database's session id
         self._adjust_at: dict[int, float] = {}  # channel -> interlock clock of its last ADJUST
 
     # --- construction ---------------------------------------------------------------------
@@ -113,15 +115,22 @@ class Controller:
         speed: float | None = None,
         sim_options: Mapping[str, str] | None = None,
         timeout: float = 2.0,
+        session_id: str | None = None,
+        patient_id: str | None = None,
     ) -> Controller:
-        """Open a port (None: the embedded simulator), handshake and read the device back."""
+        """Open a port (None: the embedded simulator), handshake and read the device back.
+
+        ``session_id`` (a new UUID by default) and ``patient_id`` (the clinic's pseudonymous id)
+        go into the record's opening line: the clinic database finds the session by them."""
         if url is not None and (speed is not None or sim_options):
             raise ValueError("speed and sim_options are for the embedded simulator only")
         ctl = cls(envelope=envelope, operator=operator, patient=patient)
+        ctl.session_id = session_id or str(uuid.uuid4())
         ctl.connection.choose_port(url, speed, sim_options)
         if record is not None:
             ctl.recorder.open(Path(record))
             ctl.recorder.write("session", {
+                "session_id": ctl.session_id, "patient_id": patient_id,
                 "operator": ctl.operator, "patient": sorted(ctl.patient), "url": ctl.url,
                 "simulator": ctl.is_simulator, "versions": versions(),
             })  # fmt: skip

@@ -5,7 +5,7 @@ Each subcommand module exposes ``register(subparsers)``, which adds its parser a
 ``func`` so that ``stimctl --help`` stays fast.
 
 Exit codes shared by all subcommands: 0 success, 1 refused (validation/interlock), 2 usage error,
-3 device fault, 4 aborted by operator.
+3 device or database fault, 4 aborted by operator.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from stimctl import __version__
-from stimctl.cli import ports, record, run, sim, tui, validate
+from stimctl.cli import db, patient, ports, record, run, session, sim, tui, validate
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 EXIT_DEVICE_FAULT = 3
 EXIT_ABORTED = 4
 
-SUBCOMMANDS = (validate, run, sim, record, ports, tui)
+SUBCOMMANDS = (validate, run, sim, record, ports, tui, patient, session, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ __all__ = [
     "Database",
     "DatabaseError",
     "database_url",
+    "db_reason",
     "default_path",
     "open_database",
 ]
@@ -119,11 +120,12 @@ def _sqlite_engine(parsed: URL, **options: Any) -> Engine:
     return engine
 
 
-def open_database(url: str, *, create: bool = True) -> Database:
+def open_database(url: str, *, create: bool = True, make_folder: bool = False) -> Database:
     """An engine for ``url``; DatabaseError when it cannot be reached.
 
-    A SQLite file (and its folder) is created only with ``create``; without it a missing file is
-    a DatabaseError (``record verify`` never creates a database).
+    A SQLite file is created only with ``create`` (its folder too with ``make_folder``: the
+    default file's); without it a missing file is a DatabaseError (``record verify`` never
+    creates a database).
     """
     parsed = _parse(url)
     path = sqlite_file(url)
@@ -132,7 +134,7 @@ def open_database(url: str, *, create: bool = True) -> Database:
             if path is not None:
                 if not create and not path.is_file():
                     raise DatabaseError(f"no database at {path}")
-                if create:
+                if create and make_folder:
                     path.parent.mkdir(parents=True, exist_ok=True)
             engine = _sqlite_engine(parsed)
         else:
@@ -148,7 +150,7 @@ def open_database(url: str, *, create: bool = True) -> Database:
             f"{error.name} is not installed (pip install 'stimctl[postgresql]')"
         ) from None
     except (SQLAlchemyError, OSError) as error:
-        raise DatabaseError(f"cannot open {_safe(parsed)}: {_reason(error)}") from None
+        raise DatabaseError(f"cannot open {_safe(parsed)}: {db_reason(error)}") from None
     return Database(url, engine, sessionmaker(engine, expire_on_commit=False))
 
 
@@ -156,7 +158,7 @@ def _safe(parsed: URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def _reason(error: BaseException) -> str:
+def db_reason(error: BaseException) -> str:
     """The first line of the driver's message, without SQLAlchemy's background link."""
     orig = getattr(error, "orig", None)
     text = str(orig if orig is not None else error).strip()

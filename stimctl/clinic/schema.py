@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
-from stimctl.clinic.db import Database, DatabaseError
+from stimctl.clinic.db import Database, DatabaseError, db_reason
 
 __all__ = ["MODEL_MODULES", "current_revision", "ensure_current", "head_revision", "upgrade"]
 
@@ -53,20 +53,23 @@ def current_revision(db: Database) -> str | None:
         with db.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as error:
-        raise DatabaseError(f"cannot read the schema revision: {error}") from None
+        raise DatabaseError(f"cannot read the schema revision: {db_reason(error)}") from None
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` in one transaction."""
     from alembic import command
+    from alembic.util import CommandError
 
     config = alembic_config()
     try:
         with db.engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+    except CommandError as error:  # e.g. a revision this stimctl does not know (a newer one)
+        raise DatabaseError(f"cannot upgrade {db.display_url}: {error}") from None
     except SQLAlchemyError as error:
-        raise DatabaseError(f"migration failed: {error}") from None
+        raise DatabaseError(f"migration failed: {db_reason(error)}") from None
 
 
 def ensure_current(db: Database) -> None:
