@@ -22,9 +22,8 @@ WHO = "WHO Standard Acupuncture Point Locations (2008)"
 CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
 POLICY = "stimctl policy"
 SEED = (
-    "seed protocol (evidence summary on acupuncture for migraine): weekly sessions, EA 2 Hz 0.5 mA"
-    " at ST36/LR3 from sessions 4-6; no objective improvement by session 6: re-evaluate the"
-    " diagnosis rather than escalating intensity"
+    "seed protocol (acupuncture for migraine: session table; no improvement by session 6:"
+    " re-evaluate the diagnosis rather than escalating)"
 )
 IHS_CHRONIC = (
     "Tassorelli C et al. IHS guidelines for controlled trials of preventive treatment of chronic"

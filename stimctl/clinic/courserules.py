@@ -23,9 +23,11 @@ __all__ = [
     "CourseFacts",
     "Dose",
     "GivenSession",
+    "baseline_rate",
     "course_rules",
     "headache_rate",
     "profile_dose",
+    "window_rate",
 ]
 
 #: The response window and the diary it needs to be judged (fail safe: fewer days, no judgement).
@@ -151,6 +153,18 @@ def headache_rate(diary: Iterable[DiaryEntry], first: date, end: date) -> tuple[
 
 def _per_window(headache: int, recorded: int) -> float:
     return headache * WINDOW_DAYS / recorded if recorded else math.nan
+
+
+def window_rate(diary: Iterable[DiaryEntry], end: date) -> float | None:
+    """Headache days per 28 in the 28 days before ``end`` (None: diary on fewer than 21)."""
+    head, recorded = headache_rate(diary, end - timedelta(days=WINDOW_DAYS), end)
+    return _per_window(head, recorded) if recorded >= MIN_DIARY_DAYS else None
+
+
+def baseline_rate(facts: CourseFacts, at: date) -> float | None:
+    """Headache days per 28 over the baseline (None: no baseline diary)."""
+    head, recorded = headache_rate(facts.diary, *facts.baseline_window(at))
+    return _per_window(head, recorded) if recorded else None
 
 
 def _v(

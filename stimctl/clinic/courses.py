@@ -20,16 +20,19 @@ from stimctl.clinic.courserules import CourseFacts, Dose, GivenSession, course_r
 from stimctl.clinic.diary import DiaryEntry
 from stimctl.clinic.instruments import Score
 from stimctl.clinic.models import Patient
+from stimctl.clinic.patients import PatientError, flag_state, get_patient
 from stimctl.clinic.plan import LoadedPlan, PlanError, PlanProfile, stored_plan
+from stimctl.envelope import SafetyEnvelope
 from stimctl.profile import Profile
-from stimctl.violations import Report
+from stimctl.validation import validate_profile
+from stimctl.violations import Report, Violation
 
 __all__ = [
     "CourseError",
     "CourseView",
+    "SessionContext",
     "add_diary",
     "add_measure",
-    "check_session",
     "course_facts",
     "course_plan",
     "course_view",
@@ -37,6 +40,7 @@ __all__ = [
     "get_course",
     "list_courses",
     "log_session",
+    "session_context",
     "start_course",
 ]
 
@@ -49,10 +53,11 @@ class CourseError(ValueError):
 
 
 def find_patient(session: Session, code: str) -> Patient:
-    patient = session.scalars(select(Patient).where(Patient.code == code)).one_or_none()
-    if patient is None:
-        raise CourseError(f"no patient {code!r}")
-    return patient
+    """The patient with this id; CourseError if there is none."""
+    try:
+        return get_patient(session, code)
+    except PatientError as error:
+        raise CourseError(str(error)) from None
 
 
 def start_course(
@@ -126,12 +131,52 @@ def course_facts(session: Session, course: Course, plan: LoadedPlan | None = Non
     return CourseFacts(plan.plan, course.start, given, _diary(session, course.patient_id))
 
 
-def check_session(
-    session: Session, course: Course, profile: Profile | None, at: date
-) -> tuple[Report, int]:
-    """The course rules' report for the next session on ``at`` with ``profile``, and its number."""
-    facts = course_facts(session, course)
-    return Report(course_rules(facts, profile, at), profile), facts.next_number
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """What the next session of a course is checked against, read once before it starts: the
+    live session (and its ADJUSTs) then needs no database."""
+
+    course_id: int
+    patient_code: str
+    plan: LoadedPlan
+    facts: CourseFacts
+    at: date
+    number: int
+    flags: frozenset[str]
+
+    @property
+    def stage_profile(self) -> PlanProfile | None:
+        """The profile the plan's stage gives this session (None: no stimulation)."""
+        return self.plan.profile_for(self.number)
+
+    @property
+    def measures_due(self) -> tuple[str, ...]:
+        return self.plan.plan.measures_due(self.number)
+
+    def rules(self, profile: Profile) -> tuple[Violation, ...]:
+        """The course rules for this session with ``profile``."""
+        return course_rules(self.facts, profile, self.at, self.number)
+
+    def report(
+        self,
+        profile: Profile | None,
+        envelope: SafetyEnvelope | None = None,
+        path: str | None = None,
+    ) -> Report:
+        """The profile rules with the patient's flags, then the course rules."""
+        found: tuple[Violation, ...] = ()
+        if profile is not None:
+            found = validate_profile(profile, envelope, self.flags).violations
+        course = course_rules(self.facts, profile, self.at, self.number)
+        return Report(found + course, profile, path)
+
+
+def session_context(session: Session, course: Course, at: date) -> SessionContext:
+    """The context of the course's next session on ``at``."""
+    plan = course_plan(course)
+    facts = course_facts(session, course, plan)
+    flags = flag_state(session, course.patient).flags
+    return SessionContext(course.id, course.patient.code, plan, facts, at, facts.next_number, flags)
 
 
 def log_session(
