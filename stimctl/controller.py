@@ -61,7 +61,7 @@ from stimctl.status import (
 from stimctl.stopping import Stopper
 from stimctl.subscribers import Subscribers
 from stimctl.validation import check_patient, validate_profile
-from stimctl.violations import Report
+from stimctl.violations import Report, Violation
 
 __all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
 
@@ -101,6 +101,8 @@ class Controller:
         self._closed = False
         self.session_id = str(uuid.uuid4())  # the record's and the clinic database's session id
         self._adjust_at: dict[int, float] = {}  # channel -> interlock clock of its last ADJUST
+        self._most_ma: dict[int, float] = {}  # channel -> highest plateau set by ADJUST this arm
+        self._extra_rules: list[Callable[[Profile], Iterable[Violation]]] = []
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
@@ -221,7 +223,20 @@ class Controller:
             return self.connection.require_link()
 
     def _validate(self, profile: Profile, patient: Iterable[str]) -> Report:
-        return validate_profile(profile, self.connection.envelope, patient)
+        report = validate_profile(profile, self.connection.envelope, patient)
+        extra = tuple(v for rules in self._extra_rules for v in rules(profile))
+        return Report(report.violations + extra, profile) if extra else report
+
+    def add_rules(self, rules: Callable[[Profile], Iterable[Violation]]) -> None:
+        """Rules checked with the safety rules wherever a profile is validated: at load, at
+        arm, and for each live ADJUST (a course's rules: docs/COURSE.md)."""
+        self._extra_rules.append(rules)
+
+    @property
+    def most_plateau_ma(self) -> dict[int, float]:
+        """Per channel, the highest plateau live ADJUST set since ARM (empty: none raised)."""
+        with self.lock:
+            return dict(self._most_ma)
 
     def _active_channels(self) -> tuple[int, ...]:
         return tuple(c.id for c in self._profile.channels) if self._profile else ()
@@ -289,6 +304,7 @@ class Controller:
         with self.lock:
             self.interlock.accepted(Command.ARM, before)
             self._adjust_at.clear()
+            self._most_ma.clear()
             self.session.armed(acknowledge_warnings, on_stream_error=self.mirror.stream_failed)
 
     def start(self) -> None:
@@ -334,6 +350,7 @@ class Controller:
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:
             self._adjust_at[channel] = now
+            self._most_ma[channel] = max(self._most_ma.get(channel, 0.0), target)
             self.session.adjusted(channel, target, gain)
         return target
 

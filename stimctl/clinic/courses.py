@@ -188,7 +188,7 @@ def log_session(
     note: str = "",
     operator: str = "",
     clinic_session_id: int | None = None,
-    profile: PlanProfile | None = None,
+    profile_sha256: str | None = None,
     dose: Dose | None = None,
     violations: Iterable[str] = (),
 ) -> CourseSession:
@@ -201,7 +201,7 @@ def log_session(
         number = max(taken, default=0) + 1
     row = CourseSession(
         course=course, number=number, day=day, kind=kind, session_id=clinic_session_id,
-        profile_sha256=profile.sha256 if profile else None, note=note, operator=operator,
+        profile_sha256=profile_sha256, note=note, operator=operator,
         violations=sorted(set(violations)),
     )  # fmt: skip
     if dose is not None:
