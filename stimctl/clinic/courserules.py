@@ -296,8 +296,9 @@ def medication_rule(facts: CourseFacts, at: date) -> Iterator[Violation]:
                      " treatment", limit, min(counts))  # fmt: skip
     if overused:
         return
+    classes = {name for days in periods for e in days for name in e.medication}
     counts = [sum(bool(e.medication) for e in days) for days in periods]
-    if min(counts) >= OVERUSE_SEVERAL_CLASSES_DAYS:
+    if len(classes) > 1 and min(counts) >= OVERUSE_SEVERAL_CLASSES_DAYS:
         yield _v("course-medication-overuse", "diary.medication",
                  f"acute medication of several classes on >= {OVERUSE_SEVERAL_CLASSES_DAYS} days"
                  f" in each of the last {OVERUSE_PERIODS} periods of {OVERUSE_PERIOD_DAYS} days"

@@ -166,9 +166,13 @@ def score_midas(answers: Sequence[object]) -> Score:
     items: list[int] = []
     for i, answer in enumerate(answers):
         field = f"midas item {i + 1}"
-        days = _number(field, answer)
+        refusal = MeasureError(f"{field}: {answer!r} days, allowed whole days 0-{MIDAS_MAX_DAYS}")
+        try:
+            days = _number(field, answer)
+        except MeasureError:
+            raise refusal from None
         if days != int(days) or not 0 <= days <= MIDAS_MAX_DAYS:
-            raise MeasureError(f"{field}: {answer!r} days, allowed whole days 0-{MIDAS_MAX_DAYS}")
+            raise refusal
         items.append(int(days))
     for a, b in ((0, 1), (2, 3)):
         if items[a] + items[b] > MIDAS_MAX_DAYS:
