@@ -1,5 +1,5 @@
 """Course rules as pure functions: escalation without response (and its fail-safe), the stage,
-interval and plan-length warnings, the diary warnings, medication overuse (ICHD-3 8.2), responder."""
+interval and plan-length warnings, diary warnings, medication overuse (ICHD-3 8.2), responder."""
 
 from __future__ import annotations
 
@@ -213,9 +213,9 @@ def test_responder_in_two_windows_is_an_information() -> None:
     found = course_rules(responder, SEED, START + timedelta(days=100))
     info = next(v for v in found if v.code == "course-responder")
     assert info.severity == "info" and "the taper from session 17 applies" in info.message
-    one_window = CourseFacts(PLAN, START, base.sessions, tuple(
-        diary(START - timedelta(14), 14, 18) + diary(START, 72, 18) + diary(START + timedelta(72), 28, 6)
-    ))  # fmt: skip
+    late = diary(START - timedelta(14), 14, 18) + diary(START, 72, 18)
+    late += diary(START + timedelta(72), 28, 6)
+    one_window = CourseFacts(PLAN, START, base.sessions, tuple(late))
     assert "course-responder" not in codes(course_rules(one_window, SEED, START + timedelta(100)))
 
 

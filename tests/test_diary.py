@@ -58,7 +58,7 @@ def test_csv_error_names_the_file_line_and_field() -> None:
 
 
 def test_csv_with_a_date_twice_is_refused() -> None:
-    with pytest.raises(DiaryError, match="d.csv:3: date: 2026-03-01 is also on line 2"):
+    with pytest.raises(DiaryError, match=r"d\.csv:3: date: 2026-03-01 is also on line 2"):
         read_diary_csv(_csv("2026-03-01,no,,,,", "2026-03-01,yes,2,,,"), "d.csv")
 
 
