@@ -221,3 +221,44 @@ def test_live_adjust_may_go_above_the_most_delivered_with_response(
     response: Clinic, tmp_path: Path
 ) -> None:
     assert _adjust_up(response, tmp_path) == pytest.approx(0.6)
+
+
+def test_course_report_writes_a_png_of_headache_days_against_baseline(
+    no_response: Clinic, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stimctl.clinic.courses import course_view, measures
+    from stimctl.clinic.report import course_figure
+
+    png = tmp_path / "course.png"
+    capsys.readouterr()
+    assert no_response("course", "report", "1", "-o", str(png)) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = capsys.readouterr().out
+    assert "baseline 18.0 headache days/28" in summary and "HIT-6 60 (severe impact)" in summary
+    db = open_database(f"sqlite:///{no_response.db}", create=False)
+    try:
+        with db.session() as session:
+            course = get_course(session, 1)
+            fig = course_figure(course_view(session, course), measures(session, course.patient_id))
+    finally:
+        db.dispose()
+    ax, ax_hit, ax_midas = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert {"headache days/28", "baseline", "-30 %", "-50 %", "sessions"} <= set(lines)
+    assert [lines[k].get_ydata()[0] for k in ("baseline", "-30 %", "-50 %")] == pytest.approx(
+        [18.0, 12.6, 9.0]
+    )
+    rates = lines["headache days/28"]
+    assert list(rates.get_xdata())[-1] == SESSION_7 and rates.get_ydata()[-1] == 17.0
+    marked = list(lines["sessions"].get_xdata())
+    assert marked[:6] == [START + timedelta(days=7 * k) for k in range(6)]
+    assert [t.get_text() for t in ax.texts][:4] == [
+        "1: manual",
+        "2: manual",
+        "3: manual",
+        "4: 0.5 mA",
+    ]
+    assert ax.get_ylabel() == "headache days / 28"
+    hit6 = ax_hit.get_lines()[0]
+    assert (hit6.get_label(), list(hit6.get_ydata())) == ("HIT-6", [66.0, 60.0])
+    assert list(ax_midas.get_lines()[0].get_ydata()) == [24.0]
