@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stimctl.host.simprocess import SimulatorProcess
 from stimctl.protocol import DeviceInfo
-from stimctl.simprocess import SimulatorProcess
 
 REPO = Path(__file__).resolve().parents[1]
 KNOWN_CAPABILITIES = ("trace", "fault_injection", "host_process", "scope")

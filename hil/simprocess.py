@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from hil.benchconfig import REPO, BenchError
-from stimctl.errors import StimctlError
-from stimctl.simprocess import SimulatorProcess
+from stimctl.host.errors import StimctlError
+from stimctl.host.simprocess import SimulatorProcess
 
 
 def with_sim_params(url: str, workdir: Path) -> tuple[str, Path, Path]:

@@ -253,7 +253,7 @@ def _output_on_after(
 
 
 def _electrode(cell: Cell, bench: BenchConfig, info: DeviceInfo, since: int) -> Any:
-    from stimctl.errors import StimctlError
+    from stimctl.host.errors import StimctlError
 
     tick_ms = 1000 / info.tick_hz
     template, allowed = ELECTRODE[cell.fault]

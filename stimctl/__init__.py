@@ -8,20 +8,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from stimctl.envelope import SafetyEnvelope
-    from stimctl.profile import ProfileError, load_profile
-    from stimctl.validation import Report, Violation, validate_file, validate_profile
+    from stimctl.rules.envelope import SafetyEnvelope
+    from stimctl.rules.profile import ProfileError, load_profile
+    from stimctl.rules.validation import Report, Violation, validate_file, validate_profile
 
 #: Public name -> module; imported on first use so that `stimctl --help` stays fast.
 _EXPORTS = {
     "Controller": "stimctl.controller",
-    "load_profile": "stimctl.profile",
-    "ProfileError": "stimctl.profile",
-    "SafetyEnvelope": "stimctl.envelope",
-    "Report": "stimctl.violations",
-    "Violation": "stimctl.violations",
-    "validate_file": "stimctl.validation",
-    "validate_profile": "stimctl.validation",
+    "load_profile": "stimctl.rules.profile",
+    "ProfileError": "stimctl.rules.profile",
+    "SafetyEnvelope": "stimctl.rules.envelope",
+    "Report": "stimctl.rules.violations",
+    "Violation": "stimctl.rules.violations",
+    "validate_file": "stimctl.rules.validation",
+    "validate_profile": "stimctl.rules.validation",
 }
 
 __all__ = [

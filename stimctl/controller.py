@@ -19,16 +19,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
-from stimctl.commander import Commander
-from stimctl.connection import SIM_URL, Connection
-from stimctl.envelope import SafetyEnvelope
-from stimctl.errors import InterlockError, StimctlError
-from stimctl.errors import ValidationRefused as ValidationRefused
-from stimctl.interlock import Command, Interlock
-from stimctl.link import Link
-from stimctl.mirror import DeviceMirror
-from stimctl.plateau import ADJUST_STEP_MA, check_plateau, clamped_target, gain_permille
-from stimctl.preparation import (
+from stimctl.host.commander import Commander
+from stimctl.host.connection import SIM_URL, Connection
+from stimctl.host.errors import InterlockError, StimctlError
+from stimctl.host.errors import ValidationRefused as ValidationRefused
+from stimctl.host.interlock import Command, Interlock
+from stimctl.host.link import Link
+from stimctl.host.mirror import DeviceMirror
+from stimctl.host.plateau import ADJUST_STEP_MA, check_plateau, clamped_target, gain_permille
+from stimctl.host.preparation import (
     arm_context,
     arm_message,
     channel_mask,
@@ -36,19 +35,9 @@ from stimctl.preparation import (
     impedance_readings,
     profile_line,
 )
-from stimctl.profile import Profile, ProfileError, load_profile
-from stimctl.protocol import (
-    Adjust,
-    Goodbye,
-    ImpedanceCheck,
-    Pause,
-    Resume,
-    Start,
-    State,
-)
-from stimctl.recorder import Recorder, versions
-from stimctl.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
-from stimctl.status import (
+from stimctl.host.recorder import Recorder, versions
+from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
+from stimctl.host.status import (
     DeviceSummary,
     Event,
     FaultInfo,
@@ -58,10 +47,21 @@ from stimctl.status import (
     SessionSummary,
     Status,
 )
-from stimctl.stopping import Stopper
-from stimctl.subscribers import Subscribers
-from stimctl.validation import check_patient, validate_profile
-from stimctl.violations import Report, Violation
+from stimctl.host.stopping import Stopper
+from stimctl.host.subscribers import Subscribers
+from stimctl.protocol import (
+    Adjust,
+    Goodbye,
+    ImpedanceCheck,
+    Pause,
+    Resume,
+    Start,
+    State,
+)
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.profile import Profile, ProfileError, load_profile
+from stimctl.rules.validation import check_patient, validate_profile
+from stimctl.rules.violations import Report, Violation
 
 __all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stimctl import acupoints
-from stimctl.acupoints import (
+from stimctl.rules import acupoints
+from stimctl.rules.acupoints import (
     MERIDIAN_ALIASES,
     MERIDIANS,
     REGIONS,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from stimctl.envelope import RULES, SafetyEnvelope
-from stimctl.validation import validate_file
+from stimctl.rules.envelope import RULES, SafetyEnvelope
+from stimctl.rules.validation import validate_file
 
 CORPUS = Path(__file__).parent / "bad_profiles"
 MANIFEST = tomllib.loads((CORPUS / "manifest.toml").read_text(encoding="utf-8"))

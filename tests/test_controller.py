@@ -12,11 +12,11 @@ import pytest
 from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
-from stimctl.envelope import SafetyEnvelope
-from stimctl.errors import CommandRejected, InterlockError, LinkError, ProtocolMismatch
+from stimctl.host.errors import CommandRejected, InterlockError, LinkError, ProtocolMismatch
+from stimctl.host.record import verify
+from stimctl.host.status import Event, HostState, Outcome, Status
 from stimctl.protocol import EStop, FrameDecoder, Start
-from stimctl.record import verify
-from stimctl.status import Event, HostState, Outcome, Status
+from stimctl.rules.envelope import SafetyEnvelope
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -269,7 +269,7 @@ def test_close_while_running_brings_the_output_to_zero(ctl: Controller) -> None:
 def test_catalogue_mismatch_at_connect_raises_protocol_mismatch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("stimctl.link.CATALOGUE_HASH", 0x12345678)
+    monkeypatch.setattr("stimctl.host.link.CATALOGUE_HASH", 0x12345678)
     with pytest.raises(ProtocolMismatch, match="catalogue mismatch"):
         Controller.connect(None, speed=math.inf)
 
@@ -305,7 +305,7 @@ def test_speed_inf_is_lock_step_unless_the_caller_asks_for_free_running() -> Non
 def test_a_held_lockstep_device_is_not_taken_for_a_silent_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("stimctl.mirror.DEVICE_SILENCE_S", 0.2)
+    monkeypatch.setattr("stimctl.host.mirror.DEVICE_SILENCE_S", 0.2)
     with Controller.connect(None, speed=math.inf) as c:
         time.sleep(0.4)  # the host is busy: device time is held, so the device says nothing
         assert c.status().state is HostState.IDLE and c.fault is None

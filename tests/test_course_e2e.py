@@ -21,7 +21,7 @@ from stimctl.clinic.courses import get_course, session_context
 from stimctl.clinic.db import open_database
 from stimctl.controller import Controller
 from stimctl.errors import InterlockError
-from stimctl.profile import load_profile
+from stimctl.rules.profile import load_profile
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -11,7 +11,7 @@ import pytest
 
 from stimctl.cli import main
 from stimctl.clinic.plan import load_plan, plan_report
-from stimctl.validation import validate_file
+from stimctl.rules.validation import validate_file
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSES = ROOT / "courses"

@@ -11,8 +11,8 @@ import pytest
 from stimctl.clinic.courserules import CourseFacts, Dose, GivenSession, course_rules, profile_dose
 from stimctl.clinic.diary import DiaryEntry
 from stimctl.clinic.plan import load_plan
-from stimctl.envelope import RULES
-from stimctl.profile import Profile
+from stimctl.rules.envelope import RULES
+from stimctl.rules.profile import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 _, LOADED = load_plan(ROOT / "courses" / "migraine-chronic.toml")

@@ -10,12 +10,12 @@ import pytest
 from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
-from stimctl.envelope import SafetyEnvelope
-from stimctl.errors import InterlockError
-from stimctl.interlock import IMPEDANCE_MAX_AGE_S, TABLE, Command, Interlock
-from stimctl.link import Link
+from stimctl.host.errors import InterlockError
+from stimctl.host.interlock import IMPEDANCE_MAX_AGE_S, TABLE, Command, Interlock
+from stimctl.host.link import Link
+from stimctl.host.status import DeviceSummary, FaultInfo, HostState
 from stimctl.protocol import Ack, ClearFault, State
-from stimctl.status import DeviceSummary, FaultInfo, HostState
+from stimctl.rules.envelope import SafetyEnvelope
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
 DEMO = PROFILES / "short-demo.toml"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from stimctl.simprocess import SimulatorProcess
+from stimctl.host.simprocess import SimulatorProcess
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from stimctl.errors import CommandRejected, LinkError, ProtocolMismatch
-from stimctl.link import Link
+from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.host.link import Link
+from stimctl.host.simprocess import SimulatorProcess
 from stimctl.protocol import (
     CATALOGUE_HASH,
     PROTOCOL_VERSION,
@@ -29,7 +30,6 @@ from stimctl.protocol import (
     Start,
     encode,
 )
-from stimctl.simprocess import SimulatorProcess
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -241,8 +241,8 @@ def test_port_closed_under_a_running_session_is_link_lost_and_reconnect_stays_di
     sim_port: str,
 ) -> None:
     from stimctl.controller import Controller
-    from stimctl.errors import InterlockError
-    from stimctl.status import HostState, Outcome
+    from stimctl.host.errors import InterlockError
+    from stimctl.host.status import HostState, Outcome
 
     with Controller.connect(sim_port) as ctl:
         ctl.load(DEMO)
@@ -267,7 +267,7 @@ def test_port_closed_under_a_running_session_is_link_lost_and_reconnect_stays_di
 
 
 def _ports() -> list:
-    from stimctl.ports import PortInfo
+    from stimctl.host.ports import PortInfo
 
     return [
         PortInfo("/dev/ttyUSB0", "stim", "STIM0001", 0x0403, 0x6001, "FTDI"),
@@ -277,26 +277,26 @@ def _ports() -> list:
 
 
 def test_usb_serial_resolves_to_its_device_path() -> None:
-    from stimctl.ports import resolve_port
+    from stimctl.host.ports import resolve_port
 
     assert resolve_port("usb:STIM0001", _ports()) == "/dev/ttyUSB0"
 
 
 def test_unknown_usb_serial_raises_link_error() -> None:
-    from stimctl.ports import resolve_port
+    from stimctl.host.ports import resolve_port
 
     with pytest.raises(LinkError, match="no serial port with USB serial number 'NOPE'"):
         resolve_port("usb:NOPE", _ports())
 
 
 def test_ambiguous_usb_serial_raises_link_error_naming_the_ports() -> None:
-    from stimctl.ports import resolve_port
+    from stimctl.host.ports import resolve_port
 
     with pytest.raises(LinkError, match="/dev/ttyUSB1, /dev/ttyUSB2"):
         resolve_port("usb:STIM0002", _ports())
 
 
 def test_urls_and_paths_pass_through_unchanged() -> None:
-    from stimctl.ports import resolve_port
+    from stimctl.host.ports import resolve_port
 
     assert resolve_port("socket://localhost:7777", []) == "socket://localhost:7777"

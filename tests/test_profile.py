@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stimctl import ProfileError, load_profile, validate_file
-from stimctl.profile import ASYMMETRIC_RATIO, Profile, loads_profile, parse_profile
-from stimctl.quantities import phase_pulse_count
-from stimctl.validation import validate_bytes
+from stimctl.rules.profile import ASYMMETRIC_RATIO, Profile, loads_profile, parse_profile
+from stimctl.rules.quantities import phase_pulse_count
+from stimctl.rules.validation import validate_bytes
 
 PROFILES = Path(__file__).parent.parent / "profiles"
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from stimctl.cli import record as record_cli
-from stimctl.record import GENESIS, SessionRecord, summarise, verify
+from stimctl.host.record import GENESIS, SessionRecord, summarise, verify
 
 
 def write_session(path: Path, *, close: bool = True) -> Path:
@@ -119,7 +119,7 @@ def test_numpy_values_are_recorded_as_plain_json_and_non_finite_floats_as_null(t
 def test_durable_lines_are_fsynced_and_telemetry_is_not(tmp_path, monkeypatch):
     synced: list[int] = []
     rec = SessionRecord(tmp_path / "s.jsonl")
-    monkeypatch.setattr("stimctl.record.os.fsync", synced.append)
+    monkeypatch.setattr("stimctl.host.record.os.fsync", synced.append)
     rec.append("state", {"to": "RUNNING"})
     rec.append("command", {"name": "HEARTBEAT"}, durable=False)
     rec.telemetry({"fifo_ms": 100})
@@ -215,7 +215,7 @@ def test_lines_after_the_end_line_are_rejected(tmp_path):
 
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from stimctl.record import SessionRecord
+    from stimctl.host.record import SessionRecord
     path, count, self_kill = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
     rec = SessionRecord(path)
     n = 0
@@ -351,7 +351,7 @@ def test_cli_show_json_prints_a_machine_readable_summary(tmp_path, capsys):
 
 
 def test_new_record_paths_are_made_in_their_folder_and_never_repeat(tmp_path: Path) -> None:
-    from stimctl.record import new_record_path
+    from stimctl.host.record import new_record_path
 
     first = new_record_path("tui", tmp_path / "records")
     first.write_text("")

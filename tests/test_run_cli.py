@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from stimctl.cli import main
-from stimctl.profile import load_profile
-from stimctl.record import summarise, verify
-from stimctl.schedule import compile_schedule
-from stimctl.simprocess import SimulatorProcess
+from stimctl.host.record import summarise, verify
+from stimctl.host.schedule import compile_schedule
+from stimctl.host.simprocess import SimulatorProcess
+from stimctl.rules.profile import load_profile
 
 pytestmark = pytest.mark.timeout(90)
 

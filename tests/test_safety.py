@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from stimctl import SafetyEnvelope, validate_file, validate_profile
-from stimctl.envelope import RULES, EnvelopeError
-from stimctl.profile import parse_profile
-from stimctl.quantities import needle_area_cm2, operating_points, pulse_quantities
+from stimctl.rules.envelope import RULES, EnvelopeError
+from stimctl.rules.profile import parse_profile
+from stimctl.rules.quantities import needle_area_cm2, operating_points, pulse_quantities
 
 PROFILES = Path(__file__).parent.parent / "profiles"
 AREA = needle_area_cm2(0.25, 15)

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stimctl.profile import Profile, parse_profile
-from stimctl.schedule import BlockRow, compile_schedule
+from stimctl.host.schedule import BlockRow, compile_schedule
+from stimctl.rules.profile import Profile, parse_profile
 
 
 def make_profile(*phases: dict[str, Any], amplitudes_ma: tuple[float, ...] = (0.5,)) -> Profile:

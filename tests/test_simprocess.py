@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from stimctl.controller import Controller
-from stimctl.errors import StimctlError
-from stimctl.simprocess import SimulatorProcess, sim_args
-from stimctl.status import Outcome
+from stimctl.host.errors import StimctlError
+from stimctl.host.simprocess import SimulatorProcess, sim_args
+from stimctl.host.status import Outcome
 
 DEMO = Path(__file__).resolve().parent.parent / "profiles" / "short-demo.toml"
 

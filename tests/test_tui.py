@@ -18,8 +18,8 @@ from textual.pilot import Pilot
 from textual.widgets import Button, OptionList
 
 from stimctl.controller import Controller
-from stimctl.errors import InterlockError
-from stimctl.status import HostState
+from stimctl.host.errors import InterlockError
+from stimctl.host.status import HostState
 from stimctl.tui.app import StimApp
 from stimctl.tui.messages import DeviceCallDone, TelemetrySlot
 from stimctl.tui.screens import (

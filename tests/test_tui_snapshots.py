@@ -28,7 +28,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from stimctl.controller import Controller
-from stimctl.status import ChannelStatus, Status
+from stimctl.host.status import ChannelStatus, Status
 from stimctl.tui.app import StimApp
 from stimctl.tui.screens import ConfirmModal, FaultScreen, PreflightScreen, SummaryScreen
 from stimctl.tui.widgets import ChannelRow, EventLog

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stimctl.controller import Controller
-from stimctl.status import HostState
+from stimctl.host.status import HostState
 
 PROFILE = Path(__file__).resolve().parents[2] / "profiles" / "short-demo.toml"
 

@@ -6,8 +6,8 @@ import statistics
 import time
 from typing import Any
 
-from stimctl.profile import Profile, parse_profile
-from stimctl.schedule import compile_schedule
+from stimctl.host.schedule import compile_schedule
+from stimctl.rules.profile import Profile, parse_profile
 
 RUNS = 50
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from stimctl.controller import Controller
-from stimctl.profile import loads_profile
-from stimctl.validation import validate_profile
+from stimctl.rules.profile import loads_profile
+from stimctl.rules.validation import validate_profile
 
 #: Eight channels, each a same-side lower-limb pair (no contralateral or trunk paths).
 _PAIRS = (

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from stimctl.validation import find_profiles, validate_file
+from stimctl.rules.validation import find_profiles, validate_file
 
 LIBRARY = Path(__file__).resolve().parents[2] / "profiles"
 

@@ -206,7 +206,7 @@ def _log(session: Session, args: argparse.Namespace) -> int:
 def _check(session: Session, args: argparse.Namespace) -> int:
     from stimctl.cli.validate import write_report
     from stimctl.clinic.courses import get_course, session_context
-    from stimctl.profile import ProfileError, load_profile
+    from stimctl.rules.profile import ProfileError, load_profile
 
     try:
         profile = load_profile(args.profile)

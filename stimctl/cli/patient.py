@@ -18,7 +18,7 @@ PROG = "stimctl patient"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from stimctl.validation import PATIENT_FLAGS
+    from stimctl.rules.validation import PATIENT_FLAGS
 
     flags = ", ".join(PATIENT_FLAGS)
     parser = subparsers.add_parser("patient", help="clinic patients and their flags")

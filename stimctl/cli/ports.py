@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from stimctl.ports import list_serial_ports
+    from stimctl.host.ports import list_serial_ports
 
     ports = list_serial_ports()
     if args.json:

@@ -41,7 +41,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _verify(path: object) -> int:
-    from stimctl.record import verify
+    from stimctl.host.record import verify
 
     result = verify(path)  # type: ignore[arg-type]
     if result.ok:
@@ -55,7 +55,7 @@ def _verify(path: object) -> int:
 def _show(path: object, *, as_json: bool) -> int:
     import json
 
-    from stimctl.record import summarise, verify
+    from stimctl.host.record import summarise, verify
 
     check = verify(path)  # type: ignore[arg-type]
     summary = summarise(path)  # type: ignore[arg-type]
@@ -83,7 +83,7 @@ def _fmt(value: object, unit: str = "") -> str:
 
 
 def _format(summary: object, check: object) -> str:
-    from stimctl.record import Summary, Verification
+    from stimctl.host.record import Summary, Verification
 
     assert isinstance(summary, Summary) and isinstance(check, Verification)
     lines = [

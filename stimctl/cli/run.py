@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from stimctl.cli.run_clinic import ClinicRun
     from stimctl.cli.run_course import CourseRun
     from stimctl.controller import Controller
-    from stimctl.status import Outcome, Status
+    from stimctl.host.status import Outcome, Status
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 4
 PROG = "stimctl run"
@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         clinic.patient_code = course.patient_code
         print(course.banner(), file=sys.stderr)
     if not args.record:
-        from stimctl.record import new_record_path
+        from stimctl.host.record import new_record_path
 
         record = new_record_path(profile_path.stem)
     return _session(
@@ -203,7 +203,7 @@ def _session(
     from stimctl.cli.validate import format_violation
     from stimctl.clinic.db import DatabaseError
     from stimctl.controller import Controller
-    from stimctl.errors import (
+    from stimctl.host.errors import (
         CommandRejected,
         InterlockError,
         LinkError,
@@ -211,7 +211,7 @@ def _session(
         StimctlError,
         ValidationRefused,
     )
-    from stimctl.profile import ProfileError, load_profile, loads_profile
+    from stimctl.rules.profile import ProfileError, load_profile, loads_profile
 
     try:  # the row first: a refusal is a row too, and a killed host leaves an open one
         patient = clinic.open(operator, record, patient, profile_path.stem)
@@ -318,7 +318,7 @@ def _supervise(
     ctl: Controller, profile: object, yes: bool, abort: threading.Event, streaming: list[bool]
 ) -> int:
     from stimctl.cli.validate import format_violation
-    from stimctl.status import Outcome
+    from stimctl.host.status import Outcome
 
     sim = ctl.is_simulator
     banner = "SIMULATOR (embedded, not a stimulator)" if sim else f"device {ctl.url}"
@@ -377,7 +377,7 @@ def _confirm(stdin: TextIO, out: TextIO) -> bool:
 
 
 def _progress_loop(ctl: Controller, abort: threading.Event, out: TextIO) -> Outcome:
-    from stimctl.status import Outcome
+    from stimctl.host.status import Outcome
 
     tty = out.isatty()
     shown = 0.0

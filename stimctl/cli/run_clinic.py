@@ -88,7 +88,7 @@ def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[s
     from stimctl.clinic.anchor import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
     from stimctl.errors import StimctlError
-    from stimctl.record import summarise
+    from stimctl.host.record import summarise
 
     outcome = OUTCOME_BY_EXIT.get(code, "FAULT")
     serial = firmware = simulator = None

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from stimctl.clinic.courses import SessionContext
     from stimctl.clinic.db import Database
     from stimctl.controller import Controller
-    from stimctl.profile import Profile
+    from stimctl.rules.profile import Profile
 
 
 class CourseRefused(Exception):

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stimctl.envelope import SafetyEnvelope
+    from stimctl.rules.envelope import SafetyEnvelope
 
 
 class UsageError(ValueError):
@@ -26,8 +26,8 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
 
 def safety_options(args: argparse.Namespace) -> tuple[frozenset[str], SafetyEnvelope | None]:
     """The patient flags and the site envelope (None: the default); UsageError when bad."""
-    from stimctl.envelope import EnvelopeError, SafetyEnvelope
-    from stimctl.validation import check_patient
+    from stimctl.rules.envelope import EnvelopeError, SafetyEnvelope
+    from stimctl.rules.validation import check_patient
 
     flags = [f.strip() for item in args.patient for f in item.split(",") if f.strip()]
     try:

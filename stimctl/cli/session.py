@@ -90,7 +90,7 @@ def _list(session: object, args: argparse.Namespace) -> int:
 def _import(session: object, args: argparse.Namespace) -> int:
     from stimctl.clinic.patients import PatientError
     from stimctl.clinic.sessions import import_record
-    from stimctl.record import verify
+    from stimctl.host.record import verify
 
     check = verify(args.record)
     if not check.ok:

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from stimctl.controller import Controller
-    from stimctl.record import new_record_path
+    from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
 
     if args.port is not None and args.speed is not None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
 
 if TYPE_CHECKING:
-    from stimctl.violations import Report, Violation
+    from stimctl.rules.violations import Report, Violation
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -40,7 +40,7 @@ def _usage(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from stimctl.validation import find_profiles, validate_file
+    from stimctl.rules.validation import find_profiles, validate_file
 
     try:
         patient, envelope = safety_options(args)

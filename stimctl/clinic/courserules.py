@@ -2,7 +2,7 @@
 
 ``course_rules(facts, profile, at)`` gives the violations a session of the course would get on
 date ``at`` with ``profile`` (None: a session without stimulation). Codes, severities and sources
-are in the rule table (``stimctl.envelope.RULES``); docs/COURSE.md explains each rule.
+are in the rule table (``stimctl.rules.envelope.RULES``); docs/COURSE.md explains each rule.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from datetime import date, timedelta
 
 from stimctl.clinic.diary import DiaryEntry
 from stimctl.clinic.plan import Plan
-from stimctl.envelope import RULES
-from stimctl.profile import Profile
-from stimctl.quantities import operating_points
-from stimctl.violations import Severity, Value, Violation
+from stimctl.rules.envelope import RULES
+from stimctl.rules.profile import Profile
+from stimctl.rules.quantities import operating_points
+from stimctl.rules.violations import Severity, Value, Violation
 
 __all__ = [
     "CourseFacts",

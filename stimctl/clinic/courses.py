@@ -22,10 +22,10 @@ from stimctl.clinic.instruments import Score
 from stimctl.clinic.models import Patient
 from stimctl.clinic.patients import PatientError, flag_state, get_patient
 from stimctl.clinic.plan import LoadedPlan, PlanError, PlanProfile, stored_plan
-from stimctl.envelope import SafetyEnvelope
-from stimctl.profile import Profile
-from stimctl.validation import validate_profile
-from stimctl.violations import Report, Violation
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.profile import Profile
+from stimctl.rules.validation import validate_profile
+from stimctl.rules.violations import Report, Violation
 
 __all__ = [
     "CourseError",

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stimctl.clinic.models import FlagChange, Patient, utc_now
-from stimctl.validation import PATIENT_FLAGS, check_patient
+from stimctl.rules.validation import PATIENT_FLAGS, check_patient
 
 __all__ = [
     "FlagState",

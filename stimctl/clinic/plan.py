@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_core import PydanticCustomError
 
 from stimctl.clinic.instruments import MEASURE_KINDS, MeasureKind
-from stimctl.envelope import RULES
-from stimctl.profile import Profile, ProfileError, format_loc, loads_profile
-from stimctl.validation import validate_profile
-from stimctl.violations import Report, Value, Violation
+from stimctl.rules.envelope import RULES
+from stimctl.rules.profile import Profile, ProfileError, format_loc, loads_profile
+from stimctl.rules.validation import validate_profile
+from stimctl.rules.violations import Report, Value, Violation
 
 __all__ = [
     "COURSE_SCHEMA",

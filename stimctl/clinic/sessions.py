@@ -157,7 +157,7 @@ def import_record(
 ) -> tuple[ClinicSession, bool]:
     """Rebuild (or close) the row of a record; (row, created). PatientError when the record
     belongs to another row or patient, or is already imported with another tag."""
-    from stimctl.record import summarise
+    from stimctl.host.record import summarise
 
     facts = record_facts(path)
     summary = summarise(path)

@@ -11,9 +11,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from stimctl.rules.validation import PATIENT_FLAGS
 from stimctl.tui.screens.base import StimScreen
 from stimctl.tui.widgets import DevicePanel, ValidationReport
-from stimctl.validation import PATIENT_FLAGS
 
 PROFILE_SUFFIXES = (".toml", ".json")
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stimctl.profile import Phase, Profile
+from stimctl.rules.profile import Phase, Profile
 
 __all__ = ["ACCUMULATOR_WRAP", "BlockRow", "Schedule", "compile_schedule"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from stimctl.errors import InterlockError
-from stimctl.profile import Profile
+from stimctl.host.errors import InterlockError
 from stimctl.protocol import GAIN_UNITY
-from stimctl.violations import Report
+from stimctl.rules.profile import Profile
+from stimctl.rules.violations import Report
 
 __all__ = ["ADJUST_STEP_MA", "check_plateau", "clamped_target", "gain_permille", "prescribed_ma"]
 

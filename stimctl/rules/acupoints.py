@@ -1,6 +1,6 @@
 """WHO standard acupoint catalogue (361 points) and parsing of electrode sites such as 'ST36-L'.
 
-The data lives in ``stimctl/data/acupoints.json`` (WHO Standard Acupuncture Point Locations in
+The data lives in ``stimctl/rules/data/acupoints.json`` (WHO Standard Acupuncture Point Locations in
 the Western Pacific Region, 2008). Each point carries a body ``region`` that drives the safety
 rules; the judgement calls behind the regions are recorded in that file's ``notes``.
 
@@ -142,7 +142,7 @@ class Site:
 
 @cache
 def _load() -> Mapping[str, Point]:
-    raw = resources.files("stimctl").joinpath(_DATA_FILE).read_text(encoding="utf-8")
+    raw = resources.files("stimctl.rules").joinpath(_DATA_FILE).read_text(encoding="utf-8")
     points = {entry["code"]: Point(**entry) for entry in json.loads(raw)["points"]}
     _check(points)
     return MappingProxyType(points)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from stimctl.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape
+from stimctl.rules.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape
 
 __all__ = [
     "ASYMMETRIC_RATIO",

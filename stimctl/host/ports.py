@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from serial.tools import list_ports
 
-from stimctl.errors import LinkError
+from stimctl.host.errors import LinkError
 
 __all__ = ["USB_PREFIX", "PortInfo", "list_serial_ports", "resolve_port"]
 

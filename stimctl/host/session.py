@@ -4,7 +4,7 @@
 its compiled schedule, the Streamer, live plateaus and gains, pulse and charge totals, delivered
 time, the device's last telemetry and state, faults, NAK and ESTOP-repeat counters, and how the
 session ended. Its state is guarded by the controller's lock: the caller's thread (the actions)
-and the link's reader thread (``stimctl.mirror``) both update it under that lock.
+and the link's reader thread (``stimctl.host.mirror``) both update it under that lock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from stimctl.errors import LinkError, StimctlError
-from stimctl.protocol import Block, Nak, NakReason, State, Telemetry
-from stimctl.status import (
+from stimctl.host.errors import LinkError, StimctlError
+from stimctl.host.status import (
     ChannelStatus,
     ChannelSummary,
     FaultInfo,
@@ -26,14 +25,15 @@ from stimctl.status import (
     SessionSummary,
     Status,
 )
-from stimctl.streamer import DEFAULT_TARGET_MS, Streamer
+from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
+from stimctl.protocol import Block, Nak, NakReason, State, Telemetry
 
 if TYPE_CHECKING:
-    from stimctl.connection import Connection
-    from stimctl.profile import Profile
-    from stimctl.recorder import Recorder
-    from stimctl.schedule import Schedule
-    from stimctl.subscribers import Subscribers
+    from stimctl.host.connection import Connection
+    from stimctl.host.recorder import Recorder
+    from stimctl.host.schedule import Schedule
+    from stimctl.host.subscribers import Subscribers
+    from stimctl.rules.profile import Profile
 
 __all__ = ["DEFAULT_STOP_RAMP_MS", "Session"]
 

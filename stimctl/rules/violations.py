@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from stimctl.profile import Profile
+    from stimctl.rules.profile import Profile
 
 #: "info" is a finding that needs no acknowledgement (e.g. course-responder).
 Severity = Literal["error", "warning", "info"]

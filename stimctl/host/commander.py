@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from stimctl.errors import CommandRejected, LinkError
-from stimctl.link import Link
+from stimctl.host.errors import CommandRejected, LinkError
+from stimctl.host.link import Link
+from stimctl.host.recorder import Recorder
+from stimctl.host.subscribers import Subscribers
 from stimctl.protocol import Message
 from stimctl.protocol.messages import field_names, wire_name
-from stimctl.recorder import Recorder
-from stimctl.subscribers import Subscribers
 
 __all__ = ["Commander"]
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stimctl.host.schedule import Schedule
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     Block,
@@ -22,7 +23,6 @@ from stimctl.protocol import (
     NakReason,
     Telemetry,
 )
-from stimctl.schedule import Schedule
 
 __all__ = ["DEFAULT_TARGET_MS", "StreamStats", "Streamer"]
 

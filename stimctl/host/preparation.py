@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from stimctl.interlock import ArmContext
-from stimctl.profile import Profile
+from stimctl.host.interlock import ArmContext
+from stimctl.host.schedule import Schedule, compile_schedule
+from stimctl.host.status import DeviceSummary, ImpedanceReading
 from stimctl.protocol import Arm, ImpedanceResult, ImpedanceStatus, Shape
-from stimctl.schedule import Schedule, compile_schedule
-from stimctl.status import DeviceSummary, ImpedanceReading
-from stimctl.violations import Report
+from stimctl.rules.profile import Profile
+from stimctl.rules.violations import Report
 
 __all__ = ["arm_context", "arm_message", "channel_mask", "compile_for_device", "impedance_readings"]
 

@@ -16,11 +16,21 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from stimctl.errors import StimctlError
+from stimctl.host.errors import StimctlError
 
-__all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "sim_args"]
+__all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "register_stimsim_urls", "sim_args"]
 
 START_TIMEOUT_S = 15.0
+
+
+def register_stimsim_urls() -> None:
+    """Make ``stimsim://`` URLs openable in this process (the in-process virtual clock).
+
+    This module is the only host module that imports firmware_sim (tests/layers.py checks it).
+    """
+    import firmware_sim  # noqa: F401  (importing it registers the URL handler with pyserial)
+
+
 STOP_TIMEOUT_S = 5.0
 
 #: simulator option (stimsim:// URL parameter name) -> `stimctl sim` flag

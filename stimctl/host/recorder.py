@@ -1,7 +1,7 @@
 """Session-record writer: opens the controller's record, appends lines (never fatal), closes it.
 
-The file format and its hash chain are ``stimctl.record``; this module decides nothing about what
-a line says, only that a line that cannot be written is logged and never stops a session.
+The file format and its hash chain are ``stimctl.host.record``; this module decides nothing about
+what a line says, only that a line that cannot be written is logged and never stops a session.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stimctl.errors import StimctlError
+from stimctl.host.errors import StimctlError
+from stimctl.host.record import SessionRecord
 from stimctl.protocol import CATALOGUE_HASH, PROTOCOL_VERSION
-from stimctl.record import SessionRecord
 
 __all__ = ["Recorder", "versions"]
 

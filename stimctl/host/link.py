@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import serial
 
-from stimctl.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.host.simprocess import register_stimsim_urls
 from stimctl.protocol import (
     CATALOGUE_HASH,
     PROTOCOL_VERSION,
@@ -58,7 +59,7 @@ OnReply = Callable[[Message, Message | None], None]  # (command, Ack/Nak or None
 def open_serial(url: str, baudrate: int = 115200) -> serial.SerialBase:
     """Open a device path or any pyserial URL (stimsim://, socket://, rfc2217://, loop://)."""
     if url.startswith("stimsim://"):
-        import firmware_sim  # noqa: F401  (registers the stimsim:// URL handler)
+        register_stimsim_urls()
     try:
         return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S)
     except (serial.SerialException, OSError, ValueError) as exc:

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from stimctl.status import Event
+from stimctl.host.status import Event
 
 __all__ = ["Subscribers"]
 

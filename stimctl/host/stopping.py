@@ -5,16 +5,16 @@ from __future__ import annotations
 import contextlib
 import threading
 
-from stimctl.commander import Commander
-from stimctl.connection import Connection
-from stimctl.errors import CommandRejected, InterlockError, LinkError
-from stimctl.interlock import Command, Interlock
-from stimctl.mirror import DeviceMirror
+from stimctl.host.commander import Commander
+from stimctl.host.connection import Connection
+from stimctl.host.errors import CommandRejected, InterlockError, LinkError
+from stimctl.host.interlock import Command, Interlock
+from stimctl.host.mirror import DeviceMirror
+from stimctl.host.recorder import Recorder
+from stimctl.host.session import Session
+from stimctl.host.status import HostState, Outcome
+from stimctl.host.subscribers import Subscribers
 from stimctl.protocol import ClearFault, Disarm, EStop, Message, Stop
-from stimctl.recorder import Recorder
-from stimctl.session import Session
-from stimctl.status import HostState, Outcome
-from stimctl.subscribers import Subscribers
 
 #: How long an acknowledgement waits for the device to confirm an operator E-STOP it has not yet
 #: reported (one telemetry period is 20 ms; the ESTOP is re-sent with every one until then).

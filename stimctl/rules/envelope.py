@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from stimctl.profile import MAX_CHANNELS, format_loc
+from stimctl.rules.profile import MAX_CHANNELS, format_loc
 
 __all__ = ["ENVELOPE_SCHEMA", "RULES", "EnvelopeError", "Rule", "SafetyEnvelope"]
 

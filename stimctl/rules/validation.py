@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from stimctl.envelope import SafetyEnvelope
-from stimctl.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
-from stimctl.safety import PATIENT_FLAGS, run_rules
-from stimctl.violations import Report, Violation
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
+from stimctl.rules.safety import PATIENT_FLAGS, run_rules
+from stimctl.rules.violations import Report, Violation
 
 __all__ = [
     "PATIENT_FLAGS",

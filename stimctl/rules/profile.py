@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from stimctl.violations import Violation
+from stimctl.rules.violations import Violation
 
 __all__ = [
     "ASYMMETRIC_RATIO",

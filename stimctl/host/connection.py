@@ -14,13 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from stimctl.envelope import EnvelopeError, SafetyEnvelope
-from stimctl.errors import InterlockError, StimctlError
-from stimctl.link import Link, OnLost, OnMessage
-from stimctl.ports import resolve_port
+from stimctl.host.errors import InterlockError, StimctlError
+from stimctl.host.link import Link, OnLost, OnMessage
+from stimctl.host.ports import resolve_port
+from stimctl.host.simprocess import SimulatorProcess, sim_args
+from stimctl.host.status import DeviceSummary
 from stimctl.protocol import DeviceInfo
-from stimctl.simprocess import SimulatorProcess, sim_args
-from stimctl.status import DeviceSummary
+from stimctl.rules.envelope import EnvelopeError, SafetyEnvelope
 
 __all__ = ["SIM_URL", "Connection", "simulator_url"]
 

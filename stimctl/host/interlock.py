@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from stimctl.errors import InterlockError
+from stimctl.host.errors import InterlockError
+from stimctl.host.status import FaultInfo, HostState
 from stimctl.protocol import State
-from stimctl.status import FaultInfo, HostState
 
 __all__ = ["IMPEDANCE_MAX_AGE_S", "TABLE", "ArmContext", "Command", "Interlock"]
 

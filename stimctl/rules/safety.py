@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from stimctl import acupoints
-from stimctl.envelope import RULES, SafetyEnvelope
-from stimctl.profile import Channel, Profile
-from stimctl.quantities import OperatingPoint, PulseQuantities, operating_points
-from stimctl.violations import Severity, Value, Violation
+from stimctl.rules import acupoints
+from stimctl.rules.envelope import RULES, SafetyEnvelope
+from stimctl.rules.profile import Channel, Profile
+from stimctl.rules.quantities import OperatingPoint, PulseQuantities, operating_points
+from stimctl.rules.violations import Severity, Value, Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 

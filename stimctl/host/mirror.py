@@ -14,11 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 
-from stimctl.commander import Commander
-from stimctl.connection import Connection
-from stimctl.errors import LinkError, StimctlError
-from stimctl.interlock import Interlock
-from stimctl.link import Link, hand_over
+from stimctl.host.commander import Commander
+from stimctl.host.connection import Connection
+from stimctl.host.errors import LinkError, StimctlError
+from stimctl.host.interlock import Interlock
+from stimctl.host.link import Link, hand_over
+from stimctl.host.recorder import Recorder
+from stimctl.host.session import Session
+from stimctl.host.status import FaultInfo, HostState, Outcome
+from stimctl.host.subscribers import Subscribers
 from stimctl.protocol import (
     PROTOCOL_VERSION,
     DeviceInfo,
@@ -36,10 +40,6 @@ from stimctl.protocol import (
     Stop,
     Telemetry,
 )
-from stimctl.recorder import Recorder
-from stimctl.session import Session
-from stimctl.status import FaultInfo, HostState, Outcome
-from stimctl.subscribers import Subscribers
 
 __all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceMirror"]
 

@@ -1,0 +1,68 @@
+"""Exceptions raised by the link, the interlock and the controller (the scripting API)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stimctl.host.status import FaultInfo
+    from stimctl.rules.violations import Report
+
+__all__ = [
+    "CommandRejected",
+    "DeviceFault",
+    "InterlockError",
+    "LinkError",
+    "ProtocolMismatch",
+    "StimctlError",
+    "ValidationRefused",
+]
+
+
+class StimctlError(Exception):
+    """Base of every error stimctl raises on purpose; its message is one clear line."""
+
+
+class LinkError(StimctlError):
+    """The serial link failed: port cannot be opened, vanished (unplug, EIO) or timed out."""
+
+
+class ProtocolMismatch(StimctlError):
+    """The device speaks another protocol version or message catalogue (checked at HELLO)."""
+
+
+class InterlockError(StimctlError):
+    """A command refused by the host interlock before anything was sent; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ValidationRefused(StimctlError):
+    """The profile has errors against the effective envelope; ``report`` lists them."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        first = report.errors[0] if report.errors else None
+        where = f"{first.loc or '(profile)'}: {first.message}" if first else "invalid profile"
+        more = len(report.errors) - 1
+        super().__init__(f"profile refused: {where}" + (f" (+{more} more)" if more > 0 else ""))
+
+
+class DeviceFault(StimctlError):
+    """A latched fault (device or host side) stopped the session; ``fault`` holds the cause."""
+
+    def __init__(self, fault: FaultInfo) -> None:
+        self.fault = fault
+        super().__init__(f"fault {fault.code}: {fault.message}")
+
+
+class CommandRejected(StimctlError):
+    """The device answered NAK; ``reason`` is the NakReason name, ``command`` the message type."""
+
+    def __init__(self, command: str, reason: str, detail: int = 0) -> None:
+        self.command = command
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{command} rejected by the device: {reason} (detail {detail})")

@@ -1,0 +1,171 @@
+"""Plain data the controller hands out: host state, status snapshots, faults, events, summaries."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "ChannelStatus",
+    "ChannelSummary",
+    "DeviceSummary",
+    "Event",
+    "FaultInfo",
+    "HostState",
+    "ImpedanceReading",
+    "Outcome",
+    "SessionSummary",
+    "Status",
+]
+
+
+class HostState(StrEnum):
+    """The host interlock's state; mirrors the device's states plus DISCONNECTED and COMPLETED."""
+
+    DISCONNECTED = "DISCONNECTED"
+    IDLE = "IDLE"
+    ARMED = "ARMED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    STOPPING = "STOPPING"
+    COMPLETED = "COMPLETED"
+    FAULT = "FAULT"
+    ESTOP = "ESTOP"
+
+
+class Outcome(StrEnum):
+    """How a session ended (``Controller.wait``); ``exit_code`` is the CLI's code for it."""
+
+    COMPLETED = "COMPLETED"
+    STOPPED = "STOPPED"
+    FAULT = "FAULT"
+    ESTOP = "ESTOP"
+    ABORTED = "ABORTED"
+
+    @property
+    def exit_code(self) -> int:
+        return {"COMPLETED": 0, "STOPPED": 4, "FAULT": 3, "ESTOP": 3, "ABORTED": 4}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultInfo:
+    """A latched fault: code (a protocol Fault name or LINK_LOST / HOST_LIMIT / STREAM_REFUSED /
+    DEVICE_SILENT)."""
+
+    code: str
+    channel: int = 0  # 1-based; 0 = not channel specific
+    device_time_ms: int | None = None
+    host_time: float = field(default_factory=time.time)  # UNIX time when the host learnt it
+    source: str = "device"  # "device" | "host"
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSummary:
+    """Identity, timing and the hardware limits table the device reported at HELLO."""
+
+    firmware: str
+    serial: str
+    channels: int
+    tick_hz: int
+    telemetry_hz: int
+    watchdog_ms: int
+    fifo_depth: int
+    max_lookahead_ms: int
+    impedance_valid_ms: int
+    protocol_version: int
+    catalogue_hash: int
+    limits: dict[str, int]
+    limits_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ImpedanceReading:
+    """One channel's impedance check: ohm, status name (OK/OPEN/SHORT/HIGH), passed or not."""
+
+    ohm: int
+    status: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel in a status snapshot (currents in mA)."""
+
+    id: int
+    set_ma: float
+    measured_ma: float
+    impedance_ohm: int
+    pulses: int
+    plateau_ma: float  # the profile plateau after live adjustment (0 for unused channels)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A cheap, thread-safe snapshot of the session."""
+
+    state: HostState
+    fault: FaultInfo | None = None
+    channels: tuple[ChannelStatus, ...] = ()
+    fifo_ms: int = 0
+    heartbeat_age_ms: float = 0.0  # host time since the last frame written
+    frame_errors: int = 0
+    naks: int = 0
+    phase_index: int = 0  # 0-based
+    phase_count: int = 0
+    phase_mode: str = ""
+    elapsed_s: float = 0.0  # device time since START, pauses excluded
+    remaining_s: float = 0.0
+    late_blocks: int = 0
+    underruns: int = 0
+    device_time_ms: int = 0
+    device_state: str = ""
+    blocks_sent: int = 0
+    blocks_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something happened: kind "state" | "fault" | "command" | "log"."""
+
+    kind: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+    t: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSummary:
+    """Per channel totals: pulses counted by the device and the charge they carried per phase."""
+
+    id: int
+    pulses: int
+    expected_pulses: int
+    charge_uc: float  # sum of phase charge (amplitude x pulse width) over the delivered pulses
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """What a session delivered and how it ended."""
+
+    outcome: Outcome | None
+    delivered_s: float
+    channels: tuple[ChannelSummary, ...]
+    faults: tuple[FaultInfo, ...]
+    late_blocks: int
+    underruns: int
+    naks: int
+    record_path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcome"] = None if self.outcome is None else self.outcome.value
+        return data
