@@ -15,3 +15,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_clinic_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test writes the user's clinic database: STIMCTL_DB points into a temporary folder
+    (inherited by subprocesses). Tests of the default location set their own environment."""
+    folder = tmp_path_factory.mktemp("clinic")
+    os.environ["STIMCTL_DB"] = f"sqlite:///{folder / 'clinic.db'}"

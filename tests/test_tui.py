@@ -415,3 +415,42 @@ def test_telemetry_from_the_io_thread_never_queues_more_than_one_message(
         assert app.telemetry.take() is status
 
     drive(app, scenario)
+
+
+def test_a_clinic_patient_preselects_its_flags_and_they_cannot_be_changed(
+    controllers: list[Controller],
+) -> None:
+    app = StimApp(
+        virtual_sim(controllers),
+        operator="test",
+        profiles_dir=PROFILES,
+        patient_id="P7",
+        patient_flags=frozenset({"pregnant"}),
+    )
+
+    async def scenario(pilot: Pilot) -> None:
+        pregnant = await find(pilot, "#flag-pregnant")
+        assert "P7" in str((await find(pilot, "#patient-label")).render())
+        await until(pilot, lambda: pregnant.value and pregnant.disabled, "flags from the clinic")
+        assert not app.screen.query_one("#flag-epilepsy").value
+        assert app.screen.query_one("#flag-epilepsy").disabled
+        await choose_profile(pilot, "han-dense-disperse.toml")  # SP6
+        await until(pilot, lambda: app.report is not None, "report")
+        assert "patient-pregnancy-point" in app.report.codes and not app.report.ok
+
+    drive(app, scenario)
+
+
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [(["--patient-id", "nobody"], 1), (["--db", "postgresql+psycopg://x@127.0.0.1:1/x"], 3)],
+)
+def test_stimctl_tui_refuses_an_unknown_patient_or_an_unreachable_database(
+    extra: list[str], code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stimctl.cli import main
+
+    db = ["--db", f"sqlite:///{tmp_path / 'c.db'}"] if "--db" not in extra else []
+    assert main(["tui", "--record", str(tmp_path / "r.jsonl"), *extra, *db]) == code
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+from stimctl.cli.clinic_options import add_db_option
 
 EXIT_OK = 0
 EXIT_BAD = 1
@@ -19,12 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
     check = actions.add_parser("verify", help="check the hash chain (exit 0 intact, 1 broken)")
     check.add_argument("file", help="session record (.jsonl)")
+    add_db_option(check)
     parser.set_defaults(func=_run, record_parser=parser)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     action = getattr(args, "record_action", None)
     if action is None:
         args.record_parser.print_help(sys.stderr)
@@ -34,22 +36,32 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stimctl record: {path}: no such file", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _verify(path) if action == "verify" else _show(path, as_json=args.json)
+        if action == "verify":
+            return _verify(path, args.db)
+        return _show(path, as_json=args.json)
     except OSError as error:
         print(f"stimctl record: {path}: {error.strerror or error}", file=sys.stderr)
         return EXIT_USAGE
 
 
-def _verify(path: object) -> int:
+def _verify(path: Path, db_url: str | None) -> int:
+    from stimctl.clinic.anchor import check_anchor
     from stimctl.host.record import verify
 
-    result = verify(path)  # type: ignore[arg-type]
+    result = verify(path)
     if result.ok:
         state = "closed" if result.closed else "NOT closed (no end line: session interrupted)"
         print(f"{path}: chain intact, {result.lines} lines, {state}")
-        return EXIT_OK
-    print(f"{path}: chain BROKEN at line {result.first_bad}: {result.reason}")
-    return EXIT_BAD
+        code = EXIT_OK
+    else:
+        print(f"{path}: chain BROKEN at line {result.first_bad}: {result.reason}")
+        code = EXIT_BAD
+    anchor = check_anchor(db_url, path)  # the clinic database's anchor, when there is one
+    if anchor is not None:
+        print(anchor.message)
+        if anchor.agrees is False:
+            code = EXIT_BAD
+    return code
 
 
 def _show(path: object, *, as_json: bool) -> int:

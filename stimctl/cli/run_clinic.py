@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from stimctl.clinic.db import Database
     from stimctl.controller import Controller
-    from stimctl.status import DeviceSummary
+    from stimctl.host.status import DeviceSummary
 
 #: The row's outcome when the session never produced one: by the command's exit code.
 OUTCOME_BY_EXIT = {0: "COMPLETED", 1: "REFUSED", 3: "FAULT", 4: "ABORTED"}
@@ -63,9 +63,15 @@ class ClinicRun:
         return opened.flags
 
     def close(
-        self, ctl: Controller | None, code: int, record: Path, violations: Iterable[str]
+        self,
+        ctl: Controller | None,
+        code: int,
+        record: Path,
+        violations: Iterable[str],
+        idle: str | None = None,
     ) -> str | None:
-        """Close the row; None, or the one-line reason it could not be."""
+        """Close the row; None, or the one-line reason it could not be. ``idle``: the outcome
+        when the controller never ran a session (else the exit code's)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         from stimctl.clinic.db import DatabaseError, db_reason
@@ -74,7 +80,7 @@ class ClinicRun:
         if self.uid is None:
             return None
         try:
-            end = _end(ctl, code, record, violations)
+            end = _end(ctl, code, record, violations, idle)
             with self.db.session() as session:
                 close_session(session, self.uid, end)
         except (DatabaseError, SQLAlchemyError) as error:
@@ -84,13 +90,14 @@ class ClinicRun:
         return None
 
 
-def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[str]) -> object:
+def _end(
+    ctl: Controller | None, code: int, record: Path, violations: Iterable[str], idle: str | None
+) -> object:
     from stimctl.clinic.anchor import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
-    from stimctl.errors import StimctlError
-    from stimctl.host.record import summarise
+    from stimctl.host.errors import StimctlError
 
-    outcome = OUTCOME_BY_EXIT.get(code, "FAULT")
+    outcome = idle or OUTCOME_BY_EXIT.get(code, "FAULT")
     serial = firmware = simulator = None
     delivered = None
     channels: list[ChannelTotals] = []
@@ -99,6 +106,7 @@ def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[s
         summary = ctl.summary()
         if summary.outcome is not None and code != 1:
             outcome = summary.outcome.value
+            code = summary.outcome.exit_code if idle else code
         try:
             device: DeviceSummary | None = ctl.device
         except StimctlError:  # never connected
@@ -113,9 +121,9 @@ def _end(ctl: Controller | None, code: int, record: Path, violations: Iterable[s
     codes = list(violations)
     name = sha = tag = None
     if record.is_file():
-        facts, told = record_facts(record), summarise(record)
+        facts = record_facts(record)
         codes += facts.violations
-        name, sha, tag = told.profile_name, told.profile_sha256, facts.tag
+        name, sha, tag = facts.profile_name, facts.profile_sha256, facts.tag
     return SessionEnd(
         outcome=outcome, exit_code=code, device_serial=serial, device_firmware=firmware,
         simulator=simulator, profile_name=name, profile_sha256=sha, delivered_s=delivered,

@@ -88,13 +88,8 @@ def _list(session: object, args: argparse.Namespace) -> int:
 
 
 def _import(session: object, args: argparse.Namespace) -> int:
-    from stimctl.clinic.patients import PatientError
     from stimctl.clinic.sessions import import_record
-    from stimctl.host.record import verify
 
-    check = verify(args.record)
-    if not check.ok:
-        raise PatientError(f"{args.record}: not imported, the record is damaged: {check.reason}")
     row, created = import_record(session, args.record, patient_code=args.patient)  # type: ignore[arg-type]
     who = f"patient {row.patient.code} #{row.number}" if row.patient else "no patient"
     print(f"session {row.uid} ({who}) {'imported' if created else 'updated'} from {args.record}:"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
+
+from stimctl.cli.clinic_options import add_db_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,10 +46,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="session record file, or a folder for a new one"
         " (default: ./records/<UTC time>-tui.jsonl)",
     )
+    parser.add_argument(
+        "--patient-id",
+        metavar="ID",
+        help="the clinic's patient: the set-up screen takes the flags from the database",
+    )
+    add_db_option(parser)
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import DatabaseError
+    from stimctl.clinic.patients import PatientError
     from stimctl.controller import Controller
     from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
@@ -63,9 +75,26 @@ def _run(args: argparse.Namespace) -> int:
     elif record.exists():
         print(f"stimctl tui: {record} already exists; records are never overwritten")
         return 2
+    try:  # one row for this run of the UI (its record), opened before anything can be armed
+        clinic = ClinicRun.start(args)
+    except DatabaseError as error:
+        print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
+        return 3
+    except PatientError as error:
+        print(f"stimctl tui: refused: {error}", file=sys.stderr)
+        return 1
+    try:
+        flags = clinic.open(args.operator, record, (), "tui")
+    except DatabaseError as error:
+        clinic.db.dispose()
+        print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
+        return 3
 
     def connect() -> Controller:
-        kwargs: dict[str, object] = {"operator": args.operator, "record": record}
+        kwargs: dict[str, object] = {
+            "operator": args.operator, "record": record, "patient": flags,
+            "session_id": clinic.uid, "patient_id": clinic.patient_code,
+        }  # fmt: skip
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
             if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
@@ -77,10 +106,19 @@ def _run(args: argparse.Namespace) -> int:
         operator=args.operator,
         profiles_dir=args.profiles,
         expect_simulator=args.port is None,
+        patient_id=clinic.patient_code,
+        patient_flags=flags if clinic.patient_code is not None else None,
     )
+    result = 0
     try:
-        result = app.run()
+        result = int(app.run() or 0)
     finally:
-        if app.controller is not None:
-            app.controller.close()  # idempotent: output to zero, record closed, port closed
-    return int(result or 0)
+        ctl = app.controller
+        if ctl is not None:
+            ctl.close()  # idempotent: output to zero, record closed, port closed
+        violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
+        failure = clinic.close(ctl, result, record, violations, idle="NOT STARTED")
+        if failure is not None:
+            print(f"stimctl tui: database: the session row was not closed ({failure});"
+                  f" run `stimctl session import {record}`", file=sys.stderr)  # fmt: skip
+    return result

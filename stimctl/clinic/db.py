@@ -29,6 +29,7 @@ __all__ = [
     "db_reason",
     "default_path",
     "open_database",
+    "sqlite_file",
 ]
 
 DB_ENV = "STIMCTL_DB"

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from stimctl.clinic.models import FlagChange, Patient, utc_now
-from stimctl.rules.validation import PATIENT_FLAGS, check_patient
+from stimctl.rules.validation import check_patient
 
 __all__ = [
     "FlagState",
@@ -153,7 +153,3 @@ def change_flags(
 
 def list_patients(session: Session) -> list[Patient]:
     return list(session.scalars(select(Patient).order_by(Patient.code)))
-
-
-def known_flags() -> tuple[str, ...]:
-    return PATIENT_FLAGS

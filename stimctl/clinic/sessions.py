@@ -157,8 +157,11 @@ def import_record(
 ) -> tuple[ClinicSession, bool]:
     """Rebuild (or close) the row of a record; (row, created). PatientError when the record
     belongs to another row or patient, or is already imported with another tag."""
-    from stimctl.host.record import summarise
+    from stimctl.host.record import summarise, verify
 
+    check = verify(path)
+    if not check.ok:
+        raise PatientError(f"{path}: not imported, the record is damaged: {check.reason}")
     facts = record_facts(path)
     summary = summarise(path)
     if facts.session_id is None:

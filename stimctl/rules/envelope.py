@@ -21,6 +21,10 @@ SHANNON = "Shannon 1992 (k = log10 Q + log10 Q/A)"
 WHO = "WHO Standard Acupuncture Point Locations (2008)"
 CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
 POLICY = "stimctl policy"
+ANTICOAGULANT = (
+    "McCulloch et al., Acupuncture safety in patients receiving anticoagulants, Perm J 2015;"
+    "19(1):68-73; WHO Guidelines on basic training and safety in acupuncture (1999), precautions"
+)
 SEED = (
     "seed protocol (acupuncture for migraine: session table; no improvement by session 6:"
     " re-evaluate the diagnosis rather than escalating)"
@@ -223,6 +227,14 @@ _RULES = (
         "",
         "clinical practice (precaution)",
         "epilepsy: stimulate only under supervision",
+    ),
+    Rule(
+        "patient-anticoagulant",
+        "warning",
+        None,
+        "",
+        ANTICOAGULANT,
+        "anticoagulant use: bleeding risk at needle sites; modified needling",
     ),
     # --- course rules (stimctl.clinic.courserules; docs/COURSE.md) ---------------------------
     Rule("course-schema", "error", None, "", COURSE_FORMAT, "course plan structure/type errors"),

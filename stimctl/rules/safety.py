@@ -13,7 +13,7 @@ from stimctl.rules.violations import Severity, Value, Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
-PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy")
+PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy", "anticoagulant")
 #: Points usually avoided in pregnancy (clinical texts), besides abdominal and sacral points.
 PREGNANCY_POINTS = frozenset({"LI4", "SP6", "BL60", "BL67", "GB21"})
 PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
@@ -352,7 +352,7 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """patient-pregnancy-point, patient-implanted-device, patient-epilepsy."""
+    """patient-pregnancy-point, -implanted-device, -epilepsy, -anticoagulant."""
     if "implanted-device" in ctx.patient:
         yield _v(
             "patient-implanted-device",
@@ -368,6 +368,15 @@ def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
             "patient has epilepsy: stimulate only under supervision",
             None,
             "epilepsy",
+        )
+    if "anticoagulant" in ctx.patient:
+        yield _v(
+            "patient-anticoagulant",
+            "patient",
+            "patient takes anticoagulants: bleeding risk at the needle sites; use modified"
+            " needling (fewer, shallower needles; firm pressure after removal)",
+            None,
+            "anticoagulant",
         )
     if "pregnant" in ctx.patient:
         for i, sites in enumerate(ctx.sites):

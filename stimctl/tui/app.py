@@ -50,8 +50,12 @@ class StimApp(App[int]):
         profiles_dir: str | Path = "profiles",
         expect_simulator: bool = True,
         clock: Callable[[], datetime] | None = None,
+        patient_id: str | None = None,
+        patient_flags: frozenset[str] | None = None,
     ) -> None:
         super().__init__()
+        self.patient_id = patient_id  # the clinic's patient: flags from the database, fixed
+        self.patient_flags = patient_flags
         self._connect = connect
         self.operator = operator
         self.profiles_dir = Path(profiles_dir)

@@ -42,7 +42,13 @@ class SetupScreen(StimScreen):
                 )
                 yield OptionList(id="profile-list")
                 yield Input(placeholder="path/to/profile.toml", id="profile-path")
-                yield Label("Patient", classes="section")
+                patient = self.stim.patient_id
+                yield Label(
+                    f"Patient {patient} (flags from the clinic database)" if patient else "Patient",
+                    classes="section",
+                    id="patient-label",
+                    markup=False,
+                )
                 with Horizontal(id="patient-flags"):
                     for flag in PATIENT_FLAGS:
                         yield Checkbox(flag, id=f"flag-{flag}")
@@ -66,6 +72,10 @@ class SetupScreen(StimScreen):
         for path in list_profiles(self.stim.profiles_dir):
             options.add_option(Option(path.name, id=str(path)))
         options.focus()
+        if self.stim.patient_flags is not None:  # the clinic's patient: its flags, not editable
+            for flag in PATIENT_FLAGS:
+                box = self.query_one(f"#flag-{flag}", Checkbox)
+                box.value, box.disabled = flag in self.stim.patient_flags, True
         self.device_changed()  # the connection may have finished while this screen composed
 
     # --- inputs -----------------------------------------------------------------------------
