@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from stimctl.clinic.courserules import (
     RESPONDER_REDUCTION,
     RESPONSE_REDUCTION,
+    CourseFacts,
+    Dose,
     baseline_rate,
     window_rate,
 )
@@ -41,15 +43,13 @@ class HeadacheSeries:
     sessions: tuple[tuple[date, int, str], ...]
 
 
-def _dose_label(dose: dict[str, float] | None) -> str:
-    return "manual" if dose is None else f"{dose['peak_ma']:g} mA"
+def _dose_label(dose: Dose | None) -> str:
+    return "manual" if dose is None else f"{dose.peak_ma:g} mA"
 
 
-def headache_series(view: CourseView, today: date | None = None) -> HeadacheSeries:
+def headache_series(facts: CourseFacts, today: date | None = None) -> HeadacheSeries:
     """The chart's data: a rolling 28-day rate from the first diary day + 28 to the last."""
-    facts = view.facts
-    given = [(date.fromisoformat(r["date"]), r["number"], _dose_label(r["dose"]))
-             for r in view.rows if r["status"] == "done"]  # fmt: skip
+    given = [(s.day, s.number, _dose_label(s.dose)) for s in facts.sessions]
     at = today or date.today()
     baseline = baseline_rate(facts, at)
     days: list[date] = []
@@ -78,7 +78,7 @@ def course_figure(view: CourseView, rows: Sequence[Any], today: date | None = No
     ``HIT-6``, ``MIDAS``) and the session markers the label ``sessions``."""
     from matplotlib.figure import Figure
 
-    series = headache_series(view, today)
+    series = headache_series(view.facts, today)
     fig = Figure(figsize=(10, 9), layout="constrained")
     ax, ax_hit, ax_midas = fig.subplots(3, 1, sharex=True, height_ratios=(2, 1, 1))
     c = view.course
@@ -125,7 +125,7 @@ def write_course_report(
 
 def course_summary(view: CourseView, rows: Sequence[Any], today: date | None = None) -> str:
     """A few lines for the terminal: sessions, headache days against baseline, latest scores."""
-    series = headache_series(view, today)
+    series = headache_series(view.facts, today)
     d = view.to_dict()
     given = sum(r["status"] == "done" for r in d["sessions"])
     lines = [f"course {d['id']}: patient {d['patient']}, {d['plan']}",
