@@ -31,6 +31,8 @@ class CoursePanel(Vertical):
         self.context = context
         self.today = today or context.at
         self.border_title = "Course"
+        #: label -> (x, y) of each line drawn (days since session 1, headache days/28)
+        self.drawn: dict[str, tuple[list[float], list[float]]] = {}
 
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
@@ -48,7 +50,7 @@ class CoursePanel(Vertical):
         plt.title("headache days / 28")
         x = [(d - origin).days for d in series.days]
         if x:
-            plt.plot(x, list(series.rates), label="headache days/28", marker="braille")
+            self._draw(plt.plot, x, list(series.rates), "headache days/28", marker="braille")
         marks = [(d - origin).days for d, _, _ in series.sessions]
         left = min([*x, *marks, 0])
         right = max([*x, (self.today - origin).days, 1])
@@ -59,8 +61,12 @@ class CoursePanel(Vertical):
                 (1 - RESPONDER_REDUCTION, f"-{RESPONDER_REDUCTION:.0%}"),
             ):
                 level = series.baseline * factor
-                plt.plot([left, right], [level, level], label=label)  # fmt: skip
+                self._draw(plt.plot, [left, right], [level, level], label)  # fmt: skip
         if series.sessions:
-            plt.scatter(marks, [0.0] * len(marks), marker="▲", label="sessions")
+            self._draw(plt.scatter, marks, [0.0] * len(marks), "sessions", marker="▲")
         plt.ylim(0, 28)
         plt.xlabel("days since session 1")
+
+    def _draw(self, how: Any, x: list[Any], y: list[float], label: str, **options: Any) -> None:
+        self.drawn[label] = ([float(v) for v in x], [float(v) for v in y])
+        how(x, y, label=label, **options)
