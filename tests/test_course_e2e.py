@@ -153,6 +153,10 @@ def test_no_response_refuses_the_stronger_profile_with_the_escalation_code(
     assert "re-evaluate the diagnosis" in err
     shown = _show(no_response, capsys)
     assert shown["next_session"] == 7  # a refused session takes no number
+    assert {"date": SESSION_7.isoformat(), "violations": ["course-escalation"]} in [
+        {**row, "violations": [c for c in row["violations"] if c == "course-escalation"]}
+        for row in shown["not_given"]
+    ]
 
 
 def test_no_response_still_runs_the_plans_own_profile(

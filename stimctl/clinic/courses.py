@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stimctl.clinic.coursemodels import Course, CourseProfile, CourseSession, DiaryDay, Measure
@@ -197,8 +197,8 @@ def log_session(
     get_course(session, course.id, lock=True)
     number = None
     if kind != NOT_GIVEN:
-        taken = [r.number for r in course.sessions if r.number is not None]
-        number = max(taken, default=0) + 1
+        query = select(func.max(CourseSession.number)).where(CourseSession.course_id == course.id)
+        number = (session.scalar(query) or 0) + 1
     row = CourseSession(
         course=course, number=number, day=day, kind=kind, session_id=clinic_session_id,
         profile_sha256=profile_sha256, note=note, operator=operator,
@@ -280,6 +280,11 @@ class CourseView:
             "next_session": self.next_number,
             "next_due": self.next_due.isoformat() if self.next_due else None,
             "measures_due": list(self.measures_due),
+            "not_given": [
+                {"date": r.day.isoformat(), "violations": list(r.violations)}
+                for r in c.sessions
+                if r.number is None
+            ],
         }
 
 
