@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from test_clinic_db import url  # noqa: F401  (the fixture: SQLite, and PostgreSQL if set)
 
 from stimctl.cli import main
 from stimctl.clinic.db import open_database
@@ -21,11 +22,11 @@ SEED = ROOT / "profiles" / "seed-st36-lr3.toml"
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "clinic.db"
-    monkeypatch.setenv("STIMCTL_DB", f"sqlite:///{path}")
+def db(url: str, monkeypatch: pytest.MonkeyPatch) -> str:  # noqa: F811
+    """A clinic database with patient P1: SQLite, and PostgreSQL when the test server is set."""
+    monkeypatch.setenv("STIMCTL_DB", url)
     assert main(["patient", "add", "P1"]) == 0
-    return path
+    return url
 
 
 def _json(capsys: pytest.CaptureFixture[str], *args: str) -> object:
@@ -40,8 +41,8 @@ def _start(capsys: pytest.CaptureFixture[str], plan: Path = CHRONIC) -> int:
     return int(course["id"])
 
 
-def test_migrations_create_the_course_tables_the_models_describe(tmp_path: Path) -> None:
-    database = open_database(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_migrations_create_the_course_tables_the_models_describe(url: str) -> None:  # noqa: F811
+    database = open_database(url)
     try:
         ensure_current(database)
         with database.engine.connect() as connection:
@@ -52,7 +53,7 @@ def test_migrations_create_the_course_tables_the_models_describe(tmp_path: Path)
 
 
 def test_a_course_keeps_the_plan_and_profiles_it_began_with(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import hashlib
 
@@ -76,7 +77,7 @@ def test_a_course_keeps_the_plan_and_profiles_it_began_with(
 
 
 def test_course_show_lists_each_session_done_or_due_and_the_next_due(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     course_id = str(_start(capsys))
     assert main(["course", "log", course_id, "--date", "2026-01-05", "--note", "manual"]) == 0
@@ -93,7 +94,7 @@ def test_course_show_lists_each_session_done_or_due_and_the_next_due(
 
 
 def test_course_log_numbers_manual_sessions_in_order(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     course_id = str(_start(capsys))
     for day in ("2026-01-05", "2026-01-12"):
@@ -101,7 +102,7 @@ def test_course_log_numbers_manual_sessions_in_order(
     assert "session 2 on 2026-01-12" in capsys.readouterr().out
 
 
-def test_course_list_by_patient(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_course_list_by_patient(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     _start(capsys)
     assert main(["patient", "add", "P2"]) == 0
     listed = _json(capsys, "course", "list", "--patient", "P1", "--json")
@@ -109,9 +110,7 @@ def test_course_list_by_patient(db: Path, capsys: pytest.CaptureFixture[str]) ->
     assert _json(capsys, "course", "list", "--patient", "P2", "--json") == []
 
 
-def test_course_start_refusals(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_course_start_refusals(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["course", "start", "NOBODY", str(CHRONIC)]) == 1
     assert "no patient 'NOBODY'" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
@@ -125,7 +124,7 @@ def test_course_start_refusals(
 
 
 def test_course_check_reports_course_rules_and_the_patients_flags(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     course_id = str(_start(capsys))
     assert main(["patient", "set", "P1", "--flag", "epilepsy"]) == 0
@@ -141,7 +140,7 @@ def test_course_check_reports_course_rules_and_the_patients_flags(
 
 
 def test_diary_add_stores_a_day_and_refuses_it_twice(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["diary", "add", "P1", "--date", "2026-01-01", "--headache", "yes", "--intensity", "7",
             "--hours", "5", "--aura", "--medication", "triptan"]  # fmt: skip
@@ -160,14 +159,14 @@ def test_diary_add_stores_a_day_and_refuses_it_twice(
     ],
 )
 def test_diary_add_refuses_bad_values_with_the_field_and_range(
-    db: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+    db: str, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     assert main(["diary", "add", "P1", "--date", "2026-01-01", *extra]) == 1
     assert message in capsys.readouterr().err
 
 
 def test_diary_import_is_all_or_nothing(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     csv = tmp_path / "diary.csv"
     header = "date,headache,intensity,hours,aura,medication\n"
@@ -182,7 +181,7 @@ def test_diary_import_is_all_or_nothing(
     assert main(["diary", "import", "P1", str(csv)]) == 1
 
 
-def test_measure_add_prints_the_stored_scores(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_measure_add_prints_the_stored_scores(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     hit6 = _json(capsys, "measure", "add", "P1", "hit6", "--date", "2026-01-01", "never",
                  "rarely", "sometimes", "very-often", "always", "6", "--json")  # fmt: skip
     assert isinstance(hit6, dict) and (hit6["total"], hit6["band"]) == (54, "some impact")
@@ -195,7 +194,7 @@ def test_measure_add_prints_the_stored_scores(db: Path, capsys: pytest.CaptureFi
 
 
 def test_measure_add_refuses_out_of_range_answers(
-    db: Path, capsys: pytest.CaptureFixture[str]
+    db: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["measure", "add", "P1", "midas", "--date", "2026-01-01", "60", "31", "0", "0",
                  "0"]) == 1  # fmt: skip
@@ -205,7 +204,7 @@ def test_measure_add_refuses_out_of_range_answers(
 
 
 def test_run_with_a_course_on_a_manual_stage_is_refused(
-    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     course_id = str(_start(capsys))
     record = tmp_path / "r.jsonl"
@@ -215,7 +214,7 @@ def test_run_with_a_course_on_a_manual_stage_is_refused(
     assert not record.exists()
 
 
-def test_run_usage_with_a_course(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_usage_with_a_course(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     course_id = str(_start(capsys))
     assert main(["run", "--yes"]) == 2
     assert main(["run", "--course", course_id, "--patient", "epilepsy", "--yes"]) == 2
