@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,6 +45,8 @@ NO_STIMULATION = "none"
 #: Longest baseline diary and interval a plan may ask for (policy: a quarter).
 MAX_DAYS = 92
 MAX_SESSIONS = 200
+#: Reads a profile a plan names (its reference) as bytes; OSError or KeyError when it cannot.
+ReadProfile = Callable[[str], bytes]
 
 Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
 SessionNumber = Annotated[int, Field(ge=1, le=MAX_SESSIONS)]
@@ -266,7 +269,7 @@ def _parse(raw: bytes) -> tuple[Plan | None, list[Violation]]:
         return None, out
 
 
-def _read_profiles(plan: Plan, read: Any) -> tuple[dict[str, PlanProfile], list[Violation]]:
+def _read_profiles(plan: Plan, read: ReadProfile) -> tuple[dict[str, PlanProfile], list[Violation]]:
     """Each stage's profile through ``read(ref) -> bytes`` (OSError/KeyError: missing), validated
     against the default envelope; its findings are reported at the stage that names it."""
     profiles: dict[str, PlanProfile] = {}
@@ -300,7 +303,9 @@ def _read_profiles(plan: Plan, read: Any) -> tuple[dict[str, PlanProfile], list[
     return profiles, out
 
 
-def plan_report(raw: bytes, read: Any, path: str | None = None) -> tuple[Report, LoadedPlan | None]:
+def plan_report(
+    raw: bytes, read: ReadProfile, path: str | None = None
+) -> tuple[Report, LoadedPlan | None]:
     """Parse plan bytes and read its profiles through ``read(ref) -> bytes``; the report (schema
     and profile findings, located) and the loaded plan when it has no error."""
     plan, violations = _parse(raw)

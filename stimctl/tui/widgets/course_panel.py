@@ -35,13 +35,19 @@ class CoursePanel(Vertical):
         self.drawn: dict[str, tuple[list[float], list[float]]] = {}
 
     def compose(self) -> ComposeResult:
-        from textual_plotext import PlotextPlot
-
         yield Label(course_line(self.context), id="course-line", markup=False)
+        try:
+            from textual_plotext import PlotextPlot
+        except ModuleNotFoundError:
+            yield Label("(the chart needs textual-plotext: pip install 'stimctl[report]')")
+            return
         yield PlotextPlot(id="course-chart")
 
     def on_mount(self) -> None:
-        from textual_plotext import PlotextPlot
+        try:
+            from textual_plotext import PlotextPlot
+        except ModuleNotFoundError:
+            return
 
         series = headache_series(self.context.facts, self.today)
         origin = min([d for d, _, _ in series.sessions] or [self.today])
