@@ -88,6 +88,15 @@ def test_the_plans_own_profile_is_not_an_escalation() -> None:
     assert "course-escalation" not in codes(course_rules(facts(17), SEED, SESSION_7))
 
 
+def test_a_session_delivered_to_within_a_second_counts_its_whole_duration() -> None:
+    assert profile_dose(SEED, delivered_s=1799.982).duration_s == 1800.0
+    assert profile_dose(SEED, delivered_s=600.0).duration_s == 600.0
+    stopped_early = sessions(6, profile_dose(SEED, delivered_s=600.0))
+    facts17 = CourseFacts(PLAN, START, stopped_early, facts(17).diary)
+    found = course_rules(facts17, SEED, SESSION_7)
+    assert [v.loc for v in found if v.code == "course-escalation"] == ["dose.duration_s"]
+
+
 def test_a_longer_session_is_an_escalation() -> None:
     phase = SEED.phases[0].model_copy(update={"duration_s": 2400.0})
     longer = SEED.model_copy(update={"phases": [phase]})

@@ -58,6 +58,10 @@ OVERUSE_PERIOD_DAYS = 30
 OVERUSE_PERIODS = 3  # "for more than 3 months": three consecutive 30-day periods
 #: Relative tolerance when comparing doses (a profile equal to one delivered is not stronger).
 _TOLERANCE = 1e-9
+#: A session that delivered all but this much of its profile delivered the whole duration: the
+#: delivered time is counted from telemetry (50 Hz) and a completed 1800 s session may report
+#: 1799.98 s; without this the plan's own profile would count as longer than that (policy).
+DURATION_TOLERANCE_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,9 @@ def profile_dose(
         ]
         profile = profile.model_copy(update={"channels": channels})
     points = [p.quantities for p in operating_points(profile)]
-    duration = profile.duration_s if delivered_s is None else min(profile.duration_s, delivered_s)
+    duration = profile.duration_s
+    if delivered_s is not None and delivered_s < profile.duration_s - DURATION_TOLERANCE_S:
+        duration = delivered_s
     return Dose(
         peak_ma=max(q.amplitude_ma for q in points),
         phase_charge_uc=max(q.phase_charge_uc for q in points),
