@@ -14,14 +14,13 @@ import contextlib
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
 from stimctl.host.commander import Commander
 from stimctl.host.connection import SIM_URL, Connection
-from stimctl.host.errors import InterlockError, StimctlError
+from stimctl.host.errors import InterlockError, RecordFailed, StimctlError
 from stimctl.host.errors import ValidationRefused as ValidationRefused
 from stimctl.host.interlock import Command, Interlock
 from stimctl.host.link import Link
@@ -35,7 +34,7 @@ from stimctl.host.preparation import (
     impedance_readings,
     profile_line,
 )
-from stimctl.host.recorder import Recorder, versions
+from stimctl.host.recorder import Recorder, Rescue, versions
 from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
 from stimctl.host.status import (
     DeviceSummary,
@@ -84,7 +83,7 @@ class Controller:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.connection = Connection(self.lock, self.site_envelope)
-        self.recorder = Recorder()
+        self.recorder = Recorder(on_failure=lambda why: self.stopper.record_failed(why))
         self.subscribers = Subscribers(self.lock)
         self.session = Session(self.changed, self.connection, self.recorder, self.subscribers)
         self.commander = Commander(self.recorder, self.subscribers)
@@ -99,7 +98,6 @@ class Controller:
         self._profile: Profile | None = None
         self._report: Report | None = None
         self._closed = False
-        self.session_id = str(uuid.uuid4())  # the record's and the clinic database's session id
         self._adjust_at: dict[int, float] = {}  # channel -> interlock clock of its last ADJUST
         self._most_ma: dict[int, float] = {}  # channel -> highest plateau set by ADJUST this arm
         self._extra_rules: list[Callable[[Profile], Iterable[Violation]]] = []
@@ -112,6 +110,7 @@ class Controller:
         *,
         envelope: SafetyEnvelope | None = None,
         record: str | Path | None = None,
+        record_key: str | Path | None = None,
         operator: str = "",
         patient: Iterable[str] = (),
         speed: float | None = None,
@@ -122,22 +121,29 @@ class Controller:
     ) -> Controller:
         """Open a port (None: the embedded simulator), handshake and read the device back.
 
-        ``session_id`` (a new UUID by default) and ``patient_id`` (the clinic's pseudonymous id)
-        go into the record's opening line: the clinic database finds the session by them."""
+        ``record``: the session record (a new file), tagged under ``record_key`` (a key file;
+        None: STIMCTL_RECORD_KEY, else the site key); its opening lines are on disk before this
+        returns (RecordFailed otherwise, and nothing is left running). ``session_id`` (a new UUID
+        by default) and ``patient_id`` (the clinic's pseudonymous id) go into its opening line:
+        the clinic database finds the session by them."""
         if url is not None and (speed is not None or sim_options):
             raise ValueError("speed and sim_options are for the embedded simulator only")
         ctl = cls(envelope=envelope, operator=operator, patient=patient)
-        ctl.session_id = session_id or str(uuid.uuid4())
-        ctl.connection.choose_port(url, speed, sim_options)
-        if record is not None:
-            ctl.recorder.open(Path(record))
-            ctl.recorder.write("session", {
-                "session_id": ctl.session_id, "patient_id": patient_id,
-                "operator": ctl.operator, "patient": sorted(ctl.patient), "url": ctl.url,
-                "simulator": ctl.is_simulator, "versions": versions(),
-            })  # fmt: skip
         try:
+            ctl.connection.choose_port(url, speed, sim_options)
+            if record is not None:
+                ctl.recorder.open(Path(record), None if record_key is None else Path(record_key),
+                                  session_id=session_id)  # fmt: skip
+                ctl.recorder.opening({
+                    "patient_id": patient_id, "operator": ctl.operator,
+                    "patient": sorted(ctl.patient), "url": ctl.url,
+                    "simulator": ctl.is_simulator, "versions": versions(),
+                })  # fmt: skip
             ctl._open_link(timeout)
+        except RecordFailed as exc:  # refused (exit code 1): nothing was armed
+            ctl.close(exit_code=1)
+            exc.rescue = ctl.record_rescue
+            raise
         except BaseException:
             ctl.close()
             raise
@@ -147,6 +153,7 @@ class Controller:
         """Link, HELLO, device and envelope; the device read back and brought to rest."""
         self.connection.open(self.mirror.on_message, self.mirror.on_lost, timeout)
         self.recorder.write("device", self.connection.device_record())
+        self.recorder.require_intact()
         with self._waiting():
             self.mirror.read_back(timeout)
 
@@ -199,6 +206,26 @@ class Controller:
     @property
     def record_path(self) -> Path | None:
         return self.recorder.path
+
+    @property
+    def record_failure(self) -> str | None:
+        """Why the record could not be written (one line), or None while it is whole."""
+        return self.recorder.failure
+
+    @property
+    def record_rescue(self) -> Rescue | None:
+        """Where the record's unwritten lines went (after ``close``), or None."""
+        return self.recorder.rescue
+
+    @property
+    def record_anchor(self) -> str | None:
+        """The record's last tag so far, in full (its final tag once closed): the anchor."""
+        return self.recorder.anchor
+
+    @property
+    def session_id(self) -> str | None:
+        """The record's session id (a UUID; the clinic database keys on it)."""
+        return self.recorder.session_id
 
     @property
     def link(self) -> Link | None:
@@ -270,6 +297,7 @@ class Controller:
             self._profile, self._report = profile, report
             self.session.load(profile, schedule)
         self.recorder.write("profile", line)
+        self.recorder.require_intact()  # the profile and its sha256 are on disk before ARM
         return report
 
     def check_impedance(self, timeout: float = 2.0) -> dict[int, ImpedanceReading]:
@@ -290,7 +318,9 @@ class Controller:
 
     def arm(self, *, confirm: bool = False, acknowledge_warnings: bool = False) -> None:
         """Guards: profile valid against the effective envelope (re-validated now), warnings
-        acknowledged, impedance passed < 60 s on every active channel, operator confirmation."""
+        acknowledged, impedance passed < 60 s on every active channel, operator confirmation,
+        and every line of the record on disk (RecordFailed otherwise: no session without it)."""
+        self.recorder.require_intact()
         profile = self._profile
         report = self._validate(profile, self.patient) if profile is not None else None
         ctx = arm_context(profile, report, self._active_channels(),

@@ -6,6 +6,7 @@ from stimctl.host.errors import (
     InterlockError,
     LinkError,
     ProtocolMismatch,
+    RecordFailed,
     StimctlError,
     ValidationRefused,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "InterlockError",
     "LinkError",
     "ProtocolMismatch",
+    "RecordFailed",
     "StimctlError",
     "ValidationRefused",
 ]

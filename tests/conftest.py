@@ -23,3 +23,12 @@ def _private_clinic_database(tmp_path_factory: pytest.TempPathFactory) -> None:
     (inherited by subprocesses). Tests of the default location set their own environment."""
     folder = tmp_path_factory.mktemp("clinic")
     os.environ["STIMCTL_DB"] = f"sqlite:///{folder / 'clinic.db'}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The user's config and state folders (site record key, rescue files) live in the test
+    session's own temporary folder, never in the real home (subprocesses inherit them)."""
+    for name in ("XDG_CONFIG_HOME", "XDG_STATE_HOME"):
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
+    os.environ.pop("STIMCTL_RECORD_KEY", None)

@@ -80,11 +80,12 @@ def test_every_region_is_one_of_regions() -> None:
     assert {point.region for point in catalogue().values()} <= set(REGIONS)
 
 
-def test_regions_lists_the_twelve_safety_regions() -> None:
+def test_regions_lists_the_thirteen_safety_regions() -> None:
     assert REGIONS == (
         "head",
         "face",
         "eye",
+        "periorbital",
         "anterior_neck",
         "posterior_neck",
         "chest",
@@ -145,7 +146,10 @@ def test_points_are_immutable() -> None:
     [
         ("BL1", "eye"),
         ("ST1", "eye"),
-        ("GB1", "eye"),
+        ("GB1", "periorbital"),
+        ("BL2", "periorbital"),
+        ("ST2", "periorbital"),
+        ("TE23", "periorbital"),
         ("ST9", "anterior_neck"),
         ("LI18", "anterior_neck"),
         ("CV22", "anterior_neck"),

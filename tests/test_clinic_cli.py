@@ -35,8 +35,8 @@ def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
     return json.loads(capsys.readouterr().out)
 
 
-def _last_hash(record: Path) -> str:
-    return json.loads(record.read_text().splitlines()[-1])["hash"]
+def _last_tag(record: Path) -> str:
+    return json.loads(record.read_text().splitlines()[-1])["tag"]
 
 
 def test_a_pregnant_patients_sp6_profile_is_refused_and_the_refusal_is_a_row(
@@ -69,7 +69,7 @@ def test_a_pregnant_patients_sp6_profile_is_refused_and_the_refusal_is_a_row(
         1,
     )
     assert "patient-pregnancy-point" in row["violations"] and row["flags"] == ["pregnant"]
-    assert row["record"] == str(record.absolute()) and row["record_tag"] == _last_hash(record)
+    assert row["record"] == str(record.absolute()) and row["record_tag"] == _last_tag(record)
     assert len(row["profile_sha256"]) == 64 and row["started"].endswith("Z")
 
 
@@ -104,7 +104,7 @@ def test_a_completed_session_row_holds_delivery_device_and_the_final_tag(
     assert row["violations"] == ["patient-anticoagulant"]
     assert [c["pulses"] for c in row["channels"]] == [c["expected_pulses"] for c in row["channels"]]
     assert row["device_serial"] and row["simulator"] is True
-    assert row["record_tag"] == _last_hash(record)
+    assert row["record_tag"] == _last_tag(record)
     assert main(["record", "verify", str(record), "--db", db]) == 0
     assert "anchor agrees" in capsys.readouterr().out
 
@@ -369,3 +369,73 @@ def test_a_killed_host_leaves_an_open_row(db: str, tmp_path: Path) -> None:
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_a_forged_record_without_tags_passes_plain_but_not_the_database(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plain accepts a record without tags (written before keyed chains); the database still
+    holds the keyed final tag of this session, so a stripped, re-hashed copy disagrees."""
+    import hashlib
+
+    record = tmp_path / "r.jsonl"
+    main(["run", str(DEMO), "--yes", "--speed", "max", "--record", str(record), "--db", db])
+    prev, out = "0" * 64, []
+    for raw in record.read_text().splitlines():
+        entry = json.loads(raw)
+        for key in ("tag", "hash"):
+            entry.pop(key)
+        entry["prev"] = prev
+        core = json.dumps(entry, separators=(",", ":")).encode()
+        entry["hash"] = prev = hashlib.sha256(core).hexdigest()
+        out.append(json.dumps(entry, separators=(",", ":")) + "\n")
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text("".join(out))
+    no_clinic = f"sqlite:///{tmp_path / 'none.db'}"
+    assert main(["record", "verify", "--plain", str(forged), "--db", no_clinic]) == 0
+    capsys.readouterr()
+    assert main(["record", "verify", "--plain", str(forged), "--db", db]) == 1
+    assert "anchor DISAGREES" in capsys.readouterr().out
+
+
+def test_a_database_lost_at_the_end_is_said_and_session_import_closes_the_row(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    import stimctl.clinic.sessions as sessions
+
+    def gone(*args: object, **kwargs: object) -> None:
+        raise OperationalError("UPDATE sessions", {}, Exception("server closed the connection"))
+
+    main(["patient", "add", "P6", "--db", db])
+    record = tmp_path / "r.jsonl"
+    with monkeypatch.context() as patch:
+        patch.setattr(sessions, "close_session", gone)
+        code = main(
+            [
+                "run",
+                str(DEMO),
+                "--patient-id",
+                "P6",
+                "--yes",
+                "--speed",
+                "max",
+                "--record",
+                str(record),
+                "--db",
+                db,
+            ]
+        )
+    assert code == 0  # the session was given and completed: its exit code stands
+    assert f"run `stimctl session import {record}`" in capsys.readouterr().err
+    (row,) = _json(capsys, "session", "list", "--json", "--db", db)
+    assert row["outcome"] is None and row["record_tag"] is None  # left open
+    assert main(["session", "import", str(record), "--db", db]) == 0
+    (row,) = _json(capsys, "session", "list", "--json", "--db", db)
+    assert (row["outcome"], row["exit_code"], row["record_tag"]) == (
+        "COMPLETED",
+        0,
+        _last_tag(record),
+    )
+    assert row["patient"] == "P6" and row["number"] == 1

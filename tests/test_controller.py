@@ -13,8 +13,8 @@ from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
 from stimctl.host.errors import CommandRejected, InterlockError, LinkError, ProtocolMismatch
-from stimctl.host.record import verify
 from stimctl.host.status import Event, HostState, Outcome, Status
+from stimctl.host.verification import verify
 from stimctl.protocol import EStop, FrameDecoder, Start
 from stimctl.rules.envelope import SafetyEnvelope
 

@@ -11,8 +11,8 @@ import pytest
 
 from stimctl.cli import main
 from stimctl.controller import Controller
-from stimctl.host.record import verify
 from stimctl.host.status import HostState, Outcome
+from stimctl.host.verification import verify
 
 pytestmark = pytest.mark.timeout(60)
 

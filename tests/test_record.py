@@ -18,11 +18,27 @@ import numpy as np
 import pytest
 
 from stimctl.cli import record as record_cli
-from stimctl.host.record import GENESIS, SessionRecord, summarise, verify
+from stimctl.host.record import GENESIS, SessionRecord, line_core, line_tag, summarise
+from stimctl.host.recordkey import RecordKey
+from stimctl.host.verification import VerifyExit
+from stimctl.host.verification import verify as verify_with
+
+KEY = RecordKey(bytes(range(32)), Path("test.key"))
+
+
+def verify(path: Path, **options: object):  # the record's key is at hand unless said otherwise
+    return verify_with(path, **{"keys": [KEY], **options})  # type: ignore[arg-type]
+
+
+def key_file(folder: Path) -> Path:
+    path = folder / "site.key"
+    path.write_text(KEY.secret.hex() + "\n")
+    path.chmod(0o600)
+    return path
 
 
 def write_session(path: Path, *, close: bool = True) -> Path:
-    with SessionRecord(path) as rec:
+    with SessionRecord(path, KEY) as rec:
         rec.append("session", {"operator": "dr. a", "versions": {"stimctl": "0.1.0"}})
         rec.append("device", {"firmware": "1.2.3", "serial": "SN42", "limits_hash": "ab"})
         rec.append("profile", {"profile": {"name": "seed 2 Hz"}, "sha256": "f" * 64})
@@ -58,8 +74,7 @@ def test_each_line_carries_its_own_hash_and_chains_to_the_previous_one(tmp_path)
     entries = [json.loads(line) for line in lines]
     assert entries[0]["prev"] == GENESIS
     for line, entry in zip(lines, entries, strict=True):
-        core = line[: line.rindex(b',"hash":')] + b"}"
-        assert entry["hash"] == hashlib.sha256(core).hexdigest()
+        assert entry["hash"] == hashlib.sha256(line_core(line)).hexdigest()
     for before, entry in itertools.pairwise(entries):
         assert entry["prev"] == before["hash"]
     assert [e["n"] for e in entries] == list(range(1, 7))
@@ -71,6 +86,10 @@ def test_lines_have_a_stable_key_order_and_compact_separators(tmp_path):
         rec.append("state", {"to": "ARMED", "from": "IDLE"})
     first = lines_of(path)[0].decode()
     assert list(json.loads(first)) == ["n", "t", "mono_ns", "kind", "data", "prev", "hash"]
+    with SessionRecord(tmp_path / "keyed.jsonl", KEY) as rec:
+        rec.append("state", {"to": "ARMED"})
+    keyed = json.loads(lines_of(tmp_path / "keyed.jsonl")[0])
+    assert list(keyed) == ["n", "t", "mono_ns", "kind", "data", "prev", "hash", "tag"]
     assert '"data":{"from":"IDLE","to":"ARMED"}' in first
     assert ", " not in first and '": ' not in first
     assert json.loads(first)["t"].endswith("Z")
@@ -119,7 +138,7 @@ def test_numpy_values_are_recorded_as_plain_json_and_non_finite_floats_as_null(t
 def test_durable_lines_are_fsynced_and_telemetry_is_not(tmp_path, monkeypatch):
     synced: list[int] = []
     rec = SessionRecord(tmp_path / "s.jsonl")
-    monkeypatch.setattr("stimctl.host.record.os.fsync", synced.append)
+    monkeypatch.setattr("stimctl.host.record._fsync", synced.append)
     rec.append("state", {"to": "RUNNING"})
     rec.append("command", {"name": "HEARTBEAT"}, durable=False)
     rec.telemetry({"fifo_ms": 100})
@@ -159,10 +178,12 @@ def test_a_modified_and_re_hashed_line_breaks_the_next_lines_link(tmp_path):
     path = write_session(tmp_path / "s.jsonl")
     lines = lines_of(path)
     edited = lines[1].replace(b"SN42", b"SN43")
-    core = edited[: edited.rindex(b',"hash":')] + b"}"
-    lines[1] = core[:-1] + b',"hash":"' + hashlib.sha256(core).hexdigest().encode() + b'"}'
+    core = line_core(edited)
+    tag = json.loads(edited)["tag"].encode()
+    lines[1] = core[:-1] + b',"hash":"' + hashlib.sha256(core).hexdigest().encode()
+    lines[1] += b'","tag":"' + tag + b'"}'
     rewrite(path, lines)
-    result = verify(path)
+    result = verify(path, keys=[])  # the plain chain alone shows it
     assert (result.ok, result.first_bad) == (False, 3)
     assert '"prev" does not match' in result.reason
 
@@ -175,12 +196,13 @@ def test_a_line_that_is_no_longer_json_is_the_first_bad_line(tmp_path):
     assert verify(path).first_bad == 2
 
 
-def test_a_truncated_tail_is_detected(tmp_path):
+def test_a_torn_tail_is_an_open_record_naming_the_torn_line(tmp_path):
     path = write_session(tmp_path / "s.jsonl")
     path.write_bytes(path.read_bytes()[:-10])
     result = verify(path)
-    assert (result.ok, result.first_bad, result.lines) == (False, 6, 6)
-    assert "truncated" in result.reason
+    assert result.exit is VerifyExit.OPEN
+    assert (result.first_bad, result.lines, result.last_good) == (6, 6, 5)
+    assert "line 6 is torn" in result.reason
 
 
 def test_a_deleted_middle_line_is_detected_where_it_was(tmp_path):
@@ -195,19 +217,22 @@ def test_a_deleted_middle_line_is_detected_where_it_was(tmp_path):
 
 def test_a_record_without_an_end_line_is_intact_but_not_closed(tmp_path):
     path = tmp_path / "s.jsonl"
-    rec = SessionRecord(path)
+    rec = SessionRecord(path, KEY)
     rec.append("session", {"operator": "x"})
     result = verify(path)
-    assert (result.ok, result.lines, result.closed) == (True, 1, False)
+    assert (result.exit, result.lines, result.closed) == (VerifyExit.OPEN, 1, False)
+    assert "last good line 1 (session)" in result.reason
 
 
 def test_lines_after_the_end_line_are_rejected(tmp_path):
     path = write_session(tmp_path / "s.jsonl")
     end = json.loads(lines_of(path)[-1])
     extra = {k: v for k, v in end.items() if k != "hash"}
+    extra.pop("tag")
     extra.update(n=7, kind="state", prev=end["hash"])
     core = json.dumps(extra, separators=(",", ":")).encode()
     extra["hash"] = hashlib.sha256(core).hexdigest()
+    extra["tag"] = line_tag(KEY.secret, end["tag"], core)  # even with the key
     with path.open("ab") as f:
         f.write(json.dumps(extra, separators=(",", ":")).encode() + b"\n")
     assert verify(path).first_bad == 7
@@ -233,8 +258,8 @@ def test_a_host_killed_after_durable_appends_leaves_a_valid_unclosed_record(tmp_
         [sys.executable, "-c", CHILD, str(path), "25", "1"], capture_output=True, timeout=60
     )
     assert child.returncode == -signal.SIGKILL
-    result = verify(path)
-    assert (result.ok, result.lines, result.closed) == (True, 25, False)
+    result = verify(path, plain=True)
+    assert (result.exit, result.lines, result.last_good) == (VerifyExit.OPEN, 25, 25)
 
 
 def test_a_host_killed_while_appending_keeps_every_reported_durable_line(tmp_path):
@@ -250,13 +275,13 @@ def test_a_host_killed_while_appending_keeps_every_reported_durable_line(tmp_pat
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
         child.stdout.close()
-    result = verify(path)
-    assert result.lines >= reported == 40
+    result = verify(path, plain=True)
+    assert result.exit is VerifyExit.OPEN and result.last_good >= reported == 40
     # The kill may land inside the write of the next line (write() is not atomic across
     # pages): then only that unreported tail line is torn, and verify says so.
-    if not result.ok:
+    if result.first_bad is not None:
         assert result.first_bad == result.lines > reported
-        assert "truncated" in result.reason
+        assert "torn" in result.reason
 
 
 # --- summary -----------------------------------------------------------------------------------
@@ -312,15 +337,25 @@ def cli(*argv: str) -> int:
 
 
 def test_cli_verify_exits_0_for_an_intact_chain(tmp_path, capsys):
-    assert cli("verify", str(write_session(tmp_path / "s.jsonl"))) == 0
-    assert "6 lines, closed" in capsys.readouterr().out
+    path = write_session(tmp_path / "s.jsonl")
+    assert cli("verify", str(path), "--key", str(key_file(tmp_path))) == 0
+    assert f"keyed chain verified (key {KEY.id}), 6 lines, closed" in capsys.readouterr().out
 
 
 def test_cli_verify_exits_1_naming_the_first_bad_line(tmp_path, capsys):
     path = write_session(tmp_path / "s.jsonl")
-    path.write_bytes(path.read_bytes()[:-1])
-    assert cli("verify", str(path)) == 1
-    assert "line 6" in capsys.readouterr().out
+    lines = lines_of(path)
+    lines[3] = lines[3].replace(b"START", b"STOP!")
+    rewrite(path, lines)
+    assert cli("verify", str(path), "--key", str(key_file(tmp_path))) == 1
+    assert "BROKEN: line 4" in capsys.readouterr().out
+
+
+def test_cli_verify_exits_3_for_a_cut_record_naming_the_last_good_line(tmp_path, capsys):
+    path = write_session(tmp_path / "s.jsonl")
+    path.write_bytes(path.read_bytes()[:-1])  # the end line loses its newline
+    assert cli("verify", str(path), "--key", str(key_file(tmp_path))) == 3
+    assert "OPEN: last good line 5 (summary); missing: the end line" in capsys.readouterr().out
 
 
 def test_cli_exits_2_for_a_missing_file_or_no_action(tmp_path):
@@ -330,9 +365,10 @@ def test_cli_exits_2_for_a_missing_file_or_no_action(tmp_path):
 
 
 def test_cli_show_prints_delivery_faults_outcome_and_chain_state(tmp_path, capsys):
-    assert cli("show", str(write_session(tmp_path / "s.jsonl"))) == 0
+    path = write_session(tmp_path / "s.jsonl")
+    assert cli("show", str(path), "--key", str(key_file(tmp_path))) == 0
     out = capsys.readouterr().out
-    for expected in ("intact", "3600", "360.0", "completed", "faults     none", "SN42"):
+    for expected in ("keyed chain verified", "3600", "360.0", "completed", "none", "SN42"):
         assert expected in out
 
 
@@ -341,11 +377,12 @@ def test_cli_show_exits_1_when_the_chain_is_broken(tmp_path):
     lines = lines_of(path)
     lines[0] = lines[0].replace(b"dr. a", b"dr. b")
     rewrite(path, lines)
-    assert cli("show", str(path)) == 1
+    assert cli("show", str(path), "--key", str(key_file(tmp_path))) == 1
 
 
 def test_cli_show_json_prints_a_machine_readable_summary(tmp_path, capsys):
-    assert cli("show", "--json", str(write_session(tmp_path / "s.jsonl"))) == 0
+    path = write_session(tmp_path / "s.jsonl")
+    assert cli("show", "--json", "--key", str(key_file(tmp_path)), str(path)) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["verified"] is True and data["channels"][0]["pulses"] == 3600
 

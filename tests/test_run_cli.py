@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from stimctl.cli import main
-from stimctl.host.record import summarise, verify
+from stimctl.host.record import summarise
 from stimctl.host.schedule import compile_schedule
 from stimctl.host.simprocess import SimulatorProcess
+from stimctl.host.verification import verify
 from stimctl.rules.profile import load_profile
 
 pytestmark = pytest.mark.timeout(90)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
+import json
 import math
+import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -18,7 +21,7 @@ from textual.pilot import Pilot
 from textual.widgets import Button, OptionList
 
 from stimctl.controller import Controller
-from stimctl.host.errors import InterlockError
+from stimctl.host.errors import InterlockError, RecordFailed
 from stimctl.host.status import HostState
 from stimctl.tui.app import StimApp
 from stimctl.tui.messages import DeviceCallDone, TelemetrySlot
@@ -49,7 +52,9 @@ def controllers() -> Iterator[list[Controller]]:
         ctrl.close()
 
 
-def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Controller]:
+def virtual_sim(
+    made: list[Controller], record: Path | None = None, **sim_options: str
+) -> Callable[[], Controller]:
     """A connect callable: the embedded simulator on the virtual clock (fast, deterministic)."""
 
     def connect() -> Controller:
@@ -59,6 +64,7 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
         ctrl = Controller.connect(
             None,
             speed=math.inf,
+            record=record,
             sim_options={
                 "channels": "4",
                 "lockstep": "0",
@@ -72,8 +78,9 @@ def virtual_sim(made: list[Controller], **sim_options: str) -> Callable[[], Cont
     return connect
 
 
-def make_app(made: list[Controller], **sim_options: str) -> StimApp:
-    return StimApp(virtual_sim(made, **sim_options), operator="test", profiles_dir=PROFILES)
+def make_app(made: list[Controller], record: Path | None = None, **sim_options: str) -> StimApp:
+    connect = virtual_sim(made, record, **sim_options)
+    return StimApp(connect, operator="test", profiles_dir=PROFILES)
 
 
 def drive(app: StimApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
@@ -441,6 +448,32 @@ def test_a_clinic_patient_preselects_its_flags_and_they_cannot_be_changed(
     drive(app, scenario)
 
 
+# --- issue 12: a record that cannot be written stops the session; the anchor is shown ---------
+def test_a_record_that_fails_mid_session_takes_over_as_record_failed_and_ramps_down(
+    controllers: list[Controller], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(controllers, tmp_path / "r.jsonl")
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot, "short-demo.toml")
+        monkeypatch.setattr("stimctl.host.record._write", full)
+        await until(pilot, lambda: on_screen(app, FaultScreen), "fault screen")
+        title = text_of(await find(pilot, "#fault-title"))
+        assert "RECORD FAILED" in title
+        assert "RAMPED DOWN" in text_of(await find(pilot, "#fault-details"))
+        await until(pilot, lambda: app.controller.status().device_state == "IDLE", "ramped down")
+        await press(pilot, "enter")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        assert "RECORD_FAILED" in text_of(await find(pilot, "#summary"))
+        with pytest.raises(RecordFailed):  # no session without its record
+            app.controller.arm(confirm=True)
+
+    drive(app, scenario)
+
+
 @pytest.mark.parametrize(
     ("extra", "code"),
     [(["--patient-id", "nobody"], 1), (["--db", "postgresql+psycopg://x@127.0.0.1:1/x"], 3)],
@@ -454,3 +487,59 @@ def test_stimctl_tui_refuses_an_unknown_patient_or_an_unreachable_database(
     assert main(["tui", "--record", str(tmp_path / "r.jsonl"), *extra, *db]) == code
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_the_summary_shows_the_records_anchor(
+    controllers: list[Controller], tmp_path: Path
+) -> None:
+    app = make_app(controllers, tmp_path / "r.jsonl")
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot, "short-demo.toml")
+        await press(pilot, "s")
+        await until(pilot, lambda: on_screen(app, SummaryScreen), "summary")
+        shown = app.screen.anchor  # the record's tag when the session ended
+        text = text_of(await find(pilot, "#summary"))
+        assert re.search(rf"Anchor +{shown[:12]} ", text)
+        tags = [json.loads(line)["tag"] for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+        assert shown in tags  # `record verify --expect` finds it (and says which line it pins)
+
+    drive(app, scenario)
+
+
+def test_a_patient_picked_from_the_clinic_database_gets_the_row_and_fixes_the_flags(
+    controllers: list[Controller], tmp_path: Path
+) -> None:
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import open_database
+    from stimctl.clinic.patients import add_patient
+    from stimctl.clinic.schema import ensure_current
+    from stimctl.clinic.sessions import list_sessions
+
+    db = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    ensure_current(db)
+    with db.session() as session:
+        add_patient(session, "P8", flags=["pregnant"])
+        add_patient(session, "P9")
+    clinic = ClinicRun(db, None)
+    clinic.open("test", tmp_path / "r.jsonl", (), "tui")
+    app = StimApp(virtual_sim(controllers), operator="test", profiles_dir=PROFILES, clinic=clinic)
+
+    async def scenario(pilot: Pilot) -> None:
+        picker = await find(pilot, "#patient-picker")
+        await until(pilot, lambda: len(picker._options) == 3, "patients listed")  # + the prompt
+        await choose_profile(pilot, "han-dense-disperse.toml")  # SP6: valid without flags
+        assert app.report.ok
+        picker.value = "P8"
+        await until(pilot, lambda: app.report is not None and not app.report.ok, "re-validated")
+        assert "patient-pregnancy-point" in app.report.codes
+        pregnant = app.screen.query_one("#flag-pregnant")
+        assert pregnant.value and pregnant.disabled and picker.disabled
+
+    try:
+        drive(app, scenario)
+        with db.session() as session:
+            (row,) = list_sessions(session, "P8")
+            assert (row.number, row.flags, row.outcome) == (1, ["pregnant"], None)
+    finally:
+        db.dispose()

@@ -1,16 +1,33 @@
-"""`stimctl record`: show and verify hash-chained session records."""
+"""`stimctl record`: show and verify session records (keyed hash chain, rescue file, anchors).
+
+``record verify`` exits with ``stimctl.host.verification.VerifyExit``; its table,
+``VERIFY_EXITS``, is the one the help text and the docs show.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stimctl.cli.clinic_options import add_db_option
 
-EXIT_OK = 0
-EXIT_BAD = 1
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from stimctl.host.record import Summary
+    from stimctl.host.recordkey import RecordKey
+    from stimctl.host.verification import Anchor, Verification
+
 EXIT_USAGE = 2
+PROG = "stimctl record"
+
+
+def _exit_table() -> str:
+    from stimctl.host.verification import VERIFY_EXITS
+
+    return "exit codes: " + "; ".join(f"{int(code)} {text}" for code, text in VERIFY_EXITS.items())
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,72 +37,130 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = actions.add_parser("show", help="summary: duration, pulses and charge, faults, outcome")
     show.add_argument("file", help="session record (.jsonl)")
     show.add_argument("--json", action="store_true", help="print the summary as JSON")
-    check = actions.add_parser("verify", help="check the hash chain (exit 0 intact, 1 broken)")
+    _key_options(show)
+    check = actions.add_parser(
+        "verify",
+        help="check the chain, its tags and anchors (exit 0 intact and closed; see --help)",
+        description="Check the record's hash chain, its keyed tags and any outside anchor.",
+        epilog=_exit_table(),
+    )
     check.add_argument("file", help="session record (.jsonl)")
+    check.add_argument(
+        "--expect",
+        metavar="TAG",
+        help="the record's anchor as written on the chart (at least 12 hex digits)",
+    )
+    check.add_argument(
+        "--rescue",
+        metavar="FILE",
+        help="the rescue file that holds the lines a failed record could not write",
+    )
+    _key_options(check)
     add_db_option(check)
     parser.set_defaults(func=_run, record_parser=parser)
 
 
+def _key_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--key", metavar="FILE", help="record key file (also: $STIMCTL_RECORD_KEY, the site key)"
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="accept a record without tags (written before keyed chains)",
+    )
+
+
+def _say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.clinic.anchor import database_anchor
+    from stimctl.host.recordkey import RecordKeyError, verifying_keys
+    from stimctl.host.verification import expect_anchor
+
     action = getattr(args, "record_action", None)
     if action is None:
         args.record_parser.print_help(sys.stderr)
         return EXIT_USAGE
     path = Path(args.file)
-    if not path.is_file():
-        print(f"stimctl record: {path}: no such file", file=sys.stderr)
+    rescue = Path(args.rescue) if getattr(args, "rescue", None) else None
+    for given in (path, rescue):
+        if given is not None and not given.is_file():
+            _say(f"{given}: no such file")
+            return EXIT_USAGE
+    anchors: list[Anchor] = []
+    try:
+        if getattr(args, "expect", None):
+            anchors.append(expect_anchor(args.expect))
+        keys = verifying_keys(Path(args.key) if args.key else None)
+    except (ValueError, RecordKeyError) as error:
+        _say(str(error))
         return EXIT_USAGE
     try:
+        if action == "verify":  # the clinic database's anchor, when there is a database
+            db = database_anchor(args.db, path)
+            anchors += [db] if db is not None else []
+        check = _check(path, keys, args.plain, rescue, anchors)
         if action == "verify":
-            return _verify(path, args.db)
-        return _show(path, as_json=args.json)
+            return _verify(path, check)
+        return _show(path, check, as_json=args.json)
     except OSError as error:
-        print(f"stimctl record: {path}: {error.strerror or error}", file=sys.stderr)
+        _say(f"{error.filename or path}: {error.strerror or error}")
         return EXIT_USAGE
 
 
-def _verify(path: Path, db_url: str | None) -> int:
-    from stimctl.clinic.anchor import check_anchor
-    from stimctl.host.record import verify
+def _check(
+    path: Path,
+    keys: Sequence[RecordKey],
+    plain: bool,
+    rescue: Path | None,
+    anchors: Sequence[Anchor],
+) -> Verification:
+    """The one verification ``show`` and ``verify`` report: the chain, the tags and every outside
+    anchor (``--expect``; the clinic database appends its own ``Anchor`` here)."""
+    from stimctl.host.verification import verify
 
-    result = verify(path)
-    if result.ok:
-        state = "closed" if result.closed else "NOT closed (no end line: session interrupted)"
-        print(f"{path}: chain intact, {result.lines} lines, {state}")
-        code = EXIT_OK
+    return verify(path, keys=keys, plain=plain, rescue=rescue, anchors=anchors)
+
+
+def _verify(path: Path, check: Verification) -> int:
+    from stimctl.host.verification import VerifyExit
+
+    if check.exit is VerifyExit.BAD and check.first_bad is not None:
+        print(f"{path}: BROKEN: {check.reason}")
     else:
-        print(f"{path}: chain BROKEN at line {result.first_bad}: {result.reason}")
-        code = EXIT_BAD
-    anchor = check_anchor(db_url, path)  # the clinic database's anchor, when there is one
-    if anchor is not None:
-        print(anchor.message)
-        if anchor.agrees is False:
-            code = EXIT_BAD
-    return code
+        print(f"{path}: {check.reason}")
+    for note in check.notes:
+        print(f"  {note}")
+    return int(check.exit)
 
 
-def _show(path: object, *, as_json: bool) -> int:
+def _show(path: Path, check: Verification, *, as_json: bool) -> int:
     import json
 
-    from stimctl.host.record import summarise, verify
+    from stimctl.host.record import summarise
 
-    check = verify(path)  # type: ignore[arg-type]
-    summary = summarise(path)  # type: ignore[arg-type]
+    summary = summarise(path)
     if as_json:
         print(
             json.dumps(
                 {
                     **summary.as_dict(),
                     "verified": check.ok,
+                    "verify_exit": int(check.exit),
+                    "open": not check.closed,
                     "first_bad": check.first_bad,
                     "verify_reason": check.reason,
+                    "anchor": check.anchor,
                 },
                 indent=2,
             )
         )
     else:
         print(_format(summary, check))
-    return EXIT_OK if check.ok else EXIT_BAD
+    return int(check.exit)
 
 
 def _fmt(value: object, unit: str = "") -> str:
@@ -94,14 +169,27 @@ def _fmt(value: object, unit: str = "") -> str:
     return f"{value:.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
 
 
-def _format(summary: object, check: object) -> str:
-    from stimctl.host.record import Summary, Verification
+def _headline(summary: Summary, check: Verification) -> str:
+    from stimctl.host.verification import VerifyExit
 
-    assert isinstance(summary, Summary) and isinstance(check, Verification)
+    if check.exit is VerifyExit.BAD:
+        state = "BROKEN"
+    elif not check.closed:
+        state = f"OPEN (no end line; lines after {check.last_good} are missing)"
+    else:
+        state = "closed"
+    return f"record     {summary.path}  {state}"
+
+
+def _format(summary: Summary, check: Verification) -> str:
+    from stimctl.host.verification import short_anchor
+
+    open_ = not check.closed
     lines = [
-        f"record     {summary.path}",
-        f"chain      {'intact' if check.ok else 'BROKEN: ' + check.reason}"
-        f" ({check.lines} lines, {'closed' if summary.closed else 'not closed'})",
+        _headline(summary, check),
+        f"chain      {check.reason}",
+        f"session    {_fmt(summary.session_id)}"
+        f" anchor {short_anchor(check.anchor) if check.anchor else '-'}",
         f"started    {_fmt(summary.started)}",
         f"duration   {_fmt(summary.duration_s, ' s')}"
         f" (delivered {_fmt(summary.delivered_s, ' s')})",
@@ -116,7 +204,8 @@ def _format(summary: object, check: object) -> str:
         ]
     else:
         lines.append("channels   (no delivery totals recorded)")
-    lines.append(f"faults     {len(summary.faults) or 'none'}")
+    unknown = " recorded (the record is OPEN: later lines are missing)" if open_ else ""
+    lines.append(f"faults     {len(summary.faults) or 'none'}{unknown}")
     for fault in summary.faults:
         what = fault.get("code", "?")
         where = f" channel {fault['channel']}" if fault.get("channel") is not None else ""
@@ -126,5 +215,6 @@ def _format(summary: object, check: object) -> str:
         lines.extend(f"  - {what}" for what in summary.refused)
     lines.append(f"naks       {summary.naks}")
     code = f" (exit {summary.exit_code})" if summary.exit_code is not None else ""
-    lines.append(f"outcome    {_fmt(summary.outcome)}{code}")
+    outcome = _fmt(summary.outcome) if not open_ else "unknown: the record is OPEN"
+    lines.append(f"outcome    {outcome}{code}")
     return "\n".join(lines)

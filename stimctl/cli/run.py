@@ -53,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--record", metavar="FILE", help="session record (default ./records/<UTC>-<profile>.jsonl)"
     )
+    parser.add_argument(
+        "--key",
+        metavar="FILE",
+        help="record key file shared by the site's stations (default: $STIMCTL_RECORD_KEY,"
+        " else the user's site key, created on first use)",
+    )
     parser.add_argument("--operator", default=None, metavar="NAME", help="operator name")
     add_safety_options(parser)
     parser.add_argument(
@@ -175,7 +181,14 @@ def _run(args: argparse.Namespace) -> int:
     if not args.record:
         from stimctl.host.record import new_record_path
 
-        record = new_record_path(profile_path.stem)
+        try:
+            record = new_record_path(profile_path.stem)
+        except OSError as error:
+            clinic.db.dispose()
+            folder = error.filename or "records"
+            why = "it is a file" if Path(folder).is_file() else error.strerror or error
+            _say(f"refused: cannot create the records folder {folder}: {why}")
+            return EXIT_REFUSED
     return _session(
         args, profile_path, record, operator, patient, envelope, speed, sim_options, clinic,
         course, stored,
@@ -208,6 +221,7 @@ def _session(
         InterlockError,
         LinkError,
         ProtocolMismatch,
+        RecordFailed,
         StimctlError,
         ValidationRefused,
     )
@@ -245,8 +259,8 @@ def _session(
     code = EXIT_FAULT
     try:
         ctl = Controller.connect(
-            args.port, envelope=envelope, record=record, operator=operator,  # type: ignore[arg-type]
-            patient=patient, speed=speed, sim_options=sim_options or None,
+            args.port, envelope=envelope, record=record, record_key=args.key,  # type: ignore[arg-type]
+            operator=operator, patient=patient, speed=speed, sim_options=sim_options or None,
             session_id=clinic.uid, patient_id=clinic.patient_code,
         )  # fmt: skip
         if course is not None:
@@ -257,6 +271,11 @@ def _session(
             ctl.abort()
         _say("aborted by the operator; output is zero")
         code = EXIT_ABORTED
+    except RecordFailed as error:  # raised only before ARM: the opening lines are not on disk
+        _say(f"refused: {error}; nothing was armed")
+        if error.rescue is not None:  # connect closed the record already
+            _say(error.rescue.text())
+        code = EXIT_REFUSED
     except ValidationRefused as error:
         violations = [v.code for v in error.report.violations]
         _say(f"{profile_path}: refused by validation against the effective envelope")
@@ -275,9 +294,10 @@ def _session(
         code = EXIT_FAULT
     finally:
         if ctl is not None:
+            if ctl.record_failure is not None and code != EXIT_REFUSED:
+                code = EXIT_FAULT  # a session whose record failed ends as a fault
             ctl.close(exit_code=code)
-            if ctl.record_path is not None:
-                print(f"record: {ctl.record_path}", file=sys.stderr)
+            code = record_outcome(ctl, code)
             if ctl.report is not None:
                 violations += [v.code for v in ctl.report.violations]
         if course is not None:
@@ -312,6 +332,29 @@ def _close_row(
             f"database: the session row was not closed ({failure});"
             f" run `stimctl session import {record}` when the database is back"
         )
+
+
+def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:
+    """After ``close``: say where the record is, its anchor, and (if it failed) where its lines
+    went; the exit code, EXIT_FAULT if the record failed after ARM (while closing, too)."""
+    from stimctl.host.verification import short_anchor
+
+    path, anchor, rescue = ctl.record_path, ctl.record_anchor, ctl.record_rescue
+    if path is None:
+        return code
+    if ctl.record_failure is not None:
+        print(f"{prog}: RECORD FAILED: {ctl.record_failure}", file=sys.stderr)
+        if code != EXIT_REFUSED:
+            code = EXIT_FAULT
+    if rescue is not None:
+        print(f"{prog}: {rescue.text()}", file=sys.stderr)
+    print(f"record: {path}", file=sys.stderr)
+    if anchor is not None:
+        check = f"stimctl record verify {path} --expect {short_anchor(anchor)}"
+        if rescue is not None and rescue.path is not None:
+            check += f" --rescue {rescue.path}"
+        print(f"anchor: {short_anchor(anchor)} (for the chart; check: {check})", file=sys.stderr)
+    return code
 
 
 def _supervise(

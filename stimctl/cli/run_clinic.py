@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stimctl.clinic.db import Database
+    from stimctl.clinic.sessions import SessionEnd
     from stimctl.controller import Controller
     from stimctl.host.status import DeviceSummary
 
@@ -62,6 +63,24 @@ class ClinicRun:
         self.uid = opened.uid
         return opened.flags
 
+    def patients(self) -> list[str]:
+        """The clinic's patient ids (the terminal UI's picker); DatabaseError, SQLAlchemyError."""
+        from stimctl.clinic.patients import list_patients
+
+        with self.db.session() as session:
+            return [p.code for p in list_patients(session)]
+
+    def choose(self, code: str) -> frozenset[str]:
+        """Give this run's open row its patient; the patient's flags in force. PatientError,
+        DatabaseError, SQLAlchemyError."""
+        from stimctl.clinic.sessions import assign_patient
+
+        assert self.uid is not None
+        with self.db.session() as session:
+            opened = assign_patient(session, self.uid, code)
+        self.patient_code = code
+        return opened.flags
+
     def close(
         self,
         ctl: Controller | None,
@@ -92,12 +111,12 @@ class ClinicRun:
 
 def _end(
     ctl: Controller | None, code: int, record: Path, violations: Iterable[str], idle: str | None
-) -> object:
+) -> SessionEnd:
     from stimctl.clinic.anchor import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
     from stimctl.host.errors import StimctlError
 
-    outcome = idle or OUTCOME_BY_EXIT.get(code, "FAULT")
+    outcome = idle if idle and code != 1 else OUTCOME_BY_EXIT.get(code, "FAULT")
     serial = firmware = simulator = None
     delivered = None
     channels: list[ChannelTotals] = []
@@ -124,6 +143,8 @@ def _end(
         facts = record_facts(record)
         codes += facts.violations
         name, sha, tag = facts.profile_name, facts.profile_sha256, facts.tag
+    if ctl is not None and ctl.record_anchor is not None:  # the final tag, rescued lines too
+        tag = ctl.record_anchor
     return SessionEnd(
         outcome=outcome, exit_code=code, device_serial=serial, device_firmware=firmware,
         simulator=simulator, profile_name=name, profile_sha256=sha, delivered_s=delivered,

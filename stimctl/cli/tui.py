@@ -47,6 +47,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " (default: ./records/<UTC time>-tui.jsonl)",
     )
     parser.add_argument(
+        "--key",
+        metavar="FILE",
+        default=None,
+        help="record key file shared by the site's stations (default: $STIMCTL_RECORD_KEY,"
+        " else the user's site key)",
+    )
+    parser.add_argument(
         "--patient-id",
         metavar="ID",
         help="the clinic's patient: the set-up screen takes the flags from the database",
@@ -62,10 +69,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.cli.run import record_outcome
     from stimctl.cli.run_clinic import ClinicRun
     from stimctl.clinic.db import DatabaseError
     from stimctl.clinic.patients import PatientError
     from stimctl.controller import Controller
+    from stimctl.host.errors import RecordFailed
     from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
 
@@ -77,7 +86,12 @@ def _run(args: argparse.Namespace) -> int:
         speed = math.inf
     record = Path(args.record) if args.record else Path("records")
     if record.is_dir() or not args.record:
-        record = new_record_path("tui", record)  # every session of the UI is recorded
+        try:
+            record = new_record_path("tui", record)  # every session of the UI is recorded
+        except OSError as error:
+            why = "it is a file" if record.is_file() else error.strerror or error
+            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
+            return 1
     elif record.exists():
         print(f"stimctl tui: {record} already exists; records are never overwritten")
         return 2
@@ -111,16 +125,22 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
         return 3
 
+    refused: list[RecordFailed] = []
+
     def connect() -> Controller:
         kwargs: dict[str, object] = {
-            "operator": args.operator, "record": record, "patient": flags,
-            "session_id": clinic.uid, "patient_id": clinic.patient_code,
+            "operator": args.operator, "record": record, "record_key": args.key,
+            "patient": flags, "session_id": clinic.uid, "patient_id": clinic.patient_code,
         }  # fmt: skip
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
             if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
                 kwargs["sim_options"] = {"lockstep": "0"}
-        return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
+        try:
+            return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
+        except RecordFailed as error:  # shown on the set-up screen; the rescue is said on exit
+            refused.append(error)
+            raise
 
     app = StimApp(
         connect,
@@ -130,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         patient_id=clinic.patient_code,
         patient_flags=flags if clinic.patient_code is not None else None,
         course=course.context if course is not None else None,
+        clinic=clinic,
     )
     result = 0
     try:
@@ -138,19 +159,27 @@ def _run(args: argparse.Namespace) -> int:
         ctl = app.controller
         if ctl is not None:
             ctl.close()  # idempotent: output to zero, record closed, port closed
-        violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
-        if course is not None:
-            profile = ctl.profile if ctl is not None else None
-            sha = _sha256(app.profile_path, course.context.stage_profile)
-            failure = course.finish(clinic.db, ctl, clinic.uid, profile, sha, violations)
-            if failure is not None:
-                print(f"stimctl tui: database: the session was not stored against the course"
-                      f" ({failure})", file=sys.stderr)  # fmt: skip
-        failure = clinic.close(ctl, result, record, violations, idle="NOT STARTED")
+    code = result
+    if ctl is not None:
+        code = record_outcome(ctl, code, "stimctl tui")
+    for error in refused:  # the record could not be opened: nothing was armed
+        print(f"stimctl tui: refused: {error}; nothing was armed", file=sys.stderr)
+        if error.rescue is not None:
+            print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
+        code = 1
+    violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
+    if course is not None:
+        profile = ctl.profile if ctl is not None else None
+        sha = _sha256(app.profile_path, course.context.stage_profile)
+        failure = course.finish(clinic.db, ctl, clinic.uid, profile, sha, violations)
         if failure is not None:
-            print(f"stimctl tui: database: the session row was not closed ({failure});"
-                  f" run `stimctl session import {record}`", file=sys.stderr)  # fmt: skip
-    return result
+            print(f"stimctl tui: database: the session was not stored against the course"
+                  f" ({failure})", file=sys.stderr)  # fmt: skip
+    failure = clinic.close(ctl, code, record, violations, idle="NOT STARTED")
+    if failure is not None:
+        print(f"stimctl tui: database: the session row was not closed ({failure});"
+              f" run `stimctl session import {record}`", file=sys.stderr)  # fmt: skip
+    return code
 
 
 def _sha256(source: object, stage: object) -> str | None:

@@ -25,6 +25,7 @@ __all__ = [
     "ChannelTotals",
     "OpenedSession",
     "SessionEnd",
+    "assign_patient",
     "close_session",
     "find_for_record",
     "import_record",
@@ -110,6 +111,23 @@ def open_session(
     return OpenedSession(uid, number, used, change_id)
 
 
+def assign_patient(session: Session, uid: str, patient_code: str) -> OpenedSession:
+    """Give an open row without a patient (the terminal UI's, before anything was armed) its
+    patient: the next number and the patient's flags in force, with the patient's row locked."""
+    row = _row(session, uid)
+    if row.patient_id is not None or row.outcome is not None:
+        raise PatientError(f"session {uid} already has a patient or has ended")
+    patient = get_patient(session, patient_code, lock=True)
+    state = flag_state(session, patient)
+    last = session.scalar(
+        select(func.max(ClinicSession.number)).where(ClinicSession.patient_id == patient.id)
+    )
+    row.patient, row.number = patient, (last or 0) + 1
+    row.flags, row.flag_change_id = sorted(state.flags), state.change_id
+    session.flush()
+    return OpenedSession(uid, row.number, state.flags, state.change_id)
+
+
 def _row(session: Session, uid: str) -> ClinicSession:
     row = session.scalars(select(ClinicSession).where(ClinicSession.uid == uid)).one_or_none()
     if row is None:
@@ -157,10 +175,11 @@ def import_record(
 ) -> tuple[ClinicSession, bool]:
     """Rebuild (or close) the row of a record; (row, created). PatientError when the record
     belongs to another row or patient, or is already imported with another tag."""
-    from stimctl.host.record import summarise, verify
+    from stimctl.host.record import summarise
+    from stimctl.host.verification import VerifyExit, verify
 
-    check = verify(path)
-    if not check.ok:
+    check = verify(path)  # intact (open, or tags not checkable here, too), never damaged or forged
+    if check.exit is VerifyExit.BAD:
         raise PatientError(f"{path}: not imported, the record is damaged: {check.reason}")
     facts = record_facts(path)
     summary = summarise(path)

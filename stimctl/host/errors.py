@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from stimctl.host.recorder import Rescue
     from stimctl.host.status import FaultInfo
     from stimctl.rules.violations import Report
 
@@ -14,6 +15,7 @@ __all__ = [
     "InterlockError",
     "LinkError",
     "ProtocolMismatch",
+    "RecordFailed",
     "StimctlError",
     "ValidationRefused",
 ]
@@ -37,6 +39,14 @@ class InterlockError(StimctlError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class RecordFailed(StimctlError):
+    """The session record cannot be written (folder, key, file, a line): no session without it.
+    Before ARM nothing is armed; during a session the controller stops it with a ramp-down.
+    ``rescue`` (a ``recorder.Rescue``) says where unwritten lines went once the record is closed."""
+
+    rescue: Rescue | None = None
 
 
 class ValidationRefused(StimctlError):

@@ -1,18 +1,24 @@
-"""Append-only, hash-chained session record (JSON lines), its verification and summary.
+"""Session record (JSON lines): its line format, keyed hash chain, writer and summary.
 
 Each line is one JSON object, keys in this order, compact separators, ASCII only::
 
     {"n":1,"t":"2025-01-01T12:00:00.000000Z","mono_ns":123,"kind":"session","data":{...},
-     "prev":"000...","hash":"3f2..."}                                   (one line in the file)
+     "prev":"000...","hash":"3f2...","tag":"9ab..."}                    (one line in the file)
 
 ``n`` counts lines from 1; ``hash`` is the sha256 (hex) of the line's exact bytes up to ``prev``
-(the line without ``,"hash":"..."``); ``prev`` is the previous line's ``hash`` (64 zeros on line
-1). So any edited line fails its own hash, and a re-hashed one breaks the next line's ``prev``.
-``data`` keys are sorted. Every line goes to the kernel in one write; durable lines are fsync'ed
-before ``append`` returns, so a killed host leaves a valid chain.
+(the line without ``,"hash":...``, closed with ``}``): its *core*; ``prev`` is the previous
+line's ``hash`` (64 zeros on line 1). ``tag`` is HMAC-SHA256 under the site key
+(``stimctl.host.recordkey``) over the previous line's tag (64 zeros on line 1, as ASCII hex)
+followed by the core. The plain chain (hash, prev) shows damage to anyone; the tags show a
+forgery to whoever holds the key: a record edited and re-hashed without the key keeps a
+plain chain that verifies but fails its tags from the first edited line on. Records written
+before keyed chains have no ``tag``. ``data`` keys are sorted. Every line goes to the kernel in
+one write; durable lines are fsync'ed before ``append`` returns, so a killed host leaves a valid
+chain. A line that cannot be written is never lost: the record becomes *failed* and keeps that
+line and every later one in ``unwritten`` (the caller rescues them; ``stimctl.host.recorder``).
 
 Kinds the controller writes, and the ``data`` fields ``summarise`` reads (all optional):
-  session   operator, versions, patient          device  firmware, serial, limits, limits_hash
+  session   operator, versions, patient, session_id, key_id   device  firmware, serial, limits
   profile   profile (the profile as JSON, with name), sha256
   refused   profile, sha256 (or path), violations: the profile the controller refused
   command   name, seq, result, reason            state   from, to
@@ -23,7 +29,9 @@ Kinds the controller writes, and the ``data`` fields ``summarise`` reads (all op
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -37,21 +45,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from stimctl.host.recordkey import RecordKey
+
 __all__ = [
     "GENESIS",
     "TELEMETRY_INTERVAL_NS",
     "ChannelTotals",
     "SessionRecord",
     "Summary",
-    "Verification",
+    "line_core",
+    "line_tag",
+    "new_record_path",
+    "parse_line",
     "summarise",
-    "verify",
 ]
 
 GENESIS = "0" * 64
 TELEMETRY_INTERVAL_NS = 1_000_000_000
 _KEYS = ("n", "t", "mono_ns", "kind", "data", "prev", "hash")
-_HASH_SUFFIX_LEN = len(',"hash":"') + 64 + len('"}')
+_TAGGED_KEYS = (*_KEYS, "tag")
+# The writer's system calls, by name here so that tests can inject disk errors (ENOSPC, EIO).
+_open, _write, _fsync = os.open, os.write, os.fsync
 
 
 def _plain(value: Any) -> Any:
@@ -117,32 +131,49 @@ def new_record_path(label: str, folder: str | Path = "records") -> Path:
 
 
 class SessionRecord:
-    """A new record file; lines are appended and chained until ``close`` writes "end"."""
+    """A new record file; lines are appended and chained until ``close`` writes "end".
 
-    def __init__(self, path: str | Path) -> None:
+    ``key``: tag every line (HMAC-SHA256). A write or fsync that fails makes the record
+    *failed* (``failure``): that line, any line not yet known to be on disk, and every later
+    line go to ``unwritten`` instead of the file, in order, chained as usual."""
+
+    def __init__(self, path: str | Path, key: RecordKey | None = None) -> None:
         self.path = Path(path)
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            self._fd = _open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         except FileExistsError:
             raise FileExistsError(
                 f"session record {self.path} already exists; records are never overwritten"
             ) from None
         _fsync_dir(self.path.parent)
+        self.key = key
         self._lock = threading.Lock()
         self._prev = GENESIS
+        self._tag = GENESIS
         self._n = 0
+        self._size = 0  # bytes of whole lines in the file
+        self._unsynced: list[bytes] = []  # written since the last fsync
         self._next_telemetry_ns: int | None = None
         self._closed = False
+        self.failure: OSError | None = None
+        self.unwritten: list[bytes] = []
 
     @property
     def lines_written(self) -> int:
-        """Lines written so far."""
+        """Lines made so far (in the file, or in ``unwritten`` after a failure)."""
         return self._n
 
     @property
     def closed(self) -> bool:
         """True once ``close`` has run."""
         return self._closed
+
+    @property
+    def anchor(self) -> str | None:
+        """The last line's tag (its hash in an untagged record); None before the first line."""
+        if self._n == 0:
+            return None
+        return self._tag if self.key is not None else self._prev
 
     def append(self, kind: str, data: Mapping[str, Any], *, durable: bool = True) -> None:
         """Write one line; durable: fsync before returning (otherwise in the kernel only)."""
@@ -168,7 +199,8 @@ class SessionRecord:
                 self._write_locked("end", outcome or {}, True, time.monotonic_ns())
             finally:
                 self._closed = True
-                os.close(self._fd)
+                with contextlib.suppress(OSError):  # the end line is fsync'ed (or unwritten)
+                    os.close(self._fd)
 
     def __enter__(self) -> SessionRecord:
         return self
@@ -190,9 +222,8 @@ class SessionRecord:
                 raise ValueError(f"session record {self.path} is closed")
             self._write_locked(kind, data, durable, mono_ns)
 
-    def _write_locked(
-        self, kind: str, data: Mapping[str, Any], durable: bool, mono_ns: int
-    ) -> None:
+    def _line(self, kind: str, data: Mapping[str, Any], mono_ns: int) -> bytes:
+        """The next line of the chain (the chain moves on whether or not it is written)."""
         if not isinstance(kind, str) or not kind:
             raise ValueError("kind must be a non-empty string")
         body = _dumps(dict(data))
@@ -202,13 +233,60 @@ class SessionRecord:
             f'"kind":{json.dumps(kind)},"data":{body},"prev":"{self._prev}"}}'
         ).encode("ascii")
         digest = hashlib.sha256(core).hexdigest()  # the line's own hash, over all before it
-        buffer = memoryview(core[:-1] + f',"hash":"{digest}"}}\n'.encode("ascii"))
-        while buffer:
-            buffer = buffer[os.write(self._fd, buffer) :]
-        if durable:
-            os.fsync(self._fd)
-        self._prev = digest
-        self._n = n
+        tail = f',"hash":"{digest}"'
+        if self.key is not None:
+            self._tag = line_tag(self.key.secret, self._tag, core)
+            tail += f',"tag":"{self._tag}"'
+        self._prev, self._n = digest, n
+        return core[:-1] + f"{tail}}}\n".encode("ascii")
+
+    def _write_locked(
+        self, kind: str, data: Mapping[str, Any], durable: bool, mono_ns: int
+    ) -> None:
+        line = self._line(kind, data, mono_ns)
+        if self.failure is not None:
+            self.unwritten.append(line)
+            return
+        try:
+            buffer = memoryview(line)
+            while buffer:
+                buffer = buffer[_write(self._fd, buffer) :]
+        except OSError as exc:
+            self._failed(exc, line, torn=True)
+            return
+        self._size += len(line)
+        if not durable:
+            self._unsynced.append(line)
+            return
+        try:
+            _fsync(self._fd)
+        except OSError as exc:  # after a failed fsync nothing since the last one is sure
+            self._failed(exc, line, torn=False)
+            return
+        self._unsynced.clear()
+
+    def _failed(self, error: OSError, line: bytes, *, torn: bool) -> None:
+        """The record failed at ``line``: keep it and every line not known to be on disk."""
+        self.failure = error
+        self.unwritten = [*self._unsynced, line]
+        self._unsynced = []
+        if torn:  # cut the part of the line that got out, so the file ends at a whole line
+            try:
+                os.ftruncate(self._fd, self._size)
+                _fsync(self._fd)
+            except OSError:
+                return
+            self.unwritten = [line]
+
+
+def line_tag(secret: bytes, prev_tag: str, core: bytes) -> str:
+    """A line's tag: HMAC-SHA256 over the previous line's tag (ASCII hex) and the line's core."""
+    return hmac.new(secret, prev_tag.encode("ascii") + core, hashlib.sha256).hexdigest()
+
+
+def line_core(line: bytes) -> bytes:
+    """The bytes a line's hash covers: the line up to and including ``prev``, closed."""
+    return line[: line.rindex(b',"hash":"')] + b"}"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -228,72 +306,21 @@ def _fsync_dir(directory: Path) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Verification:
-    """Result of ``verify``: ok, lines in the file, first bad line (1-based) and why."""
-
-    ok: bool
-    lines: int
-    first_bad: int | None
-    reason: str
-    closed: bool
-
-
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    """One line as a record entry, or None when it is not one."""
+def parse_line(raw: bytes) -> dict[str, Any] | None:
+    """One line as a record entry (with or without its tag), or None when it is not one."""
     try:
         entry = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(entry, dict) or tuple(entry) != _KEYS:
+    if not isinstance(entry, dict) or tuple(entry) not in (_KEYS, _TAGGED_KEYS):
         return None
-    types = (int, str, int, str, dict, str, str)
+    types = (int, str, int, str, dict, str, str, str)
     if any(
         isinstance(entry[k], bool) or not isinstance(entry[k], t)
-        for k, t in zip(_KEYS, types, strict=True)
+        for k, t in zip(entry, types, strict=False)
     ):
         return None
     return entry
-
-
-def verify(path: str | Path) -> Verification:
-    """Check the chain line by line; OSError if the file cannot be read."""
-    raw = Path(path).read_bytes()
-    lines = raw.split(b"\n")
-    complete = raw.endswith(b"\n") or not raw
-    if complete:
-        lines.pop()
-    count = len(lines)
-    prev = GENESIS
-    closed = False
-
-    def bad(n: int, reason: str) -> Verification:
-        return Verification(False, count, n, f"line {n}: {reason}", closed)
-
-    for n, line in enumerate(lines, start=1):
-        if n == count and not complete:
-            return bad(
-                n,
-                "truncated: no newline at the end of the file (writing stopped"
-                f" mid-line; the {n - 1} lines before it verify)",
-            )
-        entry = _parse(line)
-        if entry is None:
-            return bad(n, "not a record line (invalid JSON or fields)")
-        if entry["n"] != n:
-            return bad(n, f'"n" is {entry["n"]}, expected {n} (a line was removed or inserted)')
-        core = line[:-_HASH_SUFFIX_LEN] + b"}"
-        if hashlib.sha256(core).hexdigest() != entry["hash"]:
-            return bad(n, "altered: its content does not match its own hash")
-        if entry["prev"] != prev:
-            what = "the chain start" if n == 1 else f"the hash of line {n - 1}"
-            return bad(n, f'"prev" does not match {what} (a line was replaced or re-hashed)')
-        if closed:
-            return bad(n, 'line after the "end" line')
-        closed = entry["kind"] == "end"
-        prev = entry["hash"]
-    state = "closed" if closed else "not closed (no end line)"
-    return Verification(True, count, None, f"chain intact, {count} lines, {state}", closed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +342,8 @@ class Summary:
     duration_s: float | None = None
     delivered_s: float | None = None
     operator: str | None = None
+    session_id: str | None = None
+    key_id: str | None = None
     profile_name: str | None = None
     profile_sha256: str | None = None
     firmware: str | None = None
@@ -388,7 +417,7 @@ def summarise(path: str | Path) -> Summary:
     entries: list[dict[str, Any]] = []
     unreadable = 0
     for line in raw.splitlines():
-        entry = _parse(line)
+        entry = parse_line(line)
         if entry is None:
             unreadable += 1
         else:
@@ -399,6 +428,8 @@ def summarise(path: str | Path) -> Summary:
         kind, data = entry["kind"], entry["data"]
         if kind == "session":
             info["operator"] = _text(_pick(data, "operator"))
+            info["session_id"] = _text(data.get("session_id"))
+            info["key_id"] = _text(data.get("key_id"))
         elif kind == "device":
             info["firmware"] = _text(_pick(data, "firmware", "firmware_version"))
             info["serial"] = _text(_pick(data, "serial", "serial_number"))

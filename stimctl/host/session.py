@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stimctl.host.errors import LinkError, StimctlError
+from stimctl.host.guard import check_block
 from stimctl.host.status import (
     ChannelStatus,
     ChannelSummary,
@@ -27,6 +28,7 @@ from stimctl.host.status import (
 )
 from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
 from stimctl.protocol import Block, Nak, NakReason, State, Telemetry
+from stimctl.rules.electrodes import site_channels
 
 if TYPE_CHECKING:
     from stimctl.host.connection import Connection
@@ -72,6 +74,7 @@ class Session:
         self.schedule: Schedule | None = None
         self.streamer: Streamer | None = None
         self.plateau_ma: dict[int, float] = {}
+        self.shared_sites: dict[str, tuple[int, ...]] = {}  # site -> ids of the channels on it
         self.gain: dict[int, int] = {}
         self.pulses: dict[int, int] = {}
         self.charge_uc: dict[int, float] = {}
@@ -98,6 +101,11 @@ class Session:
     def load(self, profile: Profile, schedule: Schedule) -> None:
         self.profile, self.schedule = profile, schedule
         self.plateau_ma = {c.id: c.amplitude_ma for c in profile.channels}
+        self.shared_sites = {
+            site: tuple(profile.channels[i].id for i in users)
+            for site, users in site_channels(profile).items()
+            if len(users) > 1
+        }
 
     def armed(self, confirm_warnings: bool, on_stream_error: Callable[[str, str], None]) -> None:
         """A new session: totals from zero, a Streamer for the schedule on the current link."""
@@ -250,32 +258,9 @@ class Session:
         return None
 
     def guard(self, block: Block) -> str | None:
-        """Host runtime guard: a BLOCK within the effective envelope at the current gains."""
-        env = self._connection.envelope
-        for ch, cs in enumerate(block.channels, start=1):
-            if cs.amplitude_ua == 0:
-                continue
-            if ch not in self.gain:
-                return f"block {block.index}: current on channel {ch}, not in the profile"
-            amp_ma = cs.amplitude_ua * self.gain[ch] / 1_000_000
-            if amp_ma > env.max_amplitude_ma + 1e-9:
-                return (
-                    f"block {block.index} channel {ch}: {amp_ma:g} mA above"
-                    f" max_amplitude_ma {env.max_amplitude_ma:g}"
-                )
-            lo, hi = env.frequency_hz
-            if cs.frequency_dhz and not lo <= cs.frequency_dhz / 10 <= hi:
-                return (
-                    f"block {block.index} channel {ch}: {cs.frequency_dhz / 10:g} Hz outside"
-                    f" frequency_hz {lo:g}..{hi:g}"
-                )
-            lo, hi = env.pulse_width_us
-            if not lo <= cs.pulse_width_us <= hi:
-                return (
-                    f"block {block.index} channel {ch}: {cs.pulse_width_us} us outside"
-                    f" pulse_width_us {lo:g}..{hi:g}"
-                )
-        return None
+        """Host runtime guard (``stimctl.host.guard``): a BLOCK within the effective envelope at
+        the current gains, per channel and per shared electrode site."""
+        return check_block(block, self._connection.envelope, self.gain, self.shared_sites)
 
     # --- snapshots and record lines -------------------------------------------------------------
     def telemetry_line(self, tel: Telemetry) -> dict[str, Any]:

@@ -12,9 +12,10 @@ from stimctl.host.interlock import Command, Interlock
 from stimctl.host.mirror import DeviceMirror
 from stimctl.host.recorder import Recorder
 from stimctl.host.session import Session
-from stimctl.host.status import HostState, Outcome
+from stimctl.host.status import FaultInfo, HostState, Outcome
 from stimctl.host.subscribers import Subscribers
-from stimctl.protocol import ClearFault, Disarm, EStop, Message, Stop
+from stimctl.protocol import ClearFault, Disarm, EStop, Message, State, Stop
+from stimctl.protocol.messages import wire_name
 
 #: How long an acknowledgement waits for the device to confirm an operator E-STOP it has not yet
 #: reported (one telemetry period is 20 ms; the ESTOP is re-sent with every one until then).
@@ -45,6 +46,7 @@ class Stopper:
         self._mirror = mirror
         self._recorder = recorder
         self._subscribers = subscribers
+        self._record_stopped: set[State | None] = set()  # device states stopped for the record
 
     def stop(self, ramp_ms: int | None, outcome: Outcome) -> None:
         """STOP with ``ramp_ms`` (None: the session's stop ramp); ARMED: DISARM. InterlockError
@@ -75,6 +77,52 @@ class Stopper:
                 session.finish(outcome)
             else:
                 interlock.accepted(Command.STOP, state)
+
+    def record_failed(self, message: str) -> None:
+        """The record cannot be written: end the session the normal way, a STOP with the
+        session's ramp-down (device ARMED: DISARM), and latch RECORD_FAILED. Called with every
+        line written after the failure (any thread, maybe under the lock; never waits), so a
+        START that crossed the failure is stopped at the device's next state report. At rest
+        nothing is latched: the next ARM is refused instead."""
+        interlock, session = self._interlock, self._session
+        fault = FaultInfo("RECORD_FAILED", source="host", message=message)
+        with self._lock:
+            device, before = session.device_state, interlock.state
+            command: Message | None = None
+            if device not in self._record_stopped:
+                if device in (State.RUNNING, State.PAUSED):
+                    command = Stop(ramp_ms=session.stop_ramp_ms())
+                elif device is State.ARMED:
+                    command = Disarm()
+            if command is not None:
+                self._record_stopped.add(device)
+            active = (HostState.ARMED, HostState.RUNNING, HostState.PAUSED, HostState.STOPPING)
+            latch = interlock.fault is None and (before in active or command is not None)
+            if latch:
+                interlock.latch(fault)
+                session.faults.append(fault)
+                session.stopping(Outcome.FAULT)  # ends when the device is back at rest
+            if device is State.ARMED and (latch or command is not None):
+                session.finish(Outcome.FAULT)  # disarmed: nothing was delivered
+        link = self._connection.open_link()
+        if command is not None and link is not None:
+            try:
+                sent = link.send(command)
+            except LinkError:
+                self.estop()  # the stop cannot be delivered: ESTOP (and the device's watchdog)
+            else:
+                self._recorder.write("command", {
+                    "name": wire_name(type(sent)), "seq": sent.seq, "result": "sent",
+                    "cause": "RECORD_FAILED", **({"ramp_ms": sent.ramp_ms}
+                                                if isinstance(sent, Stop) else {}),
+                })  # fmt: skip
+        if latch:
+            self._recorder.write(
+                "state", {"from": before.value, "to": interlock.state.value,
+                          "cause": "RECORD_FAILED"}
+            )  # fmt: skip
+            self._recorder.write("fault", {**fault.to_dict(), "first": True})
+            self._subscribers.emit("fault", f"RECORD_FAILED: {message}", fault.to_dict())
 
     def estop(self) -> None:
         """ESTOP at once from the caller's thread, ahead of anything else; never waits."""

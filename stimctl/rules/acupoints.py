@@ -47,6 +47,7 @@ Region = Literal[
     "head",
     "face",
     "eye",
+    "periorbital",
     "anterior_neck",
     "posterior_neck",
     "chest",

@@ -25,6 +25,10 @@ ANTICOAGULANT = (
     "McCulloch et al., Acupuncture safety in patients receiving anticoagulants, Perm J 2015;"
     "19(1):68-73; WHO Guidelines on basic training and safety in acupuncture (1999), precautions"
 )
+PROTOCOL = "docs/PROTOCOL.md (BLOCK: frequency in 0.1 Hz, pulse width in 1 us, u16; 1 ms tick)"
+#: Per-electrode rules also judge each shared site: every channel's pulses start together
+#: (docs/PROTOCOL.md, "Output and timing"), so the channels on one needle add up there.
+SITE_SUM = "per electrode site: the coincident sum of every channel using it"
 SEED = (
     "seed protocol (acupuncture for migraine: session table; no improvement by session 6:"
     " re-evaluate the diagnosis rather than escalating)"
@@ -77,7 +81,7 @@ _RULES = (
         "max_channels",
         "channels",
         f"{POLICY}; device handshake",
-        "more channels than the envelope (or the device) allows",
+        "more channels than the envelope (or the device) allows, or a channel id above that",
     ),
     Rule(
         "amplitude-max",
@@ -85,7 +89,15 @@ _RULES = (
         "max_amplitude_ma",
         "mA",
         f"{CLINICAL}; {IEC} (outputs over 10 mA must be declared)",
-        "peak amplitude above max",
+        f"peak amplitude above max, per channel and {SITE_SUM}",
+    ),
+    Rule(
+        "channel-same-pair",
+        "error",
+        None,
+        "",
+        f"{POLICY}: one electrode pair, one channel ({IEC}: current density per electrode)",
+        "two channels on the same pair of sites (either way round)",
     ),
     Rule(
         "pulse-width-range",
@@ -104,12 +116,22 @@ _RULES = (
         "frequency outside the range, or too high for the pulse to fit in its period",
     ),
     Rule(
+        "device-resolution",
+        "error",
+        None,
+        "",
+        PROTOCOL,
+        "a value the device cannot be sent as written: pulse width not a whole us, frequency not"
+        " a multiple of 0.1 Hz, above the u16 fields, or a time (duration, switch, on, off)"
+        " under 1 ms",
+    ),
+    Rule(
         "phase-charge-max",
         "error",
         "max_phase_charge_uc",
         "uC",
         f"{POLICY} (Han 2-10 mA x 0.3-0.6 ms); {FDA}: max phase charge",
-        "amplitude x pulse width above max per phase",
+        f"amplitude x pulse width above max per phase, per channel and {SITE_SUM}",
     ),
     Rule(
         "charge-imbalance",
@@ -119,7 +141,14 @@ _RULES = (
         f"{FDA}: net charge per pulse; {SHANNON}",
         "monophasic, or net charge per pulse not zero",
     ),
-    Rule("rms-current-max", "error", "max_rms_ma", "mA", IEC, "r.m.s. current above max"),
+    Rule(
+        "rms-current-max",
+        "error",
+        "max_rms_ma",
+        "mA",
+        IEC,
+        f"r.m.s. current above max, per channel and {SITE_SUM}",
+    ),
     Rule(
         "pulse-energy-max",
         "error",
@@ -134,7 +163,7 @@ _RULES = (
         "max_power_density_w_cm2",
         "W/cm2",
         FDA,
-        "average power into 500 ohm per needle area at or above max",
+        f"average power into 500 ohm per needle area at or above max, per channel and {SITE_SUM}",
     ),
     Rule(
         "duration-max",
@@ -161,7 +190,8 @@ _RULES = (
         "max_shannon_k",
         "k",
         SHANNON,
-        "Shannon k above max for the needle area (extrapolated to needles)",
+        "Shannon k above max for the needle area (extrapolated to needles), per channel and"
+        f" {SITE_SUM}",
     ),
     Rule(
         "current-density-iec",
@@ -169,7 +199,8 @@ _RULES = (
         "max_current_density_ma_cm2",
         "mA/cm2",
         IEC,
-        "r.m.s. current density above the level the instructions must flag",
+        "r.m.s. current density above the level the instructions must flag, per channel and"
+        f" {SITE_SUM}",
     ),
     Rule(
         "path-contralateral",
@@ -177,7 +208,8 @@ _RULES = (
         None,
         "",
         IEC,
-        "electrodes of one channel on opposite sides (warning when both on lower limbs)",
+        "electrodes of one channel on opposite sides (warning when both on the legs or both on"
+        " the lower trunk)",
     ),
     Rule(
         "path-transthoracic",
@@ -185,7 +217,7 @@ _RULES = (
         None,
         "",
         IEC,
-        "chest to upper back, or a contralateral pair touching chest, upper limb, upper back",
+        "current path through the thorax (body segments: docs/SAFETY.md, stimctl/rules/body.py)",
     ),
     Rule(
         "path-transcerebral",
@@ -203,7 +235,16 @@ _RULES = (
         f"{IEC} (carotid sinus)",
         "electrode at an anterior-neck point",
     ),
-    Rule("site-eye", "error", None, "", IEC, "electrode at a point of the eye region"),
+    Rule("site-eye", "error", None, "", f"{IEC} (eyes)", "electrode at a point in the orbit"),
+    Rule(
+        "site-periorbital",
+        "warning",
+        None,
+        "",
+        f"{IEC} (eyes); {WHO}: BL2, TE23 at the eyebrow, GB1 at the lateral orbital margin,"
+        " ST2 at the infraorbital foramen",
+        "electrode around the orbit (eyebrow, orbital margin): keep needle and current off the eye",
+    ),
     Rule(
         "patient-pregnancy-point",
         "error",

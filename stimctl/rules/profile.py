@@ -15,7 +15,9 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -170,6 +172,12 @@ class Phase(_Strict):
             )
         return self
 
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Keys that do not apply are left out, not written as null: the dump reads back as
+        TOML (no null there) and as JSON (null refused, to accept what TOML accepts)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
+
     @property
     def variants(self) -> tuple[tuple[float, float], ...]:
         """(frequency_hz, pulse_width_us) in the order they run; two for dense_disperse."""
@@ -275,17 +283,53 @@ def parse_profile(data: Any) -> Profile:
         raise ProfileError([schema_violation("", "profile is nested too deeply")]) from None
 
 
+class _JsonObject(dict[str, Any]):
+    """A decoded JSON object that remembers the keys it was given more than once."""
+
+    __slots__ = ("duplicates",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__()
+        self.duplicates: list[str] = []
+        for key, value in pairs:
+            if key in self and key not in self.duplicates:
+                self.duplicates.append(key)
+            self[key] = value
+
+
+def _json_plain(value: Any, at: tuple[int | str, ...], problems: list[Violation]) -> Any:
+    """``value`` as plain dicts and lists, noting what TOML cannot hold: a key given twice
+    (TOML refuses it) and null (TOML has none). NaN and infinities, like TOML's nan and inf,
+    reach the model, which refuses them at their field."""
+    if value is None:
+        problems.append(schema_violation(format_loc(at), "null is not allowed: leave the key out"))
+    elif isinstance(value, _JsonObject):
+        for key in value.duplicates:
+            loc = format_loc((*at, key))
+            problems.append(schema_violation(loc, f"key {key!r} is given more than once"))
+        return {k: _json_plain(v, (*at, k), problems) for k, v in value.items()}
+    elif isinstance(value, list):
+        return [_json_plain(v, (*at, i), problems) for i, v in enumerate(value)]
+    return value
+
+
 def _decode(raw: bytes, fmt: Literal["toml", "json"]) -> Any:
+    problems: list[Violation] = []
     try:
         if fmt == "json":
-            return json.loads(raw)
-        return tomllib.loads(raw.decode("utf-8"))
+            data = _json_plain(json.loads(raw, object_pairs_hook=_JsonObject), (), problems)
+        else:
+            data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         message = f"not UTF-8 text: {error.reason} at byte {error.start}"
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         message = f"not valid {fmt.upper()}: {error}"
     except (RecursionError, ValueError) as error:
         message = f"not valid {fmt.upper()}: {type(error).__name__}"
+    else:
+        if problems:
+            raise ProfileError(problems)
+        return data
     raise ProfileError([schema_violation("", message)])
 
 

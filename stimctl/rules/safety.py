@@ -1,111 +1,42 @@
-"""Safety rules: pure functions from a RuleContext to Violations (table: envelope.RULES)."""
+"""Safety rules: pure functions from a RuleContext to Violations (table: envelope.RULES).
+
+The electrical, timing and session rules live here, the placement rules (sites, pairs, paths,
+patient flags) in ``stimctl.rules.placement``; ``ALL_RULES`` runs both in table order.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 
-from stimctl.rules import acupoints
+from stimctl.rules.context import Rule, RuleContext, elements, exceeds, finding, outside
+from stimctl.rules.electrodes import electrodes
 from stimctl.rules.envelope import RULES, SafetyEnvelope
-from stimctl.rules.profile import Channel, Profile
-from stimctl.rules.quantities import OperatingPoint, PulseQuantities, operating_points
-from stimctl.rules.violations import Severity, Value, Violation
+from stimctl.rules.placement import (
+    PATIENT_FLAGS,
+    PREGNANCY_POINTS,
+    path_rules,
+    patient_rules,
+    same_pair_rule,
+    sites_rule,
+)
+from stimctl.rules.profile import Profile
+from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.violations import Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
-PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy", "anticoagulant")
-#: Points usually avoided in pregnancy (clinical texts), besides abdominal and sacral points.
-PREGNANCY_POINTS = frozenset({"LI4", "SP6", "BL60", "BL67", "GB21"})
-PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
-HEAD_REGIONS = frozenset({"head", "face", "eye"})
-THORACIC_REGIONS = frozenset({"chest", "upper_limb", "upper_back"})
-ENDS = ("anode", "cathode")
-
-Sites = tuple[acupoints.Site | None, acupoints.Site | None]
-
-
-@dataclass(frozen=True, slots=True)
-class RuleContext:
-    """Everything a rule may look at, computed once per validation."""
-
-    profile: Profile
-    envelope: SafetyEnvelope
-    patient: frozenset[str]
-    #: Per channel: (anode site, cathode site); None where the text is not a valid site.
-    sites: tuple[Sites, ...]
-    points: tuple[OperatingPoint, ...]
-
-    @classmethod
-    def build(
-        cls, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
-    ) -> RuleContext:
-        sites = tuple((_site(c.anode), _site(c.cathode)) for c in profile.channels)
-        return cls(profile, envelope, frozenset(patient), sites, operating_points(profile))
-
-
-def _site(text: str) -> acupoints.Site | None:
-    try:
-        return acupoints.parse_site(text)
-    except acupoints.UnknownPoint:
-        return None
-
-
-def _v(
-    code: str,
-    loc: str,
-    message: str,
-    limit: Value = None,
-    actual: Value = None,
-    severity: Severity | None = None,
-) -> Violation:
-    rule = RULES[code]
-    return Violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
-
-
-def _exceeds(actual: float, limit: float) -> bool:
-    """True unless actual <= limit (so nan counts as exceeding)."""
-    return not actual <= limit
-
-
-def _outside(actual: float, lo: float, hi: float) -> bool:
-    return not lo <= actual <= hi
-
-
-Rule = Callable[[RuleContext], Iterator[Violation]]
-
-
-def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
-    """point-unknown, point-alias, and anode = cathode (schema)."""
-    for i, (channel, sites) in enumerate(zip(ctx.profile.channels, ctx.sites, strict=True)):
-        for end, site in zip(ENDS, sites, strict=True):
-            loc, text = f"channels[{i}].{end}", getattr(channel, end)
-            if site is None:
-                try:
-                    acupoints.parse_site(text)
-                    reason = "not a site"
-                except acupoints.UnknownPoint as error:
-                    reason = str(error)
-                yield _v("point-unknown", loc, reason, None, text)
-            elif site.normalised:
-                yield _v("point-alias", loc, f"{text!r} read as {site.label!r}", site.label, text)
-        anode, cathode = sites
-        if anode is not None and cathode is not None and anode.label == cathode.label:
-            yield Violation(
-                "schema",
-                "error",
-                f"channels[{i}].cathode",
-                f"anode and cathode are the same site ({anode.label})",
-                None,
-                cathode.label,
-                RULES["schema"].source,
-            )
+#: Device resolution (docs/PROTOCOL.md, BLOCK): frequency in 0.1 Hz, pulse width in 1 us (u16),
+#: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
+_RESOLUTION_TOLERANCE = 1e-6
+_U16 = 0xFFFF
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """channel-count-max and amplitude-max."""
+    """channel-count-max (count and ids) and amplitude-max per channel and per shared site."""
     env, channels = ctx.envelope, ctx.profile.channels
     if len(channels) > env.max_channels:
-        yield _v(
+        yield finding(
             "channel-count-max",
             "channels",
             f"{len(channels)} channels > {env.max_channels} allowed",
@@ -113,22 +44,37 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             len(channels),
         )
     for i, channel in enumerate(channels):
-        if _exceeds(channel.amplitude_ma, env.max_amplitude_ma):
-            yield _v(
+        if channel.id > env.max_channels:
+            yield finding(
+                "channel-count-max",
+                f"channels[{i}].id",
+                f"channel id {channel.id} is above the {env.max_channels} channels allowed"
+                f" (the device has channels 1..{env.max_channels})",
+                env.max_channels,
+                channel.id,
+            )
+    for i, channel in enumerate(channels):
+        if exceeds(channel.amplitude_ma, env.max_amplitude_ma):
+            yield finding(
                 "amplitude-max",
                 f"channels[{i}].amplitude_ma",
                 f"amplitude {channel.amplitude_ma:g} mA > {env.max_amplitude_ma:g} mA peak",
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-
-
-def _elements(value: float | tuple[float, ...], loc: str) -> Iterator[tuple[str, float]]:
-    if isinstance(value, tuple):
-        for k, item in enumerate(value):
-            yield f"{loc}[{k}]", item
-    else:
-        yield loc, value
+    for electrode in electrodes(ctx.profile):
+        if not electrode.shared:
+            continue
+        total = math.fsum(channels[i].amplitude_ma for i in electrode.channels)
+        if exceeds(total, env.max_amplitude_ma):
+            yield finding(
+                "amplitude-max",
+                electrode.loc,
+                f"{electrode.describe(ctx.profile)}: {total:.4g} mA peak at one needle"
+                f" > {env.max_amplitude_ma:g} mA (pulses of all channels coincide)",
+                env.max_amplitude_ma,
+                total,
+            )
 
 
 def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -137,18 +83,18 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     pw_lo, pw_hi = env.pulse_width_us
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for loc, pw in _elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
-            if _outside(pw, pw_lo, pw_hi):
-                yield _v(
+        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
+            if outside(pw, pw_lo, pw_hi):
+                yield finding(
                     "pulse-width-range",
                     loc,
                     f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
                     f"{pw_lo:g}..{pw_hi:g}",
                     pw,
                 )
-        for loc, f in _elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
-            if _outside(f, f_lo, f_hi):
-                yield _v(
+        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
+            if outside(f, f_lo, f_hi):
+                yield finding(
                     "frequency-range",
                     loc,
                     f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
@@ -158,12 +104,12 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for op in ctx.points:
         q = op.quantities
         fit = 1e6 / q.min_period_us
-        if op.channel == 0 and _exceeds(q.frequency_hz, fit) and f_lo <= q.frequency_hz <= f_hi:
+        if op.channel == 0 and exceeds(q.frequency_hz, fit) and f_lo <= q.frequency_hz <= f_hi:
             phase = ctx.profile.phases[op.phase]
             loc = f"phases[{op.phase}].frequency_hz"
             if isinstance(phase.frequency_hz, tuple):
                 loc += f"[{op.variant}]"
-            yield _v(
+            yield finding(
                 "frequency-range",
                 loc,
                 f"a {q.active_time_us:g} us pulse does not fit a {q.frequency_hz:g} Hz"
@@ -174,17 +120,30 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def _worst(
-    ctx: RuleContext, key: Callable[[PulseQuantities], float]
-) -> Iterator[tuple[str, Channel, float]]:
-    """Per (phase, channel): the largest value of ``key`` over the frequency variants."""
-    best: dict[tuple[int, int], float] = {}
-    for op in ctx.points:
-        value = key(op.quantities)
-        old = best.get((op.phase, op.channel))
-        if old is None or not value <= old:
-            best[(op.phase, op.channel)] = value
-    for (p, c), value in best.items():
-        yield f"phases[{p}].channels[{c}]", ctx.profile.channels[c], value
+    ctx: RuleContext, key: Callable[[PulseQuantities], float], per_site: bool
+) -> Iterator[tuple[str, str, float]]:
+    """Per (phase, channel) or (phase, electrode): (loc, who, the largest value of ``key``
+    over the frequency variants)."""
+    best: dict[tuple[int, str], tuple[str, float]] = {}
+    if per_site:
+        for sp in ctx.site_points:
+            loc = sp.electrode.loc
+            who = sp.electrode.describe(ctx.profile)
+            _keep(best, (sp.phase, loc), who, key(sp.quantities))
+    else:
+        for op in ctx.points:
+            who = f"channel {ctx.profile.channels[op.channel].id}"
+            _keep(best, (op.phase, f"channels[{op.channel}]"), who, key(op.quantities))
+    for (p, loc), (who, value) in best.items():
+        yield f"phases[{p}].{loc}", who, value
+
+
+def _keep(
+    best: dict[tuple[int, str], tuple[str, float]], at: tuple[int, str], who: str, value: float
+) -> None:
+    old = best.get(at)
+    if old is None or not value <= old[1]:
+        best[at] = (who, value)
 
 
 def _quantity_rule(
@@ -193,24 +152,24 @@ def _quantity_rule(
     what: str,
     unit: str,
     at_limit: bool = False,
+    per_site: bool = True,
 ) -> Rule:
     def rule(ctx: RuleContext) -> Iterator[Violation]:
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        for loc, channel, value in _worst(ctx, key):
-            if _exceeds(value, limit) or (at_limit and value == limit):
+        for loc, who, value in _worst(ctx, key, per_site):
+            if exceeds(value, limit) or (at_limit and value == limit):
                 op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
-                yield _v(
-                    code,
-                    loc,
-                    f"channel {channel.id}: {what} {value:.4g}{u} {op} {limit:g}{u}",
-                    limit,
-                    value,
+                yield finding(
+                    code, loc, f"{who}: {what} {value:.4g}{u} {op} {limit:g}{u}", limit, value
                 )
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
-    rule.__doc__ = f"{code}: {what} per (phase, channel), worst frequency variant."
+    where = (
+        "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
+    )
+    rule.__doc__ = f"{code}: {what} per {where}, worst frequency variant."
     return rule
 
 
@@ -219,7 +178,11 @@ phase_charge_rule = _quantity_rule(
 )
 rms_current_rule = _quantity_rule("rms-current-max", lambda q: q.rms_ma, "r.m.s. current", "mA")
 pulse_energy_rule = _quantity_rule(
-    "pulse-energy-max", lambda q: q.pulse_energy_mj, "energy per pulse into 500 ohm", "mJ"
+    "pulse-energy-max",
+    lambda q: q.pulse_energy_mj,
+    "energy per pulse into 500 ohm",
+    "mJ",
+    per_site=False,
 )
 power_density_rule = _quantity_rule(
     "power-density-max",
@@ -234,13 +197,75 @@ current_density_rule = _quantity_rule(
 )
 
 
+def _off_step(value: float, step: float) -> bool:
+    """True unless ``value`` is a whole number of ``step`` (within the tolerance)."""
+    units = value / step
+    if not math.isfinite(units):
+        return True
+    return not abs(units - round(units)) <= _RESOLUTION_TOLERANCE * max(1.0, units)
+
+
+def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
+    """device-resolution: values the device cannot be sent as written (docs/PROTOCOL.md).
+
+    Values outside the envelope's range are left to the range rules (one finding per fault).
+    """
+    env = ctx.envelope
+    for j, phase in enumerate(ctx.profile.phases):
+        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
+            if outside(pw, *env.pulse_width_us):
+                continue
+            if exceeds(pw, _U16) or _off_step(pw, 1.0):
+                yield finding(
+                    "device-resolution",
+                    loc,
+                    f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
+                    " (the device's resolution)",
+                    "1 us",
+                    pw,
+                )
+        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
+            if outside(f, *env.frequency_hz):
+                continue
+            if exceeds(f, _U16 / 10) or _off_step(f, 0.1):
+                yield finding(
+                    "device-resolution",
+                    loc,
+                    f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16 / 10:g} Hz"
+                    " (the device's resolution)",
+                    "0.1 Hz",
+                    f,
+                )
+        for name in ("duration_s", "switch_s", "on_s", "off_s"):
+            seconds = getattr(phase, name)
+            if seconds is not None and seconds < 0.001:
+                yield finding(
+                    "device-resolution",
+                    f"phases[{j}].{name}",
+                    f"{name} {seconds:g} s is shorter than the device's 1 ms tick",
+                    0.001,
+                    seconds,
+                )
+    for i, channel in enumerate(ctx.profile.channels):
+        amplitude = channel.amplitude_ma
+        if amplitude <= env.max_amplitude_ma and exceeds(amplitude, _U16 / 1000):
+            yield finding(
+                "device-resolution",
+                f"channels[{i}].amplitude_ma",
+                f"amplitude {channel.amplitude_ma:g} mA does not fit the protocol"
+                f" (max {_U16 / 1000:g} mA)",
+                _U16 / 1000,
+                channel.amplitude_ma,
+            )
+
+
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
     worst = max((abs(op.quantities.net_charge_uc) for op in ctx.points), default=0.0)
     tolerance = 1e-9 * max((op.quantities.phase_charge_uc for op in ctx.points), default=0.0)
     shape = ctx.profile.waveform.shape
-    if shape == "monophasic" or _exceeds(worst, tolerance):
-        yield _v(
+    if shape == "monophasic" or exceeds(worst, tolerance):
+        yield finding(
             "charge-imbalance",
             "waveform.shape",
             f"{shape} leaves {worst:.4g} uC net charge per pulse; use a biphasic shape",
@@ -253,8 +278,8 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
     env, phases = ctx.envelope, ctx.profile.phases
     total = ctx.profile.duration_s
-    if _exceeds(total, env.max_session_s):
-        yield _v(
+    if exceeds(total, env.max_session_s):
+        yield finding(
             "duration-max",
             "phases",
             f"session {total:g} s > {env.max_session_s:g} s",
@@ -279,7 +304,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                 if phase.mode == "intermittent"
                 else "a phase after one that ended at zero"
             )
-            yield _v(
+            yield finding(
                 "ramp-required",
                 f"phases[{j}].ramp_up_s",
                 f"{why} starts from zero: ramp_up_s must be > 0",
@@ -290,8 +315,8 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             seconds = getattr(phase, name)
             if seconds > 0:
                 rate = top / seconds
-                if _exceeds(rate, env.max_ramp_rate_ma_per_s):
-                    yield _v(
+                if exceeds(rate, env.max_ramp_rate_ma_per_s):
+                    yield finding(
                         "ramp-rate-max",
                         f"phases[{j}].{name}",
                         f"channel {top_id}: {top:g} mA over {seconds:g} s is {rate:.4g} "
@@ -301,102 +326,12 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                     )
 
 
-def path_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """Current paths: contralateral, transthoracic, transcerebral; anterior neck and eye sites."""
-    for i, (anode, cathode) in enumerate(ctx.sites):
-        for end, site in zip(ENDS, (anode, cathode), strict=True):
-            if site is None:
-                continue
-            loc = f"channels[{i}].{end}"
-            if site.point.region == "anterior_neck":
-                yield _v(
-                    "site-anterior-neck",
-                    loc,
-                    f"{site.label} is on the front of the neck (carotid sinus)",
-                    None,
-                    site.label,
-                )
-            if site.point.region == "eye":
-                yield _v("site-eye", loc, f"{site.label} is in the eye region", None, site.label)
-        if anode is None or cathode is None:
-            continue
-        regions = {anode.point.region, cathode.point.region}
-        pair = f"{anode.label} -> {cathode.label}"
-        contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
-        if contralateral:
-            lower = regions == {"lower_limb"}
-            yield _v(
-                "path-contralateral",
-                f"channels[{i}]",
-                f"{pair} crosses the body midline" + (" (both on lower limbs)" if lower else ""),
-                None,
-                pair,
-                "warning" if lower else None,
-            )
-        if regions == {"chest", "upper_back"} or (contralateral and regions & THORACIC_REGIONS):
-            yield _v(
-                "path-transthoracic",
-                f"channels[{i}]",
-                f"{pair} sends current across the thorax",
-                None,
-                pair,
-            )
-        if contralateral and regions <= HEAD_REGIONS:
-            yield _v(
-                "path-transcerebral",
-                f"channels[{i}]",
-                f"{pair} sends current across the head",
-                None,
-                pair,
-            )
-
-
-def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """patient-pregnancy-point, -implanted-device, -epilepsy, -anticoagulant."""
-    if "implanted-device" in ctx.patient:
-        yield _v(
-            "patient-implanted-device",
-            "patient",
-            "patient has an implanted device (pacemaker, ICD, stimulator): do not stimulate",
-            None,
-            "implanted-device",
-        )
-    if "epilepsy" in ctx.patient:
-        yield _v(
-            "patient-epilepsy",
-            "patient",
-            "patient has epilepsy: stimulate only under supervision",
-            None,
-            "epilepsy",
-        )
-    if "anticoagulant" in ctx.patient:
-        yield _v(
-            "patient-anticoagulant",
-            "patient",
-            "patient takes anticoagulants: bleeding risk at the needle sites; use modified"
-            " needling (fewer, shallower needles; firm pressure after removal)",
-            None,
-            "anticoagulant",
-        )
-    if "pregnant" in ctx.patient:
-        for i, sites in enumerate(ctx.sites):
-            for end, site in zip(ENDS, sites, strict=True):
-                if site is not None and (
-                    site.point.code in PREGNANCY_POINTS or site.point.region in PREGNANCY_REGIONS
-                ):
-                    yield _v(
-                        "patient-pregnancy-point",
-                        f"channels[{i}].{end}",
-                        f"{site.label} ({site.point.region}) is avoided in pregnancy",
-                        None,
-                        site.label,
-                    )
-
-
 ALL_RULES: tuple[Rule, ...] = (
     sites_rule,
     channel_rules,
+    same_pair_rule,
     timing_rules,
+    resolution_rule,
     phase_charge_rule,
     charge_balance_rule,
     rms_current_rule,

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.placement import PATIENT_FLAGS
 from stimctl.rules.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
-from stimctl.rules.safety import PATIENT_FLAGS, run_rules
+from stimctl.rules.safety import run_rules
 from stimctl.rules.violations import Report, Violation
 
 __all__ = [

@@ -14,6 +14,9 @@ from stimctl.tui.format import LATCHED_STATES, field, state_name
 from stimctl.tui.messages import DeviceCallDone
 from stimctl.tui.screens.base import StimScreen
 
+#: The host fault a session record that cannot be written latches (stimctl.host.stopping).
+RECORD_FAILED = "RECORD_FAILED"
+
 
 def fault_table(fault: Any, state: str, when: str) -> Table:
     grid = Table.grid(padding=(0, 2))
@@ -28,7 +31,11 @@ def fault_table(fault: Any, state: str, when: str) -> Table:
     grid.add_row("Device time", f"{device_ms / 1000:.3f} s" if device_ms is not None else "—")
     grid.add_row("Host time", when)
     grid.add_row("Reported by", str(field(fault, "source") or "host"))
-    grid.add_row("Output", "ZERO: the device stopped all channels")
+    if code == RECORD_FAILED:
+        grid.add_row("Output", "RAMPED DOWN to zero (the normal stop); nothing more can be armed")
+        grid.add_row("Record", "unwritten lines are kept and rescued when stimctl closes")
+    else:
+        grid.add_row("Output", "ZERO: the device stopped all channels")
     return grid
 
 
@@ -64,11 +71,12 @@ class FaultScreen(StimScreen):
         ctrl = self.stim.controller
         state = state_name(getattr(ctrl, "state", None))
         fault = getattr(ctrl, "fault", None)
-        title = (
-            "E-STOP: OUTPUT AT ZERO"
-            if state == "ESTOP" or self.reason == "estop"
-            else ("FAULT: OUTPUT AT ZERO")
-        )
+        if state == "ESTOP" or self.reason == "estop":
+            title = "E-STOP: OUTPUT AT ZERO"
+        elif field(fault, "code") == RECORD_FAILED:
+            title = "RECORD FAILED: SESSION STOPPED (RAMP-DOWN)"
+        else:
+            title = "FAULT: OUTPUT AT ZERO"
         when = self.stim.time_text(field(fault, "host_time"))
         return title, fault_table(fault, state, when)
 

@@ -12,11 +12,12 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
+from stimctl.host.verification import ANCHOR_DIGITS
 from stimctl.tui.format import clock, field
 from stimctl.tui.screens.base import StimScreen
 
 
-def summary_renderable(summary: Any) -> Group:
+def summary_renderable(summary: Any, anchor: str | None = None) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
@@ -25,6 +26,8 @@ def summary_renderable(summary: Any) -> Group:
     )
     head.add_row("Delivered", clock(field(summary, "delivered_s")))
     head.add_row("Record", str(field(summary, "record_path") or "not recorded"))
+    if anchor:
+        head.add_row("Anchor", f"{anchor[:ANCHOR_DIGITS]}  (the record's tag now: for the chart)")
     per = Table(expand=True, show_edge=False)
     for name in ("channel", "pulses", "charge (µC)"):
         per.add_column(name, justify="right" if name != "channel" else "left")
@@ -51,13 +54,16 @@ class SummaryScreen(StimScreen):
     KEYS_HINT = "Enter new session · Ctrl+Q quit"
     BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "new_session", "New session")]
 
-    def __init__(self, summary: Any) -> None:
+    def __init__(self, summary: Any, anchor: str | None = None) -> None:
         super().__init__()
         self.summary = summary
+        self.anchor = anchor
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="summary-body"):
-            yield Static(summary_renderable(self.summary), id="summary", classes="panel")
+            yield Static(
+                summary_renderable(self.summary, self.anchor), id="summary", classes="panel"
+            )
             with Horizontal(classes="actions"):
                 yield Button("New session  (Enter)", id="new-session", variant="primary")
 
