@@ -224,3 +224,23 @@ def test_run_usage_with_a_course(db: str, capsys: pytest.CaptureFixture[str]) ->
     assert "course 1 is patient P1's, not P2's" in capsys.readouterr().err
     assert main(["run", str(SEED), "--course", "99", "--yes"]) == 1
     assert "no course 99" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".svg", b"<?xml"), (".pdf", b"%PDF")])
+def test_course_report_format_follows_the_suffix(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str, magic: bytes
+) -> None:
+    course_id = str(_start(capsys))
+    assert main(["course", "log", course_id, "--date", "2026-01-05"]) == 0
+    out = tmp_path / f"course{suffix}"
+    assert main(["course", "report", course_id, "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+    assert "sessions given 1 of 23" in capsys.readouterr().out
+
+
+def test_course_report_refuses_an_unknown_suffix(
+    db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    course_id = str(_start(capsys))
+    assert main(["course", "report", course_id, "-o", str(tmp_path / "course.txt")]) == 2
+    assert "the suffix must be one of .png, .svg, .pdf" in capsys.readouterr().err
