@@ -40,6 +40,7 @@ from stimctl.clinic.sessions import (
     session_json,
 )
 from stimctl.host.record import SessionRecord
+from stimctl.host.recordkey import writing_key
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -282,8 +283,8 @@ def test_an_open_row_is_closed_with_its_outcome_delivery_and_tag(db: Database) -
 
 
 def _record(path: Path, session_id: str, patient_id: str | None) -> str:
-    """A closed record as the controller writes it; its final hash."""
-    with SessionRecord(path) as rec:
+    """A closed record as the controller writes it (keyed with the site key); its final tag."""
+    with SessionRecord(path, writing_key(None, path.parent)) as rec:
         rec.append(
             "session",
             {
@@ -307,7 +308,7 @@ def _record(path: Path, session_id: str, patient_id: str | None) -> str:
         )
     import json
 
-    return json.loads(path.read_text().splitlines()[-1])["hash"]
+    return json.loads(path.read_text().splitlines()[-1])["tag"]
 
 
 def test_a_record_is_imported_as_a_row_and_again_changes_nothing(
