@@ -34,7 +34,7 @@ from stimctl.host.preparation import (
     impedance_readings,
     profile_line,
 )
-from stimctl.host.recorder import Recorder, Rescue, versions
+from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
 from stimctl.host.status import (
     DeviceSummary,
@@ -43,11 +43,13 @@ from stimctl.host.status import (
     HostState,
     ImpedanceReading,
     Outcome,
+    Rescue,
     SessionSummary,
     Status,
 )
 from stimctl.host.stopping import Stopper
 from stimctl.host.subscribers import Subscribers
+from stimctl.host.verification import short_anchor
 from stimctl.protocol import (
     Adjust,
     Goodbye,
@@ -219,8 +221,10 @@ class Controller:
 
     @property
     def record_anchor(self) -> str | None:
-        """The record's last tag so far, in full (its final tag once closed): the anchor."""
-        return self.recorder.anchor
+        """The record's anchor: its last tag so far (its final tag once closed) in short form,
+        the first 12 hex digits, as it goes on the paper chart."""
+        tag = self.recorder.anchor
+        return None if tag is None else short_anchor(tag)
 
     @property
     def session_id(self) -> str | None:

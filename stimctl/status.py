@@ -9,6 +9,7 @@ from stimctl.host.status import (
     HostState,
     ImpedanceReading,
     Outcome,
+    Rescue,
     SessionSummary,
     Status,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "HostState",
     "ImpedanceReading",
     "Outcome",
+    "Rescue",
     "SessionSummary",
     "Status",
 ]

@@ -56,6 +56,8 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("stimctl.cli.sim", "firmware_sim"): "`stimctl sim` serves the simulator",
     ("stimctl.cli.ports", "stimctl.host.ports"): "`stimctl ports` lists the host's ports",
     ("stimctl.cli.record", "stimctl.host.record"): "`stimctl record` reads and verifies records",
+    ("stimctl.cli.record", "stimctl.host.verification"): "`stimctl record verify`: the verdict",
+    ("stimctl.cli.record", "stimctl.host.recordkey"): "`stimctl record verify --key FILE`",
     ("stimctl.cli.run", "stimctl.host.record"): "a run names its record file (new_record_path)",
     ("stimctl.cli.tui", "stimctl.host.record"): "the TUI names its record file (new_record_path)",
     ("stimctl.cli.tui", "stimctl.tui"): "`stimctl tui` starts the terminal UI",

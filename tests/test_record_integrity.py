@@ -21,13 +21,18 @@ import pytest
 from stimctl.cli import main
 from stimctl.host.recorder import rescue_lines
 from stimctl.host.recordkey import KEY_ENV, RecordKey, site_key_path
-from stimctl.host.verification import VERIFY_EXITS, VerifyExit, short_anchor, verify
+from stimctl.host.verification import VERIFY_EXITS, Anchored, VerifyExit, short_anchor, verify
 
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "profiles" / "short-demo.toml"
-RUNNING = b'"device_to":"RUNNING"'
+
+
+def at_plateau(line: bytes) -> bool:
+    """A telemetry line 20 s into the demo (the ramp up is 5 s): output is at its plateau."""
+    entry = json.loads(line)
+    return entry["kind"] == "telemetry" and entry["data"]["elapsed_s"] >= 20
 
 
 def run(record: Path, *extra: str) -> int:
@@ -267,10 +272,10 @@ def test_the_exit_code_table_is_the_one_the_help_and_the_docs_show(capsys) -> No
 
 class FailingDisk:
     """Stands in for the record writer's write (or fsync): fails with ``code`` from the write
-    after the line containing ``after`` (None: from the first), the first failing write torn
+    after the line ``after`` picks (None: from the first), the first failing write torn
     half-way through, as a disk that fills mid-line does."""
 
-    def __init__(self, code: int, after: bytes | None = None) -> None:
+    def __init__(self, code: int, after: Callable[[bytes], bool] | None = None) -> None:
         self.code, self.after = code, after
         self.failing = after is None
         self.torn = False
@@ -282,7 +287,7 @@ class FailingDisk:
                 self.torn = True
                 return os.write(fd, chunk[: len(chunk) // 2])
             raise OSError(self.code, os.strerror(self.code))
-        if self.after is not None and self.after in chunk:
+        if self.after is not None and self.after(chunk):
             self.failing = True
         return os.write(fd, chunk)
 
@@ -291,11 +296,11 @@ class FailingDisk:
             raise OSError(self.code, os.strerror(self.code))
         os.fsync(fd)
 
-    def arm_fsync(self, line_has: bytes) -> Callable[[int, Any], int]:
-        """A write that arms ``fsync`` failures after the line containing ``line_has``."""
+    def arm_fsync(self, after: Callable[[bytes], bool]) -> Callable[[int, Any], int]:
+        """A write that arms ``fsync`` failures after the line ``after`` picks."""
 
         def write(fd: int, data: Any) -> int:
-            if line_has in bytes(data):
+            if after(bytes(data)):
                 self.failing = True
             return os.write(fd, data)
 
@@ -326,7 +331,7 @@ def test_a_full_disk_from_the_start_refuses_with_exit_1_and_nothing_armed(
 def test_a_write_failing_mid_session_ramps_down_and_the_rescue_holds_every_line(
     code, tmp_path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.setattr("stimctl.host.record._write", FailingDisk(code, after=RUNNING).write)
+    monkeypatch.setattr("stimctl.host.record._write", FailingDisk(code, after=at_plateau).write)
     record = tmp_path / "r.jsonl"
     assert run(record) == 3
     err = capsys.readouterr().err
@@ -342,6 +347,11 @@ def test_a_write_failing_mid_session_ramps_down_and_the_rescue_holds_every_line(
     currents = [e["data"]["channels"][0]["set_ua"] for e in lines
                 if e["kind"] == "telemetry" and e["data"]["state"] == "STOPPING"]  # fmt: skip
     assert currents == sorted(currents, reverse=True) and len(set(currents)) > 2  # a ramp
+    assert currents[0] > 0  # from the plateau down, until the device is back at rest:
+    assert [e["data"].get("device_to") for e in lines if e["kind"] == "state"][-2:] == [
+        "STOPPING",
+        "IDLE",
+    ]
     assert lines[-1]["data"] == {"exit_code": 3, "outcome": "FAULT"}
 
 
@@ -350,7 +360,7 @@ def test_an_fsync_failing_mid_session_rescues_the_lines_it_could_not_make_sure_o
 ) -> None:
     disk = FailingDisk(errno.EIO, after=None)
     disk.failing = False
-    monkeypatch.setattr("stimctl.host.record._write", disk.arm_fsync(RUNNING))
+    monkeypatch.setattr("stimctl.host.record._write", disk.arm_fsync(at_plateau))
     monkeypatch.setattr("stimctl.host.record._fsync", disk.fsync)
     record = tmp_path / "r.jsonl"
     assert run(record) == 3
@@ -459,3 +469,47 @@ def test_a_real_tmpfs_full_from_the_start_or_filling_mid_session(
     assert verify(tmp_path / "r.jsonl", rescue=rescue).ok
     kinds = [e["kind"] for e in entries(rescue.read_bytes())]
     assert kinds[-1] == "end" and ("fault" in kinds) == (expected == 3)
+
+
+def test_an_outside_anchor_gets_the_session_id_and_final_tag_and_can_refuse(records) -> None:
+    record, _ = records
+    seen: list[Anchored] = []
+
+    def database(found: Anchored) -> tuple[bool, str]:  # what the clinic database will plug in
+        seen.append(found)
+        return False, "database anchor for this session is 000000000000"
+
+    result = verify(record, anchors=[database])
+    opening, end = entries(record.read_bytes())[0], entries(record.read_bytes())[-1]
+    assert seen[0].session_id == opening["data"]["session_id"] and seen[0].final == end["tag"]
+    assert result.exit is VerifyExit.BAD and "database anchor" in result.reason
+
+
+def test_a_key_file_that_others_may_read_is_refused(tmp_path, capsys) -> None:
+    key = tmp_path / "keys" / "open.key"
+    key.parent.mkdir()
+    key.write_text(os.urandom(32).hex())
+    key.chmod(0o644)
+    assert run(tmp_path / "records" / "r.jsonl", "--key", str(key)) == 1
+    assert "mode 0644" in capsys.readouterr().err
+
+
+def test_verify_with_a_missing_key_file_is_a_usage_error(records, tmp_path, capsys) -> None:
+    assert main(["record", "verify", str(records[0]), "--key", str(tmp_path / "no.key")]) == 2
+    assert "no.key" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not _private_tmpfs_works(), reason="no private mount namespace (unshare -rm)")
+def test_a_real_read_only_folder_is_one_line_even_for_root(tmp_path) -> None:
+    disk = tmp_path / "ro"
+    disk.mkdir()
+    script = (
+        f"mount -t tmpfs -o ro,size=64k tmpfs {disk} && "
+        f'"{sys.executable}" -m stimctl run {DEMO} --yes --speed 20 --record {disk}/r.jsonl; '
+        "echo EXIT $?"
+    )
+    done = subprocess.run(
+        [UNSHARE, "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=110
+    )
+    assert "EXIT 1" in done.stdout, done.stderr
+    assert done.stderr.count("\n") == 1 and "Read-only file system" in done.stderr

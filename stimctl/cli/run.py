@@ -337,8 +337,6 @@ def _close_row(
 def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:
     """After ``close``: say where the record is, its anchor, and (if it failed) where its lines
     went; the exit code, EXIT_FAULT if the record failed after ARM (while closing, too)."""
-    from stimctl.host.verification import short_anchor
-
     path, anchor, rescue = ctl.record_path, ctl.record_anchor, ctl.record_rescue
     if path is None:
         return code
@@ -350,10 +348,10 @@ def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:
         print(f"{prog}: {rescue.text()}", file=sys.stderr)
     print(f"record: {path}", file=sys.stderr)
     if anchor is not None:
-        check = f"stimctl record verify {path} --expect {short_anchor(anchor)}"
+        check = f"stimctl record verify {path} --expect {anchor}"
         if rescue is not None and rescue.path is not None:
             check += f" --rescue {rescue.path}"
-        print(f"anchor: {short_anchor(anchor)} (for the chart; check: {check})", file=sys.stderr)
+        print(f"anchor: {anchor} (for the chart; check: {check})", file=sys.stderr)
     return code
 
 

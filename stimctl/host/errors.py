@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from stimctl.host.recorder import Rescue
-    from stimctl.host.status import FaultInfo
+    from stimctl.host.status import FaultInfo, Rescue
     from stimctl.rules.violations import Report
 
 __all__ = [
@@ -44,7 +43,7 @@ class InterlockError(StimctlError):
 class RecordFailed(StimctlError):
     """The session record cannot be written (folder, key, file, a line): no session without it.
     Before ARM nothing is armed; during a session the controller stops it with a ramp-down.
-    ``rescue`` (a ``recorder.Rescue``) says where unwritten lines went once the record is closed."""
+    ``rescue`` says where unwritten lines went once the record is closed."""
 
     rescue: Rescue | None = None
 

@@ -10,21 +10,24 @@ No line is dropped silently.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from stimctl.host.errors import RecordFailed
 from stimctl.host.record import SessionRecord
 from stimctl.host.recordkey import rescue_dir, writing_key
+from stimctl.host.status import Rescue
 from stimctl.protocol import CATALOGUE_HASH, PROTOCOL_VERSION
 
-__all__ = ["Recorder", "Rescue", "rescue_lines", "versions"]
+__all__ = ["Recorder", "rescue_lines", "versions"]
+
+log = logging.getLogger(__name__)
 
 
 def versions() -> dict[str, str]:
@@ -45,21 +48,6 @@ def versions() -> dict[str, str]:
 
 def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
-
-
-@dataclass(frozen=True, slots=True)
-class Rescue:
-    """Where a failed record's unwritten lines went: a file, or standard error (path None)."""
-
-    lines: int
-    path: Path | None
-    tried: tuple[str, ...] = ()  # the places that failed first, each with why
-
-    def text(self) -> str:
-        """One line for the operator."""
-        where = str(self.path) if self.path is not None else "standard error (above)"
-        failed = f" ({'; '.join(self.tried)})" if self.tried else ""
-        return f"{self.lines} unwritten record line(s) rescued to {where}{failed}"
 
 
 def _write_new(path: Path, lines: Sequence[bytes]) -> None:
@@ -177,7 +165,11 @@ class Recorder:
         rec = self._record
         if rec is None or rec.closed:
             return
-        rec.append(kind, data, durable=durable)
+        try:
+            rec.append(kind, data, durable=durable)
+        except ValueError as exc:  # closed meanwhile by another thread: after its end line
+            log.warning("record %s: %s", kind, exc)
+            return
         if rec.failure is not None and self._on_failure is not None and not self._notifying:
             self._notifying = True
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "HostState",
     "ImpedanceReading",
     "Outcome",
+    "Rescue",
     "SessionSummary",
     "Status",
 ]
@@ -169,3 +171,18 @@ class SessionSummary:
         data = asdict(self)
         data["outcome"] = None if self.outcome is None else self.outcome.value
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class Rescue:
+    """Where a failed record's unwritten lines went: a file, or standard error (path None)."""
+
+    lines: int
+    path: Path | None
+    tried: tuple[str, ...] = ()  # the places that failed first, each with why
+
+    def text(self) -> str:
+        """One line for the operator."""
+        where = str(self.path) if self.path is not None else "standard error (above)"
+        failed = f" ({'; '.join(self.tried)})" if self.tried else ""
+        return f"{self.lines} unwritten record line(s) rescued to {where}{failed}"

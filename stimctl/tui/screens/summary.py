@@ -12,7 +12,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Static
 
-from stimctl.host.verification import ANCHOR_DIGITS
 from stimctl.tui.format import clock, field
 from stimctl.tui.screens.base import StimScreen
 
@@ -27,7 +26,7 @@ def summary_renderable(summary: Any, anchor: str | None = None) -> Group:
     head.add_row("Delivered", clock(field(summary, "delivered_s")))
     head.add_row("Record", str(field(summary, "record_path") or "not recorded"))
     if anchor:
-        head.add_row("Anchor", f"{anchor[:ANCHOR_DIGITS]}  (the record's tag now: for the chart)")
+        head.add_row("Anchor", f"{anchor}  (the record's tag now: for the chart)")
     per = Table(expand=True, show_edge=False)
     for name in ("channel", "pulses", "charge (µC)"):
         per.add_column(name, justify="right" if name != "channel" else "left")
