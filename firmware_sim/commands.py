@@ -45,7 +45,16 @@ Answer = tuple[NakReason, int] | None
 _DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
 
 
+def is_estop(item: Message | Invalid) -> bool:
+    """ESTOP is obeyed from any CRC-valid frame of its type, whatever its version field or payload
+    length: a stop must never be refused for its form (docs/PROTOCOL.md, "Commands and answers")."""
+    return isinstance(item, EStop) or (isinstance(item, Invalid) and item.type_code == EStop.TYPE)
+
+
 def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
+    if is_estop(item):
+        dev.latch_fault(Fault.ESTOP, 0, 0)
+        return None
     if isinstance(item, Invalid):
         if item.reason == "version":
             return NakReason.VERSION, item.version
@@ -56,9 +65,6 @@ def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
         return NakReason.BAD_PAYLOAD, 0
     if type_code in _DEVICE_TYPES:
         return NakReason.NOT_FROM_HOST, 0
-    if isinstance(item, EStop):
-        dev.latch_fault(Fault.ESTOP, 0, 0)
-        return None
     if not dev.session_open and not isinstance(item, Heartbeat):
         return NakReason.BAD_STATE, 0
     refused = dev.interlock.admit(type_code)
@@ -160,6 +166,7 @@ def _start(dev: Device, msg: Start) -> Answer:
     if verdict is not None:
         return verdict, dev.armed_mask
     dev.apply_state(Event.START)
+    dev.reramp_rate_na_per_s = 0  # START ramps from zero by the slew ceiling and the blocks
     if dev.first_start_tick is None:
         dev.first_start_tick = dev.tick_count
     dev.output_stage.zero_accumulators()
@@ -176,6 +183,8 @@ def _pause(dev: Device, msg: Pause) -> Answer:
 
 def _resume(dev: Device, msg: Resume) -> Answer:
     dev.apply_state(Event.RESUME)
+    dev.reramp_rate_na_per_s = msg.ramp_na_per_s
+    dev.reramp_from_tick = dev.tick_count
     dev.configure_outputs()
     return None
 

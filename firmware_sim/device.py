@@ -197,6 +197,8 @@ class Device:
         self.stop_end = 0
         self.stop_ticks = 0
         self.stop_from: list[int] = []
+        self.reramp_rate_na_per_s = 0  # RESUME's re-ramp line; 0: none (the slew ceiling alone)
+        self.reramp_from_tick = 0
         self.output_stage.zero_all()
         self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
 
@@ -219,23 +221,46 @@ class Device:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
         block = self.fifo.current
         stage = self.output_stage
+        cap = self.reramp_cap_ua()
         for i in range(self.config.channels):
             if block is None or i >= len(block.channels) or not self.armed_mask >> i & 1:
                 stage.configure(i, 0, 0, 0)
                 continue
             s = block.channels[i]
-            target = self.limits.scaled(s.amplitude_ua, self.gains[i])
+            target = min(self.limits.scaled(s.amplitude_ua, self.gains[i]), cap)
             if ramp_now is not None:  # STOPPING: down the ramp, and never up again
                 left = max(0, self.stop_end - ramp_now)
                 ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
                 target = min(target, ramp, stage.channels[i].delivered_ua)
             stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
 
+    def reramp_cap_ua(self) -> int:
+        """RESUME's re-ramp line: rate x time since RESUME (unbounded when no re-ramp runs)."""
+        if not self.reramp_rate_na_per_s or self.state is not State.RUNNING:
+            return self.limits.max_amplitude_ua
+        elapsed_us = (self.tick_count - self.reramp_from_tick) * self.tick_us
+        return self.reramp_rate_na_per_s * elapsed_us // 1_000_000_000
+
+    def _reramp_step(self) -> None:
+        """Follow the re-ramp line; it ends once it passes every target still to play."""
+        cap = self.reramp_cap_ua()
+        blocks = [*self.fifo.queue, *([self.fifo.current] if self.fifo.current else [])]
+        highest = max(
+            (self.limits.scaled(b.channels[i].amplitude_ua, self.gains[i])
+             for b in blocks for i in range(min(len(b.channels), self.config.channels))),
+            default=0,
+        )  # fmt: skip
+        if cap >= highest:
+            self.reramp_rate_na_per_s = 0
+        self.configure_outputs()
+
     def _output_step(self, now: int) -> None:
         state = self.state
         if state is not State.RUNNING and state is not State.STOPPING:
             return
         stage = self.output_stage
+        if state is State.RUNNING and self.reramp_rate_na_per_s:
+            self._reramp_step()
         if state is State.STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
@@ -267,7 +292,8 @@ class Device:
             self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
 
     def _on_output(self, channel: int, ua: int) -> None:
-        self.trace.write("output", channel=channel, amplitude_ua=ua)
+        pw = self.output_stage.channels[channel - 1].pulse_width_us
+        self.trace.write("output", channel=channel, amplitude_ua=ua, pulse_width_us=pw)
 
     # --- state, faults, messages ---------------------------------------------------------------
 

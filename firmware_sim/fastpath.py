@@ -41,8 +41,8 @@ def quiet_horizon(dev: Device) -> int:
     if state is State.STOPPING or (stage.drifting and stage.any_output):
         return 0
     if state is State.RUNNING:
-        if not stage.at_target:
-            return 0
+        if not stage.at_target or dev.reramp_rate_na_per_s:
+            return 0  # slewing, or following RESUME's re-ramp line
         event = min(event, now + dev.fifo.remaining)
     return max(0, event - now - 1)
 

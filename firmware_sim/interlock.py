@@ -82,7 +82,8 @@ ALLOWED: dict[int, frozenset[State]] = {
     Pause.TYPE: frozenset({State.RUNNING}),
     Resume.TYPE: frozenset({State.PAUSED}),
     Stop.TYPE: frozenset({State.RUNNING, State.PAUSED}),
-    Adjust.TYPE: frozenset({State.ARMED, State.RUNNING, State.PAUSED}),
+    # not PAUSED: gain raised unfelt while the output is zero would arrive at once on RESUME
+    Adjust.TYPE: frozenset({State.ARMED, State.RUNNING}),
 }
 """Command type -> states in which it is accepted."""
 

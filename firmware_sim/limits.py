@@ -49,7 +49,11 @@ class HardwareLimits:
     min_frequency_dhz: int = 5  # 0.5 Hz
     max_frequency_dhz: int = 2500  # 250 Hz
     compliance_mv: int = 60_000  # 60 V
-    max_slew_ua_per_ms: int = 10
+    # Slew ceiling: output never rises faster, whatever the host streams (START, RESUME, louder
+    # blocks, ADJUST). 2 uA/ms = 2 mA/s, stimctl's ramp-rate-max policy (docs/SAFETY.md); the
+    # device enforces it itself because it never trusts the host (issue 10: 10 uA/ms let RESUME
+    # rise at 5x the policy).
+    max_slew_ua_per_ms: int = 2
     impedance_max_ohm: int = 20_000  # impedance check pass threshold
     short_ohm: int = 100  # below: short circuit
     open_ohm: int = 100_000  # above: open circuit

@@ -25,6 +25,7 @@ class ChannelOutput:
     delivered_ua: int = 0
     increment: int = 0  # frequency_dhz x tick_us, added to acc per tick
     pulse_width_us: int = 0
+    slew_credit_na: int = 0  # rise earned by the slew ceiling, not yet a whole DAC step
     acc: int = 0
     pulses: int = 0
     charge_pc: int = 0  # sum of |phase-1 charge|
@@ -73,7 +74,9 @@ class OutputStage:
     tick_us: int
     impedances: list[float]
     log_ms: int = 10_000
-    on_change: Callable[[int, int], None] | None = None  # (channel 1-based, delivered uA)
+    # (channel 1-based, delivered uA): a change of the delivered amplitude, or of the pulse width
+    # while delivering
+    on_change: Callable[[int, int], None] | None = None
     shape: int = Shape.BIPHASIC_SYMMETRIC
     channels: list[ChannelOutput] = field(init=False)
     log: list[deque[Segment]] = field(init=False)
@@ -95,7 +98,10 @@ class OutputStage:
         if ch.target_ua != ch.delivered_ua:
             self.settled = False
         ch.increment = frequency_dhz * self.tick_us
-        ch.pulse_width_us = pulse_width_us
+        if pulse_width_us != ch.pulse_width_us:
+            ch.pulse_width_us = pulse_width_us
+            if ch.delivered_ua and self.on_change is not None:
+                self.on_change(index + 1, ch.delivered_ua)  # the charge per phase changed
 
     def reset_session(self, shape: int) -> None:
         """At ARM: counters, accumulators and targets to zero."""
@@ -109,7 +115,7 @@ class OutputStage:
     def zero_all(self) -> None:
         """Output to zero at once, without slewing (fault, e-stop, pause)."""
         for i, ch in enumerate(self.channels):
-            ch.target_ua = 0
+            ch.target_ua = ch.slew_credit_na = 0
             self._deliver(i, ch, 0)
         self.settled = True
 
@@ -141,18 +147,31 @@ class OutputStage:
                 )
 
     def slew(self) -> None:
-        """One tick of slewing: up by at most max_slew per ms, down at once."""
+        """One tick of slewing: down at once; up by the slew ceiling (max_slew_ua_per_ms), in
+        whole DAC steps. Each tick earns max_slew_ua_per_ms x tick_us nA of rise; a step is taken
+        once a whole one is earned, so over any n ticks the rise is at most n x the ceiling
+        plus one DAC step, and credit never builds up while the output is at its target."""
         if self.settled:
             return
-        step = max(1, self.limits.max_slew_ua_per_ms * self.tick_us // 1000)
+        earned_na = self.limits.max_slew_ua_per_ms * self.tick_us
+        dac_step = self.limits.amplitude_step_ua
         settled = True
         for i, ch in enumerate(self.channels):
             target = self.limits.clamp(ch.target_ua)
             if ch.delivered_ua < target:
-                self._deliver(i, ch, min(target, ch.delivered_ua + step))
+                ch.slew_credit_na += earned_na
+                rise = ch.slew_credit_na // 1000
+                rise -= rise % dac_step
+                if rise:
+                    new = min(target, ch.delivered_ua + rise)
+                    ch.slew_credit_na -= (new - ch.delivered_ua) * 1000
+                    self._deliver(i, ch, new)
             elif ch.delivered_ua > target:
                 self._deliver(i, ch, target)
-            settled = settled and ch.delivered_ua == target
+            if ch.delivered_ua == target:
+                ch.slew_credit_na = 0
+            else:
+                settled = False
         self.settled = settled
 
     def check_electrodes(self) -> tuple[Fault, int, int] | None:

@@ -47,7 +47,7 @@ ACCEPTED_IN: dict[str, frozenset[State]] = {
     "STOP": frozenset({State.RUNNING, State.PAUSED}),
     "ESTOP": frozenset(STATES),
     "CLEAR_FAULT": frozenset(LATCHED),
-    "ADJUST": frozenset({State.ARMED, State.RUNNING, State.PAUSED}),
+    "ADJUST": frozenset({State.ARMED, State.RUNNING}),  # not PAUSED (issue 10)
 }
 
 Builder = Callable[[DeviceLink, Streamer | None], Message]

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from hil.benchconfig import BenchConfig
-from hil.devicelink import DeviceLink
+from hil.devicelink import DeviceLink, raw_frame
 from hil.measure import summarize
 from stimctl.protocol import (
+    PROTOCOL_VERSION,
     Ack,
     Arm,
     ClearFault,
@@ -33,6 +34,22 @@ LATENCY_TRIALS = 10
 def test_estop_latches_estop_from_any_state(device_link: DeviceLink, state: State) -> None:
     device_link.enter(state)
     assert isinstance(device_link.request(EStop()), Ack)
+    assert device_link.wait_state(State.ESTOP).fault == Fault.ESTOP
+
+
+@pytest.mark.parametrize(
+    ("payload", "version_offset"), [(b"\x01", 0), (b"", 1)], ids=["extra-byte", "other-version"]
+)
+def test_an_estop_frame_of_any_form_latches_estop(
+    device_link: DeviceLink, payload: bytes, version_offset: int
+) -> None:
+    """docs/PROTOCOL.md: a CRC-valid ESTOP frame is obeyed whatever its length or version."""
+    device_link.enter(State.RUNNING)
+    since = device_link.mark()
+    seq = device_link.next_seq()
+    version = (PROTOCOL_VERSION + version_offset) & 0xFF
+    device_link.write_raw(raw_frame(EStop.TYPE, seq, payload, version=version))
+    assert isinstance(device_link.answer_to(seq, since=since), Ack)
     assert device_link.wait_state(State.ESTOP).fault == Fault.ESTOP
 
 

@@ -44,6 +44,11 @@ def _max_rise_per_ms(outputs: list[dict[str, Any]]) -> float:
     return worst
 
 
+def _first_step_max(info: DeviceInfo) -> int:
+    """The first output change after START/RESUME: one slew step (whole DAC steps) at most."""
+    return max(info.max_slew_ua_per_ms, info.amplitude_step_ua)
+
+
 def _forget_impedance_checks(link: DeviceLink) -> None:
     """CLEAR_FAULT invalidates every impedance check (checks of earlier tests stay valid)."""
     link.enter(State.ESTOP)
@@ -94,7 +99,7 @@ def test_output_ramps_up_from_zero_at_start(
         Telemetry, 2.0, device_link.mark(), where=lambda t: t.channels[0].measured_ua >= 500
     )
     outputs = _outputs(bench.trace_events(since))
-    assert outputs and outputs[0]["amplitude_ua"] <= device_info.max_slew_ua_per_ms
+    assert outputs and outputs[0]["amplitude_ua"] <= _first_step_max(device_info)
     measure(
         "start_ramp_ua_per_ms", _max_rise_per_ms(outputs), "uA/ms",
         high=device_info.max_slew_ua_per_ms,
@@ -102,17 +107,23 @@ def test_output_ramps_up_from_zero_at_start(
 
 
 @pytest.mark.needs("trace")
+@pytest.mark.parametrize("rate_na_per_s", [0, 1_000_000], ids=["slew-ceiling", "1-mA-per-s"])
 def test_output_ramps_up_again_from_zero_at_resume(
-    bench: BenchConfig, device_link: DeviceLink, device_info: DeviceInfo
+    bench: BenchConfig, device_link: DeviceLink, device_info: DeviceInfo, rate_na_per_s: int
 ) -> None:
     device_link.enter(State.PAUSED, amplitude_ua=AMPLITUDE_UA)
     since = bench.trace_offset()
-    device_link.command(Resume())
+    device_link.command(Resume(ramp_na_per_s=rate_na_per_s))
     device_link.wait_state(State.RUNNING)
     time.sleep(0.05)
     outputs = _outputs(bench.trace_events(since))
-    assert outputs and outputs[0]["amplitude_ua"] <= device_info.max_slew_ua_per_ms
+    assert outputs and outputs[0]["amplitude_ua"] <= _first_step_max(device_info)
     assert _max_rise_per_ms(outputs) <= device_info.max_slew_ua_per_ms
+    if rate_na_per_s:  # the re-ramp line: rate x time since RESUME (its first output change)
+        t0 = outputs[0]["device_ms"] - 1
+        for o in outputs:
+            line = rate_na_per_s * (o["device_ms"] - t0) / 1e6
+            assert o["amplitude_ua"] <= line + device_info.amplitude_step_ua
 
 
 @pytest.mark.needs("trace")

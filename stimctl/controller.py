@@ -25,7 +25,13 @@ from stimctl.host.errors import ValidationRefused as ValidationRefused
 from stimctl.host.interlock import Command, Interlock
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
-from stimctl.host.plateau import ADJUST_STEP_MA, check_plateau, clamped_target, gain_permille
+from stimctl.host.plateau import (
+    ADJUST_STEP_MA,
+    check_plateau,
+    clamped_target,
+    gain_permille,
+    reramp_na_per_s,
+)
 from stimctl.host.preparation import (
     arm_context,
     arm_message,
@@ -296,7 +302,10 @@ class Controller:
                 **profile_line(profile), "patient": sorted(self.patient),
                 "violations": [v.to_dict() for v in report.violations]})  # fmt: skip
             raise ValidationRefused(report)
-        schedule, line = compile_for_device(profile, report, self.connection.device, self.patient)
+        schedule, line = compile_for_device(
+            profile, report, self.connection.device, self.patient,
+            self.connection.envelope.max_ramp_rate_ma_per_s,
+        )  # fmt: skip
         with self.lock:
             self._profile, self._report = profile, report
             self.session.load(profile, schedule)
@@ -357,8 +366,13 @@ class Controller:
             self.interlock.accepted(Command.PAUSE, HostState.RUNNING)
 
     def resume(self) -> None:
+        """RESUME: the device re-ramps from zero at the profile's slowest rising edge (never
+        above the effective envelope's ramp rate, never above its own slew ceiling)."""
         link = self._check(Command.RESUME)
-        self.commander.command(link, Resume())
+        profile = self._profile
+        rate_max = self.connection.envelope.max_ramp_rate_ma_per_s
+        rate = profile.slowest_ramp_ma_per_s(rate_max) if profile is not None else rate_max
+        self.commander.command(link, Resume(ramp_na_per_s=reramp_na_per_s(rate)))
         with self.lock:
             self.interlock.accepted(Command.RESUME, HostState.PAUSED)
 
@@ -379,7 +393,7 @@ class Controller:
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:
             return current
-        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient))
+        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient), rate)
         gain = gain_permille(profile, channel, target)
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stimctl import ProfileError, load_profile, validate_file
 from stimctl.rules.profile import ASYMMETRIC_RATIO, Profile, loads_profile, parse_profile
 from stimctl.rules.quantities import phase_pulse_count
-from stimctl.rules.validation import validate_bytes
+from stimctl.rules.validation import validate_bytes, validate_profile
 
 PROFILES = Path(__file__).parent.parent / "profiles"
 
@@ -130,9 +130,34 @@ def test_intermittent_requires_on_s_and_off_s() -> None:
     assert _locs(_data(mode="intermittent", on_s=5)) == {"phases[0].off_s"}
 
 
-def test_intermittent_ramps_must_fit_in_the_on_window() -> None:
-    data = _data(mode="intermittent", on_s=5, off_s=5, ramp_up_s=3, ramp_down_s=3)
+def test_intermittent_phase_ramps_span_the_phase_not_the_on_window() -> None:
+    """Issue 10 item 6: 5 s on / 5 s off with a 10 s phase ramp is a valid profile."""
+    data = _data(mode="intermittent", on_s=5, off_s=5, ramp_up_s=10, ramp_down_s=10)
+    profile = parse_profile(data)
+    assert validate_profile(profile).ok
+
+
+def test_intermittent_phase_ramps_must_fit_in_the_phase() -> None:
+    data = _data(mode="intermittent", duration_s=15, on_s=5, off_s=5, ramp_up_s=10, ramp_down_s=6)
     assert _locs(data) == {"phases[0].ramp_down_s"}
+
+
+def test_window_edges_must_fit_in_the_on_window() -> None:
+    data = _data(mode="intermittent", on_s=5, off_s=5, window_ramp_s=3)
+    assert _locs(data) == {"phases[0].window_ramp_s"}
+
+
+def test_window_ramp_s_is_only_for_intermittent() -> None:
+    assert _locs(_data(window_ramp_s=1)) == {"phases[0].window_ramp_s"}
+
+
+def test_window_ramp_s_defaults_to_the_plateau_over_the_ramp_rate() -> None:
+    profile = parse_profile(_data(mode="intermittent", on_s=5, off_s=5))
+    assert profile.window_ramp_s(0, 2.0) == pytest.approx(0.25)  # 0.5 mA at 2 mA/s
+    assert profile.window_ramp_s(0, 0.5) == pytest.approx(1.0)
+    written = parse_profile(_data(mode="intermittent", on_s=5, off_s=5, window_ramp_s=2))
+    assert written.window_ramp_s(0, 2.0) == 2
+    assert parse_profile(_data()).window_ramp_s(0, 2.0) is None
 
 
 def test_ramps_must_fit_in_the_phase() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stimctl.host.schedule import BlockRow, compile_schedule
-from stimctl.rules.profile import Profile, parse_profile
+from stimctl.rules.profile import Profile, load_profile, parse_profile
+
+LIBRARY = Path(__file__).resolve().parent.parent / "profiles"
 
 
 def make_profile(*phases: dict[str, Any], amplitudes_ma: tuple[float, ...] = (0.5,)) -> Profile:
@@ -176,8 +179,9 @@ def test_amplitude_is_rounded_down_to_the_device_step():
 
 def test_plateau_amplitude_is_the_same_in_every_phase():
     schedule = compile_schedule(make_profile(continuous(1), dense(6), intermittent(2, 1, 1)))
-    on = schedule.frequency_dhz > 0
-    assert set(schedule.amplitude_ua[on, 0].tolist()) == {500}
+    for phase in range(3):
+        amplitudes = schedule.amplitude_ua[schedule.phase_index == phase, 0]
+        assert amplitudes.max() == 500  # an on-window's edges ramp to the same plateau
 
 
 # --- ramps -------------------------------------------------------------------------------------
@@ -199,9 +203,7 @@ def test_ramp_down_takes_the_envelope_at_each_block_end_down_to_zero():
 
 
 def test_each_intermittent_on_window_ramps_up_from_zero_and_down_to_zero():
-    schedule = compile_schedule(
-        make_profile(intermittent(10, on_s=2, off_s=3, ramp_up_s=0.5, ramp_down_s=0.5))
-    )
+    schedule = compile_schedule(make_profile(intermittent(10, on_s=2, off_s=3, window_ramp_s=0.5)))
     for window_start in (0, 5000):
         first = schedule.block_at(window_start)
         last = schedule.block_at(window_start + 1999)
@@ -211,12 +213,53 @@ def test_each_intermittent_on_window_ramps_up_from_zero_and_down_to_zero():
 
 
 def test_an_on_window_cut_by_the_phase_end_ramps_down_to_the_phase_end():
-    schedule = compile_schedule(
-        make_profile(intermittent(6, on_s=2, off_s=3, ramp_up_s=0.2, ramp_down_s=0.5))
-    )
+    schedule = compile_schedule(make_profile(intermittent(6, on_s=2, off_s=3, window_ramp_s=0.5)))
     assert schedule.total_ms == 6000
     assert schedule.amplitude_ua[-1, 0] == 0
     assert schedule.amplitude_ua[schedule.block_at(5400), 0] > 0
+
+
+def test_phase_ramps_of_an_intermittent_phase_span_the_phase_not_each_window():
+    """Issue 10 item 6: 5 s on / 5 s off with a 10 s phase ramp (refused before): the first
+    window rises with the phase ramp, the second one reaches the plateau; ramp_down_s ends the
+    phase at zero."""
+    profile = make_profile(
+        intermittent(30, on_s=5, off_s=5, ramp_up_s=10, ramp_down_s=10, window_ramp_s=0.25)
+    )
+    schedule = compile_schedule(profile)
+    at = [int(schedule.amplitude_ua[schedule.block_at(t), 0]) for t in (2500, 4700, 12_500)]
+    assert at[0] == 120  # 0.5 mA x 2.48 s / 10 s: the phase ramp, not the window's
+    assert at[1] <= 240  # still under the phase ramp at the window's end
+    assert at[2] == 500  # the second window is past the phase ramp
+    assert int(schedule.amplitude_ua[schedule.block_at(22_500), 0]) == 370  # 7.5 s / 10 s down
+
+
+def test_on_window_edges_default_to_the_ramp_rate_max():
+    """Without window_ramp_s, each edge takes the strongest plateau / ramp-rate-max."""
+    schedule = compile_schedule(
+        make_profile(intermittent(20, on_s=10, off_s=10), amplitudes_ma=(1,))
+    )
+    rising = schedule.amplitude_ua[: schedule.block_at(600), 0].tolist()
+    assert rising[0] == 0 and rising[-1] == 1000  # 1 mA at 2 mA/s: 0.5 s
+    assert max(np.diff(rising)) <= 2 * 20 + 10  # 2 uA/ms over a 20 ms block, one step
+    slow = compile_schedule(
+        make_profile(intermittent(20, on_s=10, off_s=10), amplitudes_ma=(1,)),
+        max_ramp_rate_ma_per_s=0.5,
+    )
+    assert slow.amplitude_ua[slow.block_at(1000), 0] == 500  # 2 s edges at a site's 0.5 mA/s
+
+
+def test_the_library_intermittent_profile_delivers_what_it_did():
+    """Before window_ramp_s, ramp_up_s/ramp_down_s (2 s) shaped every on-window; the library
+    profile now says window_ramp_s = 2 and delivers the same blocks: each 10 s window a 2 s
+    trapezoid, 1 mA plateau, nothing in the 10 s off-windows."""
+    profile = load_profile(LIBRARY / "intermittent-10hz-st36-st40.toml")
+    schedule = compile_schedule(profile)
+    pos = (schedule.start_ms % 20_000).astype(float)
+    end = pos + schedule.duration_ms
+    trapezoid = np.clip(np.minimum(pos / 2000, (10_000 - end) / 2000), 0, 1) * (pos < 10_000)
+    expected = np.floor(np.round(trapezoid * 1000, 6) / 10) * 10
+    assert schedule.amplitude_ua[:, 0].tolist() == expected.astype(int).tolist()
 
 
 # --- access ------------------------------------------------------------------------------------
@@ -265,16 +308,17 @@ def phases(draw: st.DrawFn) -> dict[str, Any]:
         "mode": mode,
         "pulse_width_us": draw(st.sampled_from([100, 200, 500])),
     }
-    window_ms = duration_ms
     if mode == "dense_disperse":
         phase |= {"frequency_hz": [draw(f), draw(f)], "switch_s": draw(st.integers(1, 900)) / 1000}
     else:
         phase["frequency_hz"] = draw(f)
     if mode == "intermittent":
-        window_ms = draw(st.integers(1, 900))
-        phase |= {"on_s": window_ms / 1000, "off_s": draw(st.integers(1, 900)) / 1000}
-    up = draw(st.integers(0, window_ms))
-    down = draw(st.integers(0, window_ms - up))
+        on_ms = draw(st.integers(1, 900))
+        phase |= {"on_s": on_ms / 1000, "off_s": draw(st.integers(1, 900)) / 1000}
+        if on_ms >= 2 and draw(st.booleans()):
+            phase["window_ramp_s"] = draw(st.integers(1, on_ms // 2)) / 1000
+    up = draw(st.integers(0, duration_ms))
+    down = draw(st.integers(0, duration_ms - up))
     return phase | {"ramp_up_s": up / 1000, "ramp_down_s": down / 1000}
 
 
@@ -331,18 +375,14 @@ def test_amplitudes_never_exceed_the_prescription(profile):
 
 @settings(max_examples=150, deadline=None)
 @given(profiles)
-def test_every_ramped_up_phase_and_on_window_starts_at_zero(profile):
+def test_every_ramped_up_phase_and_every_on_window_starts_at_zero(profile):
     schedule = compile_schedule(profile)
     starts, _, windows = edges_ms(profile)
     for phase, start in zip(profile.phases, starts, strict=True):
         if phase.ramp_up_s > 0:
-            firsts = (
-                [w for w in windows if start <= w < start + phase.duration_s * 1000]
-                if phase.mode == "intermittent"
-                else [start]
-            )
-            for t in firsts:
-                assert not schedule.amplitude_ua[schedule.block_at(t)].any()
+            assert not schedule.amplitude_ua[schedule.block_at(start)].any()
+    for t in windows:
+        assert not schedule.amplitude_ua[schedule.block_at(t)].any()
 
 
 @settings(max_examples=150, deadline=None)

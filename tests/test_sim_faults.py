@@ -91,8 +91,9 @@ def test_scheduled_fault_fires_at_its_time_after_the_first_start() -> None:
 
 def test_impedance_drift_ends_in_compliance_fault() -> None:
     h = running(amp=20_000, watchdog_ms=60_000)
-    h.device.inject("drift", 1, 1_000_000.0)  # 1 kohm per ms
-    keep_fed(h, 200)
+    # 250 ohm per ms while the output slews up at 2 uA/ms: 60 V at ~350 ms, below the open limit
+    h.device.inject("drift", 1, 250_000.0)
+    keep_fed(h, 600)
     assert h.device.fault in (Fault.COMPLIANCE, Fault.UNDERRUN)
     assert fault_events(h)[0].fault == Fault.COMPLIANCE
 
@@ -152,8 +153,10 @@ def test_link_drop_loses_frames_but_the_decoder_resynchronises() -> None:
 def test_injection_at_plateau_is_caught_in_the_next_tick_even_when_ticks_run_in_bulk(
     kind: str,
 ) -> None:
-    h = running(amp=500, watchdog_ms=60_000)
-    h.pump(100)  # at plateau: the bulk path would otherwise skip the electrode checks
+    h = running(amp=100, watchdog_ms=60_000)
+    # at plateau (100 uA at the 2 uA/ms slew ceiling: 50 ms): the bulk path would otherwise
+    # skip the electrode checks
+    h.pump(100)
     assert h.device.output_stage.at_target
     injected_ms = h.device.time_ms
     h.device.inject(kind, 1)

@@ -84,21 +84,39 @@ def test_100_hz_pulses_every_10_ms_from_start() -> None:
     assert h.device.output_stage.channels[0].pulses == 20
 
 
-def test_start_ramps_up_from_zero_at_the_slew_limit() -> None:
-    h = started(amp=500)
+def test_start_ramps_up_from_zero_at_the_slew_ceiling_in_whole_dac_steps() -> None:
+    h = started(amp=500, blocks=6)
     assert ch1(h) == 0
     seen = []
-    for _ in range(60):
+    for t in range(300):
+        if t % 20 == 0:
+            h.send(uniform_block(6 + t // 20, N, 500, mask=1))
         h.device.tick()
         seen.append(ch1(h))
-    assert seen[0] == 10  # 10 uA per ms
-    assert all(b - a <= 10 for a, b in zip([0, *seen], seen, strict=False))
-    assert seen[49] == 500 and seen[-1] == 500
+    # 2 uA/ms earned per tick, delivered in 10 uA DAC steps: 10 uA every 5 ms, 500 uA at 250 ms
+    assert seen[:5] == [0, 0, 0, 0, 10]
+    assert all(v % 10 == 0 for v in seen)
+    assert seen[248] == 490 and seen[249] == 500 and seen[-1] == 500
+    rises = [b - a for a, b in zip([0, *seen], seen, strict=False)]
+    assert max(rises) == 10
+
+
+def test_a_jump_in_the_blocks_never_rises_faster_than_the_slew_ceiling() -> None:
+    """A host that streams 0 -> 10 mA in one block still gets 2 mA/s (10 uA per 5 ms)."""
+    h = started(amp=10_000, blocks=12)
+    seen = []
+    for _ in range(200):
+        h.device.tick()
+        seen.append(ch1(h))
+    ceiling = h.device.limits.max_slew_ua_per_ms
+    for w in (1, 5, 100, 199):
+        worst = max(b - a for a, b in zip(seen, seen[w:], strict=False))
+        assert worst <= ceiling * w + h.device.limits.amplitude_step_ua
 
 
 def test_estop_zeroes_every_output_within_the_tick_it_is_processed() -> None:
-    h = started(amp=500)
-    h.pump(100)
+    h = started(amp=500, blocks=6)
+    run_fed(h, 300, 6, amplitude_ua=500)
     assert ch1(h) == 500
     h.send(EStop())
     h.device.tick()
@@ -123,13 +141,15 @@ def test_pause_zeroes_at_once_and_resume_ramps_again_from_zero() -> None:
     assert ch1(h) == 0 and h.device.state is State.PAUSED
     h.send(Resume())
     h.device.tick()
-    h.device.tick()
-    assert ch1(h) == 10
+    h.pump(4)
+    assert ch1(h) == 0
+    h.pump(1)
+    assert ch1(h) == 10  # the slew ceiling alone: 2 uA/ms in 10 uA steps
 
 
 def test_stop_ramps_linearly_to_zero_then_idle() -> None:
-    h = started(amp=500)
-    h.pump(100)
+    h = started(amp=500, blocks=6)
+    run_fed(h, 300, 6, amplitude_ua=500)
     h.send(Stop(ramp_ms=50))
     h.device.tick()
     assert h.device.state is State.STOPPING
@@ -145,20 +165,20 @@ def test_stop_ramps_linearly_to_zero_then_idle() -> None:
 @pytest.mark.parametrize("shape", list(Shape))
 def test_charge_per_pulse_and_zero_net_charge(shape: Shape) -> None:
     h = started(freq_dhz=1000, amp=500, pw=200, shape=shape)
-    h.pump(100)  # reaches 500 uA at 50 ms; pulses at 10, 20, ... 100 ms
+    h.pump(100)  # 2 uA/ms: 2t uA at t ms (10 uA steps); pulses at 10, 20, ... 100 ms
     stats = h.device.output_stage.stats(1)
     assert stats.pulses == 10
-    expected = sum(min(10 * t, 500) * 200 for t in range(10, 101, 10)) / 1e6
+    expected = sum(2 * t * 200 for t in range(10, 101, 10)) / 1e6
     assert stats.charge_uc == pytest.approx(expected)
     assert stats.net_charge_uc == 0
 
 
 @pytest.mark.parametrize("shape", list(Shape))
 def test_render_shows_both_phases_of_each_pulse(shape: Shape) -> None:
-    h = started(freq_dhz=1000, amp=500, pw=200, shape=shape)
-    h.pump(100)
-    t_start = h.device.time_ms - 100  # START tick
-    wave = h.device.output_stage.render(1, t_start + 90, t_start + 91, rate_hz=100_000)
+    h = started(freq_dhz=1000, amp=500, pw=200, shape=shape, blocks=6)
+    run_fed(h, 300, 6, amplitude_ua=500, frequency_dhz=1000, pulse_width_us=200)
+    t_start = h.device.time_ms - 300  # START tick
+    wave = h.device.output_stage.render(1, t_start + 290, t_start + 291, rate_hz=100_000)
     assert wave.shape == (100,)
     assert np.all(wave[:20] == 500)  # phase 1: 200 us at +I
     if shape == Shape.BIPHASIC_SYMMETRIC:

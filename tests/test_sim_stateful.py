@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, event, settings
@@ -44,6 +45,8 @@ from stimctl.protocol import (
 
 N = 4
 LATCHED = (State.FAULT, State.ESTOP)
+RISE_WINDOW_TICKS = 100  # issue 10: any window of 100 ms or more
+RERAMP_RATES = st.sampled_from([0, 50_000, 1_000_000, 2_000_000, 50_000_000, 0xFFFFFFFF])
 
 COVERAGE: dict[str, list[int]] = {}
 """Machine name -> [rule steps, steps with live output], over every run in this process."""
@@ -100,7 +103,7 @@ class DeviceMachine(LiveOutputCoverage, RuleBasedStateMachine):
         self.latched_without_clear = False
         self.clear_pending = False
         self.next_index = 0
-        self.max_step = self.device.limits.max_slew_ua_per_ms
+        self.max_step = tick_rise_max(self.device)
         self.start_counting()
 
     # --- commands ------------------------------------------------------------------------------
@@ -296,7 +299,8 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         # COMPLIANCE comes mostly from the 90 kohm injection)
         self.device = Device(DeviceConfig(impedance_ohm=(1500.0, ohm)))
         self.host = ScriptedHost(self.device)
-        self.max_step = self.device.limits.max_slew_ua_per_ms * self.device.tick_us // 1000
+        self.max_step = tick_rise_max(self.device)
+        self.window: deque[list[int]] = deque(maxlen=RISE_WINDOW_TICKS + 1)
         self.batch: list[Sent] = []
         self.rx_dirty = False
         self.latched = False
@@ -415,6 +419,15 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         for i, (a, b) in enumerate(zip(before, after, strict=True)):
             assert b - a <= self.max_step, f"ch{i + 1}: {a} -> {b} uA, faster than the slew limit"
         check_output_allowed(dev)
+        # over any 100 ms: at most the slew ceiling (the ramp-rate-max policy) x 100 ms + one
+        # DAC step, whatever the state sequence (START, RESUME, louder blocks, ADJUST)
+        self.window.append(after)
+        if len(self.window) == self.window.maxlen:
+            allowed = lim.max_slew_ua_per_ms * RISE_WINDOW_TICKS * dev.tick_us // 1000
+            for i, (a, b) in enumerate(zip(self.window[0], after, strict=True)):
+                assert b - a <= allowed + lim.amplitude_step_ua, (
+                    f"ch{i + 1}: rose {b - a} uA in {RISE_WINDOW_TICKS} ticks"
+                )
 
         # delivered <= the playing block's amplitude x gain / 1000, and <= the hardware maximum
         for i, b in enumerate(after):
@@ -600,20 +613,20 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         self.send(Adjust(channel=channel, gain_permille=gain))
 
     @precondition(lambda self: self.device.state is State.RUNNING)
-    @rule(hold=st.one_of(st.none(), st.integers(1, 40)))
-    def pause(self, hold: int | None) -> None:
+    @rule(hold=st.one_of(st.none(), st.integers(1, 40)), rate=RERAMP_RATES)
+    def pause(self, hold: int | None, rate: int) -> None:
         """PAUSE; with hold, the operator resumes after that many ticks (streaming meanwhile)."""
         self.send(Pause())
         if hold is not None:
             for _ in range(hold):
                 self.tick()
             if self.device.state is State.PAUSED:
-                self.send(Resume())
+                self.send(Resume(ramp_na_per_s=rate))
 
     @precondition(lambda self: self.device.state is State.PAUSED)
-    @rule()
-    def resume(self) -> None:
-        self.send(Resume())
+    @rule(rate=RERAMP_RATES)
+    def resume(self, rate: int) -> None:
+        self.send(Resume(ramp_na_per_s=rate))
 
     @precondition(lambda self: self.device.state in LIVE_STATES)
     @rule(ramp=st.one_of(st.sampled_from([0, 1, 10, 100, 1000]), st.integers(0, 0xFFFF)))
@@ -708,6 +721,14 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
     def count_live_steps(self) -> None:
         if hasattr(self, "device") and hasattr(self, "steps"):
             self.end_step()
+
+
+def tick_rise_max(dev: Device) -> int:
+    """Largest rise in one tick: the slew ceiling earned per tick, in whole DAC steps (rounded
+    up: a step is taken once it is earned)."""
+    earned = dev.limits.max_slew_ua_per_ms * dev.tick_us / 1000
+    step = dev.limits.amplitude_step_ua
+    return max(step, -(-int(earned) // step) * step)
 
 
 def check_output_allowed(dev: Device) -> None:

@@ -227,6 +227,30 @@ def test_session_select_check_arm_start_adjust_stop(controllers: list[Controller
     drive(app, scenario)
 
 
+def test_plus_minus_are_greyed_out_while_paused_and_change_nothing(
+    controllers: list[Controller],
+) -> None:
+    """Issue 10: a change made while the output is zero would arrive at once on RESUME."""
+    app = make_app(controllers)
+
+    async def scenario(pilot: Pilot) -> None:
+        await arm_and_start(pilot)
+        before = plateau(app)
+        await press(pilot, "p")
+        await until(pilot, lambda: state(app) is HostState.PAUSED, "paused")
+        plus = await find(pilot, "#plus")
+        await until(pilot, lambda: plus.disabled, "+ greyed out")
+        assert (await find(pilot, "#minus")).disabled
+        await press(pilot, "plus")
+        await pilot.click("#plus")
+        assert plateau(app) == before
+        await press(pilot, "p")
+        await until(pilot, lambda: state(app) is HostState.RUNNING, "resumed")
+        await until(pilot, lambda: not plus.disabled, "+ usable again")
+
+    drive(app, scenario)
+
+
 def test_estop_works_with_a_modal_open_and_an_input_focused(
     controllers: list[Controller],
 ) -> None:

@@ -62,8 +62,7 @@ TABLE: Mapping[tuple[HostState, Command], HostState] = {
     (S.RUNNING, C.PAUSE): S.PAUSED,
     (S.RUNNING, C.STOP): S.STOPPING,
     (S.RUNNING, C.ESTOP): S.ESTOP,
-    (S.PAUSED, C.BLOCK): S.PAUSED,
-    (S.PAUSED, C.ADJUST): S.PAUSED,
+    (S.PAUSED, C.BLOCK): S.PAUSED,  # no ADJUST: raised unfelt, it would arrive at once on RESUME
     (S.PAUSED, C.RESUME): S.RUNNING,
     (S.PAUSED, C.STOP): S.STOPPING,
     (S.PAUSED, C.ESTOP): S.ESTOP,

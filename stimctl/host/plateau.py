@@ -6,10 +6,18 @@ from collections.abc import Callable
 
 from stimctl.host.errors import InterlockError
 from stimctl.protocol import GAIN_UNITY
+from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile
 from stimctl.rules.violations import Report
 
-__all__ = ["ADJUST_STEP_MA", "check_plateau", "clamped_target", "gain_permille", "prescribed_ma"]
+__all__ = [
+    "ADJUST_STEP_MA",
+    "check_plateau",
+    "clamped_target",
+    "gain_permille",
+    "prescribed_ma",
+    "reramp_na_per_s",
+]
 
 #: Largest single live-amplitude step (policy).
 ADJUST_STEP_MA = 0.1
@@ -31,10 +39,18 @@ def clamped_target(
 
 
 def check_plateau(
-    profile: Profile, channel: int, target_ma: float, validate: Callable[[Profile], Report]
+    profile: Profile,
+    channel: int,
+    target_ma: float,
+    validate: Callable[[Profile], Report],
+    max_ramp_rate_ma_per_s: float | None = None,
 ) -> None:
     """InterlockError if the channel at ``target_ma`` is above twice the prescription or breaks
-    a rule ``validate`` checks (amplitude, charge, r.m.s., density); zero is always allowed."""
+    a rule ``validate`` checks (amplitude, charge, r.m.s., density, ramp rate); zero is always
+    allowed. The on-window edges are judged as compiled (their default taken from the
+    prescription at ``max_ramp_rate_ma_per_s``, the default envelope's when None), since a gain
+    steepens every ramp of the stream."""
+    rate = max_ramp_rate_ma_per_s or SafetyEnvelope().max_ramp_rate_ma_per_s
     base = prescribed_ma(profile, channel)
     if target_ma / base * GAIN_UNITY > 2 * GAIN_UNITY:
         raise InterlockError(
@@ -45,7 +61,12 @@ def check_plateau(
         return
     channels = [c.model_copy(update={"amplitude_ma": target_ma}) if c.id == channel else c
                 for c in profile.channels]  # fmt: skip
-    report = validate(profile.model_copy(update={"channels": channels}))
+    phases = [
+        p.model_copy(update={"window_ramp_s": profile.window_ramp_s(j, rate)})
+        if p.mode == "intermittent" else p
+        for j, p in enumerate(profile.phases)
+    ]  # fmt: skip
+    report = validate(profile.model_copy(update={"channels": channels, "phases": phases}))
     if not report.ok:
         v = report.errors[0]
         limit = f" (limit {v.limit:g})" if isinstance(v.limit, int | float) else ""
@@ -58,3 +79,9 @@ def check_plateau(
 def gain_permille(profile: Profile, channel: int, target_ma: float) -> int:
     """The ADJUST gain for ``target_ma`` relative to the prescription."""
     return round(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY)
+
+
+def reramp_na_per_s(rate_ma_per_s: float) -> int:
+    """RESUME's re-ramp rate on the wire (nA/s): rounded down, so never faster, and at least 1
+    (0 would leave the slew ceiling alone)."""
+    return max(1, min(0xFFFFFFFF, int(rate_ma_per_s * 1_000_000)))

@@ -33,11 +33,18 @@ def profile_line(profile: Profile) -> dict[str, Any]:
 
 
 def compile_for_device(
-    profile: Profile, report: Report, device: DeviceSummary | None, patient: Iterable[str]
+    profile: Profile,
+    report: Report,
+    device: DeviceSummary | None,
+    patient: Iterable[str],
+    max_ramp_rate_ma_per_s: float | None = None,
 ) -> tuple[Schedule, dict[str, Any]]:
-    """The schedule at the device's amplitude step, and the record's ``profile`` line."""
+    """The schedule at the device's amplitude step (window edges at the effective envelope's
+    ramp rate), and the record's ``profile`` line."""
     step = device.limits["amplitude_step_ua"] if device else 10
-    schedule = compile_schedule(profile, amplitude_step_ua=step)
+    schedule = compile_schedule(
+        profile, amplitude_step_ua=step, max_ramp_rate_ma_per_s=max_ramp_rate_ma_per_s
+    )
     return schedule, {
         **profile_line(profile), "patient": sorted(patient),
         "warnings": [v.to_dict() for v in report.warnings],

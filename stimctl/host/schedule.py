@@ -4,12 +4,15 @@ Times are integer milliseconds from session start. Phase, switch and window edge
 prescribed times rounded to the millisecond (from the phase start, so no drift accumulates), and
 no block straddles one: blocks are ``block_ms`` long except shorter ones cut at those edges.
 
-Envelope (0..1) of a phase, or of each on-window of an intermittent phase: linear 0 -> 1 over
-ramp_up_s from its start, plateau, linear 1 -> 0 over ramp_down_s ending at its end (an on-window
-cut short by the phase end ramps down to the phase end). A block takes the envelope at its start
-for the ramp-up and at its end for the ramp-down, i.e. the lowest value within the block, so the
-first block of a ramp-up and the last block of a ramp-down are exactly 0 and no block exceeds
-the continuous envelope. Amplitudes are rounded down to the device's amplitude step. Off-windows
+Envelope (0..1) of a phase: linear 0 -> 1 over ramp_up_s from the phase start, plateau, linear
+1 -> 0 over ramp_down_s ending at the phase end. An intermittent phase's on-windows have edges of
+their own on top (the lower of the two envelopes applies): 0 -> 1 over the window ramp from the
+window start, 1 -> 0 over it ending at the window end (a window cut short by the phase end ramps
+down to the phase end); the window ramp is ``window_ramp_s`` or, by default, the strongest
+plateau / ramp-rate-max (``Profile.window_ramp_s``). A block takes the envelope at its start for
+a ramp-up and at its end for a ramp-down, i.e. the lowest value within the block, so the first
+block of a ramp-up and the last block of a ramp-down are exactly 0 and no block exceeds the
+continuous envelope. Amplitudes are rounded down to the device's amplitude step. Off-windows
 have frequency 0 and amplitude 0 (the pulse width stays at the phase value, within limits).
 """
 
@@ -22,6 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Phase, Profile
 
 __all__ = ["ACCUMULATOR_WRAP", "BlockRow", "Schedule", "compile_schedule"]
@@ -222,7 +226,14 @@ def _segments(phase: Phase, length_ms: int) -> _Segments:
     )
 
 
-def _phase_blocks(phase: Phase, length_ms: int, block_ms: int) -> dict[str, np.ndarray]:
+def _rise(elapsed_ms: np.ndarray, ramp_s: float | None) -> np.ndarray | float:
+    """Envelope of an edge ``elapsed_ms`` into a ramp of ``ramp_s`` (1.0: no ramp)."""
+    return elapsed_ms / (ramp_s * 1000.0) if ramp_s else 1.0
+
+
+def _phase_blocks(
+    phase: Phase, length_ms: int, block_ms: int, window_ramp_s: float | None
+) -> dict[str, np.ndarray]:
     """Blocks of one phase (times relative to its start) and their envelope."""
     seg = _segments(phase, length_ms)
     per_seg = -(-(seg.end - seg.start) // block_ms)
@@ -230,10 +241,12 @@ def _phase_blocks(phase: Phase, length_ms: int, block_ms: int) -> dict[str, np.n
     first = np.repeat(np.cumsum(per_seg) - per_seg, per_seg)
     start = seg.start[which] + (np.arange(which.size) - first) * block_ms
     end = np.minimum(start + block_ms, seg.end[which])
-    ramp_up_ms, ramp_down_ms = phase.ramp_up_s * 1000.0, phase.ramp_down_s * 1000.0
-    up = (start - seg.window_start[which]) / ramp_up_ms if ramp_up_ms > 0 else 1.0
-    down = (seg.window_end[which] - end) / ramp_down_ms if ramp_down_ms > 0 else 1.0
-    envelope = np.clip(np.minimum(up, down), 0.0, 1.0) * seg.on[which]
+    phase_env = np.minimum(_rise(start, phase.ramp_up_s), _rise(length_ms - end, phase.ramp_down_s))
+    window_env = np.minimum(
+        _rise(start - seg.window_start[which], window_ramp_s),
+        _rise(seg.window_end[which] - end, window_ramp_s),
+    )
+    envelope = np.clip(np.minimum(phase_env, window_env), 0.0, 1.0) * seg.on[which]
     variants = phase.variants
     f_dhz = np.array([_to_uint16(f, "frequency_hz", 10.0) for f, _ in variants])
     pw_us = np.array([_to_uint16(pw, "pulse_width_us", 1.0) for _, pw in variants])
@@ -248,9 +261,15 @@ def _phase_blocks(phase: Phase, length_ms: int, block_ms: int) -> dict[str, np.n
 
 
 def compile_schedule(
-    profile: Profile, *, block_ms: int = 20, amplitude_step_ua: int = 10
+    profile: Profile,
+    *,
+    block_ms: int = 20,
+    amplitude_step_ua: int = 10,
+    max_ramp_rate_ma_per_s: float | None = None,
 ) -> Schedule:
-    """Compile a profile into blocks of at most ``block_ms`` (see the module docstring)."""
+    """Compile a profile into blocks of at most ``block_ms`` (see the module docstring).
+    ``max_ramp_rate_ma_per_s`` (default: the default envelope's) sets the default window ramp."""
+    rate = max_ramp_rate_ma_per_s or SafetyEnvelope().max_ramp_rate_ma_per_s
     if not 1 <= block_ms <= _UINT16_MAX:
         raise ValueError(f"block_ms must be 1..65535, got {block_ms}")
     if amplitude_step_ua < 1:
@@ -266,7 +285,7 @@ def compile_schedule(
         length = bounds[k + 1] - bounds[k]
         if length <= 0:
             continue
-        part = _phase_blocks(phase, length, block_ms)
+        part = _phase_blocks(phase, length, block_ms, profile.window_ramp_s(k, rate))
         part["start"] = part["start"] + bounds[k]
         parts.append(part)
         phase_ids.append(np.full(part["start"].size, k, dtype=np.int16))

@@ -41,7 +41,8 @@ def encode(msg: Message) -> bytes:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invalid:
     """A frame that passed its CRC but could not be understood (unknown type, bad payload,
-    other protocol version). The receiver may answer it (NAK); it never acts on it."""
+    other protocol version). The receiver may answer it (NAK); it never acts on it, except that a
+    frame of type ESTOP is obeyed whatever its form (docs/PROTOCOL.md, "Commands and answers")."""
 
     type_code: int
     seq: int

@@ -150,9 +150,12 @@ class Pause(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Resume(Message):
-    """PAUSED -> RUNNING: output ramps up again from zero."""
+    """PAUSED -> RUNNING: output ramps up again from zero, by at most ramp_na_per_s (0: the
+    device's slew ceiling alone), and never faster than the slew ceiling."""
 
     TYPE: ClassVar[int] = 0x15
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("ramp_na_per_s", "I"),)
+    ramp_na_per_s: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -139,6 +139,7 @@ class Phase(_Strict):
     off_s: Positive | None = None
     ramp_up_s: NonNegative = 0.0
     ramp_down_s: NonNegative = 0.0
+    window_ramp_s: Positive | None = None
 
     @model_validator(mode="after")
     def _structure(self) -> Phase:
@@ -162,13 +163,19 @@ class Phase(_Strict):
                 raise _misplaced(name, f"intermittent needs {name}")
             if not intermittent and given:
                 raise _misplaced(name, f"{name} is only for intermittent")
-        window = self.on_s if intermittent and self.on_s is not None else self.duration_s
-        what = "on_s" if intermittent else "duration_s"
-        if self.ramp_up_s + self.ramp_down_s > window * (1 + _RAMP_TOLERANCE):
+        if not intermittent and self.window_ramp_s is not None:
+            raise _misplaced("window_ramp_s", "window_ramp_s is only for intermittent")
+        if self.ramp_up_s + self.ramp_down_s > self.duration_s * (1 + _RAMP_TOLERANCE):
             raise _misplaced(
                 "ramp_down_s",
                 f"ramp_up_s + ramp_down_s ({self.ramp_up_s:g} + {self.ramp_down_s:g} s) "
-                f"exceeds {what} ({window:g} s)",
+                f"exceeds duration_s ({self.duration_s:g} s)",
+            )
+        edges, on_s = self.window_ramp_s, self.on_s
+        if edges is not None and on_s is not None and 2 * edges > on_s * (1 + _RAMP_TOLERANCE):
+            raise _misplaced(
+                "window_ramp_s",
+                f"two window edges (2 x {edges:g} s) exceed on_s ({on_s:g} s)",
             )
         return self
 
@@ -216,6 +223,36 @@ class Profile(_Strict):
     def duration_s(self) -> float:
         """Total session time: the sum of the phase durations."""
         return math.fsum(p.duration_s for p in self.phases)
+
+    @property
+    def top_amplitude_ma(self) -> float:
+        """The strongest channel's plateau: it sets the steepest ramp of every edge."""
+        return max(c.amplitude_ma for c in self.channels)
+
+    def window_ramp_s(self, j: int, max_ramp_rate_ma_per_s: float) -> float | None:
+        """Edge time of phase j's on-windows (None unless intermittent): ``window_ramp_s`` as
+        written, else the strongest channel's plateau / ``max_ramp_rate_ma_per_s``, the fastest
+        edge the ramp-rate-max policy allows (docs/PROFILES.md, "intermittent")."""
+        phase = self.phases[j]
+        if phase.mode != "intermittent":
+            return None
+        if phase.window_ramp_s is not None:
+            return phase.window_ramp_s
+        return self.top_amplitude_ma / max_ramp_rate_ma_per_s
+
+    def slowest_ramp_ma_per_s(self, max_ramp_rate_ma_per_s: float) -> float:
+        """The gentlest rise the profile itself prescribes, over every channel and every rising
+        edge (phase ramp-ups, on-window edges), never above ``max_ramp_rate_ma_per_s``: the
+        pace of a re-ramp after PAUSE (docs/SAFETY.md)."""
+        weakest = min(c.amplitude_ma for c in self.channels)
+        edges = [p.ramp_up_s for p in self.phases if p.ramp_up_s > 0]
+        edges += [
+            w
+            for j in range(len(self.phases))
+            if (w := self.window_ramp_s(j, max_ramp_rate_ma_per_s)) is not None
+        ]
+        slowest = weakest / max(edges) if edges else max_ramp_rate_ma_per_s
+        return min(slowest, max_ramp_rate_ma_per_s)
 
 
 class ProfileError(ValueError):

@@ -286,24 +286,16 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_session_s,
             total,
         )
-    top = max(c.amplitude_ma for c in ctx.profile.channels)
-    top_id = next(c.id for c in ctx.profile.channels if c.amplitude_ma == top)
+    profile = ctx.profile
+    top = profile.top_amplitude_ma
+    top_id = next(c.id for c in profile.channels if c.amplitude_ma == top)
+    rate_max = env.max_ramp_rate_ma_per_s
     for j, phase in enumerate(phases):
         previous = phases[j - 1] if j else None
-        from_zero = (
-            previous is None
-            or previous.ramp_down_s > 0
-            or previous.mode == "intermittent"
-            or phase.mode == "intermittent"
-        )
-        if from_zero and phase.ramp_up_s <= 0:
-            why = (
-                "the first phase"
-                if previous is None
-                else "each intermittent on-window"
-                if phase.mode == "intermittent"
-                else "a phase after one that ended at zero"
-            )
+        from_zero = previous is None or previous.ramp_down_s > 0 or previous.mode == "intermittent"
+        # an intermittent phase starts with an on-window, which has edges of its own
+        if from_zero and phase.ramp_up_s <= 0 and phase.mode != "intermittent":
+            why = "the first phase" if previous is None else "a phase after one that ended at zero"
             yield finding(
                 "ramp-required",
                 f"phases[{j}].ramp_up_s",
@@ -311,9 +303,22 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                 0.0,
                 phase.ramp_up_s,
             )
-        for name in ("ramp_up_s", "ramp_down_s"):
+        edges = profile.window_ramp_s(j, rate_max)
+        if edges is not None and phase.window_ramp_s is None and phase.on_s is not None:
+            squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
+            if exceeds(squeezed, rate_max):
+                yield finding(
+                    "ramp-rate-max",
+                    f"phases[{j}].on_s",
+                    f"on-window edges at {rate_max:g} mA/s: channel {top_id} ({top:g} mA) "
+                    f"needs {edges:.4g} s up and {edges:.4g} s down, more than on_s "
+                    f"{phase.on_s:g} s",
+                    rate_max,
+                    squeezed,
+                )
+        for name in ("ramp_up_s", "ramp_down_s", "window_ramp_s"):
             seconds = getattr(phase, name)
-            if seconds > 0:
+            if seconds is not None and seconds > 0:
                 rate = top / seconds
                 if exceeds(rate, env.max_ramp_rate_ma_per_s):
                     yield finding(

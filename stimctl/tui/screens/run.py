@@ -16,6 +16,9 @@ from stimctl.tui.screens.modals import NoteModal
 from stimctl.tui.widgets import ChannelRow, DevicePanel, EventLog
 
 STEP_MA = 0.1  # one +/- press; the controller bounds it again (envelope, ramp-rate limit)
+#: States in which +/- work; greyed out otherwise (PAUSED: a change made while the output is zero
+#: would arrive at once on RESUME, so the controller and the device refuse it).
+ADJUSTABLE = ("ARMED", "RUNNING")
 
 
 class RunScreen(StimScreen):
@@ -39,6 +42,7 @@ class RunScreen(StimScreen):
         self.selected = 0
         self.started = False
         self.ended = False
+        self.device_state = ""  # the device state of the last telemetry shown
 
     def compose_body(self) -> ComposeResult:
         profile = self.stim.profile
@@ -51,6 +55,10 @@ class RunScreen(StimScreen):
                 with Vertical(id="channels"):
                     for ch in profile.channels:
                         yield ChannelRow(ch.id, f"{ch.anode}→{ch.cathode}")
+                with Horizontal(classes="actions"):
+                    yield Button("−0.1 mA  (-)", id="minus", classes="adjust", disabled=True)
+                    yield Button("+0.1 mA  (+)", id="plus", classes="adjust", disabled=True)
+                    yield Label("selected channel; greyed out while paused", id="adjust-hint")
                 with Horizontal(classes="actions"):
                     yield Button("START  (F5)", id="start", variant="success")
                     yield Button("Pause  (P)", id="pause", disabled=True)
@@ -100,6 +108,11 @@ class RunScreen(StimScreen):
         pause.label = "Resume  (P)" if state == "PAUSED" else "Pause  (P)"
         pause.disabled = state not in ("RUNNING", "PAUSED")
         self.query_one("#start", Button).disabled = state != "ARMED"
+        if state != self.device_state:
+            self.device_state = state
+            for button in self.query(".adjust").results(Button):
+                button.disabled = state not in ADJUSTABLE
+            self.refresh_bindings()
         if self.started and not self.ended and state not in ACTIVE_STATES:
             self.session_ended(state)
 
@@ -114,6 +127,8 @@ class RunScreen(StimScreen):
         actions = {
             "start": self.action_start,
             "pause": self.action_pause,
+            "minus": lambda: self.action_adjust(-1),
+            "plus": lambda: self.action_adjust(1),
             "stop": self.action_stop,
             "note": self.action_note,
         }
@@ -132,6 +147,12 @@ class RunScreen(StimScreen):
 
     def action_select(self, delta: int) -> None:
         self._select(self.selected + delta)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """+/- are disabled (greyed) outside ARMED and RUNNING."""
+        if action == "adjust" and self.device_state not in ADJUSTABLE:
+            return None
+        return True
 
     def action_adjust(self, direction: int) -> None:
         row = self.rows[self.selected]
