@@ -226,6 +226,12 @@ class Controller:
         return self.recorder.rescue
 
     @property
+    def record_tag(self) -> str | None:
+        """The record's last tag in full (its final tag once closed): what the clinic database
+        stores to anchor the record."""
+        return self.recorder.anchor
+
+    @property
     def record_anchor(self) -> str | None:
         """The record's anchor: its last tag so far (its final tag once closed) in short form,
         the first 12 hex digits, as it goes on the paper chart."""

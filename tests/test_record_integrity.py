@@ -175,7 +175,10 @@ def test_without_the_key_a_forgery_is_only_a_plain_chain_and_never_exit_0(
 ) -> None:
     forged = tmp_path / "forged.jsonl"
     forge(faulted, forged)
-    assert main(["record", "verify", str(forged)]) == 4
+    # without a clinic database too: the one holding this session's row knows its final tag and
+    # catches the forgery without the key (exit 1; test_clinic_cli)
+    no_clinic = f"sqlite:///{tmp_path / 'no-clinic.db'}"
+    assert main(["record", "verify", str(forged), "--db", no_clinic]) == 4
     assert "plain chain only" in capsys.readouterr().out
 
 

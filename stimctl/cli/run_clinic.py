@@ -143,8 +143,8 @@ def _end(
         facts = record_facts(record)
         codes += facts.violations
         name, sha, tag = facts.profile_name, facts.profile_sha256, facts.tag
-    if ctl is not None and ctl.record_anchor is not None:  # the final tag, rescued lines too
-        tag = ctl.record_anchor
+    if ctl is not None and ctl.record_tag is not None:  # the final tag, rescued lines too
+        tag = ctl.record_tag
     return SessionEnd(
         outcome=outcome, exit_code=code, device_serial=serial, device_firmware=firmware,
         simulator=simulator, profile_name=name, profile_sha256=sha, delivered_s=delivered,

@@ -82,7 +82,11 @@ def ensure_current(db: Database) -> None:
         with db.engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
         if not tables:
-            upgrade(db)
+            try:
+                upgrade(db)
+            except DatabaseError:
+                if current_revision(db) != head:  # else: another station created it meanwhile
+                    raise
             return
         raise DatabaseError(
             f"{db.display_url} has tables but no stimctl schema revision; not a clinic database"
