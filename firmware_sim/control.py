@@ -73,10 +73,18 @@ def _link(device: Device, args: list[str]) -> str:
 
 
 class ControlServer:
-    """Serves the control socket from a daemon thread; every command runs under ``lock``."""
+    """Serves the control socket from a daemon thread; every command runs under ``lock``, then
+    ``on_change()`` (a real-time loop asleep through a quiet stretch looks again at what is due)."""
 
-    def __init__(self, path: str, device: Device, lock: threading.RLock | threading.Lock) -> None:
+    def __init__(
+        self,
+        path: str,
+        device: Device,
+        lock: threading.RLock | threading.Lock,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.path = path
+        self._on_change = on_change
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         run: Callable[[str], str] = self._run
@@ -98,7 +106,10 @@ class ControlServer:
 
     def _run(self, line: str) -> str:
         with self._lock:
-            return execute(self._device, line)
+            answer = execute(self._device, line)
+        if self._on_change is not None:
+            self._on_change()
+        return answer
 
     def close(self) -> None:
         self._server.shutdown()

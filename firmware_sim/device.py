@@ -56,7 +56,7 @@ class Device:
         self.boot_tick = 0
         self.link = LinkFaults(cfg.drop, cfg.flip, cfg.delay_ms, cfg.seed)
         self.trace = TraceWriter(cfg.trace, self._trace_ns, lambda: self.time_ms)
-        self.rx_buffer = bytearray()  # received, decoded at the next tick
+        self.rx_buffer = bytearray()  # received, not yet decoded
         self._tx = bytearray()
         self.rx_delayed: deque[tuple[int, bytes]] = deque()  # (due tick, bytes): link delay
         self.tx_delayed: deque[tuple[int, bytes]] = deque()
@@ -97,7 +97,8 @@ class Device:
         return len(self._tx)
 
     def receive(self, data: bytes) -> None:
-        """Bytes from the port (through the link faults); processed at the next tick."""
+        """Bytes from the port (through the link faults); handled at the next tick, or at once
+        by ``service_rx`` (a real-time server's receive interrupt)."""
         data = self.link.apply(bytes(data))
         if not data:
             return
@@ -123,11 +124,7 @@ class Device:
             self.output_stage.drift(1)
         self._output_step(now)
         self._release(now)
-        if self.rx_buffer:
-            items = self.decoder.feed(bytes(self.rx_buffer))
-            self.rx_buffer.clear()
-            for item in items:
-                self._handle(item, now)
+        self._process_rx(now)
         silent = now - self.last_rx_tick
         if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
             self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)
@@ -136,6 +133,19 @@ class Device:
         if self.session_open and now >= self.next_telemetry:
             self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
             self.send(reports.telemetry(self))
+
+    def service_rx(self) -> None:
+        """The receive interrupt: handle the bytes received so far now, at the current device
+        time, not at the next tick (firmware does this in its UART interrupt: an ESTOP zeroes the
+        output here). The tick loop keeps pulse timing."""
+        self._process_rx(self.tick_count)
+
+    def _process_rx(self, now: int) -> None:
+        if self.rx_buffer:
+            items = self.decoder.feed(bytes(self.rx_buffer))
+            self.rx_buffer.clear()
+            for item in items:
+                self._handle(item, now)
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop

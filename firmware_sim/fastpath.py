@@ -20,7 +20,9 @@ _FOREVER = 1 << 62
 
 def quiet_horizon(dev: Device) -> int:
     """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
-    if dev.rx_buffer or not dev.output_stage.checked:
+    state = dev.state
+    live = state is State.RUNNING or state is State.STOPPING  # electrodes checked every tick
+    if dev.rx_buffer or (live and not dev.output_stage.checked):
         return 0  # bytes to process, or an electrode change (injection) to check at once
     now = dev.tick_count
     event = _FOREVER
@@ -36,7 +38,6 @@ def quiet_horizon(dev: Device) -> int:
         event = min(event, dev.impedance_due[0])
     if dev.scheduled_faults and dev.first_start_tick is not None:
         event = min(event, min(spec_tick(dev, s) for s in dev.scheduled_faults))
-    state = dev.state
     stage = dev.output_stage
     if state is State.STOPPING or (stage.drifting and stage.any_output):
         return 0

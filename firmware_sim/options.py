@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from firmware_sim.clock import RealClock, ScaledClock, VirtualClock
+from firmware_sim.clock import RealClock, ScaledClock, VirtualClock, check_speed
 from firmware_sim.config import DeviceConfig
 from firmware_sim.faults import FaultSpec, LinkFaults
 from firmware_sim.limits import HardwareLimits
@@ -17,14 +17,14 @@ class SimOptions:
     config: DeviceConfig = field(default_factory=DeviceConfig)
     virtual: bool = False
     lockstep: bool = False  # stimsim:// only: device time advances only while the host waits
-    speed: float = 1.0
+    speed: float | None = None  # None: real time; virtual: None unpaced, N at most N x wall time
     control: str | None = None
     spin_us: int = 1000
 
     def make_clock(self) -> VirtualClock | RealClock:
         if self.virtual:
-            return VirtualClock()
-        if self.speed == 1.0:
+            return VirtualClock(self.speed, self.config.tick_hz)
+        if self.speed is None or self.speed == 1.0:
             return RealClock(self.config.tick_hz, spin_us=self.spin_us)
         return ScaledClock(self.speed, self.config.tick_hz)
 
@@ -58,9 +58,7 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
         opts.lockstep = parse_flag(value)
         opts.virtual = opts.virtual or opts.lockstep
     elif name == "speed":
-        opts.speed = float(value)
-        if opts.speed <= 0:
-            raise ValueError("speed must be > 0")
+        opts.speed = check_speed(float(value))
     elif name == "impedance":
         cfg.impedance_ohm = parse_impedance(value)
     elif name == "fault":

@@ -9,7 +9,9 @@ URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
                       inside read() (see below). Default 0.
 - ``lockstep=1``      strict lock-step (implies ``virtual=1``): device time advances only while a
                       host thread is inside ``host_waiting()`` (see below). Default 0.
-- ``speed=N``         real-time mode: device time = N x wall time (default 1: a 1 kHz tick thread)
+- ``speed=N``         0 < N <= 1000. Real-time mode: device time = N x wall time (default 1: a
+                      1 kHz tick thread). With ``virtual=1``/``lockstep=1``: device time runs at
+                      most N x wall time (read() waits, in wall time, for the pace)
 - ``impedance=OHM[,OHM...]``  electrode impedance per channel, the last value repeats (default 1500)
 - ``fault=SPEC``      a fault to inject, ``KIND[:CH][@T_MS]``; repeatable (see firmware_sim.faults)
 - ``drop=P``          link: probability that a byte is lost (both directions)
@@ -23,12 +25,14 @@ URL: ``stimsim://[?param=value[&param=value...]]``, parameters (all optional):
 
 Unknown parameters or bad values raise serial.SerialException.
 
-Modes. Real time (``speed``): a background thread ticks the device; write() queues bytes for the
-next tick, read() returns what the device sent with pyserial timeout semantics. Virtual
-(``virtual=1``): write() queues bytes; read() with nothing pending runs the device until it sends
-something or until the read timeout's worth of virtual time has passed (timeout None: until it
-sends something). A host that answers TELEMETRY from its reader thread runs as fast as the CPU
-allows, deterministically. The Serial object exposes ``.device`` (the Device) and ``.lock``.
+Modes. Real time (``speed``): a background thread ticks the device; write() hands the bytes to
+the device at once (its receive interrupt, on the writer's thread: an ESTOP zeroes the output
+before write() returns), read() returns what the device sent with pyserial timeout semantics.
+Virtual (``virtual=1``): write() queues bytes; read() with nothing pending runs the device until
+it sends something or until the read timeout's worth of virtual time has passed (timeout None:
+until it sends something). A host that answers TELEMETRY from its reader thread runs as fast as
+the CPU allows, deterministically. The Serial object exposes ``.device`` (the Device) and
+``.lock``.
 
 Lock-step (``lockstep=1``): plain virtual mode lets device time run on (hundreds of times faster
 than wall time) while the host is busy between two waits (compiling a profile, printing), so
@@ -43,6 +47,7 @@ host. A host that never waits (a UI) should use plain ``virtual=1``.
 from __future__ import annotations
 
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,9 +55,10 @@ from typing import Any
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException, Timeout, to_bytes
 
-from firmware_sim.clock import RealClock
+from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.control import ControlServer
 from firmware_sim.device import Device
+from firmware_sim.fastpath import quiet_horizon
 from firmware_sim.options import URL_PARAMETERS, SimOptions, apply_option
 
 URL_SPIN_US = 300
@@ -93,6 +99,7 @@ class Serial(SerialBase):
         self.lock = threading.RLock()
         self._data = threading.Condition(self.lock)
         self._stop = threading.Event()
+        self._kick = threading.Event()  # a write woke the tick thread
         self._thread: threading.Thread | None = None
         self._control: ControlServer | None = None
         self._cancel = False
@@ -110,11 +117,12 @@ class Serial(SerialBase):
         self.device = Device(opts.config, clock)
         self._stop.clear()
         if opts.control:
-            self._control = ControlServer(opts.control, self.device, self.lock)
+            self._control = ControlServer(opts.control, self.device, self.lock, self._kick.set)
         if isinstance(clock, RealClock):
             self._thread = threading.Thread(
-                target=clock.run, args=(self._step, self._stop), name="stimsim-ticks", daemon=True
-            )
+                target=clock.run, args=(self._step, self._stop), name="stimsim-ticks",
+                kwargs={"quiet": self._quiet, "wait": self._wait}, daemon=True,
+            )  # fmt: skip
             self._thread.start()
         self.is_open = True
 
@@ -125,10 +133,25 @@ class Serial(SerialBase):
             if self.device.tx_pending:
                 self._data.notify_all()
 
+    def _quiet(self) -> int:
+        with self.lock:
+            assert self.device is not None
+            return quiet_horizon(self.device)
+
+    def _wait(self, timeout: float) -> bool:
+        """The tick thread's sleep: cut short by a write (the device may have work due now)."""
+        if self._kick.wait(timeout) if timeout > 0 else self._kick.is_set():
+            self._kick.clear()
+            return True
+        if timeout <= 0:
+            time.sleep(0)
+        return False
+
     def close(self) -> None:
         if self.is_open:
             self.is_open = False
             self._stop.set()
+            self._kick.set()
             if self._thread is not None:
                 self._thread.join(timeout=2)
                 self._thread = None
@@ -201,6 +224,12 @@ class Serial(SerialBase):
         payload = to_bytes(data)
         with self.lock:
             dev.receive(payload)
+            if not self.virtual:  # real time: the receive interrupt, on the writer's thread
+                dev.service_rx()
+                if dev.tx_pending:
+                    self._data.notify_all()
+        if not self.virtual:
+            self._kick.set()
         return len(payload)
 
     def read(self, size: int = 1) -> bytes:
@@ -241,7 +270,34 @@ class Serial(SerialBase):
                     budget = min(budget, deadline - dev.tick_count)
                     if budget <= 0:
                         break
+                allowed = self._paced(dev, wall)
+                if allowed is not None:
+                    if allowed < 0:
+                        break  # paced, and the read's time is over
+                    if allowed == 0:
+                        continue  # paced: waited (wall time) for the clock; look again
+                    budget = min(budget, allowed)
                 dev.run_until_output(budget)
+
+    def _paced(self, dev: Device, wall: Timeout) -> int | None:
+        """``speed=N`` on the virtual clock: how many ticks device time may run now (at most N
+        x wall time); None when unpaced. With none allowed, wait for one (at most the read's
+        time left; the caller holds ``self.lock``, released meanwhile) and return 0; -1 when the
+        read's time is over."""
+        clock = dev.clock
+        if not isinstance(clock, VirtualClock) or clock.pace is None:
+            return None
+        allowed = clock.allowed_ticks(dev.tick_count)
+        assert allowed is not None
+        if allowed > 0:
+            return allowed
+        pause = clock.seconds_until(dev.tick_count + 1)
+        if self._timeout is not None:
+            if wall.expired():
+                return -1
+            pause = min(pause, wall.time_left())
+        self._data.wait(max(pause, 0.0005))
+        return 0
 
     def cancel_read(self) -> None:
         self._cancel = True

@@ -1,4 +1,7 @@
-"""`python -m hil.bench`: every performance figure in one report (table + JSON)."""
+"""`python -m hil.bench`: every performance figure in one report (table + JSON).
+
+Groups (``--only GROUP,...``; all but soak by default, ``--soak`` adds it): estop, watchdog,
+stream, codec, validate, sim (virtual speed-up, idle CPU, orphan lifetime), tick, soak."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,64 +83,180 @@ def machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "git_sha": git_sha(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
-def run(port: str | None, trace: str | None, quick: bool, log: Callable[[str], None]) -> dict:
-    """Run every benchmark; returns the report (the JSON document)."""
-    from hil.benchmarks import codec, estop, sim, stream, validate
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What every group may use: the device (None: the simulator in its own process)."""
 
-    estop_n = 20 if quick else ESTOP_TRIALS
-    wd_n = 5 if quick else WATCHDOG_TRIALS
-    stream_s = 5.0 if quick else STREAM_SECONDS
+    port: str | None
+    trace: str | None
+    quick: bool
+    log: Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    """One reported figure: ``key`` in the JSON report (dotted: nested), a table row."""
+
+    key: str
+    value: Any
+    unit: str
+    what: str
+    table: bool = True
+
+
+# --- the groups: each runs its measurements and returns its figures --------------------------
+
+
+def _estop(o: Options) -> list[Figure]:
+    from hil.benchmarks import estop
+
+    n = 20 if o.quick else ESTOP_TRIALS
+    o.log(f"e-stop latency: {n} trials")
+    e = estop.measure(trials=n, port=o.port, trace=o.trace)
+    value = {"p50": e["p50_us"], "p99": e["p99_us"], "max": e["max_us"], "n": e["n"]}
+    return [Figure("estop_latency_us", value, "us", "estop() -> output zero (trace)")]
+
+
+def _watchdog(o: Options) -> list[Figure]:
+    n = 5 if o.quick else WATCHDOG_TRIALS
+    o.log(f"watchdog trip: {n} host processes killed")
+    wd = watchdog_trip(n, o.port, o.trace)
+    return [
+        Figure("watchdog_trip_ms", {k: wd[k] for k in ("p50", "p99", "max", "n")}, "ms",
+               "host SIGKILL -> output zero"),
+        Figure("machine.watchdog_trip_faults", wd["faults"], "", "", table=False),
+    ]  # fmt: skip
+
+
+def _stream(o: Options) -> list[Figure]:
+    from hil.benchmarks import stream
+
+    seconds = 5.0 if o.quick else STREAM_SECONDS
+    o.log(f"stream: 8 channels, {seconds:g} s real time")
+    s = stream.measure(seconds=seconds, port=o.port)
+    keys = ("channels", "seconds", "blocks", "late_blocks", "underruns", "host_cpu_percent")
+    return [Figure("stream", {k: s[k] for k in keys}, "", "8-channel real-time session")]
+
+
+def _codec(o: Options) -> list[Figure]:
+    from hil.benchmarks import codec
+
+    o.log("codec")
+    c = codec.measure(seconds=0.5 if o.quick else 1.0)
+    return [
+        Figure("codec.encode_per_s", c["encode_per_s"], "1/s", "frames encoded per second"),
+        Figure("codec.decode_per_s", c["decode_per_s"], "1/s", "frames decoded per second"),
+        Figure("codec.frame_bytes", c["frame_bytes"], "B", "encoded size per message"),
+    ]
+
+
+def _validate(o: Options) -> list[Figure]:
+    from hil.benchmarks import validate
+
+    o.log("validate")
+    rate = validate.measure(0.5 if o.quick else 2.0)["validate_per_s"]
+    return [Figure("validate_per_s", rate, "1/s", "profiles validated per second")]
+
+
+def _sim(o: Options) -> list[Figure]:
+    from hil.benchmarks import lifetime, sim
+
+    o.log("simulator: 30-minute virtual session; idle CPU; orphan lifetime")
+    speedup = sim.virtual_session()["sim_virtual_speedup"]
+    idle = lifetime.idle_cpu(2.0 if o.quick else 10.0)
+    gone = lifetime.orphan_gone(3 if o.quick else 10)
+    return [
+        Figure("sim_virtual_speedup", speedup, "x", "30-min session, virtual"),
+        Figure("sim_idle_cpu_percent", idle, "%", "idle `stimctl sim`, one core"),
+        Figure("orphan_gone_ms", gone, "ms", "host SIGKILL -> simulator gone"),
+    ]
+
+
+def _tick(o: Options) -> list[Figure]:
+    from hil.benchmarks import sim
+
+    o.log("simulator: real-time tick loop")
+    t = sim.tick_lateness(2.0 if o.quick else 5.0, spin_us=1000)
+    value = {k: t[k] for k in ("p50", "p99", "max")}
+    return [Figure("tick_lateness_us", value, "us", "1 kHz tick loop lateness")]
+
+
+def _soak(o: Options) -> list[Figure]:
+    from hil.benchmarks import soak
+
+    run_min, tui_min = (0.5, 0.5) if o.quick else (10.0, 2.0)
+    o.log(f"soak: {run_min:g} min stimctl run + {tui_min:g} min TUI under 2 CPU-bound processes")
+    r = soak.measure(run_min, tui_min)
+    return [
+        Figure("soak.run", r["run"], "", "stimctl run vs stimctl sim (pty), loaded"),
+        Figure("soak.tui", r["tui"], "", "TUI session (Pilot), loaded"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    run: Callable[[Options], list[Figure]]
+    default: bool = True  # False: only when asked (--soak, --only)
+
+
+#: Every bench group, in report order: one line each (``--only`` takes these names).
+GROUPS: dict[str, Group] = {
+    "estop": Group(_estop),
+    "watchdog": Group(_watchdog),
+    "stream": Group(_stream),
+    "codec": Group(_codec),
+    "validate": Group(_validate),
+    "sim": Group(_sim),
+    "tick": Group(_tick),
+    "soak": Group(_soak, default=False),
+}
+
+
+def selected(only: str | None, soak: bool) -> list[str]:
+    """The groups to run: ``only`` (comma-separated names) or every default group (+ soak)."""
+    if only:
+        names = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in GROUPS]
+        if unknown or not names:
+            raise ValueError(f"unknown bench group(s) {unknown}; known: {', '.join(GROUPS)}")
+        return names
+    return [n for n, g in GROUPS.items() if g.default or (soak and n == "soak")]
+
+
+def run(
+    port: str | None,
+    trace: str | None,
+    quick: bool,
+    log: Callable[[str], None],
+    groups: list[str] | None = None,
+) -> dict:
+    """Run the groups (default: every default group); returns the report (the JSON document)."""
+    opts = Options(port, trace, quick, log)
     report: dict[str, Any] = {"machine": {**machine(), "port": port or "stimctl sim (pty)"}}
-
-    log(f"e-stop latency: {estop_n} trials")
-    e = estop.measure(trials=estop_n, port=port, trace=trace)
-    report["estop_latency_us"] = {
-        "p50": e["p50_us"], "p99": e["p99_us"], "max": e["max_us"], "n": e["n"]
-    }  # fmt: skip
-    log(f"watchdog trip: {wd_n} host processes killed")
-    wd = watchdog_trip(wd_n, port, trace)
-    report["watchdog_trip_ms"] = {k: wd[k] for k in ("p50", "p99", "max", "n")}
-    report["machine"]["watchdog_trip_faults"] = wd["faults"]
-    log(f"stream: 8 channels, {stream_s:g} s real time")
-    s = stream.measure(seconds=stream_s, port=port)
-    report["stream"] = {
-        k: s[k] for k in ("channels", "seconds", "blocks", "late_blocks", "underruns",
-                          "host_cpu_percent")
-    }  # fmt: skip
-    log("codec")
-    c = codec.measure(seconds=0.5 if quick else 1.0)
-    report["codec"] = {k: c[k] for k in ("encode_per_s", "decode_per_s", "frame_bytes")}
-    log("validate")
-    report["validate_per_s"] = validate.measure(0.5 if quick else 2.0)["validate_per_s"]
-    log("simulator: 30-minute virtual session, real-time tick loop")
-    m = sim.measure(seconds=2.0 if quick else 5.0)
-    report["sim_virtual_speedup"] = m["sim_virtual_speedup"]
-    report["tick_lateness_us"] = {k: m["tick_lateness_us"][k] for k in ("p50", "p99", "max")}
+    figures: list[Figure] = []
+    for name in groups or selected(None, False):
+        for fig in GROUPS[name].run(opts):
+            figures.append(fig)
+            head, _, tail = fig.key.partition(".")
+            if tail and head in ("machine", "soak", "codec"):
+                report.setdefault(head, {})[tail] = fig.value
+            else:
+                report[fig.key] = fig.value
+    report["_figures"] = figures
     return report
 
 
 def table(report: dict[str, Any]) -> str:
     """The report as a readable table."""
-    rows: list[list[str]] = []
-
-    def add(name: str, value: Any, unit: str, meaning: str) -> None:
-        rows.append([name, format_value(value), unit, meaning])
-
-    add("estop_latency_us", report["estop_latency_us"], "us", "estop() -> output zero (trace)")
-    add("watchdog_trip_ms", report["watchdog_trip_ms"], "ms", "host SIGKILL -> output zero")
-    add("stream", report["stream"], "", "8-channel real-time session")
-    codec = report["codec"]
-    add("codec.encode_per_s", codec["encode_per_s"], "1/s", "frames encoded per second")
-    add("codec.decode_per_s", codec["decode_per_s"], "1/s", "frames decoded per second")
-    add("codec.frame_bytes", codec["frame_bytes"], "B", "encoded size per message")
-    add("validate_per_s", report["validate_per_s"], "1/s", "profiles validated per second")
-    add("sim_virtual_speedup", report["sim_virtual_speedup"], "x", "30-min session, virtual")
-    add("tick_lateness_us", report["tick_lateness_us"], "us", "1 kHz tick loop lateness")
+    rows = [[f.key, format_value(f.value), f.unit, f.what]
+            for f in report.get("_figures", []) if f.table]  # fmt: skip
     m = report["machine"]
-    head = f"{m['platform']} | {m['processor']} | {m['cpu_count']} CPUs | Python {m['python']}"
+    head = (f"{m['platform']} | {m['processor']} | {m['cpu_count']} CPUs | Python {m['python']}"
+            f" | load {m.get('load_average')}")  # fmt: skip
     return head + "\n" + text_table(["figure", "value", "unit", "what"], rows)
 
 
@@ -146,13 +266,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", help="the device's trace file (needed with --port)")
     parser.add_argument("--json", metavar="FILE", help="write the report as JSON")
     parser.add_argument("--quick", action="store_true", help="fewer trials, shorter stream")
+    parser.add_argument(
+        "--only", metavar="GROUP,...", help=f"run only these groups: {', '.join(GROUPS)}"
+    )
+    parser.add_argument(
+        "--soak", action="store_true",
+        help="add the soak group (10 min stimctl run + 2 min TUI under two CPU-bound processes)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        groups = selected(args.only, args.soak)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     def log(text: str) -> None:
         print(f"[hil.bench] {text}", file=sys.stderr, flush=True)
 
-    report = run(args.port, args.trace, args.quick, log)
+    report = run(args.port, args.trace, args.quick, log, groups)
     print(table(report))
+    report.pop("_figures")
     if args.json:
         write_record(Path(args.json), report)
         log(f"wrote {args.json}")

@@ -42,6 +42,7 @@ from stimctl.host.preparation import (
 )
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
+from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
 from stimctl.host.status import (
     DeviceSummary,
     Event,
@@ -70,7 +71,7 @@ from stimctl.rules.profile import Profile, ProfileError, load_profile
 from stimctl.rules.validation import check_patient, validate_profile
 from stimctl.rules.violations import Report, Violation
 
-__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "SIM_URL", "Controller"]
+__all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "MAX_SIM_SPEED", "SIM_URL", "Controller"]
 
 
 class Controller:
@@ -504,6 +505,7 @@ class Controller:
                 with contextlib.suppress(StimctlError, OSError):
                     self.commander.command(link, Goodbye(), timeout=0.5)
             link.close()
+        self.connection.release_port()
         self.connection.stop_simulator()
         if self.recorder.is_open:
             self.recorder.close(self.session.summary_line(), self.session.end_line(exit_code))

@@ -46,3 +46,26 @@ def test_sim_with_an_unknown_option_is_a_usage_error(capsys) -> None:
 def test_other_commands_still_refuse_unknown_options(capsys) -> None:
     assert main(["validate", "--no-such-option", "profiles"]) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_sim_at_its_top_speed_with_a_session_open_still_exits_0_on_sigterm() -> None:
+    # 1000 x: ticks come due faster than one process can run them; the loop runs them in
+    # steps and sees the stop between two (at 1e9 it used to spin and ignore SIGTERM).
+    proc = subprocess.Popen([*STIMCTL, "sim", "--speed", "1000", "--watchdog-ms", "60000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        path = proc.stdout.readline().split()[1]
+        with serial.Serial(path, timeout=0.2) as port:
+            port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+            assert port.read(64)  # the session is open: 50 Hz of device-time telemetry
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0
+
+
+def test_sim_refuses_a_speed_beyond_its_range_as_a_usage_error(capsys) -> None:
+    for bad in ("1e9", "0", "nan", "-1"):
+        assert main(["sim", f"--speed={bad}"]) == 2
+        assert "speed must be > 0 and <= 1000" in capsys.readouterr().err

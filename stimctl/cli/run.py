@@ -2,7 +2,7 @@
 
 Without --port it runs on the embedded simulator (said on screen: SIMULATOR). Exit codes: 0
 completed, 1 refused (validation, interlock, confirmation), 2 usage, 3 device fault or lost link,
-4 aborted by the operator (Ctrl-C, SIGTERM: output to zero at once, record closed).
+4 aborted by the operator (Ctrl-C, SIGTERM, SIGHUP: output to zero at once, record closed).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import math
 import signal
 import sys
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -29,6 +28,8 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 4
 PROG = "stimctl run"
+#: Ctrl-C, a kill, the terminal closed: output to zero at once, record closed, exit 4.
+TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--speed",
         metavar="N|max",
-        help="simulator only: clock N times faster, or max (virtual lock-step clock)",
+        help="simulator only: N times real time (0 < N <= 1000), or max; both on the virtual"
+        " lock-step clock (device time runs at most N x wall time, and only while stimctl keeps"
+        " up); default: real time, the simulator in its own process",
     )
     parser.add_argument(
         "--sim",
@@ -93,6 +96,22 @@ class _Abort(BaseException):
     """Raised by the signal handler outside the streaming loop."""
 
 
+class _Flag:
+    """Set by the signal handler: a plain attribute, no lock (a second signal arriving while the
+    first handler is inside ``threading.Event.set`` would wait for itself forever)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 def _say(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
@@ -103,14 +122,22 @@ def _usage(message: str) -> int:
 
 
 def parse_speed(text: str | None) -> float | None:
-    """'max' -> inf (virtual lock-step), 'N' -> N > 0; ValueError otherwise."""
+    """'max' (or 'inf') -> inf, 'N' -> 0 < N <= MAX_SIM_SPEED; ValueError (a usage error that
+    says the range) otherwise. N or max: the virtual lock-step clock, at most N x wall time."""
+    from stimctl.controller import MAX_SIM_SPEED
+
     if text is None:
         return None
-    if text.lower() == "max":
+    if text.strip().lower() in ("max", "inf"):
         return math.inf
-    speed = float(text)
-    if not (math.isfinite(speed) and speed > 0):
-        raise ValueError(text)
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = math.nan
+    if not 0 < speed <= MAX_SIM_SPEED:  # nan fails both
+        raise ValueError(
+            f"--speed must be a number > 0 and <= {MAX_SIM_SPEED:g}, or 'max', got {text!r}"
+        )
     return speed
 
 
@@ -118,8 +145,8 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         speed = parse_speed(args.speed)
-    except ValueError:
-        return _usage(f"--speed must be a number > 0 or 'max', got {args.speed!r}")
+    except ValueError as error:
+        return _usage(str(error))
     if args.port and (speed is not None or args.sim):
         return _usage("--speed and --sim are for the embedded simulator only (drop --port)")
     sim_options: dict[str, str] = {}
@@ -246,7 +273,7 @@ def _session(
         _close_row(clinic, None, EXIT_REFUSED, record, [v.code for v in error.violations])
         return EXIT_REFUSED
 
-    abort = threading.Event()
+    abort = _Flag()  # not threading.Event: its set() takes a lock a second signal would wait on
     streaming = [False]
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -254,7 +281,7 @@ def _session(
         if not streaming[0]:
             raise _Abort()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {s: signal.signal(s, on_signal) for s in TERMINATING_SIGNALS}
     ctl: Controller | None = None
     code = EXIT_FAULT
     try:
@@ -356,7 +383,7 @@ def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:
 
 
 def _supervise(
-    ctl: Controller, profile: object, yes: bool, abort: threading.Event, streaming: list[bool]
+    ctl: Controller, profile: object, yes: bool, abort: _Flag, streaming: list[bool]
 ) -> int:
     from stimctl.cli.validate import format_violation
     from stimctl.host.status import Outcome
@@ -417,7 +444,7 @@ def _confirm(stdin: TextIO, out: TextIO) -> bool:
     return True
 
 
-def _progress_loop(ctl: Controller, abort: threading.Event, out: TextIO) -> Outcome:
+def _progress_loop(ctl: Controller, abort: _Flag, out: TextIO) -> Outcome:
     from stimctl.host.status import Outcome
 
     tty = out.isatty()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -34,10 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--speed",
-        metavar="N",
-        type=float,
+        metavar="N|max",
         default=None,
-        help="simulator only: N times real time ('inf' = virtual clock)",
+        help="simulator only: N times real time (0 < N <= 1000), or max; the virtual clock,"
+        " device time at most N x wall time",
     )
     parser.add_argument(
         "--record",
@@ -69,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stimctl.cli.run import record_outcome
+    from stimctl.cli.run import parse_speed, record_outcome
     from stimctl.cli.run_clinic import ClinicRun
     from stimctl.clinic.db import DatabaseError
     from stimctl.clinic.patients import PatientError
@@ -81,9 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.port is not None and args.speed is not None:
         print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
         return 2
-    speed = args.speed
-    if speed is not None and not math.isfinite(speed):
-        speed = math.inf
+    try:
+        speed = parse_speed(args.speed)
+    except ValueError as error:
+        print(f"stimctl tui: {error}")
+        return 2
     record = Path(args.record) if args.record else Path("records")
     if record.is_dir() or not args.record:
         try:
@@ -134,7 +135,7 @@ def _run(args: argparse.Namespace) -> int:
         }  # fmt: skip
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
-            if math.isinf(speed):  # the UI never blocks waiting for the device: free-running
+            if speed != 1:  # the virtual clock; the UI never waits for the device: free-running
                 kwargs["sim_options"] = {"lockstep": "0"}
         try:
             return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
@@ -151,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
         patient_flags=flags if clinic.patient_code is not None else None,
         course=course.context if course is not None else None,
         clinic=clinic,
+        handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
     )
     result = 0
     try:

@@ -16,33 +16,43 @@ from urllib.parse import urlencode
 
 from stimctl.host.errors import InterlockError, StimctlError
 from stimctl.host.link import Link, OnLost, OnMessage
-from stimctl.host.ports import resolve_port
-from stimctl.host.simprocess import SimulatorProcess, sim_args
+from stimctl.host.ports import PortLock, resolve_port
+from stimctl.host.simprocess import SimulatorProcess, check_speed, sim_args
 from stimctl.host.status import DeviceSummary
 from stimctl.protocol import DeviceInfo
 from stimctl.rules.envelope import EnvelopeError, SafetyEnvelope
 
-__all__ = ["SIM_URL", "Connection", "simulator_url"]
+__all__ = ["SIM_URL", "Connection", "is_real_time", "simulator_url"]
 
 SIM_URL = "stimsim://"
 
 
+def is_real_time(speed: float | None) -> bool:
+    """None or 1: the embedded simulator runs in real time, in its own process on a pty."""
+    return speed is None or speed == 1
+
+
 def simulator_url(speed: float | None, options: Mapping[str, str] | None = None) -> str:
-    """The embedded simulator's URL: ``speed`` None/1 real time, N faster, inf lock-step (device
-    time runs only while the host waits for it; ``options`` ``lockstep=0``: free-running)."""
+    """The in-process simulator's URL for ``speed`` N (0 < N <= MAX_SPEED) or inf: the virtual
+    lock-step clock (device time runs only while the host waits for it, so watchdog, impedance
+    validity and lookahead hold in device time whatever the host does), at most N times wall
+    time (inf: as fast as the host keeps up). ``options`` ``lockstep=0``: free-running (device
+    time runs whenever the host reads, for a host that never waits, a UI). ValueError for a bad
+    speed."""
     params: dict[str, str] = {}
     options = {str(k): str(v) for k, v in (options or {}).items()}
-    if speed is not None and math.isinf(speed):
-        params["virtual"] = "1"
-        lockstep = options.pop("lockstep", "1")
-        if lockstep.strip().lower() not in ("0", "false", "no", "off"):
-            params["lockstep"] = lockstep  # the simulator refuses a value it does not know
-    elif speed is not None and speed != 1:
-        if not speed > 0:
-            raise ValueError(f"speed must be > 0, got {speed}")
-        params["speed"] = f"{speed:g}"
+    if speed is None:
+        raise ValueError("the real-time simulator has no URL: it runs in its own process")
+    if not math.isinf(speed):
+        params["speed"] = f"{check_speed(speed):g}"
+    elif speed < 0:
+        raise ValueError(f"speed must be > 0, got {speed:g}")
+    params["virtual"] = "1"
+    lockstep = options.pop("lockstep", "1")
+    if lockstep.strip().lower() not in ("0", "false", "no", "off"):
+        params["lockstep"] = lockstep  # the simulator refuses a value it does not know
     params.update(options)
-    return SIM_URL + ("?" + urlencode(params) if params else "")
+    return SIM_URL + "?" + urlencode(params)
 
 
 def device_summary(info: DeviceInfo) -> DeviceSummary:
@@ -78,39 +88,60 @@ class Connection:
         self.site_envelope = site_envelope
         self.url = ""
         self.is_simulator = False
-        self.speed = 1.0  # the embedded simulator's speed (math.inf: virtual lock-step clock)
+        self.speed = 1.0  # the embedded simulator's speed (N, math.inf: virtual lock-step clock)
         self.link: Link | None = None
         self.device: DeviceSummary | None = None
         self.envelope = site_envelope  # effective once the device has said HELLO
         self.sim_process: SimulatorProcess | None = None  # the embedded simulator's process
+        self.port_lock: PortLock | None = None  # one host per port: held from choice to close
 
     def stop_simulator(self) -> None:
         """End the embedded simulator's process, if this connection started one."""
         if self.sim_process is not None:
             self.sim_process.stop()
 
+    def release_port(self) -> None:
+        """Let the port go for another host (after the link is closed)."""
+        if self.port_lock is not None:
+            self.port_lock.release()
+            self.port_lock = None
+
+    def _take_port(self, url: str) -> None:
+        """Take the port before anything touches it; PortInUse (naming the holder) if another
+        host has it. The lock held for the same port is kept (reconnect)."""
+        if self.port_lock is not None and self.port_lock.port == url:
+            return
+        lock = PortLock.acquire(url)
+        self.release_port()
+        self.port_lock = lock
+
     def choose_port(
         self, url: str | None, speed: float | None, sim_options: Mapping[str, str] | None
     ) -> None:
-        """None: the embedded simulator at ``speed`` (real or scaled time: in its own process on
-        a pseudo-terminal; virtual lock-step: in this process); otherwise a port, resolved."""
+        """None: the embedded simulator at ``speed`` (None/1 real time: in its own process on a
+        pseudo-terminal; N or inf: the virtual lock-step clock paced at N x wall time, in this
+        process); otherwise a port, resolved. ValueError for a bad speed."""
         if url is None:
             self.is_simulator = True
-            self.speed = 1.0 if speed is None else float(speed)
-            if math.isinf(self.speed):
-                self.url = simulator_url(speed, sim_options)
-            else:
-                if not self.speed > 0:
-                    raise ValueError(f"speed must be > 0, got {speed}")
-                self.sim_process = SimulatorProcess(sim_args(speed, sim_options))
+            if is_real_time(speed):
+                self.speed = 1.0
+                self.sim_process = SimulatorProcess(sim_args(None, sim_options))
                 self.url = self.sim_process.port
+                self._take_port(self.url)
+            else:
+                assert speed is not None
+                self.url = simulator_url(speed, sim_options)
+                self.speed = float(speed)
         else:
             self.is_simulator = url.startswith(SIM_URL)
             self.url = resolve_port(url)
+            self._take_port(self.url)
 
     def change_port(self, url: str) -> None:
         """Another port for the next ``open`` (reconnect)."""
-        self.url = resolve_port(url)
+        resolved = resolve_port(url)
+        self._take_port(resolved)
+        self.url = resolved
 
     def open(self, on_message: OnMessage, on_lost: OnLost, timeout: float) -> None:
         """Open the link, say HELLO, adopt the device and narrow the envelope to its limits."""

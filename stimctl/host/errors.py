@@ -13,6 +13,7 @@ __all__ = [
     "DeviceFault",
     "InterlockError",
     "LinkError",
+    "PortInUse",
     "ProtocolMismatch",
     "RecordFailed",
     "StimctlError",
@@ -26,6 +27,15 @@ class StimctlError(Exception):
 
 class LinkError(StimctlError):
     """The serial link failed: port cannot be opened, vanished (unplug, EIO) or timed out."""
+
+
+class PortInUse(LinkError):
+    """Another host holds the port (``pid``): refused before anything is opened or written."""
+
+    def __init__(self, port: str, pid: int | None) -> None:
+        who = f"PID {pid}" if pid else "another process"
+        super().__init__(f"port {port} in use by {who}")
+        self.port, self.pid = port, pid
 
 
 class ProtocolMismatch(StimctlError):

@@ -60,8 +60,9 @@ def open_serial(url: str, baudrate: int = 115200) -> serial.SerialBase:
     """Open a device path or any pyserial URL (stimsim://, socket://, rfc2217://, loop://)."""
     if url.startswith("stimsim://"):
         register_stimsim_urls()
+    exclusive = {} if "://" in url else {"exclusive": True}  # device paths: flock the port
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S)
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S, **exclusive)
     except (serial.SerialException, OSError, ValueError) as exc:
         raise LinkError(f"cannot open {url}: {exc}") from None
 
@@ -241,7 +242,8 @@ class Link:
         return sent, pending
 
     def write_urgent(self, msg: Message) -> Message:
-        """Write a frame now, preceded by a delimiter so a half-written frame cannot swallow it.
+        """Write a frame now, ahead of everything queued: output not yet on the wire (the OS's
+        serial buffer) is discarded first, and a delimiter ends any half-written frame.
 
         Used for ESTOP; never waits for an answer (ACK/NAK are matched if they come)."""
         with self._wlock:
@@ -252,6 +254,7 @@ class Link:
                 self._pending[sent.seq] = _Pending(sent)
             if not self.mute:
                 try:
+                    _discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
                     self.port.write(b"\x00" + encode(sent))
                 except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                     self._connection_lost(exc)
@@ -429,6 +432,15 @@ def _time_gate(
     if not callable(hook) or getattr(port, "lockstep", False) is not True:
         return None
     return lambda: hook(port)
+
+
+def _discard_pending_output(port: serial.SerialBase) -> None:
+    """Drop what the OS still holds for a local serial port (tcflush TCOFLUSH): at 115200 baud a
+    kernel buffer of BLOCKs is hundreds of ms of wire time. Network ports (rfc2217:// would wait
+    for the server's purge acknowledgement) and simulated ones are left alone."""
+    if isinstance(port, serial.Serial):
+        with contextlib.suppress(serial.SerialException, OSError):
+            port.reset_output_buffer()
 
 
 def hand_over() -> None:

@@ -8,17 +8,24 @@ in-process (``stimsim://?virtual=1``).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from firmware_sim.clock import MAX_SPEED, check_speed
 from stimctl.host.errors import StimctlError
 
-__all__ = ["SIM_OPTION_FLAGS", "SimulatorProcess", "register_stimsim_urls", "sim_args"]
+__all__ = [
+    "MAX_SPEED", "SIM_OPTION_FLAGS", "SimulatorProcess", "check_speed", "register_stimsim_urls",
+    "sim_args",
+]  # fmt: skip
 
 START_TIMEOUT_S = 15.0
 
@@ -57,13 +64,24 @@ def sim_args(speed: float | None, options: Mapping[str, str] | None) -> list[str
 
 
 class SimulatorProcess:
-    """``stimctl sim ARGS`` (firmware_sim) in its own process; ``port`` is the pty it serves on."""
+    """``stimctl sim ARGS`` (firmware_sim) in its own process; ``port`` is the pty it serves on.
+
+    It dies with this process however this one ends (SIGKILL included), and sees to that itself
+    (``--parent``): its stdin is a pipe whose only writer is this process, so the pipe's EOF
+    means we are gone; it also checks ``getppid()``. Linux's PR_SET_PDEATHSIG is asked for only
+    when we spawn from the main thread: the kernel sends it when the spawning *thread* ends, and
+    a UI connects from a worker thread that ends long before the UI. Its own session (no
+    controlling terminal) keeps a terminal's Ctrl-C for the host, which then stops it.
+    """
 
     def __init__(self, args: Sequence[str] = (), *, cwd: str | Path | None = None) -> None:
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in stop)
-        cmd = [sys.executable, "-m", "stimctl", "sim", *args]  # = `stimctl sim ARGS`
+        watch = ["--parent", str(os.getpid())]
+        if threading.current_thread() is threading.main_thread():
+            watch.append("--pdeathsig")
+        cmd = [sys.executable, "-m", "stimctl", "sim", *watch, *args]  # = `stimctl sim ARGS`
         self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL,
+            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.PIPE,
             text=True, cwd=cwd, start_new_session=True,  # a terminal's Ctrl-C goes to the host
         )  # fmt: skip
         self.port = self._read_port()
@@ -86,6 +104,9 @@ class SimulatorProcess:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it does not exit in time; its exit code. Idempotent."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()  # the parent pipe's EOF: it stops by itself as well
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

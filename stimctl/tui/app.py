@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -16,6 +19,7 @@ from textual.message_pump import MessagePump
 from textual.reactive import reactive
 from textual.timer import Timer
 
+from stimctl.host.status import Outcome
 from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
 from stimctl.tui.messages import DeviceCallDone, DeviceEvent, TelemetryReady, TelemetrySlot
 from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryScreen
@@ -36,6 +40,9 @@ class PatientPicker(Protocol):
 UI_REFRESH_S = 0.1
 #: E-STOP keys: non-printable, so a focused Input never swallows them; bound with priority.
 ESTOP_KEYS = "f12,ctrl+backslash"
+#: Signals that end the UI as they end `stimctl run`: output to zero, record closed, exit 4.
+TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+EXIT_ABORTED = Outcome.ABORTED.exit_code
 
 
 class StimApp(App[int]):
@@ -65,6 +72,7 @@ class StimApp(App[int]):
         patient_flags: frozenset[str] | None = None,
         course: Any = None,
         clinic: PatientPicker | None = None,
+        handle_signals: bool = False,
     ) -> None:
         super().__init__()
         self.course = course  # a course's SessionContext: its rules join validation
@@ -72,6 +80,8 @@ class StimApp(App[int]):
         self.patient_flags = patient_flags
         self.clinic = clinic  # the clinic database's patients, for the set-up screen's picker
         self._connect = connect
+        self._handle_signals = handle_signals
+        self.signalled: int | None = None  # SIGTERM/SIGHUP received: stopping, then exit 4
         self.operator = operator
         self.profiles_dir = Path(profiles_dir)
         self.controller: Any = None
@@ -100,7 +110,43 @@ class StimApp(App[int]):
 
     def on_mount(self) -> None:
         self.log_event(f"stimctl tui started; operator {self.operator or '—'}")
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in TERMINATING_SIGNALS:
+                with suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, self.terminate, sig)
         self.call_device(self, "connect", self._connect)
+
+    def on_unmount(self) -> None:
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in TERMINATING_SIGNALS:
+                with suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+
+    def terminate(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (the terminal closed), as `stimctl run` takes them: output to zero
+        (STOP, ramp 0; E-STOP if that cannot be delivered), the record closed with exit code 4
+        (aborted), then exit 4. A second signal while stopping changes nothing."""
+        if self.signalled is not None:
+            return
+        self.signalled = signum
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+        ctrl = self.controller
+        if ctrl is None:
+            self.call_device(self, "signal", lambda: None)
+            return
+        self.log_event(f"{signal.Signals(signum).name}: output to zero, record closed")
+
+        def stop_and_close() -> None:
+            try:
+                ctrl.abort()
+            finally:
+                ctrl.close(exit_code=EXIT_ABORTED)
+
+        self.call_device(self, "signal", stop_and_close)
 
     # --- controller state as the UI sees it -------------------------------------------------
     @property
@@ -203,6 +249,12 @@ class StimApp(App[int]):
             self._connected(message)
         elif message.name == "close":
             self.exit(0)
+        elif message.name == "signal":
+            if self.signalled == signal.SIGHUP:
+                # the terminal is gone: Textual's shutdown would block writing to it. Output is
+                # zero, the record closed and the simulator stopped: nothing is left to do.
+                os._exit(EXIT_ABORTED)
+            self.exit(EXIT_ABORTED)
 
     def _connected(self, message: DeviceCallDone) -> None:
         if not message.ok:
