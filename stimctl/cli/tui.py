@@ -148,11 +148,11 @@ def _run(args: argparse.Namespace) -> int:
         operator=args.operator,
         profiles_dir=args.profiles,
         expect_simulator=args.port is None,
+        handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
         patient_id=clinic.patient_code,
         patient_flags=flags if clinic.patient_code is not None else None,
         course=course.context if course is not None else None,
         clinic=clinic,
-        handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
     )
     result = 0
     try:

@@ -68,11 +68,11 @@ class StimApp(App[int]):
         profiles_dir: str | Path = "profiles",
         expect_simulator: bool = True,
         clock: Callable[[], datetime] | None = None,
+        handle_signals: bool = False,
         patient_id: str | None = None,
         patient_flags: frozenset[str] | None = None,
         course: Any = None,
         clinic: PatientPicker | None = None,
-        handle_signals: bool = False,
     ) -> None:
         super().__init__()
         self.course = course  # a course's SessionContext: its rules join validation
