@@ -20,6 +20,10 @@ __all__ = [
 ]
 
 PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy", "anticoagulant")
+#: site-mouth (the catalogue's notes: GV26-GV28 and CV24 are at the mouth): GV28 is needled
+#: inside the mouth (error), the others at the lips (warning).
+INTRAORAL_POINTS = frozenset({"GV28"})
+LIP_POINTS = frozenset({"GV26", "GV27", "CV24"})
 #: Points usually avoided in pregnancy (clinical texts), besides abdominal and sacral points.
 PREGNANCY_POINTS = frozenset({"LI4", "SP6", "BL60", "BL67", "GB21"})
 PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
@@ -27,21 +31,23 @@ PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
 
 def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
     """point-unknown, point-alias, and anode = cathode (schema)."""
-    for i, (channel, sites) in enumerate(zip(ctx.profile.channels, ctx.sites, strict=True)):
-        for end, site in zip(ENDS, sites, strict=True):
-            loc, text = f"channels[{i}].{end}", getattr(channel, end)
-            if site is None:
-                try:
-                    acupoints.parse_site(text)
-                    reason = "not a site"
-                except acupoints.UnknownPoint as error:
-                    reason = str(error)
-                yield finding("point-unknown", loc, reason, None, text)
-            elif site.normalised:
-                yield finding(
-                    "point-alias", loc, f"{text!r} read as {site.label!r}", site.label, text
-                )
+    for i, sites in enumerate(ctx.sites):
         anode, cathode = sites
+        if anode is None or cathode is None or anode.normalised or cathode.normalised:
+            channel = ctx.profile.channels[i]
+            for end, site in zip(ENDS, sites, strict=True):
+                loc, text = f"channels[{i}].{end}", getattr(channel, end)
+                if site is None:
+                    try:
+                        acupoints.parse_site(text)
+                        reason = "not a site"
+                    except acupoints.UnknownPoint as error:
+                        reason = str(error)
+                    yield finding("point-unknown", loc, reason, None, text)
+                elif site.normalised:
+                    yield finding(
+                        "point-alias", loc, f"{text!r} read as {site.label!r}", site.label, text
+                    )
         if anode is not None and cathode is not None and anode.label == cathode.label:
             yield Violation(
                 "schema",
@@ -56,6 +62,8 @@ def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
     """channel-same-pair: a channel on the same two sites as an earlier one."""
+    if all(electrode.site is None for electrode in ctx.electrodes):
+        return  # no site has two channels, so no two channels have both sites
     seen: dict[frozenset[str], int] = {}
     for i, (anode, cathode) in enumerate(ctx.sites):
         if anode is None or cathode is None or anode.label == cathode.label:
@@ -75,16 +83,21 @@ def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def path_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """Sites (anterior neck, eye, periorbital) and current paths between body segments
+    """Sites (anterior neck, eye, periorbital, mouth) and current paths between body segments
     (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
     for i, (anode, cathode) in enumerate(ctx.sites):
         for end, site in zip(ENDS, (anode, cathode), strict=True):
-            if site is not None:
+            if site is not None and (
+                site.point.region in _SITE_REGIONS or site.point.code in _MOUTH_POINTS
+            ):
                 yield from _site_findings(site, f"channels[{i}].{end}")
         if anode is None or cathode is None:
             continue
-        pair = f"{anode.label} -> {cathode.label}"
         contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
+        path = thoracic_path(anode, cathode)
+        if not contralateral and path is None:
+            continue
+        pair = f"{anode.label} -> {cathode.label}"
         if contralateral:
             lower = lower_body(anode) and lower_body(cathode)
             lower &= (segment_of(anode) == "lower trunk") == (segment_of(cathode) == "lower trunk")
@@ -97,7 +110,6 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 pair,
                 "warning" if lower else None,
             )
-        path = thoracic_path(anode, cathode)
         if path is not None:
             yield finding(
                 "path-transthoracic",
@@ -120,6 +132,11 @@ def _lower_part(site: acupoints.Site) -> str:
     return "lower trunk" if segment_of(site) == "lower trunk" else "legs"
 
 
+#: The regions and points ``_site_findings`` reports (a fast path skips every other site).
+_SITE_REGIONS = frozenset({"anterior_neck", "eye", "periorbital"})
+_MOUTH_POINTS = INTRAORAL_POINTS | LIP_POINTS
+
+
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
     region = site.point.region
     if region == "anterior_neck":
@@ -132,6 +149,16 @@ def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
         )
     elif region == "eye":
         yield finding("site-eye", loc, f"{site.label} is in the orbit", None, site.label)
+    elif site.point.code in INTRAORAL_POINTS or site.point.code in LIP_POINTS:
+        inside = site.point.code in INTRAORAL_POINTS
+        yield finding(
+            "site-mouth",
+            loc,
+            f"{site.label} is {'inside the mouth' if inside else 'at the lips'}",
+            None,
+            site.label,
+            None if inside else "warning",
+        )
     elif region == "periorbital":
         yield finding(
             "site-periorbital",
