@@ -34,6 +34,7 @@ from stimctl.tui.screens.base import StimScreen
 
 if TYPE_CHECKING:
     from stimctl import Report
+    from stimctl.clinic.courses import SessionContext
     from stimctl.controller import Controller
     from stimctl.host.status import Event, SessionSummary, Status
     from stimctl.rules.profile import Profile
@@ -48,6 +49,11 @@ ESTOP_KEYS = "f12,ctrl+backslash"
 #: Signals that end the UI as they end `stimctl run`: output to zero, record closed, exit 4.
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_ABORTED = Outcome.ABORTED.exit_code
+
+
+def _profile_name(path: Path | Profile) -> str:
+    """A profile's name in the event log: its file, or the course stage's profile."""
+    return path.name if isinstance(path, Path) else f"course stage ({path.name})"
 
 
 class StimApp(App[int]):
@@ -76,9 +82,11 @@ class StimApp(App[int]):
         handle_signals: bool = False,
         patient_id: str | None = None,
         patient_flags: frozenset[str] | None = None,
+        course: SessionContext | None = None,
         clinic: PatientPicker | None = None,
     ) -> None:
         super().__init__()
+        self.course = course  # a course's SessionContext: its rules join validation
         self.patient_id = patient_id  # the clinic's patient: flags from the database, fixed
         self.patient_flags = patient_flags
         self.clinic = clinic  # the clinic database's patients, for the set-up screen's picker
@@ -89,7 +97,7 @@ class StimApp(App[int]):
         self.profiles_dir = Path(profiles_dir)
         self.controller: Controller | None = None
         self.connect_error: str | None = None
-        self.profile_path: Path | None = None
+        self.profile_path: Path | Profile | None = None  # a file, or the course stage's Profile
         self.report: Report | None = None
         self.loaded_ok = False
         self.warnings_acknowledged = False
@@ -185,7 +193,9 @@ class StimApp(App[int]):
     def can_preflight(self) -> bool:
         return self.preflight_refusal() is None
 
-    def request_load(self, requester: MessagePump, path: Path, patient: tuple[str, ...]) -> None:
+    def request_load(
+        self, requester: MessagePump, path: Path | Profile, patient: tuple[str, ...]
+    ) -> None:
         """Validate and load ``path`` in a worker; ``requester`` gets DeviceCallDone("load") with
         a ProfileLoaded (None when a newer request superseded it). Until then nothing may be
         armed."""
@@ -195,20 +205,23 @@ class StimApp(App[int]):
         self._load_wanted = (path, patient)
         self.call_device(requester, "load", self._load, path, patient)
 
-    def _load(self, path: Path, patient: tuple[str, ...]) -> ProfileLoaded | None:
+    def _load(self, path: Path | Profile, patient: tuple[str, ...]) -> ProfileLoaded | None:
         """Worker body: one load at a time; a request superseded while it waited is skipped, so
         the last profile the controller loads is the newest one asked for."""
         from stimctl import Report
         from stimctl.host.errors import StimctlError, ValidationRefused
         from stimctl.rules.profile import ProfileError
-        from stimctl.rules.validation import validate_file
+        from stimctl.rules.validation import validate_file, validate_profile
 
         with self._load_lock:
             if self._load_wanted != (path, patient):
                 return None
             ctrl = self.controller
             if ctrl is None:
-                report = validate_file(path, patient=patient)
+                if isinstance(path, Path):
+                    report = validate_file(path, patient=patient)
+                else:
+                    report = validate_profile(path, patient=patient)
                 notice = "Not connected: validated against the site envelope only."
                 return ProfileLoaded(path, patient, report, False, notice, True)
             try:
@@ -235,7 +248,7 @@ class StimApp(App[int]):
         report = loaded.report
         if report is not None and self.controller is not None:
             self.log_event(
-                f"profile {loaded.path.name}: {'valid' if report.ok else 'REFUSED'}"
+                f"profile {_profile_name(loaded.path)}: {'valid' if report.ok else 'REFUSED'}"
                 f" ({len(report.errors)} errors, {len(report.warnings)} warnings)"
             )
         return True
@@ -303,6 +316,8 @@ class StimApp(App[int]):
             self.target_text = (
                 "SIMULATOR: no patient output" if ctrl.is_simulator else f"DEVICE {device.serial}"
             )
+            if self.course is not None:
+                ctrl.add_rules(self.course.rules)
             self._unsubscribe = [
                 ctrl.on_telemetry(self._telemetry_from_io),
                 ctrl.on_event(self._event_from_io),

@@ -43,7 +43,7 @@ class StimAppContract(Protocol):
     profiles_dir: Path
     controller: Controller | None
     connect_error: str | None
-    profile_path: Path | None
+    profile_path: Path | Profile | None
     report: Report | None
     loaded_ok: bool
     warnings_acknowledged: bool
@@ -68,7 +68,7 @@ class StimAppContract(Protocol):
     def require_controller(self) -> Controller: ...
 
     def request_load(
-        self, requester: MessagePump, path: Path, patient: tuple[str, ...]
+        self, requester: MessagePump, path: Path | Profile, patient: tuple[str, ...]
     ) -> None: ...
 
     def profile_loaded(self, loaded: ProfileLoaded | None) -> bool: ...

@@ -12,6 +12,7 @@ from textual.message import Message
 if TYPE_CHECKING:
     from stimctl import Report
     from stimctl.host.status import Event, Status
+    from stimctl.rules.profile import Profile
 
 
 class TelemetryReady(Message):
@@ -51,7 +52,7 @@ class DeviceCallDone(Message):
 class ProfileLoaded:
     """What a profile load (run in a worker) found, for the request (path, patient) it answers."""
 
-    path: Path
+    path: Path | Profile  # a file, or the course stage's stored profile
     patient: tuple[str, ...]
     report: Report | None  # None: nothing could be loaded now (see notice)
     loaded: bool  # the controller holds it: it may be armed
