@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from stimctl.host.recordkey import RecordKey
     from stimctl.host.verification import Anchor, Verification
 
-EXIT_USAGE = 2
 PROG = "stimctl record"
 
 
@@ -74,18 +73,18 @@ def _say(message: str) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from stimctl.host.recordkey import RecordKeyError, verifying_keys
-    from stimctl.host.verification import expect_anchor
+    from stimctl.host.verification import VerifyExit, expect_anchor
 
     action = getattr(args, "record_action", None)
     if action is None:
         args.record_parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return VerifyExit.USAGE
     path = Path(args.file)
     rescue = Path(args.rescue) if getattr(args, "rescue", None) else None
     for given in (path, rescue):
         if given is not None and not given.is_file():
             _say(f"{given}: no such file")
-            return EXIT_USAGE
+            return VerifyExit.USAGE
     anchors: list[Anchor] = []
     try:
         if getattr(args, "expect", None):
@@ -93,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         keys = verifying_keys(Path(args.key) if args.key else None)
     except (ValueError, RecordKeyError) as error:
         _say(str(error))
-        return EXIT_USAGE
+        return VerifyExit.USAGE
     try:
         check = _check(path, keys, args.plain, rescue, anchors)
         if action == "verify":
@@ -101,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
         return _show(path, check, as_json=args.json)
     except OSError as error:
         _say(f"{error.filename or path}: {error.strerror or error}")
-        return EXIT_USAGE
+        return VerifyExit.USAGE
 
 
 def _check(

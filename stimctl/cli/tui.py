@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from stimctl.host.status import ExitCode
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -62,12 +64,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.port is not None and args.speed is not None:
         print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
-        return 2
+        return ExitCode.USAGE
     try:
         speed = parse_speed(args.speed)
     except ValueError as error:
         print(f"stimctl tui: {error}")
-        return 2
+        return ExitCode.USAGE
     record = Path(args.record) if args.record else Path("records")
     if record.is_dir() or not args.record:
         try:
@@ -75,10 +77,10 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as error:
             why = "it is a file" if record.is_file() else error.strerror or error
             print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
-            return 1
+            return ExitCode.REFUSED
     elif record.exists():
         print(f"stimctl tui: {record} already exists; records are never overwritten")
-        return 2
+        return ExitCode.USAGE
 
     refused: list[RecordFailed] = []
 
@@ -115,5 +117,5 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stimctl tui: refused: {error}; nothing was armed", file=sys.stderr)
         if error.rescue is not None:
             print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
-        code = 1
+        code = ExitCode.REFUSED
     return code
