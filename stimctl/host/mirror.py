@@ -40,11 +40,10 @@ from stimctl.protocol import (
     Stop,
     Telemetry,
 )
+from stimctl.rules.envelope import DEVICE_SILENCE_S
 
 __all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceMirror"]
 
-#: No frame at all from the device for this long (host time) is a lost link.
-DEVICE_SILENCE_S = 2.0
 #: After this long without a frame the host sends HELLO once to see whether the device rebooted.
 DEVICE_PROBE_S = 0.25
 RECORD_TELEMETRY_MS = 1000  # telemetry lines in the record: one per second of device time

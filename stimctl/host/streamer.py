@@ -23,13 +23,12 @@ from stimctl.protocol import (
     NakReason,
     Telemetry,
 )
+from stimctl.rules.envelope import STREAM_TARGET_MS
 
 __all__ = ["DEFAULT_TARGET_MS", "StreamStats", "Streamer"]
 
-#: Default lookahead the host keeps queued on the device (device maximum is typically 250 ms).
-#: 120 ms underran on a loaded 2-CPU bench (host not scheduled for > 120 ms); 200 ms rides that
-#: out, and a stream that stops still stops the output within the device's 250 ms bound.
-DEFAULT_TARGET_MS = 200
+#: Default lookahead the host keeps queued on the device: the rule table's stream target.
+DEFAULT_TARGET_MS = STREAM_TARGET_MS
 
 Send = Callable[[Message, Callable[[Message, Message | None], None]], None]
 Guard = Callable[[Block], str | None]  # -> None if the block is within the envelope
