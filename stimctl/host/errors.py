@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from stimctl.host.status import FaultInfo, Rescue
-    from stimctl.rules.violations import Report
+    from stimctl.rules.report import Report
 
 __all__ = [
     "CommandRejected",

@@ -9,8 +9,9 @@ from typing import Literal
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.placement import PATIENT_FLAGS
 from stimctl.rules.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
+from stimctl.rules.report import Report
 from stimctl.rules.safety import run_rules
-from stimctl.rules.violations import Report, Violation
+from stimctl.rules.violations import Violation
 
 __all__ = [
     "PATIENT_FLAGS",

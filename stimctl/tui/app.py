@@ -161,8 +161,8 @@ class StimApp(App[int]):
     def load_profile(self, path: Path, patient: tuple[str, ...]) -> tuple[str, bool]:
         """Validate and load ``path``; keeps the report; returns (notice, is_error)."""
         from stimctl.rules.profile import ProfileError
+        from stimctl.rules.report import Report
         from stimctl.rules.validation import validate_file
-        from stimctl.rules.violations import Report
 
         self.profile_path = path
         self.loaded_ok = False
