@@ -13,12 +13,9 @@ import os
 import socketserver
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from firmware_sim.core import DeviceCore
 from firmware_sim.faults import FAULT_KINDS, fault_kind
-
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
 
 LINK_COMMANDS = ("link drop <rate>", "link flip <rate>", "link delay <ms>", "link clear")
 
@@ -29,7 +26,7 @@ def control_commands() -> list[str]:
     return [*injects, *LINK_COMMANDS, "status"]
 
 
-def execute(device: Device, line: str) -> str:
+def execute(device: DeviceCore, line: str) -> str:
     """Run one control command against the device (the caller holds the device lock)."""
     words = line.split()
     if not words:
@@ -46,7 +43,7 @@ def execute(device: Device, line: str) -> str:
     return f"error unknown command {line.strip()!r}"
 
 
-def _inject(device: Device, name: str, args: list[str], line: str) -> str:
+def _inject(device: DeviceCore, name: str, args: list[str], line: str) -> str:
     kind = fault_kind(name)
     wanted = int(kind.per_channel) + int(kind.takes_value)
     if len(args) != wanted:
@@ -61,7 +58,7 @@ def _inject(device: Device, name: str, args: list[str], line: str) -> str:
     return "ok"
 
 
-def _link(device: Device, args: list[str]) -> str:
+def _link(device: DeviceCore, args: list[str]) -> str:
     link = device.link
     if args == ["clear"]:
         link.clear()
@@ -88,7 +85,7 @@ class ControlServer:
     def __init__(
         self,
         path: str,
-        device: Device,
+        device: DeviceCore,
         lock: threading.RLock | threading.Lock,
         on_change: Callable[[], None] | None = None,
     ) -> None:

@@ -16,13 +16,12 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from firmware_sim.output import OPEN_CIRCUIT_OHM
+from firmware_sim.fifo import BlockFifo
+from firmware_sim.output import OPEN_CIRCUIT_OHM, OutputStage
+from firmware_sim.trace import TraceWriter
 from stimctl.protocol import BLOCK_FLAG_LAST
-
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
 
 DEFAULT_DRIFT_OHM_PER_S = 5000.0
 SHORT_OHM = 10.0
@@ -110,6 +109,30 @@ class LinkFaults:
 # --- runtime injection into a device -----------------------------------------------------------
 
 
+class _Electrodes(Protocol):
+    @property
+    def channels(self) -> int: ...
+
+    def impedance(self, channel: int) -> float: ...
+
+
+class FaultTarget(Protocol):
+    """What injection needs of a device (``firmware_sim.device.Device`` is one); a protocol, so
+    this module does not import device.py."""
+
+    output_stage: OutputStage
+    fifo: BlockFifo
+    trace: TraceWriter
+    scheduled_faults: list[FaultSpec]
+    first_start_tick: int | None
+    ticks_per_ms: int
+
+    @property
+    def config(self) -> _Electrodes: ...
+
+    def brown_out(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FaultKind:
     """One kind of fault: its name (and alias), the control socket's arguments after it, whether
@@ -120,7 +143,7 @@ class FaultKind:
     args: str  # control socket: "" (device-wide), "<ch>", "<ohm> <ch>", "<ohm_per_s> <ch>"
     in_spec: bool  # usable in a fault spec (--fault, URL fault=)
     effect: str
-    apply: Callable[[Device, int, float | None], None]
+    apply: Callable[[FaultTarget, int, float | None], None]
 
     @property
     def per_channel(self) -> bool:
@@ -131,27 +154,27 @@ class FaultKind:
         return self.args.count("<") == 2
 
 
-def _set_impedance(dev: Device, channel: int, ohm: float) -> None:
+def _set_impedance(dev: FaultTarget, channel: int, ohm: float) -> None:
     ch = dev.output_stage.channels[channel - 1]
     ch.impedance_ohm, ch.drift_ohm_per_s = ohm, 0.0
 
 
-def _impedance(dev: Device, channel: int, value: float | None) -> None:
+def _impedance(dev: FaultTarget, channel: int, value: float | None) -> None:
     if value is None or value < 0:
         raise ValueError("impedance needs a value in ohm >= 0")
     _set_impedance(dev, channel, float(value))
 
 
-def _drift(dev: Device, channel: int, value: float | None) -> None:
+def _drift(dev: FaultTarget, channel: int, value: float | None) -> None:
     rate = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
     dev.output_stage.channels[channel - 1].drift_ohm_per_s = rate
 
 
-def _overcurrent(dev: Device, channel: int, value: float | None) -> None:
+def _overcurrent(dev: FaultTarget, channel: int, value: float | None) -> None:
     dev.output_stage.channels[channel - 1].overcurrent = True
 
 
-def _clear(dev: Device, channel: int, value: float | None) -> None:
+def _clear(dev: FaultTarget, channel: int, value: float | None) -> None:
     """The electrode is healthy again (initial impedance, no drift, no overcurrent)."""
     _set_impedance(dev, channel, dev.config.impedance(channel))
     dev.output_stage.channels[channel - 1].overcurrent = False
@@ -192,7 +215,7 @@ def fault_kind(name: str) -> FaultKind:
     return kind
 
 
-def inject(dev: Device, kind: str, channel: int = 1, value: float | None = None) -> None:
+def inject(dev: FaultTarget, kind: str, channel: int = 1, value: float | None = None) -> None:
     """Inject a fault into ``dev`` now (see ``Device.inject``); ValueError when unknown."""
     found = fault_kind(kind)
     if not found.per_channel:
@@ -205,7 +228,7 @@ def inject(dev: Device, kind: str, channel: int = 1, value: float | None = None)
     dev.trace.write("inject", kind=kind, channel=channel, value=value)
 
 
-def drop_fifo(dev: Device) -> None:
+def drop_fifo(dev: FaultTarget) -> None:
     """Injected underrun: the FIFO is lost and the playing block ends at the next tick."""
     fifo = dev.fifo
     fifo.queue.clear()
@@ -217,7 +240,7 @@ def drop_fifo(dev: Device) -> None:
     dev.trace.write("inject", kind="underrun", channel=0, value=None)
 
 
-def run_scheduled(dev: Device, now: int) -> None:
+def run_scheduled(dev: FaultTarget, now: int) -> None:
     """Inject the scheduled faults (``@T_MS`` specs) that are due at tick ``now``."""
     due = [s for s in dev.scheduled_faults if spec_tick(dev, s) <= now]
     for spec in due:
@@ -225,7 +248,7 @@ def run_scheduled(dev: Device, now: int) -> None:
         inject(dev, spec.kind, spec.channel, spec.value)
 
 
-def spec_tick(dev: Device, spec: FaultSpec) -> int:
+def spec_tick(dev: FaultTarget, spec: FaultSpec) -> int:
     """The device tick at which a scheduled fault applies (T_MS after the first START)."""
     assert dev.first_start_tick is not None and spec.at_ms is not None
     return dev.first_start_tick + spec.at_ms * dev.ticks_per_ms
