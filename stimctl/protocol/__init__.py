@@ -7,6 +7,7 @@ Public API: ``encode(msg) -> bytes`` and ``FrameDecoder().feed(data) -> list[Mes
 from __future__ import annotations
 
 from stimctl.protocol.constants import (
+    ACC_WRAP,
     ASYMMETRIC_RECOVERY_RATIO,
     BLOCK_FLAG_LAST,
     FREQUENCY_UNIT_DHZ,
@@ -19,9 +20,11 @@ from stimctl.protocol.constants import (
     SEQ_MODULO,
     Fault,
     ImpedanceStatus,
+    LimitField,
     NakReason,
     Shape,
     State,
+    limit_detail,
 )
 from stimctl.protocol.framing import DecoderStats, FrameDecoder, Invalid, encode
 from stimctl.protocol.messages import (
@@ -59,6 +62,7 @@ from stimctl.protocol.messages import (
 )
 
 __all__ = [
+    "ACC_WRAP",
     "ASYMMETRIC_RECOVERY_RATIO",
     "BLOCK_FLAG_LAST",
     "CATALOGUE",
@@ -96,6 +100,7 @@ __all__ = [
     "ImpedanceResult",
     "ImpedanceStatus",
     "Invalid",
+    "LimitField",
     "Message",
     "Nak",
     "NakReason",
@@ -109,4 +114,5 @@ __all__ = [
     "Stop",
     "Telemetry",
     "encode",
+    "limit_detail",
 ]  # fmt: skip
