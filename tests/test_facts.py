@@ -1,8 +1,9 @@
 """Each fact is written once: its home defines it, nothing else repeats it, the docs' tables match.
 
-Facts (issue 9, item 4): the runtime policy limits (rule table), exit codes, the simulator's
-options and its fault kinds. Each has a registry; the checks below read the source with ``ast``
-(a literal or a list of names written again elsewhere fails) and parse the docs' tables.
+Facts (issue 9, item 4): the runtime policy limits (rule table), wire meanings, exit codes, the
+simulator's options and its fault kinds (message fields: tests/test_protocol_codec.py). Each has
+a registry; the checks below read the source with ``ast`` (a literal or a list of names written
+again elsewhere fails) and parse the docs' tables.
 """
 
 from __future__ import annotations
@@ -125,10 +126,39 @@ def test_safety_md_policy_table_matches_the_rule_table() -> None:
         assert (meaning, source) == (policy.summary, policy.source), name
 
 
+# --- wire meanings: stimctl/protocol -------------------------------------------------------------
+
+
+def _classes(name: str) -> list[str]:
+    return [
+        module
+        for module, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef) and node.name == name
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["LimitField", "NakReason", "Fault", "State", "Shape", "ImpedanceStatus"]
+)
+def test_each_wire_meaning_is_a_class_of_the_protocol_package_only(name: str) -> None:
+    assert _classes(name) == ["stimctl/protocol/constants.py"]
+
+
+def test_accumulator_wrap_and_asymmetric_ratio_are_written_only_in_the_protocol() -> None:
+    found = _literal_definitions({"ACC_WRAP", "ASYMMETRIC_RECOVERY_RATIO", "ASYMMETRIC_RATIO"})
+    assert found == {
+        "ACC_WRAP": ["stimctl/protocol/constants.py"],
+        "ASYMMETRIC_RECOVERY_RATIO": ["stimctl/protocol/constants.py"],
+    }
+
+
 # --- exit codes ---------------------------------------------------------------------------------
 
 
 def test_exit_codes_are_defined_only_in_host_status() -> None:
+    assert _classes("ExitCode") == ["stimctl/host/status.py"]
+    assert _classes("VerifyExit") == ["stimctl/host/verification.py"]
     found = _literal_definitions(re.compile(r"EXIT_\w+"))
     assert found == {}  # every EXIT_* name is bound to an ExitCode member, not a number
 
