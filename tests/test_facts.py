@@ -153,6 +153,25 @@ def test_accumulator_wrap_and_asymmetric_ratio_are_written_only_in_the_protocol(
     }
 
 
+def test_each_message_field_is_declared_once_with_its_wire_format() -> None:
+    from dataclasses import fields
+
+    from stimctl.protocol import CATALOGUE
+    from stimctl.protocol.messages import ChannelImpedance, ChannelSetting, ChannelTelemetry
+
+    tree = dict(_modules())["stimctl/protocol/messages.py"]
+    layouts = [ast.unparse(value) for name, value in _assignments(tree) if name == "FIELDS"]
+    assert layouts == [
+        "()",
+        "()",
+    ]  # only Item's and Message's empty defaults: nothing written twice
+    for cls in [*CATALOGUE.values(), ChannelSetting, ChannelTelemetry, ChannelImpedance]:
+        declared = [f.name for f in fields(cls) if f.name != "seq"]
+        items = ["channels"] if getattr(cls, "ITEM", None) else []
+        on_wire = [name for name, _ in cls.FIELDS] + items
+        assert on_wire == declared, cls.__name__
+
+
 # --- exit codes ---------------------------------------------------------------------------------
 
 
