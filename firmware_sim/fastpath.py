@@ -7,18 +7,14 @@ settled. ``Device.run_ticks`` asks ``quiet_horizon`` and runs that many ticks wi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from firmware_sim.core import DeviceCore
 from firmware_sim.faults import spec_tick
 from stimctl.protocol import State
-
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
 
 _FOREVER = 1 << 62
 
 
-def quiet_horizon(dev: Device) -> int:
+def quiet_horizon(dev: DeviceCore) -> int:
     """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
     state = dev.state
     live = state is State.RUNNING or state is State.STOPPING  # electrodes checked every tick
@@ -48,7 +44,7 @@ def quiet_horizon(dev: Device) -> int:
     return max(0, event - now - 1)
 
 
-def run_quiet(dev: Device, ticks: int) -> None:
+def run_quiet(dev: DeviceCore, ticks: int) -> None:
     """Run ``ticks`` quiet ticks at once: electrode drift, pulses, block time, the tick count."""
     stage = dev.output_stage
     if stage.drifting:

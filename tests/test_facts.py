@@ -327,3 +327,24 @@ def test_control_socket_injects_every_registered_kind(kind: str) -> None:
         assert execute(device, " ".join(["inject", kind, *args, "1"])).startswith("error")
     finally:
         device.close()
+
+
+# --- firmware_sim's handlers see a Device through DeviceCore ------------------------------------
+
+
+def test_a_device_has_every_member_its_handlers_rely_on() -> None:
+    from firmware_sim.clock import VirtualClock
+    from firmware_sim.config import DeviceConfig
+    from firmware_sim.core import DeviceCore
+    from firmware_sim.device import Device
+    from firmware_sim.faults import FaultTarget
+
+    device = Device(DeviceConfig(), VirtualClock())
+    try:
+        for protocol in (DeviceCore, FaultTarget):
+            members = {n for n in vars(protocol) if not n.startswith("_")}
+            members |= set(protocol.__annotations__)
+            missing = sorted(n for n in members if not hasattr(device, n))
+            assert missing == [], protocol.__name__
+    finally:
+        device.close()
