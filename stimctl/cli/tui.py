@@ -55,11 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def _record_path(given: str | None) -> Path | ExitCode:
+    """The new record's path (every session of the UI is recorded), or the exit code refusing it."""
+    from stimctl.host.record import new_record_path
+
+    record = Path(given) if given else Path("records")
+    if record.is_dir() or not given:
+        try:
+            return new_record_path("tui", record)
+        except OSError as error:
+            why = "it is a file" if record.is_file() else error.strerror or error
+            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
+            return ExitCode.REFUSED
+    if record.exists():
+        print(f"stimctl tui: {record} already exists; records are never overwritten")
+        return ExitCode.USAGE
+    return record
+
+
 def _run(args: argparse.Namespace) -> int:
     from stimctl.cli.run import parse_speed, record_outcome
     from stimctl.controller import Controller
     from stimctl.host.errors import RecordFailed
-    from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
 
     if args.port is not None and args.speed is not None:
@@ -70,18 +87,9 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"stimctl tui: {error}")
         return ExitCode.USAGE
-    record = Path(args.record) if args.record else Path("records")
-    if record.is_dir() or not args.record:
-        try:
-            record = new_record_path("tui", record)  # every session of the UI is recorded
-        except OSError as error:
-            why = "it is a file" if record.is_file() else error.strerror or error
-            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
-            return ExitCode.REFUSED
-    elif record.exists():
-        print(f"stimctl tui: {record} already exists; records are never overwritten")
-        return ExitCode.USAGE
-
+    record = _record_path(args.record)
+    if isinstance(record, ExitCode):
+        return record
     refused: list[RecordFailed] = []
 
     def connect() -> Controller:
