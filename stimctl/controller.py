@@ -366,12 +366,19 @@ class Controller:
         now = self.interlock.clock()
         with self.lock:
             current = self.session.plateau_ma[channel]
-            since = now - self._adjust_at.get(channel, -math.inf)
+            live = dict(self.session.plateau_ma)
+            # channels on one needle rise together: the clamp counts from the last change of
+            # any channel sharing a site with this one
+            needle = {channel}.union(*(ids for ids in self.session.shared_sites.values()
+                                       if channel in ids))  # fmt: skip
+            since = now - max(self._adjust_at.get(ch, -math.inf) for ch in needle)
         rate = self.connection.envelope.max_ramp_rate_ma_per_s
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:
             return current
-        check_plateau(profile, channel, target, lambda p: self._validate(p, self.patient), rate)
+        check_plateau(
+            profile, channel, target, lambda p: self._validate(p, self.patient), rate, live
+        )
         gain = gain_permille(profile, channel, target)
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:

@@ -421,7 +421,7 @@ CATALOGUE_HASHES = {1: 0x871C8232}
 
 
 def test_catalogue_hash_is_the_one_recorded_for_this_protocol_version():
-    assert CATALOGUE_HASH == CATALOGUE_HASHES[PROTOCOL_VERSION]
+    assert CATALOGUE_HASHES[PROTOCOL_VERSION] == CATALOGUE_HASH
 
 
 def test_catalogue_hash_is_stable_across_interpreter_runs():

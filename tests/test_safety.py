@@ -177,6 +177,19 @@ def test_from_toml_refuses_to_loosen_an_iec_limit(tmp_path: Path) -> None:
         SafetyEnvelope.from_toml(path)
 
 
+def test_from_toml_refuses_to_silence_the_iec_current_density_flag(tmp_path: Path) -> None:
+    """IEC 60601-2-10 asks that current density above 2 mA/cm2 be flagged; a site envelope
+    raising max_current_density_ma_cm2 silenced that flag (20 mA at 1000 us, 2 Hz on a
+    0.25 x 15 mm needle validated with no warning). Like the other IEC and FDA limits, it
+    may only be lowered."""
+    path = tmp_path / "site.toml"
+    path.write_text("max_current_density_ma_cm2 = 100\n")
+    with pytest.raises(EnvelopeError, match="max_current_density_ma_cm2"):
+        SafetyEnvelope.from_toml(path)
+    path.write_text("max_current_density_ma_cm2 = 1.5\n")
+    assert SafetyEnvelope.from_toml(path).max_current_density_ma_cm2 == 1.5
+
+
 def test_from_toml_refuses_an_inverted_range(tmp_path: Path) -> None:
     path = tmp_path / "site.toml"
     path.write_text("frequency_hz = [100, 2]\n")

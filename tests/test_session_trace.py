@@ -210,7 +210,11 @@ def short_profiles(draw: st.DrawFn) -> Profile:
                                        unique=True))  # fmt: skip
         amp = draw(st.integers(10, 300)) / 100
         chans.append(channel(i, anode, cathode, amp))
-    top = max(c["amplitude_ma"] for c in chans)
+    needles: dict[str, float] = {}  # channels on one site rise together: their sum ramps
+    for c in chans:
+        for site in (c["anode"], c["cathode"]):
+            needles[site] = needles.get(site, 0.0) + c["amplitude_ma"]
+    top = max(needles.values())
     edge = top / ENVELOPE.max_ramp_rate_ma_per_s  # the steepest edge the policy allows
     phases: list[dict[str, Any]] = []
     budget = 30.0
@@ -227,7 +231,9 @@ def short_profiles(draw: st.DrawFn) -> Profile:
         else:
             phase["frequency_hz"] = draw(st.sampled_from([2, 10, 50, 100]))
         if mode == "intermittent":
-            on = draw(st.integers(math.ceil(2 * edge) + 1, 6))
+            shortest = math.ceil(2 * edge) + 1
+            assume(shortest <= 6)
+            on = draw(st.integers(shortest, 6))
             phase |= {"on_s": on, "off_s": draw(st.integers(1, 3))}
         after_zero = j == 0 or phases[-1]["mode"] == "intermittent" or phases[-1]["ramp_down_s"]
         up = draw(st.sampled_from([0.0, 1.0, 2.0])) * edge

@@ -75,6 +75,8 @@ def effective_envelope(site: SafetyEnvelope, info: DeviceInfo) -> SafetyEnvelope
             pulse_width_us=(info.min_pulse_width_us, info.max_pulse_width_us),
             frequency_hz=(info.min_frequency_dhz / 10, info.max_frequency_dhz / 10),
             max_channels=info.channels,
+            # the slew ceiling in uA/ms = mA/s (0: the device states none)
+            max_ramp_rate_ma_per_s=info.max_slew_ua_per_ms or None,
         )
     except EnvelopeError as exc:
         raise StimctlError(f"device limits do not fit the site envelope: {exc}") from None

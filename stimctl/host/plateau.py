@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 
 from stimctl.host.errors import InterlockError
 from stimctl.protocol import GAIN_UNITY
@@ -41,12 +42,15 @@ def check_plateau(
     target_ma: float,
     validate: Callable[[Profile], Report],
     max_ramp_rate_ma_per_s: float | None = None,
+    live_ma: Mapping[int, float] | None = None,
 ) -> None:
     """InterlockError if the channel at ``target_ma`` is above twice the prescription or breaks
     a rule ``validate`` checks (amplitude, charge, r.m.s., density, ramp rate); zero is always
-    allowed. The on-window edges are judged as compiled (their default taken from the
-    prescription at ``max_ramp_rate_ma_per_s``, the default envelope's when None), since a gain
-    steepens every ramp of the stream."""
+    allowed. The other channels are judged at their live plateaus ``live_ma`` (channel id ->
+    mA, as adjusted; the prescription where missing), since channels sharing a needle add up
+    at their live gains. The on-window edges are judged as compiled (their default taken from
+    the prescription at ``max_ramp_rate_ma_per_s``, the default envelope's when None), since a
+    gain steepens every ramp of the stream."""
     rate = max_ramp_rate_ma_per_s or SafetyEnvelope().max_ramp_rate_ma_per_s
     base = prescribed_ma(profile, channel)
     if target_ma / base * GAIN_UNITY > ADJUST_GAIN_MAX_PERMILLE:
@@ -56,8 +60,11 @@ def check_plateau(
         )
     if target_ma == 0:
         return
-    channels = [c.model_copy(update={"amplitude_ma": target_ma}) if c.id == channel else c
-                for c in profile.channels]  # fmt: skip
+    live = {**(live_ma or {}), channel: target_ma}
+    channels = [
+        c.model_copy(update={"amplitude_ma": live[c.id]}) if live.get(c.id, 0) > 0 else c
+        for c in profile.channels
+    ]
     phases = [
         p.model_copy(update={"window_ramp_s": profile.window_ramp_s(j, rate)})
         if p.mode == "intermittent" else p
@@ -74,8 +81,10 @@ def check_plateau(
 
 
 def gain_permille(profile: Profile, channel: int, target_ma: float) -> int:
-    """The ADJUST gain for ``target_ma`` relative to the prescription."""
-    return round(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY)
+    """The ADJUST gain for ``target_ma`` relative to the prescription, rounded down (float
+    noise below 1e-6 permille ignored): the device never delivers more than the plateau the
+    rules accepted (rounded to nearest, 5.1 / 4.9 mA gave 1041 permille = 5.1009 mA)."""
+    return math.floor(target_ma / prescribed_ma(profile, channel) * GAIN_UNITY + 1e-6)
 
 
 def reramp_na_per_s(rate_ma_per_s: float) -> int:

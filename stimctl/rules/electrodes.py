@@ -32,17 +32,8 @@ def _label(text: str) -> str | None:
 
 
 def site_channels(profile: Profile) -> dict[str, tuple[int, ...]]:
-    """Canonical site label -> indices of the channels using it (anode or cathode), in order.
-
-    Sites that do not parse are left out (the rule ``point-unknown`` reports them).
-    """
-    users: dict[str, list[int]] = {}
-    for i, channel in enumerate(profile.channels):
-        for text in (channel.anode, channel.cathode):
-            label = _label(text)
-            if label is not None and i not in users.setdefault(label, []):
-                users[label].append(i)
-    return {label: tuple(channels) for label, channels in users.items()}
+    """Canonical site label -> indices of the channels using it (``Profile.site_channels``)."""
+    return profile.site_channels()
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,15 @@ _RULES = (
         "electrode around the orbit (eyebrow, orbital margin): keep needle and current off the eye",
     ),
     Rule(
+        "site-mouth",
+        "error",
+        None,
+        "",
+        f"{IEC} (mouth); {WHO}: GV28 inside the upper lip at the gum (intraoral); GV26, GV27,"
+        " CV24 at the lips",
+        "electrode inside the mouth (GV28; a warning at the lips: GV26, GV27, CV24)",
+    ),
+    Rule(
         "patient-pregnancy-point",
         "error",
         None,
@@ -317,7 +326,8 @@ class SafetyEnvelope(BaseModel):
     """Limits the rules check against; defaults are the table in docs/SAFETY.md.
 
     A site may set any limit; the standard-derived ones (r.m.s. current, pulse energy, power
-    density) may only be made stricter. ``narrowed`` intersects with a device's limits.
+    density, the current-density flag) may only be made stricter. ``narrowed`` intersects
+    with a device's limits.
     """
 
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
@@ -332,7 +342,7 @@ class SafetyEnvelope(BaseModel):
     max_session_s: Positive = 3600.0
     max_ramp_rate_ma_per_s: Positive = 2.0
     max_shannon_k: Annotated[float, Field(allow_inf_nan=False)] = 1.85
-    max_current_density_ma_cm2: Positive = 2.0
+    max_current_density_ma_cm2: Annotated[float, Field(gt=0, le=2)] = 2.0
     max_channels: Annotated[int, Field(ge=1, le=MAX_CHANNELS)] = MAX_CHANNELS
 
     @model_validator(mode="before")
@@ -361,6 +371,7 @@ class SafetyEnvelope(BaseModel):
         pulse_width_us: tuple[float, float] | None = None,
         frequency_hz: tuple[float, float] | None = None,
         max_channels: int | None = None,
+        max_ramp_rate_ma_per_s: float | None = None,
     ) -> SafetyEnvelope:
         """This envelope intersected with a device's limits: the stricter of each bound.
 
@@ -371,6 +382,9 @@ class SafetyEnvelope(BaseModel):
             changes["max_amplitude_ma"] = min(self.max_amplitude_ma, float(max_amplitude_ma))
         if max_channels is not None:
             changes["max_channels"] = min(self.max_channels, int(max_channels))
+        if max_ramp_rate_ma_per_s is not None:  # the device's slew ceiling
+            rate = min(self.max_ramp_rate_ma_per_s, float(max_ramp_rate_ma_per_s))
+            changes["max_ramp_rate_ma_per_s"] = rate
         for key, given in (("pulse_width_us", pulse_width_us), ("frequency_hz", frequency_hz)):
             if given is not None:
                 lo, hi = getattr(self, key)

@@ -20,6 +20,10 @@ __all__ = [
 ]
 
 PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy")
+#: site-mouth (the catalogue's notes: GV26-GV28 and CV24 are at the mouth): GV28 is needled
+#: inside the mouth (error), the others at the lips (warning).
+INTRAORAL_POINTS = frozenset({"GV28"})
+LIP_POINTS = frozenset({"GV26", "GV27", "CV24"})
 #: Points usually avoided in pregnancy (clinical texts), besides abdominal and sacral points.
 PREGNANCY_POINTS = frozenset({"LI4", "SP6", "BL60", "BL67", "GB21"})
 PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
@@ -75,7 +79,7 @@ def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 
 def path_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """Sites (anterior neck, eye, periorbital) and current paths between body segments
+    """Sites (anterior neck, eye, periorbital, mouth) and current paths between body segments
     (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
     for i, (anode, cathode) in enumerate(ctx.sites):
         for end, site in zip(ENDS, (anode, cathode), strict=True):
@@ -132,6 +136,16 @@ def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
         )
     elif region == "eye":
         yield finding("site-eye", loc, f"{site.label} is in the orbit", None, site.label)
+    elif site.point.code in INTRAORAL_POINTS or site.point.code in LIP_POINTS:
+        inside = site.point.code in INTRAORAL_POINTS
+        yield finding(
+            "site-mouth",
+            loc,
+            f"{site.label} is {'inside the mouth' if inside else 'at the lips'}",
+            None,
+            site.label,
+            None if inside else "warning",
+        )
     elif region == "periorbital":
         yield finding(
             "site-periorbital",

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from stimctl.protocol.constants import ASYMMETRIC_RECOVERY_RATIO
+from stimctl.rules import acupoints
 from stimctl.rules.violations import Violation
 
 __all__ = [
@@ -226,14 +227,34 @@ class Profile(_Strict):
         """Total session time: the sum of the phase durations."""
         return math.fsum(p.duration_s for p in self.phases)
 
+    def site_channels(self) -> dict[str, tuple[int, ...]]:
+        """Canonical site label -> indices of the channels using it (anode or cathode), in
+        order. Sites that do not parse are left out (the rule ``point-unknown`` reports them)."""
+        users: dict[str, list[int]] = {}
+        for i, channel in enumerate(self.channels):
+            for text in (channel.anode, channel.cathode):
+                try:
+                    label = acupoints.parse_site(text).label
+                except acupoints.UnknownPoint:
+                    continue
+                if i not in users.setdefault(label, []):
+                    users[label].append(i)
+        return {label: tuple(channels) for label, channels in users.items()}
+
     @property
     def top_amplitude_ma(self) -> float:
-        """The strongest channel's plateau: it sets the steepest ramp of every edge."""
-        return max(c.amplitude_ma for c in self.channels)
+        """The strongest electrode's plateau: the highest sum of the plateaus of the channels
+        sharing one site (a channel's own where it shares none). Channels on one needle rise
+        together, so it sets the steepest ramp of every edge (docs/SAFETY.md)."""
+        sums = [
+            math.fsum(self.channels[i].amplitude_ma for i in users)
+            for users in self.site_channels().values()
+        ]
+        return max([*sums, *(c.amplitude_ma for c in self.channels)])
 
     def window_ramp_s(self, j: int, max_ramp_rate_ma_per_s: float) -> float | None:
         """Edge time of phase j's on-windows (None unless intermittent): ``window_ramp_s`` as
-        written, else the strongest channel's plateau / ``max_ramp_rate_ma_per_s``, the fastest
+        written, else the strongest electrode's plateau / ``max_ramp_rate_ma_per_s``, the fastest
         edge the ramp-rate-max policy allows (docs/PROFILES.md, "intermittent")."""
         phase = self.phases[j]
         if phase.mode != "intermittent":
@@ -245,7 +266,9 @@ class Profile(_Strict):
     def slowest_ramp_ma_per_s(self, max_ramp_rate_ma_per_s: float) -> float:
         """The gentlest rise the profile itself prescribes, over every channel and every rising
         edge (phase ramp-ups, on-window edges), never above ``max_ramp_rate_ma_per_s``: the
-        pace of a re-ramp after PAUSE (docs/SAFETY.md)."""
+        pace of a re-ramp after PAUSE (docs/SAFETY.md). k channels on one needle re-ramp
+        together at k x the weakest's pace, within the limit since the needle's own edges are
+        (``top_amplitude_ma``)."""
         weakest = min(c.amplitude_ma for c in self.channels)
         edges = [p.ramp_up_s for p in self.phases if p.ramp_up_s > 0]
         edges += [

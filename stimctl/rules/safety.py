@@ -274,6 +274,16 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
+def _strongest(profile: Profile) -> tuple[float, str]:
+    """The strongest electrode's plateau (``Profile.top_amplitude_ma``) and who it is:
+    'channel 1', or 'site ST36-L (channels 1, 2)' where channels sharing a needle rise together."""
+    best = max(
+        electrodes(profile),
+        key=lambda e: math.fsum(profile.channels[i].amplitude_ma for i in e.channels),
+    )
+    return profile.top_amplitude_ma, best.describe(profile)
+
+
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
     env, phases = ctx.envelope, ctx.profile.phases
@@ -287,8 +297,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             total,
         )
     profile = ctx.profile
-    top = profile.top_amplitude_ma
-    top_id = next(c.id for c in profile.channels if c.amplitude_ma == top)
+    top, who = _strongest(profile)
     rate_max = env.max_ramp_rate_ma_per_s
     for j, phase in enumerate(phases):
         previous = phases[j - 1] if j else None
@@ -310,7 +319,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                 yield finding(
                     "ramp-rate-max",
                     f"phases[{j}].on_s",
-                    f"on-window edges at {rate_max:g} mA/s: channel {top_id} ({top:g} mA) "
+                    f"on-window edges at {rate_max:g} mA/s: {who} ({top:.4g} mA) "
                     f"needs {edges:.4g} s up and {edges:.4g} s down, more than on_s "
                     f"{phase.on_s:g} s",
                     rate_max,
@@ -324,7 +333,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                     yield finding(
                         "ramp-rate-max",
                         f"phases[{j}].{name}",
-                        f"channel {top_id}: {top:g} mA over {seconds:g} s is {rate:.4g} "
+                        f"{who}: {top:.4g} mA over {seconds:g} s is {rate:.4g} "
                         f"mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
                         env.max_ramp_rate_ma_per_s,
                         rate,

@@ -8,7 +8,14 @@ from typing import Literal
 
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.placement import PATIENT_FLAGS
-from stimctl.rules.profile import Profile, ProfileError, format_for, loads_profile, schema_violation
+from stimctl.rules.profile import (
+    Profile,
+    ProfileError,
+    format_for,
+    loads_profile,
+    parse_profile,
+    schema_violation,
+)
 from stimctl.rules.report import Report
 from stimctl.rules.safety import run_rules
 from stimctl.rules.violations import Violation
@@ -46,9 +53,16 @@ def validate_profile(
 ) -> Report:
     """Run every safety rule over a parsed profile.
 
-    ``patient`` holds flags from PATIENT_FLAGS (ValueError for others).
+    ``patient`` holds flags from PATIENT_FLAGS (ValueError for others). The profile's structure
+    is checked again first: one built past pydantic (``model_copy(update=...)``,
+    ``model_construct``) may hold a negative or non-finite figure, which every rule's "above
+    the limit" comparison would pass; it gets ``schema`` errors instead.
     """
     flags = check_patient(patient)
+    try:
+        parse_profile(profile.model_dump(by_alias=True))
+    except ProfileError as error:
+        return Report(error.violations, profile)
     violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
     return Report(tuple(violations), profile)
 
