@@ -122,21 +122,27 @@ class Controller:
         speed: float | None = None,
         sim_options: Mapping[str, str] | None = None,
         timeout: float = 2.0,
+        session_id: str | None = None,
+        patient_id: str | None = None,
     ) -> Controller:
         """Open a port (None: the embedded simulator), handshake and read the device back.
 
         ``record``: the session record (a new file), tagged under ``record_key`` (a key file;
         None: STIMCTL_RECORD_KEY, else the site key); its opening lines are on disk before this
-        returns (RecordFailed otherwise, and nothing is left running)."""
+        returns (RecordFailed otherwise, and nothing is left running). ``session_id`` (a new UUID
+        by default) and ``patient_id`` (the clinic's pseudonymous id) go into its opening line:
+        the clinic database finds the session by them."""
         if url is not None and (speed is not None or sim_options):
             raise ValueError("speed and sim_options are for the embedded simulator only")
         ctl = cls(envelope=envelope, operator=operator, patient=patient)
         try:
             ctl.connection.choose_port(url, speed, sim_options)
             if record is not None:
-                ctl.recorder.open(Path(record), None if record_key is None else Path(record_key))
+                ctl.recorder.open(Path(record), None if record_key is None else Path(record_key),
+                                  session_id=session_id)  # fmt: skip
                 ctl.recorder.opening({
-                    "operator": ctl.operator, "patient": sorted(ctl.patient), "url": ctl.url,
+                    "patient_id": patient_id, "operator": ctl.operator,
+                    "patient": sorted(ctl.patient), "url": ctl.url,
                     "simulator": ctl.is_simulator, "versions": versions(),
                 })  # fmt: skip
             ctl._open_link(timeout)
@@ -216,6 +222,12 @@ class Controller:
     def record_rescue(self) -> Rescue | None:
         """Where the record's unwritten lines went (after ``close``), or None."""
         return self.recorder.rescue
+
+    @property
+    def record_tag(self) -> str | None:
+        """The record's last tag in full (its final tag once closed): what the clinic database
+        stores to anchor the record."""
+        return self.recorder.anchor
 
     @property
     def record_anchor(self) -> str | None:

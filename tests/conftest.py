@@ -18,6 +18,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _private_clinic_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test writes the user's clinic database: STIMCTL_DB points into a temporary folder
+    (inherited by subprocesses). Tests of the default location set their own environment."""
+    folder = tmp_path_factory.mktemp("clinic")
+    os.environ["STIMCTL_DB"] = f"sqlite:///{folder / 'clinic.db'}"
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _user_folders(tmp_path_factory: pytest.TempPathFactory) -> None:
     """The user's config and state folders (site record key, rescue files) live in the test
     session's own temporary folder, never in the real home (subprocesses inherit them)."""

@@ -415,3 +415,15 @@ def test_every_catalogue_code_is_its_own_canonical_form() -> None:
 def test_module_docstring_says_what_it_provides() -> None:
     assert acupoints.__doc__ is not None
     assert "acupoint catalogue" in acupoints.__doc__.splitlines()[0]
+
+
+def test_parse_site_answers_a_text_asked_again_the_same_way() -> None:
+    """parse_site remembers its answers: the same Site again, the same refusal again."""
+    assert parse_site("lv3-r") is parse_site("lv3-r")
+    messages = []
+    for _ in range(2):
+        with pytest.raises(UnknownPoint) as refused:
+            parse_site("ST36")
+        messages.append(str(refused.value))
+    assert messages[0] == messages[1]
+    assert "bilateral" in messages[0]

@@ -175,7 +175,10 @@ def test_without_the_key_a_forgery_is_only_a_plain_chain_and_never_exit_0(
 ) -> None:
     forged = tmp_path / "forged.jsonl"
     forge(faulted, forged)
-    assert main(["record", "verify", str(forged)]) == 4
+    # without a clinic database too: the one holding this session's row knows its final tag and
+    # catches the forgery without the key (exit 1; test_clinic_cli)
+    no_clinic = f"sqlite:///{tmp_path / 'no-clinic.db'}"
+    assert main(["record", "verify", str(forged), "--db", no_clinic]) == 4
     assert "plain chain only" in capsys.readouterr().out
 
 
@@ -184,7 +187,10 @@ def test_stripped_tags_fail_as_a_possible_downgrade_unless_plain(faulted, tmp_pa
     forge(faulted, stripped, strip_tags=True)
     assert main(["record", "verify", str(stripped)]) == 1
     assert "possible downgrade" in capsys.readouterr().out
-    assert main(["record", "verify", "--plain", str(stripped)]) == 0  # an old record's way
+    # an old record's way; without a clinic database (the one holding this session's row knows
+    # its final tag, and a forged record disagrees with it: test_clinic_cli)
+    no_clinic = f"sqlite:///{tmp_path / 'no-clinic.db'}"
+    assert main(["record", "verify", "--plain", str(stripped), "--db", no_clinic]) == 0
 
 
 # --- truncation, emptiness --------------------------------------------------------------------

@@ -448,6 +448,30 @@ def test_telemetry_from_the_io_thread_never_queues_more_than_one_message(
     drive(app, scenario)
 
 
+def test_a_clinic_patient_preselects_its_flags_and_they_cannot_be_changed(
+    controllers: list[Controller],
+) -> None:
+    app = StimApp(
+        virtual_sim(controllers),
+        operator="test",
+        profiles_dir=PROFILES,
+        patient_id="P7",
+        patient_flags=frozenset({"pregnant"}),
+    )
+
+    async def scenario(pilot: Pilot) -> None:
+        pregnant = await find(pilot, "#flag-pregnant")
+        assert "P7" in str((await find(pilot, "#patient-label")).render())
+        await until(pilot, lambda: pregnant.value and pregnant.disabled, "flags from the clinic")
+        assert not app.screen.query_one("#flag-epilepsy").value
+        assert app.screen.query_one("#flag-epilepsy").disabled
+        await choose_profile(pilot, "han-dense-disperse.toml")  # SP6
+        await until(pilot, lambda: app.report is not None, "report")
+        assert "patient-pregnancy-point" in app.report.codes and not app.report.ok
+
+    drive(app, scenario)
+
+
 # --- issue 12: a record that cannot be written stops the session; the anchor is shown ---------
 def test_a_record_that_fails_mid_session_takes_over_as_record_failed_and_ramps_down(
     controllers: list[Controller], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -474,6 +498,21 @@ def test_a_record_that_fails_mid_session_takes_over_as_record_failed_and_ramps_d
     drive(app, scenario)
 
 
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [(["--patient-id", "nobody"], 1), (["--db", "postgresql+psycopg://x@127.0.0.1:1/x"], 3)],
+)
+def test_stimctl_tui_refuses_an_unknown_patient_or_an_unreachable_database(
+    extra: list[str], code: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stimctl.cli import main
+
+    db = ["--db", f"sqlite:///{tmp_path / 'c.db'}"] if "--db" not in extra else []
+    assert main(["tui", "--record", str(tmp_path / "r.jsonl"), *extra, *db]) == code
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.jsonl").exists()
+
+
 def test_the_summary_shows_the_records_anchor(
     controllers: list[Controller], tmp_path: Path
 ) -> None:
@@ -490,3 +529,41 @@ def test_the_summary_shows_the_records_anchor(
         assert any(tag.startswith(shown) for tag in tags)  # `record verify --expect` finds it
 
     drive(app, scenario)
+
+
+def test_a_patient_picked_from_the_clinic_database_gets_the_row_and_fixes_the_flags(
+    controllers: list[Controller], tmp_path: Path
+) -> None:
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import open_database
+    from stimctl.clinic.patients import add_patient
+    from stimctl.clinic.schema import ensure_current
+    from stimctl.clinic.sessions import list_sessions
+
+    db = open_database(f"sqlite:///{tmp_path / 'c.db'}")
+    ensure_current(db)
+    with db.session() as session:
+        add_patient(session, "P8", flags=["pregnant"])
+        add_patient(session, "P9")
+    clinic = ClinicRun(db, None)
+    clinic.open("test", tmp_path / "r.jsonl", (), "tui")
+    app = StimApp(virtual_sim(controllers), operator="test", profiles_dir=PROFILES, clinic=clinic)
+
+    async def scenario(pilot: Pilot) -> None:
+        picker = await find(pilot, "#patient-picker")
+        await until(pilot, lambda: len(picker._options) == 3, "patients listed")  # + the prompt
+        await choose_profile(pilot, "han-dense-disperse.toml")  # SP6: valid without flags
+        assert app.report.ok
+        picker.value = "P8"
+        await until(pilot, lambda: app.report is not None and not app.report.ok, "re-validated")
+        assert "patient-pregnancy-point" in app.report.codes
+        pregnant = app.screen.query_one("#flag-pregnant")
+        assert pregnant.value and pregnant.disabled and picker.disabled
+
+    try:
+        drive(app, scenario)
+        with db.session() as session:
+            (row,) = list_sessions(session, "P8")
+            assert (row.number, row.flags, row.outcome) == (1, ["pregnant"], None)
+    finally:
+        db.dispose()

@@ -15,10 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from stimctl import __version__
-from stimctl.cli import ports, record, run, sim, tui, validate
+from stimctl.cli import db, patient, ports, record, run, session, sim, tui, validate
 from stimctl.host.status import EXIT_CODES, ExitCode
 
-SUBCOMMANDS = (validate, run, sim, record, ports, tui)
+SUBCOMMANDS = (validate, run, sim, record, ports, tui, patient, session, db)
 
 
 def build_parser() -> argparse.ArgumentParser:

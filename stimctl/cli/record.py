@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stimctl.cli.clinic_options import add_db_option
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -53,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the rescue file that holds the lines a failed record could not write",
     )
     _key_options(check)
+    add_db_option(check)
     parser.set_defaults(func=_run, record_parser=parser)
 
 
@@ -72,6 +75,7 @@ def _say(message: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stimctl.clinic.anchor import database_anchor
     from stimctl.host.recordkey import RecordKeyError, verifying_keys
     from stimctl.host.verification import VerifyExit, expect_anchor
 
@@ -94,6 +98,9 @@ def _run(args: argparse.Namespace) -> int:
         _say(str(error))
         return VerifyExit.USAGE
     try:
+        if action == "verify":  # the clinic database's anchor, when there is a database
+            db = database_anchor(args.db, path)
+            anchors += [db] if db is not None else []
         check = _check(path, keys, args.plain, rescue, anchors)
         if action == "verify":
             return _verify(path, check)

@@ -16,10 +16,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
+from stimctl.cli.clinic_options import add_db_option, operator_name
 from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
 from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
+    from stimctl.cli.run_clinic import ClinicRun
     from stimctl.controller import Controller
     from stimctl.host.status import Outcome, Status
 
@@ -55,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--operator", default=None, metavar="NAME", help="operator name")
     add_safety_options(parser)
+    parser.add_argument(
+        "--patient-id",
+        metavar="ID",
+        help="the clinic's patient: validated with the patient's flags in force",
+    )
+    add_db_option(parser)
     parser.add_argument("--yes", action="store_true", help="confirm without asking")
     parser.add_argument(
         "--speed",
@@ -140,6 +148,8 @@ def _run(args: argparse.Namespace) -> int:
         patient, envelope = safety_options(args)
     except UsageError as error:
         return _usage(str(error))
+    if args.patient_id is not None and args.patient:
+        return _usage("--patient-id takes the patient's flags from the database: drop --patient")
     profile_path = Path(args.profile)
     if not profile_path.is_file():
         return _usage(f"{args.profile}: no such profile file")
@@ -157,17 +167,22 @@ def _run(args: argparse.Namespace) -> int:
             why = "it is a file" if Path(folder).is_file() else error.strerror or error
             _say(f"refused: cannot create the records folder {folder}: {why}")
             return EXIT_REFUSED
-    operator = args.operator if args.operator is not None else _user()
-    return _session(args, profile_path, record, operator, patient, envelope, speed, sim_options)
-
-
-def _user() -> str:
-    import getpass
+    operator = operator_name(args.operator)
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import DatabaseError
+    from stimctl.clinic.patients import PatientError
 
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
+        clinic = ClinicRun.start(args)
+    except DatabaseError as error:
+        _say(f"database: {error}; nothing armed")
+        return EXIT_FAULT
+    except PatientError as error:
+        _say(f"refused: {error}")
+        return EXIT_REFUSED
+    return _session(
+        args, profile_path, record, operator, patient, envelope, speed, sim_options, clinic
+    )
 
 
 def _session(
@@ -179,8 +194,10 @@ def _session(
     envelope: object,
     speed: float | None,
     sim_options: dict[str, str],
+    clinic: ClinicRun,
 ) -> int:
     from stimctl.cli.validate import format_violation
+    from stimctl.clinic.db import DatabaseError
     from stimctl.controller import Controller
     from stimctl.host.errors import (
         CommandRejected,
@@ -193,12 +210,23 @@ def _session(
     )
     from stimctl.rules.profile import ProfileError, load_profile
 
+    try:  # the row first: a refusal is a row too, and a killed host leaves an open one
+        patient = clinic.open(operator, record, patient, profile_path.stem)
+    except DatabaseError as error:
+        clinic.db.dispose()
+        _say(f"database: {error}; nothing armed")
+        return EXIT_FAULT
+    if clinic.patient_code is not None:
+        shown = ", ".join(sorted(patient)) or "none"
+        print(f"patient {clinic.patient_code}: flags {shown}", file=sys.stderr)
+    violations: list[str] = []
     try:
         profile = load_profile(profile_path)
     except ProfileError as error:
         _say(f"{profile_path}: refused: invalid profile")
         for v in error.violations:
             print(format_violation(v), file=sys.stderr)
+        _close_row(clinic, None, EXIT_REFUSED, record, [v.code for v in error.violations])
         return EXIT_REFUSED
 
     abort = _Flag()  # not threading.Event: its set() takes a lock a second signal would wait on
@@ -216,6 +244,7 @@ def _session(
         ctl = Controller.connect(
             args.port, envelope=envelope, record=record, record_key=args.key,  # type: ignore[arg-type]
             operator=operator, patient=patient, speed=speed, sim_options=sim_options or None,
+            session_id=clinic.uid, patient_id=clinic.patient_code,
         )  # fmt: skip
         code = _supervise(ctl, profile, args.yes, abort, streaming)
     except _Abort:
@@ -229,6 +258,7 @@ def _session(
             _say(error.rescue.text())
         code = EXIT_REFUSED
     except ValidationRefused as error:
+        violations = [v.code for v in error.report.violations]
         _say(f"{profile_path}: refused by validation against the effective envelope")
         for v in error.report.errors:
             print(format_violation(v), file=sys.stderr)
@@ -249,9 +279,24 @@ def _session(
                 code = EXIT_FAULT  # a session whose record failed ends as a fault
             ctl.close(exit_code=code)
             code = record_outcome(ctl, code)
+            if ctl.report is not None:
+                violations += [v.code for v in ctl.report.violations]
+        _close_row(clinic, ctl, code, record, violations)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
+
+
+def _close_row(
+    clinic: ClinicRun, ctl: Controller | None, code: int, record: Path, violations: list[str]
+) -> None:
+    """Close the session's row; a failure is said (the session's exit code stands)."""
+    failure = clinic.close(ctl, code, record, violations)
+    if failure is not None:
+        _say(
+            f"database: the session row was not closed ({failure});"
+            f" run `stimctl session import {record}` when the database is back"
+        )
 
 
 def record_outcome(ctl: Controller, code: int, prog: str = PROG) -> int:

@@ -19,7 +19,7 @@ def add_safety_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FLAG[,FLAG]",
-        help="patient flags: pregnant, implanted-device, epilepsy (repeatable)",
+        help="patient flags: pregnant, implanted-device, epilepsy, anticoagulant (repeatable)",
     )
     parser.add_argument("--envelope", metavar="FILE", help="site safety envelope (TOML)")
 

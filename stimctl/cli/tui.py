@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from stimctl.cli.clinic_options import add_db_option
 from stimctl.host.status import ExitCode
 
 
@@ -52,6 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="record key file shared by the site's stations (default: $STIMCTL_RECORD_KEY,"
         " else the user's site key)",
     )
+    parser.add_argument(
+        "--patient-id",
+        metavar="ID",
+        help="the clinic's patient: the set-up screen takes the flags from the database",
+    )
+    add_db_option(parser)
     parser.set_defaults(func=_run)
 
 
@@ -75,6 +82,9 @@ def _record_path(given: str | None) -> Path | ExitCode:
 
 def _run(args: argparse.Namespace) -> int:
     from stimctl.cli.run import parse_speed, record_outcome
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import DatabaseError
+    from stimctl.clinic.patients import PatientError
     from stimctl.controller import Controller
     from stimctl.host.errors import RecordFailed
     from stimctl.tui.app import StimApp
@@ -90,11 +100,27 @@ def _run(args: argparse.Namespace) -> int:
     record = _record_path(args.record)
     if isinstance(record, ExitCode):
         return record
+    try:  # one row for this run of the UI (its record), opened before anything can be armed
+        clinic = ClinicRun.start(args)
+    except DatabaseError as error:
+        print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
+        return ExitCode.FAULT
+    except PatientError as error:
+        print(f"stimctl tui: refused: {error}", file=sys.stderr)
+        return ExitCode.REFUSED
+    try:
+        flags = clinic.open(args.operator, record, (), "tui")
+    except DatabaseError as error:
+        clinic.db.dispose()
+        print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
+        return ExitCode.FAULT
+
     refused: list[RecordFailed] = []
 
     def connect() -> Controller:
         kwargs: dict[str, object] = {
             "operator": args.operator, "record": record, "record_key": args.key,
+            "patient": flags, "session_id": clinic.uid, "patient_id": clinic.patient_code,
         }  # fmt: skip
         if args.port is None and speed is not None:
             kwargs["speed"] = speed
@@ -112,18 +138,28 @@ def _run(args: argparse.Namespace) -> int:
         profiles_dir=args.profiles,
         expect_simulator=args.port is None,
         handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
+        patient_id=clinic.patient_code,
+        patient_flags=flags if clinic.patient_code is not None else None,
+        clinic=clinic,
     )
+    result = 0
     try:
-        result = app.run()
+        result = int(app.run() or 0)
     finally:
-        if app.controller is not None:
-            app.controller.close()  # idempotent: output to zero, record closed, port closed
-    code = int(result or 0)
-    if app.controller is not None:
-        code = record_outcome(app.controller, code, "stimctl tui")
+        ctl = app.controller
+        if ctl is not None:
+            ctl.close()  # idempotent: output to zero, record closed, port closed
+    code = result
+    if ctl is not None:
+        code = record_outcome(ctl, code, "stimctl tui")
     for error in refused:  # the record could not be opened: nothing was armed
         print(f"stimctl tui: refused: {error}; nothing was armed", file=sys.stderr)
         if error.rescue is not None:
             print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
         code = ExitCode.REFUSED
+    violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
+    failure = clinic.close(ctl, code, record, violations, idle="NOT STARTED")
+    if failure is not None:
+        print(f"stimctl tui: database: the session row was not closed ({failure});"
+              f" run `stimctl session import {record}`", file=sys.stderr)  # fmt: skip
     return code

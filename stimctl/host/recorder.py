@@ -103,9 +103,10 @@ class Recorder:
         self.session_id: str | None = None
         self.rescue: Rescue | None = None
 
-    def open(self, path: Path, key_file: Path | None = None) -> None:
-        """Create the record (never over an existing file) with its key and session id;
-        RecordFailed (one line: what and why) if the folder, the key or the file cannot be had."""
+    def open(self, path: Path, key_file: Path | None = None, session_id: str | None = None) -> None:
+        """Create the record (never over an existing file) with its key and session id (a new
+        UUID unless given); RecordFailed (one line: what and why) if the folder, the key or the
+        file cannot be had."""
         key = writing_key(key_file, path.parent)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ class Recorder:
             raise RecordFailed(str(exc)) from None
         except OSError as exc:
             raise RecordFailed(f"cannot create the session record {path}: {_why(exc)}") from None
-        self.session_id = str(uuid.uuid4())
+        self.session_id = session_id or str(uuid.uuid4())
 
     def opening(self, data: Mapping[str, Any]) -> None:
         """The record's first line (``session``: operator, versions, ...) with the session id

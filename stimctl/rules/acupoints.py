@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from importlib import resources
 from types import MappingProxyType
 from typing import Literal, get_args
@@ -129,16 +129,16 @@ class Site:
     point: Point
     side: Literal["L", "R"] | None
     text: str
+    #: Canonical form: 'ST36-L' for a bilateral point, 'GV20' for a midline one.
+    label: str = field(init=False, repr=False, compare=False)
+    #: True when the input differed from the canonical label (alias, case, hyphen...).
+    normalised: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def label(self) -> str:
-        """Canonical form: 'ST36-L' for a bilateral point, 'GV20' for a midline one."""
-        return self.point.code if self.side is None else f"{self.point.code}-{self.side}"
-
-    @property
-    def normalised(self) -> bool:
-        """True when the input differed from the canonical label (alias, case, hyphen...)."""
-        return self.text != self.label
+    def __post_init__(self) -> None:
+        # Worked out once: the rules read both for every electrode of every profile.
+        label = self.point.code if self.side is None else f"{self.point.code}-{self.side}"
+        object.__setattr__(self, "label", label)
+        object.__setattr__(self, "normalised", self.text != label)
 
 
 @cache
@@ -224,6 +224,25 @@ def parse_site(text: str) -> Site:
     Raises UnknownPoint for an unknown or malformed code, a bilateral point without a
     side, or a midline point with one.
     """
+    if not isinstance(text, str):
+        return _parse_site(text)  # raises UnknownPoint
+    parsed = _parsed_site(text)
+    if isinstance(parsed, str):
+        raise UnknownPoint(parsed)
+    return parsed
+
+
+@lru_cache(maxsize=4096)
+def _parsed_site(text: str) -> Site | str:
+    """The Site ``text`` names, or why it names none; remembered, as profiles use a few
+    hundred sites over and over (Site is immutable, so one instance serves every caller)."""
+    try:
+        return _parse_site(text)
+    except UnknownPoint as error:
+        return str(error)
+
+
+def _parse_site(text: str) -> Site:
     point, side = _split(text)
     got = "" if text == point.code else f" (got {text!r})"
     if point.bilateral and side is None:

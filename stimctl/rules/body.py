@@ -63,17 +63,37 @@ _BACK_REGIONS = frozenset({"lower_back", "sacral"})
 _SIDE_NAMES = {"L": "left", "R": "right"}
 
 
+def _segment(region: str, side: str | None) -> str:
+    segment = REGION_SEGMENT[region]
+    if segment in ("arm", "leg"):
+        if side is None:
+            raise ValueError("a limb point needs a side")
+        return f"{_SIDE_NAMES[side]} {segment}"
+    return segment
+
+
+#: (region, side) -> segment, for every pair that has one.
+_SEGMENTS = {
+    (region, side): _segment(region, side)
+    for region, segment in REGION_SEGMENT.items()
+    for side in ("L", "R", None)
+    if side is not None or segment not in ("arm", "leg")
+}
+
+
 def segment_of(site: Site) -> str:
     """The segment of a site ('left leg' for ST36-L, 'chest' for CV17).
 
     ValueError for a limb point without a side (the catalogue has none: a test checks it).
     """
-    segment = REGION_SEGMENT[site.point.region]
-    if segment in ("arm", "leg"):
-        if site.side is None:
-            raise ValueError(f"{site.label}: a limb point needs a side")
-        return f"{_SIDE_NAMES[site.side]} {segment}"
-    return segment
+    try:
+        return _SEGMENTS[site.point.region, site.side]
+    except KeyError:
+        pass
+    try:
+        return _segment(site.point.region, site.side)  # KeyError for an unknown region
+    except ValueError:
+        raise ValueError(f"{site.label}: a limb point needs a side") from None
 
 
 def _limb(segment: str) -> str | None:

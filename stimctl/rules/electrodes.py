@@ -16,12 +16,25 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stimctl.rules import acupoints
-from stimctl.rules.profile import Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 
-__all__ = ["Electrode", "SiteQuantities", "electrodes", "site_channels", "site_quantities"]
+__all__ = [
+    "Electrode",
+    "SiteQuantities",
+    "channel_labels",
+    "electrode_amplitude",
+    "electrodes",
+    "electrodes_of",
+    "site_channels",
+    "site_quantities",
+]
+
+
+Labels = tuple[str | None, str | None]
 
 
 def _label(text: str) -> str | None:
@@ -31,13 +44,28 @@ def _label(text: str) -> str | None:
         return None
 
 
+def channel_labels(profile: Profile) -> list[Labels]:
+    """Per channel: the canonical labels of its (anode, cathode); None where one does not parse."""
+    return [(_label(c.anode), _label(c.cathode)) for c in profile.channels]
+
+
 def site_channels(profile: Profile) -> dict[str, tuple[int, ...]]:
     """Canonical site label -> indices of the channels using it (``Profile.site_channels``)."""
     return profile.site_channels()
 
 
-@dataclass(frozen=True, slots=True)
-class Electrode:
+def _users(labels: list[Labels]) -> dict[str, tuple[int, ...]]:
+    users: dict[str, list[int]] = {}
+    for i, pair in enumerate(labels):
+        for label in pair:
+            if label is not None:
+                channels = users.setdefault(label, [])
+                if i not in channels:
+                    channels.append(i)
+    return {label: tuple(channels) for label, channels in users.items()}
+
+
+class Electrode(NamedTuple):
     """What a per-electrode rule judges: one site (None: a channel's own) and its channels."""
 
     site: str | None
@@ -62,15 +90,27 @@ class Electrode:
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
+#: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
+_ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
+
+
 def electrodes(profile: Profile) -> tuple[Electrode, ...]:
     """Every electrode to judge, once: each channel whose current flows alone through one of
     its needles (or through a site that does not parse), then each site shared by channels."""
-    shared = {label: users for label, users in site_channels(profile).items() if len(users) > 1}
-    alone = []
-    for i, channel in enumerate(profile.channels):
-        labels = (_label(channel.anode), _label(channel.cathode))
-        if any(label is None or label not in shared for label in labels):
-            alone.append(Electrode(None, (i,)))
+    return electrodes_of(channel_labels(profile))
+
+
+def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
+    """``electrodes`` from the channels' site labels (``channel_labels``)."""
+    used = [label for pair in labels for label in pair if label is not None]
+    if len(set(used)) == len(used) and len(labels) <= len(_ALONE):
+        return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
+    shared = {label: users for label, users in _users(labels).items() if len(users) > 1}
+    alone = [
+        Electrode(None, (i,))
+        for i, pair in enumerate(labels)
+        if any(label is None or label not in shared for label in pair)
+    ]
     return (*alone, *(Electrode(label, users) for label, users in shared.items()))
 
 
@@ -84,13 +124,18 @@ class SiteQuantities:
     quantities: PulseQuantities
 
 
+def electrode_amplitude(profile: Profile, electrode: Electrode) -> float:
+    """The peak current through an electrode: the sum of its channels' amplitudes, mA."""
+    return math.fsum(profile.channels[i].amplitude_ma for i in electrode.channels)
+
+
 def site_quantities(profile: Profile) -> tuple[SiteQuantities, ...]:
     """Every (electrode, phase, variant) with the quantities of the summed current."""
     area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
     shape = profile.waveform.shape
     out = []
     for electrode in electrodes(profile):
-        amplitude = math.fsum(profile.channels[i].amplitude_ma for i in electrode.channels)
+        amplitude = electrode_amplitude(profile, electrode)
         for p, phase in enumerate(profile.phases):
             for v, (f, pw) in enumerate(phase.variants):
                 q = pulse_quantities(amplitude, pw, f, shape, area)

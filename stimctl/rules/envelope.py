@@ -25,6 +25,10 @@ SHANNON = "Shannon 1992 (k = log10 Q + log10 Q/A)"
 WHO = "WHO Standard Acupuncture Point Locations (2008)"
 CLINICAL = "clinical practice (Han 2-10 mA, 0.3-0.6 ms, 2/100 Hz; EA sessions 20-30 min)"
 POLICY = "stimctl policy"
+ANTICOAGULANT = (
+    "McCulloch et al., Acupuncture safety in patients receiving anticoagulants, Perm J 2015;"
+    "19(1):68-73; WHO Guidelines on basic training and safety in acupuncture (1999), precautions"
+)
 PROTOCOL = "docs/PROTOCOL.md (BLOCK: frequency in 0.1 Hz, pulse width in 1 us, u16; 1 ms tick)"
 #: Per-electrode rules also judge each shared site: every channel's pulses start together
 #: (docs/PROTOCOL.md, "Output and timing"), so the channels on one needle add up there.
@@ -263,6 +267,14 @@ _RULES = (
         "",
         "clinical practice (precaution)",
         "epilepsy: stimulate only under supervision",
+    ),
+    Rule(
+        "patient-anticoagulant",
+        "warning",
+        None,
+        "",
+        ANTICOAGULANT,
+        "anticoagulant use: bleeding risk at needle sites; modified needling",
     ),
 )
 #: code -> Rule: the single table of rule constants and their sources.

@@ -19,7 +19,7 @@ __all__ = [
     "sites_rule",
 ]
 
-PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy")
+PATIENT_FLAGS: tuple[str, ...] = ("pregnant", "implanted-device", "epilepsy", "anticoagulant")
 #: site-mouth (the catalogue's notes: GV26-GV28 and CV24 are at the mouth): GV28 is needled
 #: inside the mouth (error), the others at the lips (warning).
 INTRAORAL_POINTS = frozenset({"GV28"})
@@ -31,21 +31,23 @@ PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
 
 def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
     """point-unknown, point-alias, and anode = cathode (schema)."""
-    for i, (channel, sites) in enumerate(zip(ctx.profile.channels, ctx.sites, strict=True)):
-        for end, site in zip(ENDS, sites, strict=True):
-            loc, text = f"channels[{i}].{end}", getattr(channel, end)
-            if site is None:
-                try:
-                    acupoints.parse_site(text)
-                    reason = "not a site"
-                except acupoints.UnknownPoint as error:
-                    reason = str(error)
-                yield finding("point-unknown", loc, reason, None, text)
-            elif site.normalised:
-                yield finding(
-                    "point-alias", loc, f"{text!r} read as {site.label!r}", site.label, text
-                )
+    for i, sites in enumerate(ctx.sites):
         anode, cathode = sites
+        if anode is None or cathode is None or anode.normalised or cathode.normalised:
+            channel = ctx.profile.channels[i]
+            for end, site in zip(ENDS, sites, strict=True):
+                loc, text = f"channels[{i}].{end}", getattr(channel, end)
+                if site is None:
+                    try:
+                        acupoints.parse_site(text)
+                        reason = "not a site"
+                    except acupoints.UnknownPoint as error:
+                        reason = str(error)
+                    yield finding("point-unknown", loc, reason, None, text)
+                elif site.normalised:
+                    yield finding(
+                        "point-alias", loc, f"{text!r} read as {site.label!r}", site.label, text
+                    )
         if anode is not None and cathode is not None and anode.label == cathode.label:
             yield Violation(
                 "schema",
@@ -60,6 +62,8 @@ def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
     """channel-same-pair: a channel on the same two sites as an earlier one."""
+    if all(electrode.site is None for electrode in ctx.electrodes):
+        return  # no site has two channels, so no two channels have both sites
     seen: dict[frozenset[str], int] = {}
     for i, (anode, cathode) in enumerate(ctx.sites):
         if anode is None or cathode is None or anode.label == cathode.label:
@@ -83,12 +87,17 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
     (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
     for i, (anode, cathode) in enumerate(ctx.sites):
         for end, site in zip(ENDS, (anode, cathode), strict=True):
-            if site is not None:
+            if site is not None and (
+                site.point.region in _SITE_REGIONS or site.point.code in _MOUTH_POINTS
+            ):
                 yield from _site_findings(site, f"channels[{i}].{end}")
         if anode is None or cathode is None:
             continue
-        pair = f"{anode.label} -> {cathode.label}"
         contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
+        path = thoracic_path(anode, cathode)
+        if not contralateral and path is None:
+            continue
+        pair = f"{anode.label} -> {cathode.label}"
         if contralateral:
             lower = lower_body(anode) and lower_body(cathode)
             lower &= (segment_of(anode) == "lower trunk") == (segment_of(cathode) == "lower trunk")
@@ -101,7 +110,6 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 pair,
                 "warning" if lower else None,
             )
-        path = thoracic_path(anode, cathode)
         if path is not None:
             yield finding(
                 "path-transthoracic",
@@ -122,6 +130,11 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
 
 def _lower_part(site: acupoints.Site) -> str:
     return "lower trunk" if segment_of(site) == "lower trunk" else "legs"
+
+
+#: The regions and points ``_site_findings`` reports (a fast path skips every other site).
+_SITE_REGIONS = frozenset({"anterior_neck", "eye", "periorbital"})
+_MOUTH_POINTS = INTRAORAL_POINTS | LIP_POINTS
 
 
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
@@ -157,7 +170,7 @@ def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
 
 
 def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
-    """patient-pregnancy-point, patient-implanted-device, patient-epilepsy."""
+    """patient-pregnancy-point, -implanted-device, -epilepsy, -anticoagulant."""
     if "implanted-device" in ctx.patient:
         yield finding(
             "patient-implanted-device",
@@ -173,6 +186,15 @@ def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
             "patient has epilepsy: stimulate only under supervision",
             None,
             "epilepsy",
+        )
+    if "anticoagulant" in ctx.patient:
+        yield finding(
+            "patient-anticoagulant",
+            "patient",
+            "patient takes anticoagulants: bleeding risk at the needle sites; use modified"
+            " needling (fewer, shallower needles; firm pressure after removal)",
+            None,
+            "anticoagulant",
         )
     if "pregnant" in ctx.patient:
         for i, sites in enumerate(ctx.sites):

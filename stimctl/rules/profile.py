@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from stimctl.protocol.constants import ASYMMETRIC_RECOVERY_RATIO
-from stimctl.rules import acupoints
+from stimctl.rules import acupoints, plaintoml
 from stimctl.rules.violations import Violation
 
 __all__ = [
@@ -381,7 +381,7 @@ def _decode(raw: bytes, fmt: Literal["toml", "json"]) -> Any:
         if fmt == "json":
             data = _json_plain(json.loads(raw, object_pairs_hook=_JsonObject), (), problems)
         else:
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = plaintoml.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as error:
         message = f"not UTF-8 text: {error.reason} at byte {error.start}"
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:

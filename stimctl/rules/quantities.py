@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from stimctl.rules.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape
 
@@ -27,6 +28,7 @@ __all__ = [
 
 #: Reference load for energy and power figures (IEC 60601-2-10; FDA 1999 guidance).
 LOAD_OHM = 500.0
+_new_tuple = tuple.__new__
 
 
 def needle_area_cm2(diameter_mm: float, insertion_mm: float) -> float:
@@ -42,9 +44,12 @@ def _mul(*factors: float) -> float:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class PulseQuantities:
-    """Figures for one pulse train at one amplitude, pulse width and frequency."""
+class PulseQuantities(NamedTuple):
+    """Figures for one pulse train at one amplitude, pulse width and frequency.
+
+    A named tuple rather than a dataclass: the rules make one per (phase, electrode, variant)
+    of every profile, and a tuple is built several times faster.
+    """
 
     shape: Shape
     amplitude_ma: float
@@ -80,47 +85,54 @@ def pulse_quantities(
     shape: Shape,
     area_cm2: float,
 ) -> PulseQuantities:
-    """All figures for one train; see docs/SAFETY.md for the formulas."""
+    """All figures for one train; see docs/SAFETY.md for the formulas.
+
+    Products are written ``1.0 * a * b``: float multiplication saturates to inf/nan instead
+    of raising (``**`` can raise), and the leading 1.0 makes integer input float first.
+    """
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
-    q = _mul(i, pw) / 1000.0
-    r = 1.0 / ASYMMETRIC_RATIO
+    q = 1.0 * i * pw / 1000.0
     if shape == "biphasic_symmetric":
-        active_us, square_sum = 2 * pw, _mul(i, i, 2 * pw)
+        active_us = 2 * pw
+        square_sum = 1.0 * i * i * active_us
         net = 0.0
     elif shape == "biphasic_asymmetric":
-        recovery_ma, recovery_us = i * r, pw * ASYMMETRIC_RATIO
+        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
         active_us = pw + recovery_us
-        square_sum = _mul(i, i, pw) + _mul(recovery_ma, recovery_ma, recovery_us)
-        net = q - _mul(recovery_ma, recovery_us) / 1000.0
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
+        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
     else:
-        active_us, square_sum = pw, _mul(i, i, pw)
+        active_us, square_sum = pw, 1.0 * i * i * pw
         net = q
     # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
-    mean_square_ma2 = _mul(square_sum, f) * 1e-6
+    mean_square_ma2 = 1.0 * square_sum * f * 1e-6
     rms = math.sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
-    energy_mj = _mul(square_sum, LOAD_OHM) * 1e-9
-    power_w = _mul(mean_square_ma2, LOAD_OHM) * 1e-6
+    energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
+    power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
     try:
         shannon = math.log10(q) + math.log10(q / area_cm2) if q > 0 else -math.inf
     except (ValueError, ZeroDivisionError):
         shannon = math.nan
-    return PulseQuantities(
-        shape=shape,
-        amplitude_ma=i,
-        pulse_width_us=pw,
-        frequency_hz=f,
-        area_cm2=area_cm2,
-        phase_charge_uc=q,
-        net_charge_uc=net,
-        active_time_us=active_us,
-        rms_ma=rms,
-        pulse_energy_mj=energy_mj,
-        power_w=power_w,
-        power_density_w_cm2=power_w / area_cm2,
-        current_density_ma_cm2=rms / area_cm2,
-        shannon_k=shannon,
-        min_period_us=active_us,
+    return _new_tuple(  # PulseQuantities(...) without the Python-level __new__
+        PulseQuantities,
+        (
+            shape,
+            i,
+            pw,
+            f,
+            area_cm2,
+            q,
+            net,
+            active_us,
+            rms,
+            energy_mj,
+            power_w,
+            power_w / area_cm2,
+            rms / area_cm2,
+            shannon,
+            active_us,
+        ),
     )
 
 

@@ -21,7 +21,7 @@ class Report:
     codes: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "codes", frozenset(v.code for v in self.violations))
+        object.__setattr__(self, "codes", frozenset([v.code for v in self.violations]))
 
     @property
     def errors(self) -> tuple[Violation, ...]:

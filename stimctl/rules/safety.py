@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 
-from stimctl.rules.context import Rule, RuleContext, elements, exceeds, finding, outside
-from stimctl.rules.electrodes import electrodes
+from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffixed
+from stimctl.rules.electrodes import electrode_amplitude, electrodes
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
@@ -30,6 +31,8 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 #: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
+_NET_CHARGE = attrgetter("net_charge_uc")
+_PHASE_CHARGE = attrgetter("phase_charge_uc")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -62,10 +65,10 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    for electrode in electrodes(ctx.profile):
+    for electrode in ctx.electrodes:
         if not electrode.shared:
             continue
-        total = math.fsum(channels[i].amplitude_ma for i in electrode.channels)
+        total = electrode_amplitude(ctx.profile, electrode)
         if exceeds(total, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -83,32 +86,32 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     pw_lo, pw_hi = env.pulse_width_us
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
+        for k, pw in suffixed(phase.pulse_width_us):
             if outside(pw, pw_lo, pw_hi):
                 yield finding(
                     "pulse-width-range",
-                    loc,
+                    f"phases[{j}].pulse_width_us{k}",
                     f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
                     f"{pw_lo:g}..{pw_hi:g}",
                     pw,
                 )
-        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
+        for k, f in suffixed(phase.frequency_hz):
             if outside(f, f_lo, f_hi):
                 yield finding(
                     "frequency-range",
-                    loc,
+                    f"phases[{j}].frequency_hz{k}",
                     f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
                     f"{f_lo:g}..{f_hi:g}",
                     f,
                 )
-    for op in ctx.points:
-        q = op.quantities
-        fit = 1e6 / q.min_period_us
-        if op.channel == 0 and exceeds(q.frequency_hz, fit) and f_lo <= q.frequency_hz <= f_hi:
-            phase = ctx.profile.phases[op.phase]
-            loc = f"phases[{op.phase}].frequency_hz"
-            if isinstance(phase.frequency_hz, tuple):
-                loc += f"[{op.variant}]"
+    for p, channels in enumerate(ctx.channel_points):
+        for v, q in enumerate(channels[0]):  # the pulse's length does not depend on amplitude
+            fit = 1e6 / q.min_period_us
+            if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
+                continue
+            loc = f"phases[{p}].frequency_hz"
+            if isinstance(ctx.profile.phases[p].frequency_hz, tuple):
+                loc += f"[{v}]"
             yield finding(
                 "frequency-range",
                 loc,
@@ -119,31 +122,15 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
-def _worst(
-    ctx: RuleContext, key: Callable[[PulseQuantities], float], per_site: bool
-) -> Iterator[tuple[str, str, float]]:
-    """Per (phase, channel) or (phase, electrode): (loc, who, the largest value of ``key``
-    over the frequency variants)."""
-    best: dict[tuple[int, str], tuple[str, float]] = {}
-    if per_site:
-        for sp in ctx.site_points:
-            loc = sp.electrode.loc
-            who = sp.electrode.describe(ctx.profile)
-            _keep(best, (sp.phase, loc), who, key(sp.quantities))
-    else:
-        for op in ctx.points:
-            who = f"channel {ctx.profile.channels[op.channel].id}"
-            _keep(best, (op.phase, f"channels[{op.channel}]"), who, key(op.quantities))
-    for (p, loc), (who, value) in best.items():
-        yield f"phases[{p}].{loc}", who, value
-
-
-def _keep(
-    best: dict[tuple[int, str], tuple[str, float]], at: tuple[int, str], who: str, value: float
-) -> None:
-    old = best.get(at)
-    if old is None or not value <= old[1]:
-        best[at] = (who, value)
+def _largest(key: Callable[[PulseQuantities], float], variants: Variants) -> float:
+    """The worst value of ``key`` over a phase's frequency variants (a later variant's value
+    is kept unless it is <= the one before, so a nan there wins)."""
+    value = key(variants[0])
+    for q in variants[1:]:
+        other = key(q)
+        if not other <= value:
+            value = other
+    return value
 
 
 def _quantity_rule(
@@ -158,8 +145,17 @@ def _quantity_rule(
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        for loc, who, value in _worst(ctx, key, per_site):
-            if exceeds(value, limit) or (at_limit and value == limit):
+        values = list(map(key, ctx.electrode_flat if per_site else ctx.channel_flat))
+        top = max(values)
+        if (top < limit or (top == limit and not at_limit)) and not math.isnan(sum(values)):
+            return  # nothing reaches the limit (and no nan, which max() may pass over)
+        # Rows: [electrode][phase] per site, else [phase][channel]; each the variants' figures.
+        for first, row in enumerate(ctx.electrode_points if per_site else ctx.channel_points):
+            for second, variants in enumerate(row):
+                value = key(variants[0]) if len(variants) == 1 else _largest(key, variants)
+                if value <= limit and not (at_limit and value == limit):
+                    continue  # exceeds(), inline
+                loc, who = _where(ctx, first, second, per_site)
                 op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
                 yield finding(
                     code, loc, f"{who}: {what} {value:.4g}{u} {op} {limit:g}{u}", limit, value
@@ -173,27 +169,35 @@ def _quantity_rule(
     return rule
 
 
+def _where(ctx: RuleContext, first: int, second: int, per_site: bool) -> tuple[str, str]:
+    """(loc, who) of a row: (electrode, phase) or (phase, channel) indices."""
+    if per_site:
+        electrode = ctx.electrodes[first]
+        return f"phases[{second}].{electrode.loc}", electrode.describe(ctx.profile)
+    return f"phases[{first}].channels[{second}]", f"channel {ctx.profile.channels[second].id}"
+
+
 phase_charge_rule = _quantity_rule(
-    "phase-charge-max", lambda q: q.phase_charge_uc, "phase charge", "uC"
+    "phase-charge-max", attrgetter("phase_charge_uc"), "phase charge", "uC"
 )
-rms_current_rule = _quantity_rule("rms-current-max", lambda q: q.rms_ma, "r.m.s. current", "mA")
+rms_current_rule = _quantity_rule("rms-current-max", attrgetter("rms_ma"), "r.m.s. current", "mA")
 pulse_energy_rule = _quantity_rule(
     "pulse-energy-max",
-    lambda q: q.pulse_energy_mj,
+    attrgetter("pulse_energy_mj"),
     "energy per pulse into 500 ohm",
     "mJ",
     per_site=False,
 )
 power_density_rule = _quantity_rule(
     "power-density-max",
-    lambda q: q.power_density_w_cm2,
+    attrgetter("power_density_w_cm2"),
     "average power density",
     "W/cm2",
     at_limit=True,
 )
-shannon_rule = _quantity_rule("charge-density-shannon", lambda q: q.shannon_k, "Shannon k", "")
+shannon_rule = _quantity_rule("charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "")
 current_density_rule = _quantity_rule(
-    "current-density-iec", lambda q: q.current_density_ma_cm2, "r.m.s. current density", "mA/cm2"
+    "current-density-iec", attrgetter("current_density_ma_cm2"), "r.m.s. current density", "mA/cm2"
 )
 
 
@@ -211,26 +215,28 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     Values outside the envelope's range are left to the range rules (one finding per fault).
     """
     env = ctx.envelope
+    pw_lo, pw_hi = env.pulse_width_us
+    f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for loc, pw in elements(phase.pulse_width_us, f"phases[{j}].pulse_width_us"):
-            if outside(pw, *env.pulse_width_us):
+        for k, pw in suffixed(phase.pulse_width_us):
+            if outside(pw, pw_lo, pw_hi):
                 continue
-            if exceeds(pw, _U16) or _off_step(pw, 1.0):
+            if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
                     "device-resolution",
-                    loc,
+                    f"phases[{j}].pulse_width_us{k}",
                     f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
                     " (the device's resolution)",
                     "1 us",
                     pw,
                 )
-        for loc, f in elements(phase.frequency_hz, f"phases[{j}].frequency_hz"):
-            if outside(f, *env.frequency_hz):
+        for k, f in suffixed(phase.frequency_hz):
+            if outside(f, f_lo, f_hi):
                 continue
-            if exceeds(f, _U16 / 10) or _off_step(f, 0.1):
+            if not f <= _U16 / 10 or _off_step(f, 0.1):
                 yield finding(
                     "device-resolution",
-                    loc,
+                    f"phases[{j}].frequency_hz{k}",
                     f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16 / 10:g} Hz"
                     " (the device's resolution)",
                     "0.1 Hz",
@@ -261,8 +267,9 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
-    worst = max((abs(op.quantities.net_charge_uc) for op in ctx.points), default=0.0)
-    tolerance = 1e-9 * max((op.quantities.phase_charge_uc for op in ctx.points), default=0.0)
+    every = ctx.channel_flat
+    worst = max(map(abs, map(_NET_CHARGE, every)), default=0.0)
+    tolerance = 1e-9 * max(map(_PHASE_CHARGE, every), default=0.0)
     shape = ctx.profile.waveform.shape
     if shape == "monophasic" or exceeds(worst, tolerance):
         yield finding(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
@@ -33,12 +34,15 @@ __all__ = [
 
 PROFILE_SUFFIXES = (".toml", ".json")
 _DEFAULT_ENVELOPE = SafetyEnvelope()
+_KNOWN_FLAGS = frozenset(PATIENT_FLAGS)
 
 
 def check_patient(patient: Iterable[str]) -> frozenset[str]:
     """The patient flags as a set; ValueError for a flag that is not in PATIENT_FLAGS."""
     flags = frozenset(patient)
-    unknown = sorted(flags - set(PATIENT_FLAGS))
+    if flags <= _KNOWN_FLAGS:
+        return flags
+    unknown = sorted(flags - _KNOWN_FLAGS)
     if unknown:
         raise ValueError(
             f"unknown patient flag(s) {', '.join(unknown)}; known: {', '.join(PATIENT_FLAGS)}"
@@ -80,8 +84,8 @@ def validate_bytes(
         profile = loads_profile(raw, fmt)
     except ProfileError as error:
         return Report(error.violations, None, path)
-    report = validate_profile(profile, envelope, flags)
-    return Report(report.violations, profile, path)
+    violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
+    return Report(tuple(violations), profile, path)  # validate_profile's, with the path
 
 
 def validate_file(
@@ -92,7 +96,9 @@ def validate_file(
     """Load and validate one file; never raises for bad content (unreadable files included)."""
     flags = check_patient(patient)
     try:
-        raw = Path(path).read_bytes()
+        # os.fspath refuses a file descriptor as Path() did; pathlib costs as much as the read
+        with open(os.fspath(path), "rb") as file:
+            raw = file.read()
     except OSError as error:
         message = f"cannot read: {error.strerror or error}"
         return Report((schema_violation("", message),), None, str(path))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from textual.app import App
 from textual.binding import Binding, BindingType
@@ -24,6 +24,17 @@ from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
 from stimctl.tui.messages import DeviceCallDone, DeviceEvent, TelemetryReady, TelemetrySlot
 from stimctl.tui.screens import ConfirmModal, FaultScreen, SetupScreen, SummaryScreen
 from stimctl.tui.screens.base import StimScreen
+
+
+class PatientPicker(Protocol):
+    """The clinic database as the set-up screen's patient picker sees it."""
+
+    def patients(self) -> list[str]: ...
+
+    def choose(self, code: str) -> frozenset[str]:
+        """Make ``code`` this run's patient; its flags in force."""
+        ...
+
 
 #: Telemetry reaches the screen at most this often; newer samples replace older ones meanwhile.
 UI_REFRESH_S = 0.1
@@ -58,8 +69,14 @@ class StimApp(App[int]):
         expect_simulator: bool = True,
         clock: Callable[[], datetime] | None = None,
         handle_signals: bool = False,
+        patient_id: str | None = None,
+        patient_flags: frozenset[str] | None = None,
+        clinic: PatientPicker | None = None,
     ) -> None:
         super().__init__()
+        self.patient_id = patient_id  # the clinic's patient: flags from the database, fixed
+        self.patient_flags = patient_flags
+        self.clinic = clinic  # the clinic database's patients, for the set-up screen's picker
         self._connect = connect
         self._handle_signals = handle_signals
         self.signalled: int | None = None  # SIGTERM/SIGHUP received: stopping, then exit 4
@@ -72,6 +89,7 @@ class StimApp(App[int]):
         self.loaded_ok = False
         self.warnings_acknowledged = False
         self.session_started = False
+        self.armed_once = False  # a session was armed in this run (its row's patient is fixed)
         self.last_status: Any = None
         self.telemetry = TelemetrySlot()
         self.view_frozen = False  # screenshots: ignore telemetry and events (E-STOP still works)
@@ -192,6 +210,7 @@ class StimApp(App[int]):
 
     def arm(self) -> None:
         """Worker body: ARM with the operator's explicit confirm (guards live in the controller)."""
+        self.armed_once = True
         self.controller.arm(confirm=True, acknowledge_warnings=self.warnings_acknowledged)
 
     # --- workers and messages from other threads --------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Label, OptionList
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select
 from textual.widgets.option_list import Option
 
 from stimctl.rules.validation import PATIENT_FLAGS
@@ -42,7 +42,16 @@ class SetupScreen(StimScreen):
                 )
                 yield OptionList(id="profile-list")
                 yield Input(placeholder="path/to/profile.toml", id="profile-path")
-                yield Label("Patient", classes="section")
+                patient = self.stim.patient_id
+                yield Label(
+                    f"Patient {patient} (flags from the clinic database)" if patient else "Patient",
+                    classes="section",
+                    id="patient-label",
+                    markup=False,
+                )
+                if self.stim.clinic is not None and patient is None:
+                    yield Select[str]([], prompt="Clinic patient (none: set the flags below)",
+                                      id="patient-picker")  # fmt: skip
                 with Horizontal(id="patient-flags"):
                     for flag in PATIENT_FLAGS:
                         yield Checkbox(flag, id=f"flag-{flag}")
@@ -66,7 +75,50 @@ class SetupScreen(StimScreen):
         for path in list_profiles(self.stim.profiles_dir):
             options.add_option(Option(path.name, id=str(path)))
         options.focus()
+        self._fix_flags()
+        for picker in self.query("#patient-picker").results(Select):
+            try:
+                codes = self.stim.clinic.patients() if self.stim.clinic else []
+            except Exception as error:  # the database went away: said, the flags stay manual
+                self.say(f"Clinic database: {error}", error=True)
+                codes = []
+            picker.set_options((code, code) for code in codes)
         self.device_changed()  # the connection may have finished while this screen composed
+
+    def _fix_flags(self) -> None:
+        """The clinic's patient: its flags in force, checked and not editable."""
+        if self.stim.patient_flags is None:
+            return
+        for flag in PATIENT_FLAGS:
+            box = self.query_one(f"#flag-{flag}", Checkbox)
+            box.value, box.disabled = flag in self.stim.patient_flags, True
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        """A patient picked from the clinic database: this run's row is theirs, their flags are
+        the ones validation uses (the pick is final for this run of the UI)."""
+        event.stop()
+        if event.select.id != "patient-picker" or not isinstance(event.value, str):
+            return
+        clinic = self.stim.clinic
+        assert clinic is not None
+        if self.stim.armed_once:
+            self.say("A session already ran in this run of the UI without a patient: restart"
+                     " stimctl tui for a patient.", error=True)  # fmt: skip
+            return
+        try:
+            flags = clinic.choose(event.value)
+        except Exception as error:  # unknown patient meanwhile, database gone: one line
+            self.say(f"Clinic database: {error}", error=True)
+            return
+        self.stim.patient_id, self.stim.patient_flags = event.value, flags
+        event.select.disabled = True
+        self.query_one("#patient-label", Label).update(
+            f"Patient {event.value} (flags from the clinic database)"
+        )
+        self._fix_flags()
+        self.stim.log_event(f"patient {event.value}: flags {', '.join(sorted(flags)) or 'none'}")
+        if self.stim.profile_path is not None:
+            self.choose(self.stim.profile_path)
 
     # --- inputs -----------------------------------------------------------------------------
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
