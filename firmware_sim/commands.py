@@ -13,6 +13,7 @@ from stimctl.protocol import (
     CATALOGUE_HASH,
     DEVICE_TO_HOST,
     GAIN_UNITY,
+    HOST_TO_DEVICE,
     PROTOCOL_VERSION,
     Adjust,
     Arm,
@@ -41,6 +42,39 @@ Answer = tuple[NakReason, int] | None
 """None: ACK; otherwise NAK(reason, detail)."""
 
 _DEVICE_TYPES = frozenset(cls.TYPE for cls in DEVICE_TO_HOST)
+REPEATABLE = frozenset(
+    cls.TYPE for cls in HOST_TO_DEVICE if cls not in (Hello, Heartbeat, EStop, Block)
+)
+"""Control commands: the host has one outstanding at a time and repeats it with the same seq
+until it is answered. The device remembers the last one it answered (seq, type, answer); the
+same seq and type again is a retransmission whose answer was lost: the answer is sent again
+and the command is not acted on again. HELLO clears the memory (a new host counts afresh)."""
+REPEAT_WINDOW_MS = 5000
+"""How long (device time) the last answer is remembered. A host repeats a command within its
+timeout (stimctl: 1 s); after the window a frame with the same seq and type is a new command. The
+window keeps seq wrap-around from faking a repeat: 65,536 frames take at least 57 s at 115200 baud
+(10-byte HEARTBEATs), so no new command can carry a remembered seq inside 5 s."""
+
+
+def repeated(dev: DeviceCore, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
+    """The remembered answer if ``item`` repeats the last control command, else None."""
+    last = dev.last_command
+    if isinstance(item, Hello):
+        dev.last_command = None
+        return None
+    if last is None or type_code not in REPEATABLE or isinstance(item, Invalid):
+        return None
+    if (item.seq, type_code) != last[:2]:
+        return None
+    if dev.tick_count - last[3] > REPEAT_WINDOW_MS * dev.ticks_per_ms:
+        return None
+    dev.counters["duplicates"] += 1
+    return (last[2],)
+
+
+def remember(dev: DeviceCore, item: Message | Invalid, type_code: int, answer: Answer) -> None:
+    if type_code in REPEATABLE and isinstance(item, Message):
+        dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
 
 def is_estop(item: Message | Invalid) -> bool:
@@ -64,7 +98,7 @@ def dispatch(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer
     if type_code in _DEVICE_TYPES:
         return NakReason.NOT_FROM_HOST, 0
     if not dev.session_open and not isinstance(item, Heartbeat):
-        return NakReason.BAD_STATE, 0
+        return NakReason.NO_SESSION, 0
     refused = dev.interlock.admit(type_code)
     if refused is not None:
         return refused, int(dev.state)
@@ -125,7 +159,7 @@ def _arm(dev: DeviceCore, msg: Arm) -> Answer:
         return NakReason.BAD_PAYLOAD, msg.shape
     verdict = dev.interlock.impedance_verdict(msg.channel_mask, dev.uptime_ms())
     if verdict is not None:
-        return verdict, msg.channel_mask
+        return verdict
     dev.armed_mask = msg.channel_mask
     dev.gains = [GAIN_UNITY] * dev.config.channels
     dev.fifo.reset()
@@ -144,6 +178,9 @@ def _disarm(dev: DeviceCore, msg: Disarm) -> Answer:
 def _block(dev: DeviceCore, msg: Block) -> Answer:
     if len(msg.channels) > dev.config.channels:
         return NakReason.BAD_CHANNEL, len(msg.channels)
+    if dev.fifo.duplicate(msg):
+        dev.counters["duplicates"] += 1
+        return None  # ACKed again, not queued again
     err = dev.limits.check_block(
         msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
         dev.config.max_lookahead_ms,
@@ -162,7 +199,7 @@ def _start(dev: DeviceCore, msg: Start) -> Answer:
         return NakReason.BAD_STATE, 0
     verdict = dev.interlock.impedance_verdict(dev.armed_mask, dev.uptime_ms())
     if verdict is not None:
-        return verdict, dev.armed_mask
+        return verdict
     dev.apply_state(Event.START)
     dev.reramp_rate_na_per_s = 0  # START ramps from zero by the slew ceiling and the blocks
     if dev.first_start_tick is None:

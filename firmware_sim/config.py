@@ -31,6 +31,9 @@ class DeviceConfig:
     trace: str | None = None
     pulse_log_ms: int = 10_000
     tx_buffer_max: int = 1 << 20
+    # Virtual clock: one Device.tick per tick instead of jumping from event to event (the
+    # reference the event-driven path is tested against; same observables, much slower).
+    tick_by_tick: bool = False
 
     @property
     def channels(self) -> int:

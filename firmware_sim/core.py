@@ -19,7 +19,7 @@ from firmware_sim.interlock import Event, Interlock
 from firmware_sim.limits import HardwareLimits, LimitError
 from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
-from stimctl.protocol import Fault, FrameDecoder, Message, State
+from stimctl.protocol import Fault, FrameDecoder, Message, NakReason, State
 
 __all__ = ["DeviceCore"]
 
@@ -57,6 +57,7 @@ class DeviceCore(Protocol):
     stop_from: list[int]
     reramp_rate_na_per_s: int
     reramp_from_tick: int
+    last_command: tuple[int, int, tuple[NakReason, int] | None, int] | None
 
     @property
     def state(self) -> State: ...

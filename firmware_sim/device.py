@@ -12,7 +12,7 @@ from firmware_sim.config import DeviceConfig
 from firmware_sim.fastpath import quiet_horizon, run_quiet
 from firmware_sim.faults import LinkFaults
 from firmware_sim.fifo import BlockFifo
-from firmware_sim.interlock import Event, Interlock
+from firmware_sim.interlock import LIVE_STATES, Event, Interlock
 from firmware_sim.limits import LimitError
 from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
@@ -62,7 +62,9 @@ class Device:
         self.tx_delayed: deque[tuple[int, bytes]] = deque()
         self.scheduled_faults = [s for s in cfg.faults if s.at_ms is not None]
         self.first_start_tick: int | None = None
-        self.counters: dict[str, int] = {"frames_rx": 0, "naks": 0, "tx_dropped": 0}
+        self.counters: dict[str, int] = {
+            "frames_rx": 0, "naks": 0, "tx_dropped": 0, "duplicates": 0, "sessions_expired": 0,
+        }  # fmt: skip
         self.last_rx_ms: int | None = None
         self._in_command = False
         self.pending_violation: LimitError | None = None
@@ -127,12 +129,25 @@ class Device:
         self._process_rx(now)
         silent = now - self.last_rx_tick
         if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
-            self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)
+            self._watchdog(silent)
         if self.impedance_due is not None and now >= self.impedance_due[0]:
             self._finish_impedance_check()
         if self.session_open and now >= self.next_telemetry:
             self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
             self.send(reports.telemetry(self))
+
+    def _watchdog(self, silent: int) -> None:
+        """No valid frame for watchdog_ms: COMMS_LOSS while output can be live; in IDLE (nothing
+        armed, no output possible) the session just ends: telemetry and watchdog stop, nothing
+        latches, and the host's next HELLO opens a new one."""
+        if self.state in LIVE_STATES:
+            self.latch_fault(Fault.COMMS_LOSS, 0, silent // self.ticks_per_ms)
+            return
+        self.session_open = False
+        self.counters["sessions_expired"] += 1
+        self.trace.write(
+            "session", open=False, cause="watchdog", silent_ms=silent // self.ticks_per_ms
+        )
 
     def service_rx(self) -> None:
         """The receive interrupt: handle the bytes received so far now, at the current device
@@ -148,13 +163,15 @@ class Device:
                 self._handle(item, now)
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
-        """Advance ``ticks`` ticks, skipping quiet stretches in bulk. With ``until_output``, stop
+        """Advance ``ticks`` ticks, skipping quiet stretches in bulk (one by one when
+        ``config.tick_by_tick``). With ``until_output``, stop
         early (True) at the first tick after which bytes are waiting to be read."""
         end = self.tick_count + ticks
+        by_tick = self.config.tick_by_tick
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            quiet = min(quiet_horizon(self), end - self.tick_count)
+            quiet = 0 if by_tick else min(quiet_horizon(self), end - self.tick_count)
             if quiet > 0:
                 run_quiet(self, quiet)
             else:
@@ -201,6 +218,8 @@ class Device:
         self.armed_mask = 0
         self.gains = [GAIN_UNITY] * cfg.channels
         self._tx_seq = 0
+        # the last control command answered: (seq, type, answer, tick), for duplicate detection
+        self.last_command: tuple[int, int, commands.Answer, int] | None = None
         self.last_rx_tick = self.tick_count
         self.next_telemetry = self.tick_count + cfg.tick_hz // cfg.telemetry_hz
         self.impedance_due: tuple[int, int] | None = None
@@ -398,14 +417,18 @@ class Device:
         self.trace.write("rx", type=name, seq=item.seq)
         self._in_command = True
         try:
-            if isinstance(item, Hello):
+            repeated = commands.repeated(self, item, type_code)
+            if repeated is not None:
+                answer = repeated[0]  # a retransmission: answered again, not acted on again
+            elif isinstance(item, Hello):
                 answer = commands.hello(self, item)
             else:
                 answer = commands.dispatch(self, item, type_code)
+                commands.remember(self, item, type_code, answer)
             if answer is not None:
                 self.counters["naks"] += 1
                 self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
-                               reason=answer[0], detail=answer[1] & 0xFFFF))  # fmt: skip
+                               reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip
             elif not isinstance(item, Hello):
                 self.send(Ack(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code))
         finally:

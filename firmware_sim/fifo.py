@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from stimctl.protocol import BLOCK_FLAG_LAST, Block, NakReason
+from stimctl.protocol import BLOCK_FLAG_LAST, NO_BLOCK, Block, FifoLimit, NakReason
 
 
 @dataclass(slots=True)
@@ -62,15 +62,27 @@ class BlockFifo:
             return self.current.index
         return self.last_index if self.last_index is not None else 0
 
+    @property
+    def next_block(self) -> int:
+        """TELEMETRY ``next_block``: every block below this index has been accepted since ARM."""
+        if self.expected is not None:
+            return self.expected
+        return (self.last_index if self.last_index is not None else -1) + 1
+
+    def duplicate(self, block: Block) -> bool:
+        """A block already accepted since ARM (its ACK was lost and the host sent it again):
+        ACKed again, never queued twice."""
+        return block.index < self.next_block
+
     def admit(self, block: Block) -> tuple[NakReason, int] | None:
         """Sequence and capacity checks (limits are checked before this)."""
         if self.expected is None or block.index != self.expected:
-            expected = 0xFFFF if self.expected is None else self.expected & 0xFFFF
-            return NakReason.BLOCK_SEQUENCE, expected
+            return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
         if len(self.queue) + (self.current is not None) >= self.depth:
-            return NakReason.FIFO_FULL, self.blocks
+            return NakReason.FIFO_FULL, FifoLimit.DEPTH << 16 | min(self.blocks, 0xFFFF)
         if self.queued_ticks + self.duration_ticks(block) > self.lookahead_ticks:
-            return NakReason.FIFO_FULL, self.queued_ticks // self.ticks_per_ms
+            queued_ms = min(self.queued_ticks // self.ticks_per_ms, 0xFFFF)
+            return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
         return None
 
     def push(self, block: Block) -> None:

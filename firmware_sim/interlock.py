@@ -89,6 +89,8 @@ ALLOWED: dict[int, frozenset[State]] = {
 
 ACCEPTED_WHEN_LATCHED = frozenset({Hello.TYPE, Heartbeat.TYPE, EStop.TYPE, ClearFault.TYPE})
 OUTPUT_STATES = frozenset({State.RUNNING, State.STOPPING})
+LIVE_STATES = frozenset({State.ARMED, State.RUNNING, State.PAUSED, State.STOPPING})
+"""Output can be live (or start without another ARM): here silence latches COMMS_LOSS."""
 
 
 @dataclass(slots=True)
@@ -152,16 +154,24 @@ class Interlock:
     def invalidate(self) -> None:
         self.checks.clear()
 
-    def impedance_verdict(self, mask: int, now_ms: int) -> NakReason | None:
-        """ARM/START gate: every channel in mask passed a check within valid_ms."""
+    def impedance_verdict(self, mask: int, now_ms: int) -> tuple[NakReason, int] | None:
+        """ARM/START gate: every channel in mask passed a check within valid_ms. Refused: the
+        reason and the mask of the channels that caused it (IMPEDANCE_FAILED, the channels whose
+        valid check was not OK, before IMPEDANCE_NOT_CHECKED, the channels without one)."""
+        failed = missing = 0
         for ch in range(1, self.channels + 1):
-            if not mask >> (ch - 1) & 1:
+            bit = 1 << (ch - 1)
+            if not mask & bit:
                 continue
             rec = self.checks.get(ch)
             if rec is None or now_ms - rec.time_ms > self.valid_ms:
-                return NakReason.IMPEDANCE_NOT_CHECKED
-            if rec.status is not ImpedanceStatus.OK:
-                return NakReason.IMPEDANCE_FAILED
+                missing |= bit
+            elif rec.status is not ImpedanceStatus.OK:
+                failed |= bit
+        if failed:
+            return NakReason.IMPEDANCE_FAILED, failed
+        if missing:
+            return NakReason.IMPEDANCE_NOT_CHECKED, missing
         return None
 
 

@@ -111,6 +111,10 @@ def _set_serial(opts: SimOptions, value: str) -> None:
     opts.config.serial = value
 
 
+def _set_tick_by_tick(opts: SimOptions, value: str) -> None:
+    opts.config.tick_by_tick = parse_flag(value)
+
+
 def _set_control(opts: SimOptions, value: str) -> None:
     opts.control = value or None
 
@@ -156,6 +160,8 @@ OPTIONS: tuple[SimOption, ...] = (
     SimOption("seed", "--seed", "N", "0", "seed of the link-fault generator", _set_seed),
     SimOption("control", "--control", "PATH", "", "serve the control socket at PATH",
               _set_control),
+    SimOption("tick_by_tick", None, "1", "0", "virtual clock: run every tick (the reference the"
+              " event-driven path is tested against)", _set_tick_by_tick),
 )  # fmt: skip
 _BY_NAME = {option.name: option for option in OPTIONS}
 #: the stimsim:// URL parameters

@@ -47,9 +47,10 @@ class ChannelStats:
     net_charge_uc: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Segment:
-    """A run of ticks with constant amplitude and timing, from which its pulses are recomputed."""
+    """A run of ticks with constant amplitude and timing, from which its pulses are recomputed.
+    The stage lengthens the newest run in place while the next ticks continue it unchanged."""
 
     tick0: int  # the run covers ticks tick0+1 .. tick0+ticks
     acc0: int
@@ -174,6 +175,14 @@ class OutputStage:
                 settled = False
         self.settled = settled
 
+    def earn_slew_credit(self, ticks: int) -> None:
+        """``ticks`` ticks of slewing in which no channel takes a step (the fast path's quiet
+        ticks, see fastpath.next_slew_step): each rising channel only earns its credit."""
+        earned_na = self.limits.max_slew_ua_per_ms * self.tick_us * ticks
+        for ch in self.channels:
+            if ch.delivered_ua < self.limits.clamp(ch.target_ua):
+                ch.slew_credit_na += earned_na
+
     def check_electrodes(self) -> tuple[Fault, int, int] | None:
         """(fault, channel 1-based, detail) for the first channel whose electrode misbehaves."""
         if self.checked:
@@ -200,32 +209,44 @@ class OutputStage:
 
     def pulse(self, tick0: int, ticks: int) -> None:
         """Advance every accumulator by ``ticks`` ticks (ticks tick0+1..tick0+ticks) at constant
-        amplitude: exact integer pulse count, charge added per pulse, one log segment."""
-        ratio = ASYMMETRIC_RECOVERY_RATIO
+        amplitude: exact integer pulse count, charge added per pulse, one log segment (the last
+        one lengthened when these ticks continue it with the same settings)."""
+        asymmetric = self.shape == Shape.BIPHASIC_ASYMMETRIC
         for i, ch in enumerate(self.channels):
-            if not ch.increment:
+            increment = ch.increment
+            if not increment:
                 continue
             acc0 = ch.acc
-            total = acc0 + ch.increment * ticks
-            n, ch.acc = divmod(total, ACC_WRAP)
-            if not n or not ch.delivered_ua:
+            n, ch.acc = divmod(acc0 + increment * ticks, ACC_WRAP)
+            ua = ch.delivered_ua
+            if not n or not ua:
                 continue
-            q1 = ch.delivered_ua * ch.pulse_width_us
-            if self.shape == Shape.BIPHASIC_ASYMMETRIC:
-                q2 = -(ch.delivered_ua * ratio * ch.pulse_width_us) // ratio
+            pw = ch.pulse_width_us
+            q1 = ua * pw
+            if asymmetric:
+                ratio = ASYMMETRIC_RECOVERY_RATIO
+                q2 = -(ua * ratio * pw) // ratio
             else:
                 q2 = -q1
             ch.pulses += n
             ch.charge_pc += n * q1
             ch.net_charge_pc += n * (q1 + q2)
             log = self.log[i]
-            log.append(
-                Segment(
-                    tick0, acc0, ch.increment, ticks, ch.delivered_ua, ch.pulse_width_us, self.shape
-                )
-            )
+            last = log[-1] if log else None
+            if (
+                last is not None
+                and last.tick0 + last.ticks == tick0
+                and last.increment == increment
+                and (last.acc0 + increment * last.ticks) % ACC_WRAP == acc0
+                and last.amplitude_ua == ua
+                and last.pulse_width_us == pw
+                and last.shape == self.shape
+            ):
+                last.ticks += ticks  # same run: acc0 follows from the run's own accumulator
+            else:
+                log.append(Segment(tick0, acc0, increment, ticks, ua, pw, self.shape))
             horizon = tick0 + ticks - self.log_ms * 1000 // self.tick_us
-            while log and log[0].tick0 + log[0].ticks < horizon:
+            while log[0].tick0 + log[0].ticks < horizon:
                 log.popleft()
 
     def _deliver(self, index: int, ch: ChannelOutput, ua: int) -> None:

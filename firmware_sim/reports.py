@@ -29,7 +29,8 @@ def telemetry(dev: DeviceCore) -> Telemetry:
         seq=dev.next_seq(), time_ms=dev.uptime_ms(), state=dev.state, fault=dev.fault,
         fault_channel=dev.interlock.fault_channel, fifo_blocks=min(fifo.blocks, 255),
         fifo_ms=min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
-        block_index=fifo.block_index & 0xFFFFFFFF, channels=chans,
+        block_index=fifo.block_index & 0xFFFFFFFF, next_block=fifo.next_block & 0xFFFFFFFF,
+        channels=chans,
     )  # fmt: skip
 
 

@@ -170,12 +170,37 @@ def _validate(o: Options) -> list[Figure]:
 def _sim(o: Options) -> list[Figure]:
     from hil.benchmarks import lifetime, sim
 
-    o.log("simulator: 30-minute virtual session; idle CPU; orphan lifetime")
-    speedup = sim.virtual_session()["sim_virtual_speedup"]
+    o.log("simulator: 30-minute virtual session (host and device, then device alone); idle CPU;"
+          " orphan lifetime")  # fmt: skip
+    session = sim.virtual_session()
+    device = sim.device_session()
     idle = lifetime.idle_cpu(2.0 if o.quick else 10.0)
     gone = lifetime.orphan_gone(3 if o.quick else 10)
     return [
-        Figure("sim_virtual_speedup", speedup, "x", "30-min session, virtual"),
+        Figure(
+            "sim_virtual_speedup",
+            session["sim_virtual_speedup"],
+            "x",
+            "30-min session, host + device, lock-step",
+        ),
+        Figure(
+            "sim_virtual_pulses",
+            session["pulses_per_channel"],
+            "",
+            "pulses per channel in it (91,800)",
+        ),
+        Figure(
+            "sim_virtual_net_charge_uc",
+            session["net_charge_uc"],
+            "uC",
+            "net charge per channel in it (0)",
+        ),
+        Figure(
+            "device_virtual_speedup",
+            device["device_virtual_speedup"],
+            "x",
+            "the same session's frames, device alone",
+        ),
         Figure("sim_idle_cpu_percent", idle, "%", "idle `stimctl sim`, one core"),
         Figure("orphan_gone_ms", gone, "ms", "host SIGKILL -> simulator gone"),
     ]
@@ -188,6 +213,21 @@ def _tick(o: Options) -> list[Figure]:
     t = sim.tick_lateness(2.0 if o.quick else 5.0, spin_us=1000)
     value = {k: t[k] for k in ("p50", "p99", "max")}
     return [Figure("tick_lateness_us", value, "us", "1 kHz tick loop lateness")]
+
+
+def _link_noise(o: Options) -> list[Figure]:
+    """Sessions on a noisy link (lock-step simulator in this process; --port is not used)."""
+    from hil.benchmarks import link_noise
+
+    sessions = 5 if o.quick else link_noise.SESSIONS
+    o.log(f"link noise: {sessions} sessions at flip = drop = {link_noise.RATE:g}")
+    figures = [Figure("link_noise", link_noise.measure(sessions), "",
+                      "short-demo sessions on a noisy link")]  # fmt: skip
+    if not o.quick:
+        o.log(f"link noise: a 30-minute dense-disperse session at flip = {link_noise.LONG_FLIP:g}")
+        figures.append(Figure("link_noise_30min", link_noise.measure_long(), "",
+                              "30 min at flip=0.001 (virtual)"))  # fmt: skip
+    return figures
 
 
 def _soak(o: Options) -> list[Figure]:
@@ -217,6 +257,7 @@ GROUPS: dict[str, Group] = {
     "validate": Group(_validate),
     "sim": Group(_sim),
     "tick": Group(_tick),
+    "link_noise": Group(_link_noise),
     "soak": Group(_soak, default=False),
 }
 

@@ -1,4 +1,5 @@
-"""Conformance: the host watchdog trips to FAULT(COMMS_LOSS) with output zero, in every state."""
+"""Conformance: the host watchdog trips to FAULT(COMMS_LOSS) with output zero while output can be
+live (ARMED, RUNNING); in IDLE silence ends the session and latches nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from hil.benchconfig import BenchConfig
 from hil.devicelink import DeviceLink, raw_frame
 from stimctl.protocol import (
     Ack,
+    Arm,
     DeviceInfo,
     Fault,
     Goodbye,
     Heartbeat,
     Nak,
+    NakReason,
     State,
+    Telemetry,
 )
 
 
@@ -38,7 +42,7 @@ def _go_silent(link: DeviceLink, state: State) -> None:
     link.command(Heartbeat())  # the last frame the device gets
 
 
-@pytest.mark.parametrize("state", [State.IDLE, State.ARMED, State.RUNNING], ids=lambda s: s.name)
+@pytest.mark.parametrize("state", [State.ARMED, State.RUNNING], ids=lambda s: s.name)
 def test_silence_latches_comms_loss(
     device_link: DeviceLink, device_info: DeviceInfo, state: State
 ) -> None:
@@ -50,8 +54,46 @@ def test_silence_latches_comms_loss(
     assert telemetry.fault in expected
 
 
+def test_silence_in_idle_ends_the_session_without_a_fault(
+    device_link: DeviceLink, device_info: DeviceInfo
+) -> None:
+    _go_silent(device_link, State.IDLE)
+    time.sleep(3 * device_info.watchdog_ms / 1000)
+    since = device_link.mark()
+    time.sleep(3 / device_info.telemetry_hz)
+    assert not device_link.messages(Telemetry, since), "telemetry after the session ended"
+    answer = device_link.request(Arm(channel_mask=1, shape=0))
+    assert isinstance(answer, Nak) and answer.reason == NakReason.NO_SESSION
+    device_link.hello()
+    telemetry = device_link.telemetry()
+    assert (telemetry.state, telemetry.fault) == (State.IDLE, Fault.NONE)
+
+
 @pytest.mark.needs("trace")
-@pytest.mark.parametrize("state", [State.IDLE, State.ARMED, State.RUNNING], ids=lambda s: s.name)
+def test_silence_in_idle_ends_the_session_after_watchdog_ms_of_device_time(
+    bench: BenchConfig, device_link: DeviceLink, device_info: DeviceInfo, measure: object
+) -> None:
+    since = bench.trace_offset()
+    _go_silent(device_link, State.IDLE)
+    ended = bench.wait_event(since, "session", timeout=3 * device_info.watchdog_ms / 1000)
+    assert ended is not None and ended["open"] is False
+    assert bench.first_event(since, "fault") is None
+    last_rx = [
+        e for e in bench.trace_events(since)
+        if e["event"] == "rx" and e["device_ms"] <= ended["device_ms"]
+    ][-1]  # fmt: skip
+    tick_ms = 1000 / device_info.tick_hz
+    measure(
+        "session_end_device_ms[IDLE]",
+        ended["device_ms"] - last_rx["device_ms"],
+        "ms",
+        low=device_info.watchdog_ms - tick_ms,
+        high=device_info.watchdog_ms + tick_ms,
+    )
+
+
+@pytest.mark.needs("trace")
+@pytest.mark.parametrize("state", [State.ARMED, State.RUNNING], ids=lambda s: s.name)
 def test_watchdog_trips_after_watchdog_ms_of_device_time(
     bench: BenchConfig,
     device_link: DeviceLink,
@@ -103,6 +145,8 @@ def test_heartbeats_keep_the_session_alive(
 def test_frames_with_a_bad_crc_do_not_feed_the_watchdog(
     device_link: DeviceLink, device_info: DeviceInfo
 ) -> None:
+    device_link.enter(State.ARMED)
+    device_link.stop_keepalive()
     period = device_info.watchdog_ms / 8000
     deadline = time.monotonic() + 2 * device_info.watchdog_ms / 1000
     while time.monotonic() < deadline:

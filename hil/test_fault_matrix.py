@@ -33,8 +33,8 @@ HOST_REPORT_TIMEOUT_S = 3.0
 
 # fault -> (bench capabilities it needs, what a pass looks like)
 FAULTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "host_killed": (("host_process", "trace"), "COMMS_LOSS (RUNNING: or UNDERRUN), on reconnect"),
-    "port_closed": (("host_process", "trace"), "COMMS_LOSS (RUNNING: or UNDERRUN), on reconnect"),
+    "host_killed": (("host_process", "trace"), "COMMS_LOSS (RUNNING: or UNDERRUN); IDLE: no latch"),
+    "port_closed": (("host_process", "trace"), "COMMS_LOSS (RUNNING: or UNDERRUN); IDLE: no latch"),
     "byte_loss_1pct": (("fault_injection", "trace"), "session safe; e-stop latches ESTOP"),
     "bit_flips": (("fault_injection", "trace"), "corrupt frames dropped; e-stop latches ESTOP"),
     "delay_50ms": (("fault_injection", "trace"), "session keeps up; e-stop latches ESTOP"),
@@ -136,10 +136,14 @@ def _host_gone(cell: Cell, bench: BenchConfig, info: DeviceInfo, since: int) -> 
     )
     try:
         trigger_ns = host.closed_ns if host.closed_ns is not None else host.kill()
-        fault = bench.wait_event(since, "fault", timeout=3 * info.watchdog_ms / 1000 + 1)
+        kind = "session" if cell.state == "IDLE" else "fault"
+        fault = bench.wait_event(since, kind, timeout=3 * info.watchdog_ms / 1000 + 1)
     finally:
         if host.proc.poll() is None:
-            host.kill()
+            host.kill()  # (it holds the port: the next host could not open it)
+    if cell.state == "IDLE":
+        _session_ends(cell, bench, info, since)
+        return
     cell.check(fault is not None, "a fault latches on the device")
     if fault is None:
         return
@@ -159,6 +163,29 @@ def _host_gone(cell: Cell, bench: BenchConfig, info: DeviceInfo, since: int) -> 
     try:
         cell.host_report = _host_fault(ctl, 1.0)
         cell.check(cell.host_report in allowed, "the next host reports the latched fault")
+    finally:
+        ctl.close()
+
+
+def _session_ends(cell: Cell, bench: BenchConfig, info: DeviceInfo, since: int) -> None:
+    """IDLE: nothing is armed, so silence ends the device session and latches nothing."""
+    tick_ms = 1000 / info.tick_hz
+    ended = bench.wait_event(since, "session", timeout=3 * info.watchdog_ms / 1000 + 1)
+    cell.check(ended is not None and ended.get("open") is False, "the device session ends")
+    cell.check(bench.first_event(since, "fault") is None, "no fault latches")
+    cell.latched = "none"
+    if ended is not None:
+        last = _last_rx_before(bench, since, ended["device_ms"])
+        if last is not None:
+            cell.latch_ms = ended["device_ms"] - last["device_ms"]
+            cell.bound_ms = info.watchdog_ms + tick_ms
+            cell.check(cell.latch_ms <= cell.bound_ms, "ended within the watchdog")
+    from stimctl.controller import Controller
+
+    ctl = Controller.connect(bench.port)
+    try:
+        cell.host_report = str(ctl.status().state)
+        cell.check(cell.host_report == "IDLE", "the next host finds the device IDLE, no fault")
     finally:
         ctl.close()
 

@@ -164,8 +164,8 @@ def test_block_outside_the_effective_envelope_is_not_written_and_latches_host_li
 def test_a_block_the_device_refuses_latches_stream_refused_and_estops(ctl: Controller) -> None:
     _running(ctl)
     port = ctl.link.port
-    with port.lock:  # as if a block had been lost on the wire: the device expects a later one
-        port.device.fifo.expected += 1
+    with port.lock:  # as if the device held a LAST block: it takes no further block (no retry)
+        port.device.fifo.expected = None
     assert ctl.wait(timeout=10) is Outcome.FAULT
     assert ctl.fault is not None and ctl.fault.code == "STREAM_REFUSED"
     assert port.device.state.name == "ESTOP"

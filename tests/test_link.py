@@ -161,18 +161,33 @@ def test_nak_raises_command_rejected_with_the_reason(port: FakePort, link: Link)
         link.request(Start(), timeout=1)
 
 
-def test_idempotent_command_is_retried_after_a_lost_answer(port: FakePort, link: Link) -> None:
+def test_a_command_whose_answer_was_lost_is_sent_again_with_the_same_seq(
+    port: FakePort, link: Link
+) -> None:
     answers = iter([None, "ack"])
     port.answer = lambda m: Ack(ack_seq=m.seq, ack_type=m.TYPE) if next(answers) else None
-    link.request(Adjust(channel=1, gain_permille=1100), timeout=0.1, retries=2)
-    assert len(port.received) == 2
+    link.request(Start(), timeout=2)
+    assert len(port.received) == 2 and port.received[0] == port.received[1]
+    assert link.commands_resent == 1
 
 
-def test_non_idempotent_command_is_not_retried(port: FakePort, link: Link) -> None:
+def test_an_unanswered_command_fails_after_its_timeout(port: FakePort, link: Link) -> None:
     port.answer = lambda m: None
     with pytest.raises(LinkError, match="no answer"):
-        link.request(Start(), timeout=0.1, retries=2)
-    assert len(port.received) == 1
+        link.request(Start(), timeout=0.6)
+    assert len(port.received) >= 2 and len({m.seq for m in port.received}) == 1
+
+
+def test_no_session_is_answered_by_hello_and_the_command_again(port: FakePort, link: Link) -> None:
+    answers = iter([NakReason.NO_SESSION, None])
+    port.answer = lambda m: (
+        Nak(ack_seq=m.seq, ack_type=m.TYPE, reason=reason)
+        if (reason := next(answers)) is not None
+        else Ack(ack_seq=m.seq, ack_type=m.TYPE)
+    )
+    assert isinstance(link.request(Start(), timeout=2), Ack)
+    assert [type(m).__name__ for m in port.received] == ["Start", "Hello", "Start"]
+    assert link.sessions_reopened == 1
 
 
 def test_sequence_numbers_increase_and_wrap(port: FakePort, link: Link) -> None:
@@ -300,3 +315,15 @@ def test_urls_and_paths_pass_through_unchanged() -> None:
     from stimctl.host.ports import resolve_port
 
     assert resolve_port("socket://localhost:7777", []) == "socket://localhost:7777"
+
+
+def test_one_control_command_is_outstanding_at_a_time(port: FakePort, link: Link) -> None:
+    """The device remembers one answer, so a second command waits for the first's answer."""
+    unanswered = iter([True, True])
+    port.answer = lambda m: None if next(unanswered, False) else Ack(ack_seq=m.seq, ack_type=m.TYPE)
+    second = threading.Timer(0.05, lambda: link.request(Adjust(channel=1, gain_permille=900)))
+    second.start()
+    link.request(Start(), timeout=2)
+    second.join()
+    names = [type(m).__name__ for m in port.received]
+    assert names == ["Start", "Start", "Start", "Adjust"]

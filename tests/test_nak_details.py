@@ -38,6 +38,8 @@ def test_an_out_of_limits_refusal_says_the_channel_and_the_field_not_the_number(
         (NakReason.BAD_CHANNEL, 5, "BLOCK", "5 channel records"),
         (NakReason.BAD_PAYLOAD, 7, "ARM", "shape 7"),
         (NakReason.BLOCK_SEQUENCE, 12, "BLOCK", "expected block 12"),
+        (NakReason.BLOCK_SEQUENCE, 0xFFFF_FFFF, "BLOCK", "no block after the LAST one"),
+        (NakReason.FIFO_FULL, 2 << 16 | 240, "BLOCK", "LOOKAHEAD (240 queued)"),
         (NakReason.UNKNOWN_TYPE, 0, "", "detail 0"),
     ],
 )

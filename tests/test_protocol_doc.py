@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from pathlib import Path
 
 import pytest
 
-from stimctl.protocol import CATALOGUE, MAX_FRAME, MAX_PAYLOAD, Message
-from stimctl.protocol.messages import wire_name
+from stimctl.protocol import (
+    CATALOGUE,
+    CATALOGUE_HASH,
+    MAX_FRAME,
+    MAX_PAYLOAD,
+    PROTOCOL_VERSION,
+    Message,
+    NakReason,
+)
+from stimctl.protocol.messages import catalogue_description, wire_name
 
 DOC = (Path(__file__).resolve().parent.parent / "docs" / "PROTOCOL.md").read_text()
 TYPE_NAMES = {"B": "u8", "H": "u16", "I": "u32"}
@@ -51,3 +60,23 @@ def test_every_field_of_every_message_is_documented_at_its_offset(cls: type[Mess
 
 def test_the_frame_limits_in_the_doc_are_the_codes() -> None:
     assert str(MAX_PAYLOAD) in DOC and str(MAX_FRAME) in DOC
+
+
+def test_the_catalogue_description_is_in_the_doc_verbatim_with_its_hash() -> None:
+    """An outside implementer computes catalogue_hash from the document alone."""
+    section = DOC.split("### Catalogue description", 1)[1].split("\n## ", 1)[0]
+    text = re.search(r"```text\n(.*?)\n```", section, re.S)
+    assert text, "no ```text block under 'Catalogue description'"
+    assert text.group(1) == catalogue_description()
+    assert zlib.crc32(text.group(1).encode("ascii")) == CATALOGUE_HASH
+    assert f"`{CATALOGUE_HASH:#010x}`" in section
+
+
+def test_every_nak_reason_is_in_the_table_with_its_code() -> None:
+    for reason in NakReason:
+        assert re.search(rf"\| {reason.name} \| {int(reason)} \|", DOC), reason.name
+
+
+def test_the_doc_states_the_protocol_version() -> None:
+    assert f"# stimctl wire protocol (version {PROTOCOL_VERSION})" in DOC
+    assert f"`version` is `PROTOCOL_VERSION` = {PROTOCOL_VERSION}" in DOC

@@ -70,7 +70,7 @@ def test_device_boots_into_idle() -> None:
 
 def test_commands_need_an_open_session() -> None:
     h = ScriptedHost(Device())
-    assert nak_reason(h.command(ImpedanceCheck(channel_mask=1))) is NakReason.BAD_STATE
+    assert nak_reason(h.command(ImpedanceCheck(channel_mask=1))) is NakReason.NO_SESSION
 
 
 def test_hello_is_answered_by_device_info_not_ack() -> None:
@@ -182,7 +182,8 @@ def test_hello_does_not_clear_a_latched_fault() -> None:
 
 
 def test_watchdog_trips_to_comms_loss_exactly_watchdog_ms_after_the_last_frame() -> None:
-    h = host(watchdog_ms=200)
+    h = checked(watchdog_ms=200)
+    assert isinstance(h.command(Arm(channel_mask=1, shape=0)), Ack)
     last = h.device.last_rx_ms
     event = h.wait_for(FaultEvent)
     assert isinstance(event, FaultEvent)

@@ -274,7 +274,7 @@ class Sent:
 
     seq: int
     msg: Message
-    kind: str  # "valid", "ool", "bad_channels", "wrong_index", or "" for non-block commands
+    kind: str  # "valid", "ool", "bad_channels", "wrong_index", "duplicate", "" (not a block)
     reliable: bool
 
 
@@ -517,6 +517,13 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
                 assert answer.reason in (NakReason.BLOCK_SEQUENCE, *BLOCK_REFUSED_FOR_STATE)
             if s.kind == "valid" and isinstance(answer, Nak):
                 assert answer.reason is not NakReason.OUT_OF_LIMITS, f"valid {msg} refused"
+            if s.kind == "duplicate":  # ACKed again (its first ACK may have been lost), not queued
+                assert (
+                    isinstance(answer, Ack)
+                    or answer is None
+                    or (answer.reason in BLOCK_REFUSED_FOR_STATE)
+                ), f"repeated block {msg.index}: {answer}"
+                return
             if isinstance(answer, Ack):
                 self.accepted[msg.index] = msg
                 self.last_acked = msg.index
@@ -587,13 +594,14 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
     def wrong_index_block(self, offset: int) -> None:
         """A valid block whose index is not the next expected one: NAK(BLOCK_SEQUENCE). Blocks
         still in flight may be refused (FIFO_FULL), so the device expects an index between
-        last_acked + 1 and next_index: the wrong one is outside that range."""
+        last_acked + 1 and next_index: the wrong one is outside that range. An index below it
+        repeats an accepted block (a retransmission): ACKed again, never queued again."""
+        kind = "wrong_index"
         if offset < 0 and self.last_acked is not None:
-            index = max(0, self.last_acked + 1 + offset)  # a repeat of an accepted block
+            index, kind = max(0, self.last_acked + 1 + offset), "duplicate"
         else:
             index = self.next_index + abs(offset)
-        self.send(uniform_block(index, N, 0, self.freq, self.width, 20, 0, self.mask),
-                  "wrong_index")  # fmt: skip
+        self.send(uniform_block(index, N, 0, self.freq, self.width, 20, 0, self.mask), kind)
 
     @precondition(lambda self: self.device.state in LIVE_STATES)
     @rule()
@@ -705,6 +713,8 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         if self.rx_dirty:  # a new host resynchronises the link with a frame delimiter first
             self.host.send_raw(b"\0")
             self.rx_dirty = False
+        self.send(Hello(protocol_version=PROTOCOL_VERSION))  # silence in IDLE ended the session
+        self.tick()
         if dev.state in LATCHED:
             clear = self.send(ClearFault())
             answers = self.tick()

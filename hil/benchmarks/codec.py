@@ -53,6 +53,7 @@ def representative_messages() -> dict[str, Message]:
         fifo_blocks=12,
         fifo_ms=1200,
         block_index=4700,
+        next_block=4712,
         channels=tuple(
             ChannelTelemetry(
                 set_ua=2500 + 250 * c,

@@ -213,6 +213,8 @@ def _format(summary: Summary, check: Verification) -> str:
         lines.append(f"refused    {len(summary.refused)} error(s) in the profile")
         lines.extend(f"  - {what}" for what in summary.refused)
     lines.append(f"naks       {summary.naks}")
+    if summary.retransmits is not None:
+        lines.append(f"retransmit {summary.retransmits} (blocks and commands sent again)")
     code = f" (exit {summary.exit_code})" if summary.exit_code is not None else ""
     outcome = _fmt(summary.outcome) if not open_ else "unknown: the record is OPEN"
     lines.append(f"outcome    {outcome}{code}")

@@ -361,7 +361,8 @@ def _supervise(
               f" {c.charge_uc:.3f} uC per phase total", file=sys.stderr)  # fmt: skip
     print(
         f"outcome: {outcome.value}; delivered {summary.delivered_s:.1f} s;"
-        f" late blocks {summary.late_blocks}, underruns {summary.underruns}",
+        f" late blocks {summary.late_blocks}, underruns {summary.underruns},"
+        f" retransmits {summary.retransmits}",
         file=sys.stderr,
     )
     if outcome in (Outcome.FAULT, Outcome.ESTOP) and ctl.fault is not None:

@@ -151,6 +151,8 @@ class Connection:
         with self._lock:
             self.link = link
         info = link.hello(timeout=timeout)
+        if math.isfinite(self.speed):  # the device's watchdog_ms / 4, in host time
+            link.start_keepalive(info.watchdog_ms / 4000 / self.speed)
         device, envelope = device_summary(info), effective_envelope(self.site_envelope, info)
         with self._lock:
             self.device, self.envelope = device, envelope

@@ -27,27 +27,39 @@ from stimctl.protocol import (
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
-    Adjust,
     DeviceInfo,
-    EStop,
     FrameDecoder,
     Heartbeat,
     Hello,
-    ImpedanceCheck,
     Invalid,
     Message,
     Nak,
     NakReason,
+    Telemetry,
     encode,
 )
 from stimctl.protocol.messages import wire_name
 
-__all__ = ["IDEMPOTENT", "FrameProtocol", "Link", "ReaderThread", "hand_over", "open_serial"]
+__all__ = [
+    "COMMAND_RETRY_DEVICE_MS",
+    "COMMAND_RETRY_S",
+    "FrameProtocol",
+    "Link",
+    "ReaderThread",
+    "hand_over",
+    "open_serial",
+]
 
 log = logging.getLogger(__name__)
 
-#: Commands that may be repeated after a lost answer without changing their effect.
-IDEMPOTENT: tuple[type[Message], ...] = (Hello, Heartbeat, ImpedanceCheck, Adjust, EStop)
+#: An unanswered command is written again, with the same seq (the device answers a repeat
+#: without acting on it twice), after this much host time ...
+COMMAND_RETRY_S = 0.25
+#: ... or after this much device time (its telemetry clock), whichever comes first: on the
+#: lock-step simulator device time runs far faster than host time while the host waits.
+COMMAND_RETRY_DEVICE_MS = 100
+#: No frame at all from the device for this long (host time): say HELLO once to reopen.
+PROBE_SILENCE_S = 0.25
 _MAX_PENDING = 4096
 _READ_TIMEOUT_S = 0.05
 
@@ -122,6 +134,7 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     reply: Message | None = None
     error: BaseException | None = None
+    attempts: int = 1
 
 
 class Link:
@@ -155,6 +168,16 @@ class Link:
         self._lost_reported = False
         self._closing = False
         self.mute = False  # test hook: drop every outgoing frame (simulates a silent host)
+        self.device_ms: int | None = None  # device time of its latest TELEMETRY
+        self.last_telemetry = time.monotonic()  # host time it arrived
+        self.commands_resent = 0  # command frames written again (same seq): answer not in yet
+        self.sessions_reopened = 0  # HELLO after NAK(NO_SESSION)
+        self.probes = 0  # HELLO after a silence
+        self.probed_at: float | None = None  # host time of the last HELLO probe
+        self.unanswered_probes = 0  # HELLO probes sent since the device last said anything
+        self._keepalive: threading.Thread | None = None
+        self._request_lock = threading.RLock()
+        self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
         self._waiters = 0
         self.protocol = FrameProtocol(self._on_item, self._connection_lost)
@@ -183,7 +206,7 @@ class Link:
                        ) -> Iterator[None]:  # fmt: skip
         with self._plock:
             if self._waiters == 0:  # the device could not speak while its time was held
-                self.last_rx = time.monotonic()
+                self.last_rx = self.last_telemetry = time.monotonic()
             self._waiters += 1
         try:
             with gate():
@@ -263,65 +286,160 @@ class Link:
                 self.last_tx = time.monotonic()
         return sent
 
-    def request(self, msg: Message, timeout: float = 1.0, retries: int = 2) -> Message:
-        """Send and wait for ACK; CommandRejected on NAK, LinkError on timeout or link loss.
+    def request(self, msg: Message, timeout: float = 1.0) -> Message:
+        """Send and wait for the ACK; CommandRejected on NAK, LinkError when no answer comes
+        within ``timeout`` or the link is lost.
 
-        Only IDEMPOTENT commands are sent again after a timeout (``retries`` times)."""
-        attempts = 1 + (retries if isinstance(msg, IDEMPOTENT) else 0)
-        for attempt in range(attempts):
+        Link recovery (docs/PROTOCOL.md): while unanswered, the same frame (same seq) is written
+        again every COMMAND_RETRY_S of host time or COMMAND_RETRY_DEVICE_MS of device time; the
+        device answers a repeat again without acting on it twice. NAK(NO_SESSION) (the device
+        ended an idle session the host had left silent): HELLO, then the command once more."""
+        with self._request_lock:  # one control command outstanding (the device remembers one)
+            return self._request(msg, timeout)
+
+    def _request(self, msg: Message, timeout: float) -> Message:
+        deadline = time.monotonic() + timeout
+        reopened = False
+        while True:
             sent, pending = self._send(msg, None, True)
             assert pending is not None
             with self.waiting():
-                answered = pending.done.wait(timeout)
-            if answered:
-                if pending.error is not None:
-                    raise LinkError(f"link to {self.url} lost: {pending.error}")
-                reply = pending.reply
-                if isinstance(reply, Nak):
-                    raise CommandRejected(wire_name(type(msg)), _reason(reply.reason), reply.detail)
-                assert reply is not None
-                return reply
-            with self._plock:
-                self._pending.pop(sent.seq, None)
-            if self.lost is not None:
-                break
-            log.warning(
-                "%s seq %d: no answer in %.2f s (attempt %d of %d)",
-                type(msg).__name__,
-                sent.seq,
-                timeout,
-                attempt + 1,
-                attempts,
+                answered = self._await(sent, pending, deadline)
+            if not answered:
+                with self._plock:
+                    self._pending.pop(sent.seq, None)
+                if self.lost is not None:
+                    raise LinkError(f"link to {self.url} lost: {self._lost_text()}")
+                raise LinkError(
+                    f"{wire_name(type(msg))}: no answer from the device within {timeout:g} s"
+                    f" ({pending.attempts} attempt{'s' * (pending.attempts > 1)})"
+                )
+            if pending.error is not None:
+                raise LinkError(f"link to {self.url} lost: {pending.error}")
+            reply = pending.reply
+            if (
+                isinstance(reply, Nak)
+                and reply.reason == NakReason.NO_SESSION
+                and not isinstance(msg, Hello)
+                and not reopened
+            ):
+                reopened = True
+                self.sessions_reopened += 1
+                self.hello(timeout=max(0.05, deadline - time.monotonic()), retries=0)
+                continue
+            if isinstance(reply, Nak):
+                raise CommandRejected(wire_name(type(msg)), _reason(reply.reason), reply.detail)
+            assert reply is not None
+            return reply
+
+    def _await(self, sent: Message, pending: _Pending, deadline: float) -> bool:
+        """Wait for the answer to ``sent``, writing the same frame again while none comes."""
+        frame = encode(sent)
+        since_s, since_ms = time.monotonic(), self.device_ms
+        while True:
+            now = time.monotonic()
+            if pending.done.wait(max(0.0, min(0.02, deadline - now))):
+                return True
+            now = time.monotonic()
+            if now >= deadline or self.lost is not None:
+                return False
+            late_ms = (
+                since_ms is not None
+                and self.device_ms is not None
+                and (self.device_ms - since_ms >= COMMAND_RETRY_DEVICE_MS)
             )
-        if self.lost is not None:
-            raise LinkError(f"link to {self.url} lost: {self._lost_text()}")
-        raise LinkError(
-            f"{wire_name(type(msg))}: no answer from the device within"
-            f" {timeout:g} s ({attempts} attempt{'s' * (attempts > 1)})"
+            if now - since_s >= COMMAND_RETRY_S or late_ms:
+                since_s, since_ms = now, self.device_ms
+                pending.attempts += 1
+                self.commands_resent += 1
+                log.info("%s seq %d: no answer yet, sent again", type(sent).__name__, sent.seq)
+                self._write(frame)
+
+    def _write(self, frame: bytes) -> None:
+        """Write a frame already encoded (a retransmission); LinkError when the port is gone."""
+        with self._wlock:
+            if self.lost is not None or self._closing:
+                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            if self.mute:
+                return
+            try:
+                self.port.write(frame)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                self._connection_lost(exc)
+                raise LinkError(f"link to {self.url} lost: {exc}") from None
+            self.tx_frames += 1
+            self.last_tx = time.monotonic()
+
+    # --- keep-alive (its own thread) ---------------------------------------------------------
+    def start_keepalive(self, interval_s: float) -> None:
+        """HEARTBEAT whenever nothing was written for ``interval_s`` of host time, from a thread
+        of its own: the device watchdog never depends on the reader thread, the telemetry
+        handling or a UI keeping up. Not on a virtual-clock simulator (host time means nothing
+        to it; the telemetry-paced heartbeat of the DeviceMirror feeds it)."""
+        if self._keepalive is not None or getattr(self.port, "virtual", False) is True:
+            return
+        self._keepalive = threading.Thread(
+            target=self._keep_alive, args=(interval_s,), name="stimctl-keepalive", daemon=True
         )
+        self._keepalive.start()
+
+    @property
+    def keepalive_running(self) -> bool:
+        return self._keepalive is not None and self._keepalive.is_alive()
+
+    def _keep_alive(self, interval_s: float) -> None:
+        tick = max(0.001, interval_s / 4)
+        while not self._stop_keepalive.wait(tick):
+            if not self.is_open:
+                return
+            if time.monotonic() - self.last_tx >= interval_s:
+                with contextlib.suppress(LinkError):
+                    self.send(Heartbeat(), track=False)
+            self.probe_if_silent()
+
+    def probe_if_silent(self, after_s: float = PROBE_SILENCE_S) -> bool:
+        """HELLO when no TELEMETRY came for ``after_s``, and again every ``after_s`` until one
+        comes: a device that rebooted, or that ended an idle session the host had left silent,
+        sends no telemetry (it still answers HEARTBEAT) until it hears HELLO (allowed in every
+        state; it changes no state), and a probe may be lost too. True if one was sent."""
+        if not self.device_can_speak or not self.is_open:
+            return False
+        now = time.monotonic()
+        if now - self.last_telemetry <= after_s:
+            return False
+        probed = self.probed_at
+        if probed is not None and probed > self.last_telemetry and now - probed < after_s:
+            return False
+        with contextlib.suppress(LinkError):
+            self.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
+            self.probes += 1
+            self.unanswered_probes += 1
+            self.probed_at = now
+            return True
+        return False
 
     def hello(self, timeout: float = 2.0, retries: int = 2) -> DeviceInfo:
         """Handshake: HELLO, answered by DEVICE_INFO; ProtocolMismatch on version/hash drift."""
-        for _ in range(1 + retries):
-            pending = _Pending(Hello(protocol_version=PROTOCOL_VERSION))
-            with self._plock:
-                self._hello = pending
-            self.send(pending.msg, track=False)
-            with self.waiting():
-                answered = pending.done.wait(timeout)
-            if answered:
-                break
-            if self.lost is not None:
-                break
+        budget = timeout * (1 + retries)
+        pending = _Pending(Hello(protocol_version=PROTOCOL_VERSION))
         with self._plock:
-            self._hello = None
+            self._hello = pending
+        try:
+            with self.waiting():
+                self._handshake(pending, time.monotonic() + budget)
+        finally:
+            with self._plock:
+                self._hello = None
         if pending.error is not None:
             if isinstance(pending.error, ProtocolMismatch):
                 raise pending.error
             raise LinkError(f"link to {self.url} lost during HELLO: {pending.error}")
         info = pending.reply
         if info is None:
-            raise LinkError(f"no answer to HELLO from {self.url} within {timeout:g} s")
+            raise LinkError(
+                f"no answer to HELLO from {self.url} within {budget:g} s"
+                f" ({pending.attempts} attempt{'s' * (pending.attempts > 1)})"
+            )
         if isinstance(info, Nak):
             raise ProtocolMismatch(
                 f"device refused HELLO ({_reason(info.reason)}): host speaks protocol version"
@@ -341,9 +459,33 @@ class Link:
             )
         return info
 
+    def _handshake(self, pending: _Pending, deadline: float) -> None:
+        """HELLO until DEVICE_INFO (or a refusal) comes: again every COMMAND_RETRY_S of host
+        time or COMMAND_RETRY_DEVICE_MS of device time (HELLO changes no device state)."""
+        self.send(pending.msg, track=False)
+        since_s, since_ms = time.monotonic(), self.device_ms
+        while not pending.done.wait(max(0.0, min(0.02, deadline - time.monotonic()))):
+            now = time.monotonic()
+            if now >= deadline or self.lost is not None:
+                return
+            late_ms = (
+                since_ms is not None
+                and self.device_ms is not None
+                and (self.device_ms - since_ms >= COMMAND_RETRY_DEVICE_MS)
+            )
+            if now - since_s >= COMMAND_RETRY_S or late_ms:
+                since_s, since_ms = now, self.device_ms
+                pending.attempts += 1
+                with contextlib.suppress(LinkError):
+                    self.send(pending.msg, track=False)
+
     # --- reading (reader thread) -------------------------------------------------------------
     def _on_item(self, item: Message | Invalid) -> None:
         self.last_rx = time.monotonic()
+        if isinstance(item, Telemetry):
+            self.device_ms = item.time_ms
+            self.last_telemetry = self.last_rx
+            self.unanswered_probes = 0
         if isinstance(item, Invalid):
             if item.version != PROTOCOL_VERSION:
                 with self._plock:
@@ -416,6 +558,7 @@ class Link:
     def close(self) -> None:
         """Stop the reader and close the port (idempotent; never raises)."""
         self._closing = True
+        self._stop_keepalive.set()
         self.reader.stop()
         if threading.current_thread() is not self.reader:
             self.reader.join(timeout=1.0)

@@ -24,14 +24,12 @@ from stimctl.host.session import Session
 from stimctl.host.status import FaultInfo, HostState, Outcome
 from stimctl.host.subscribers import Subscribers
 from stimctl.protocol import (
-    PROTOCOL_VERSION,
     DeviceInfo,
     Disarm,
     EStop,
     Fault,
     FaultEvent,
     Heartbeat,
-    Hello,
     ImpedanceResult,
     Message,
     Nak,
@@ -45,8 +43,15 @@ from stimctl.rules.envelope import DEVICE_SILENCE_S
 
 __all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceMirror"]
 
-#: After this long without a frame the host sends HELLO once to see whether the device rebooted.
+#: After this long without a frame the host sends HELLO to see whether the device rebooted or
+#: ended an idle session ...
 DEVICE_PROBE_S = 0.25
+#: ... and again every DEVICE_PROBE_S; the link is lost only after this many went unanswered.
+DEVICE_PROBES = 3
+#: An IMPEDANCE_RESULT not in this long after the check's ACK (the device takes 50 ms) was lost
+#: on the link: the check is asked again.
+IMPEDANCE_RESULT_WAIT_MS = 250
+IMPEDANCE_RESULT_WAIT_S = 0.5
 RECORD_TELEMETRY_MS = 1000  # telemetry lines in the record: one per second of device time
 
 
@@ -81,9 +86,7 @@ class DeviceMirror:
         self._commander = commander
         self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
         self._telemetry_waiters = 0
-        self._probed_rx: float | None = None
         self._hb_frames = -1
-        self._hb_device_ms = 0
         self._next_record_ms: int | None = None
         self._impedance: ImpedanceResult | None = None
         self._impedance_done = threading.Event()
@@ -113,13 +116,27 @@ class DeviceMirror:
             self._commander.command(link, Stop(ramp_ms=0))
 
     def impedance(self, link: Link, msg: Message, timeout: float) -> ImpedanceResult:
-        """IMPEDANCE_CHECK, then its IMPEDANCE_RESULT; LinkError if none within ``timeout``."""
-        self._impedance_done.clear()
-        self._impedance = None
-        self._commander.command(link, msg)
-        if not self._impedance_done.wait(timeout) or self._impedance is None:
-            raise LinkError(f"no IMPEDANCE_RESULT within {timeout:g} s")
-        return self._impedance
+        """IMPEDANCE_CHECK, then its IMPEDANCE_RESULT; LinkError if none within ``timeout``. A
+        result lost on the link costs another check: asked again when none has come
+        IMPEDANCE_RESULT_WAIT_MS of device time (or IMPEDANCE_RESULT_WAIT_S) after the ACK."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._impedance_done.clear()
+            self._impedance = None
+            self._commander.command(link, msg, timeout=max(0.05, deadline - time.monotonic()))
+            since_s, since_ms = time.monotonic(), link.device_ms
+            while not self._impedance_done.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
+                now = time.monotonic()
+                if now >= deadline:
+                    raise LinkError(f"no IMPEDANCE_RESULT within {timeout:g} s")
+                waited_ms = (link.device_ms or 0) - (since_ms or 0)
+                if now - since_s >= IMPEDANCE_RESULT_WAIT_S or (
+                    since_ms is not None and waited_ms >= IMPEDANCE_RESULT_WAIT_MS
+                ):
+                    break
+            else:
+                if self._impedance is not None:
+                    return self._impedance
 
     def first_telemetry(self, timeout: float) -> Telemetry | None:
         """The next telemetry frame, or the last one seen if none arrives within ``timeout``."""
@@ -148,14 +165,13 @@ class DeviceMirror:
             return
         if not link.device_can_speak:
             return
-        silent = time.monotonic() - link.last_rx
-        if silent > DEVICE_PROBE_S and self._probed_rx != link.last_rx:
-            # a device that rebooted has closed the session and says nothing: ask it (HELLO is
-            # allowed in every state and does not change it; its telemetry shows the latch)
-            self._probed_rx = link.last_rx
-            with contextlib.suppress(LinkError):
-                link.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
-        if silent > DEVICE_SILENCE_S:
+        now = time.monotonic()
+        silent = now - link.last_rx
+        # a device that rebooted, or ended an idle session, says nothing until it hears HELLO
+        link.probe_if_silent(DEVICE_PROBE_S)
+        # a host that was not scheduled for seconds (its own silence ended the device's idle
+        # session) gives its HELLOs the time to be answered before it calls the link lost
+        if silent > DEVICE_SILENCE_S and link.unanswered_probes >= DEVICE_PROBES:
             link.close()
             self.host_fault("LINK_LOST", f"no frame from the device for {silent:.1f} s", False)
 
@@ -266,16 +282,17 @@ class DeviceMirror:
                 self._session.estop_repeats += 1
 
     def _heartbeat(self, tel: Telemetry) -> None:
-        """HEARTBEAT when nothing was written for watchdog/4 of device time."""
+        """On a virtual-clock simulator (no keep-alive thread: host time means nothing to it),
+        HEARTBEAT with every telemetry frame after which nothing else was written: paced on
+        device time, and with a frame per telemetry period a run of lost telemetry frames must
+        be ten long (200 ms) before the watchdog sees silence."""
         link = self._connection.open_link()
-        if link is None:
+        if link is None or link.keepalive_running:
             return
-        if link.tx_frames != self._hb_frames:
-            self._hb_frames, self._hb_device_ms = link.tx_frames, tel.time_ms
-        elif tel.time_ms - self._hb_device_ms >= self.watchdog_ms / 4:
+        if link.tx_frames == self._hb_frames:
             with contextlib.suppress(LinkError):
                 link.send(Heartbeat())
-            self._hb_frames, self._hb_device_ms = link.tx_frames, tel.time_ms
+        self._hb_frames = link.tx_frames
 
     def _mirror(self, state: State, device_ms: int) -> None:
         session = self._session

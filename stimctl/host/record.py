@@ -352,6 +352,7 @@ class Summary:
     faults: tuple[dict[str, Any], ...] = ()
     refused: tuple[str, ...] = ()  # errors of a profile the controller refused ("code at loc")
     naks: int = 0
+    retransmits: int | None = None  # blocks and commands written again (link recovery)
     outcome: str | None = None
     exit_code: int | None = None
     closed: bool = False
@@ -454,6 +455,8 @@ def summarise(path: str | Path) -> Summary:
             totals_from_summary = _channel_totals(data) or totals_from_summary
             if isinstance(data.get("delivered_s"), int | float):
                 info["delivered_s"] = float(data["delivered_s"])
+            if isinstance(data.get("retransmits"), int):
+                info["retransmits"] = data["retransmits"]
         elif kind == "end":
             info["closed"] = True
             info["outcome"] = _text(data.get("outcome"))

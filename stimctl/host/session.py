@@ -142,10 +142,23 @@ class Session:
                                          "result": "nak", "reason": reason or str(nak.reason),
                                          "detail": nak.detail}, durable=False)  # fmt: skip
 
-    def prime(self) -> None:
-        if self.streamer is None:
+    def prime(self, timeout: float = 2.0) -> None:
+        """Queue the first blocks and wait until the device has the first one (a block lost on
+        the way is written again), so that START never finds the FIFO empty."""
+        streamer = self.streamer
+        if streamer is None:
             raise LinkError("no stream: arm first")
-        self.streamer.prime()
+        streamer.prime()
+        with self._connection.require_link().waiting():
+            taken = streamer.wait_accepted(1, timeout)
+        if not taken or streamer.accepted < 1:
+            raise LinkError(f"the device did not take the first block within {timeout:g} s")
+
+    def retransmits(self) -> tuple[int, int]:
+        """(blocks, commands) written again after a loss on the link, this session."""
+        link = self._connection.link
+        blocks = self.streamer.stats.resent if self.streamer is not None else 0
+        return blocks, link.commands_resent if link is not None else 0
 
     def started(self) -> None:
         self._subscribers.emit("state", "stimulation started")
@@ -301,6 +314,7 @@ class Session:
             device_state=self.device_state.name if self.device_state else "",
             blocks_sent=self.streamer.next_index if self.streamer else 0,
             blocks_total=s.n_blocks if s is not None else 0,
+            retransmits=sum(self.retransmits()),
         )  # fmt: skip
 
     def summary(self) -> SessionSummary:
@@ -318,17 +332,27 @@ class Session:
             underruns=stats.underruns if stats else 0,
             naks=self.naks,
             record_path=str(path) if path is not None else None,
+            retransmits=sum(self.retransmits()),
         )  # fmt: skip
 
     def summary_line(self) -> dict[str, Any] | None:
         """The record's ``summary`` line (None before a profile was loaded)."""
         if self.schedule is None:
             return None
+        blocks_resent, commands_resent = self.retransmits()
+        link = self._connection.link
         return {
             **self.summary().to_dict(),
             "blocks_total": self.schedule.n_blocks,
             "blocks_sent": self.streamer.next_index if self.streamer else 0,
-        }
+            "link": {
+                "blocks_resent": blocks_resent, "commands_resent": commands_resent,
+                "estop_repeats": self.estop_repeats,
+                "frame_errors": link.frame_errors if link is not None else 0,
+                "sessions_reopened": link.sessions_reopened if link is not None else 0,
+                "hello_probes": link.probes if link is not None else 0,
+            },
+        }  # fmt: skip
 
     def end_line(self, exit_code: int | None) -> dict[str, Any]:
         """The record's ``end`` line: the outcome and the exit code (the outcome's by default)."""

@@ -160,6 +160,7 @@ class Status:
     device_state: str = ""
     blocks_sent: int = 0
     blocks_total: int = 0
+    retransmits: int = 0  # frames written again after a loss: blocks and commands (link recovery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,7 @@ class SessionSummary:
     underruns: int
     naks: int
     record_path: str | None
+    retransmits: int = 0  # blocks and commands written again after a loss on the link
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,10 +1,18 @@
-"""Block streaming: keep the device FIFO near a target lookahead, flag the last block, count late.
+"""Block streaming: keep the device FIFO near a target lookahead, flag the last block, count late,
+and recover lost blocks (docs/PROTOCOL.md, "Link recovery").
 
 The streamer is driven from the link's reader thread: ``on_telemetry`` tops the FIFO up each
 time the device reports its level, so under the virtual (lock-step) simulator the stream is
 deterministic. The lookahead the host counts on is the device's reported ``fifo_ms`` plus the
 blocks written but not yet acknowledged. A block is late when it is written after the host's
 estimate of device time has passed the moment the device's FIFO runs dry.
+
+Recovery is go-back-N from the host's copy of the schedule: the device accepts blocks only in
+order, so everything it has is acknowledged cumulatively (an ACK of block i, TELEMETRY
+``next_block``). A NAK(BLOCK_SEQUENCE) names the index the device expects: the host writes again
+from there. A block neither acknowledged nor refused RESEND_AFTER_MS of device time after it was
+written is written again from the first one the device lacks. Answers to a block written before
+such a rewind are stale and ignored (an ACK is always good news: the device has that block).
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from stimctl.host.link import hand_over
 from stimctl.host.schedule import Schedule
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
+    NO_BLOCK,
+    Ack,
     Block,
     ChannelSetting,
     Message,
@@ -25,12 +36,16 @@ from stimctl.protocol import (
 )
 from stimctl.rules.envelope import STREAM_TARGET_MS
 
-__all__ = ["DEFAULT_TARGET_MS", "StreamStats", "Streamer"]
+__all__ = ["DEFAULT_TARGET_MS", "RESEND_AFTER_MS", "StreamStats", "Streamer"]
 
 #: Default lookahead the host keeps queued on the device: the rule table's stream target.
 DEFAULT_TARGET_MS = STREAM_TARGET_MS
+#: A block the device has neither acknowledged (ACK, TELEMETRY next_block) nor refused this long
+#: (device time, measured on its telemetry clock) after it was written is taken as lost: three
+#: telemetry periods, well inside the lookahead, and longer than a frame's trip at 115200 baud.
+RESEND_AFTER_MS = 60
 
-Send = Callable[[Message, Callable[[Message, Message | None], None]], None]
+Send = Callable[[Message, Callable[[Message, Message | None], None]], Message | None]
 Guard = Callable[[Block], str | None]  # -> None if the block is within the envelope
 
 
@@ -44,6 +59,17 @@ class StreamStats:
     underruns: int = 0
     rewinds: int = 0
     naks: int = 0
+    resent: int = 0  # blocks written again (lost, or refused FIFO_FULL): retransmissions
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A block written and not yet known to be on the device."""
+
+    duration_ms: int
+    sent_ms: float | None  # the host's estimate of device time when written (None: no telemetry
+    # yet, e.g. primed right after ARM; the timer then starts at the first telemetry)
+    seq: int = -1  # the frame's seq (-1 until the link has numbered it)
 
 
 class Streamer:
@@ -71,8 +97,13 @@ class Streamer:
         self.target_ms = min(target_ms, max_lookahead_ms - 2 * schedule.block_ms)
         self.max_blocks = max(1, fifo_depth - 2)
         self.lock = threading.RLock()
+        self.accepted_changed = threading.Condition(self.lock)
         self.next_index = 0
-        self._unacked: dict[int, int] = {}  # block index -> duration_ms, written, no answer yet
+        self.accepted = 0  # the device has every block below this index
+        self._high = 0  # one past the highest index ever written (retransmissions: below it)
+        self._now_ms: float | None = None  # the host's latest estimate of device time
+        self._unacked: dict[int, _InFlight] = {}  # written, not yet known to be on the device
+        self._waiters = 0  # threads in wait_accepted
         self._device_fifo_ms = 0
         self._device_fifo_blocks = 0
         self._dry_at_ms: float | None = None  # device time when its FIFO runs dry
@@ -94,13 +125,26 @@ class Streamer:
     def lookahead_ms(self) -> int:
         """What the host counts as queued: device FIFO + written, unanswered blocks."""
         with self.lock:
-            return self._device_fifo_ms + sum(self._unacked.values())
+            return self._device_fifo_ms + sum(b.duration_ms for b in self._unacked.values())
 
     # --- driving --------------------------------------------------------------------------
     def prime(self) -> int:
         """Before START: queue blocks up to the target; returns how many were written."""
         with self.lock:
             return self._fill(device_now_ms=None)
+
+    def wait_accepted(self, count: int, timeout: float) -> bool:
+        """Wait (caller's thread) until the device has the first ``count`` blocks (or the
+        stream halted); before START, so that START never finds the FIFO empty because the
+        first block was lost on the way."""
+        with self.accepted_changed:
+            self._waiters += 1
+            try:
+                return self.accepted_changed.wait_for(
+                    lambda: self.accepted >= count or self.halted, timeout
+                )
+            finally:
+                self._waiters -= 1
 
     def started(self, device_ms: int) -> None:
         """The device entered RUNNING at ``device_ms``: lateness is measured from here."""
@@ -119,10 +163,21 @@ class Streamer:
             self.halt_reason = self.halt_reason or reason
 
     def on_telemetry(self, tel: Telemetry, device_now_ms: float) -> int:
-        """Record the device's FIFO level and top up; returns blocks written."""
+        """Record the device's FIFO level and what it has, recover lost blocks, top up;
+        returns blocks written."""
         with self.lock:
+            self._now_ms = device_now_ms
             self._device_fifo_ms = tel.fifo_ms
             self._device_fifo_blocks = tel.fifo_blocks
+            self._accept(tel.next_block)
+            overdue = []
+            for index, flight in self._unacked.items():
+                if flight.sent_ms is None:
+                    flight.sent_ms = device_now_ms
+                elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
+                    overdue.append(index)
+            if overdue:  # lost on the way (or its NAK was): again from the first it lacks
+                self._go_back(min(overdue))
             if self._running:
                 self._dry_at_ms = tel.time_ms + self.lookahead_ms()
                 empty = tel.fifo_blocks == 0 and not self.all_sent
@@ -132,6 +187,25 @@ class Streamer:
             return self._fill(device_now_ms)
 
     # --- internals ------------------------------------------------------------------------
+    def _accept(self, next_block: int) -> None:
+        """The device has every block below ``next_block``."""
+        if next_block <= self.accepted:
+            return
+        self.accepted = next_block
+        for index in [i for i in self._unacked if i < next_block]:
+            del self._unacked[index]
+        if self.next_index < next_block:  # (a rewind overtaken by a late acknowledgement)
+            self.next_index = next_block
+        self.accepted_changed.notify_all()
+
+    def _go_back(self, index: int) -> None:
+        """Write again from ``index``: forget every block in flight from there."""
+        for i in [i for i in self._unacked if i >= index]:
+            del self._unacked[i]
+        if index < self.next_index:
+            self.next_index = index
+            self.stats.rewinds += 1
+
     def _fill(self, device_now_ms: float | None) -> int:
         written = 0
         while not self.halted and not self.all_sent:
@@ -149,15 +223,22 @@ class Streamer:
                 if device_now_ms > self._dry_at_ms:
                     self.stats.late += 1
                 self._dry_at_ms = max(self._dry_at_ms, device_now_ms) + block.duration_ms
-            self._unacked[block.index] = block.duration_ms
+            flight = _InFlight(block.duration_ms, self._now_ms)
+            self._unacked[block.index] = flight
             self.next_index += 1
-            self.stats.sent += 1
+            if block.index < self._high:
+                self.stats.resent += 1
+            else:
+                self._high = block.index + 1
+                self.stats.sent += 1
             written += 1
             try:
-                self._send(block, self._answered)
+                sent = self._send(block, self._answered)
             except Exception as exc:  # link gone: the controller latches LINK_LOST
                 self.halt(f"write failed: {exc}")
                 break
+            if isinstance(sent, Block):
+                flight.seq = sent.seq
         return written
 
     def block(self, index: int) -> Block:
@@ -182,27 +263,45 @@ class Streamer:
 
     def _answered(self, msg: Message, reply: Message | None) -> None:
         """ACK/NAK of a block (reader thread)."""
+        self._answer(msg, reply)
+        if self._waiters:
+            hand_over()  # a START waits for this: let it run before device time runs on
+
+    def _answer(self, msg: Message, reply: Message | None) -> None:
         assert isinstance(msg, Block)
         with self.lock:
-            self._unacked.pop(msg.index, None)
+            flight = self._unacked.get(msg.index)
+            current = flight is not None and flight.seq in (-1, msg.seq)
             if reply is None:
+                if current:
+                    del self._unacked[msg.index]
+                return
+            if isinstance(reply, Ack):  # in order only: the device has every block up to it
+                self.stats.acked += 1
+                self._accept(msg.index + 1)
                 return
             if not isinstance(reply, Nak):
-                self.stats.acked += 1
                 return
             self.stats.naks += 1
             self._on_nak(msg, reply)
             if reply.reason == NakReason.FIFO_FULL:
-                # rewind: this block and every later one (NAKed BLOCK_SEQUENCE) go again
-                if msg.index < self.next_index:
-                    self.next_index = msg.index
-                    self.stats.rewinds += 1
-                for index in [i for i in self._unacked if i >= msg.index]:
-                    del self._unacked[index]
+                if current:  # not taken: this block and every later one go again
+                    self._go_back(msg.index)
                 return
-            if reply.reason == NakReason.BLOCK_SEQUENCE and msg.index >= self.next_index:
-                return  # a follower of a rewound block
+            if reply.reason == NakReason.BLOCK_SEQUENCE and reply.detail != NO_BLOCK:
+                if current and reply.detail < msg.index:  # one before it was lost on the way
+                    self._accept(reply.detail)
+                    self._go_back(reply.detail)
+                    self._fill(self._now_ms)
+                return
             if not self.halted:
-                reason = f"block {msg.index} refused: {NakReason(reply.reason).name}"
+                reason = f"block {msg.index} refused: {_reason(reply)}"
                 self.halt(reason)
                 self._on_error("STREAM_REFUSED", reason)
+
+
+def _reason(nak: Nak) -> str:
+    try:
+        return NakReason(nak.reason).name
+    except ValueError:
+        return f"reason {nak.reason}"

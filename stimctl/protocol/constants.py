@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-PROTOCOL_VERSION = 1
-"""Carried in every frame header and in HELLO/DEVICE_INFO; a mismatch is a hard error."""
+PROTOCOL_VERSION = 2
+"""Carried in every frame header and in HELLO/DEVICE_INFO; a mismatch is a hard error.
+Version 2: NAK ``detail`` is u32, TELEMETRY carries ``next_block``, NAK reason NO_SESSION,
+duplicate commands answered again without being acted on (link recovery); RESUME carries
+``ramp_na_per_s``."""
 
 HEADER_SIZE = 4  # version u8, type u8, seq u16 little-endian
 CRC_SIZE = 4  # CRC-32 (IEEE 802.3, as zlib.crc32) over header + payload, little-endian
@@ -17,6 +20,7 @@ DELIMITER = 0x00
 SEQ_MODULO = 1 << 16
 
 BLOCK_FLAG_LAST = 0x01  # Block.flags: the last block of the session
+NO_BLOCK = 0xFFFF_FFFF  # never a block index: BLOCK_SEQUENCE's detail once a LAST block is queued
 
 # Units on the wire (integers only):
 AMPLITUDE_UNIT_UA = 1  # amplitudes are in microamperes
@@ -83,6 +87,14 @@ class NakReason(IntEnum):
     BLOCK_SEQUENCE = 10  # block index not the next expected one
     VERSION = 11  # protocol version not supported
     NOT_FROM_HOST = 12  # a device-to-host message type sent to the device
+    NO_SESSION = 13  # no session open (never opened, GOODBYE, or ended by silence in IDLE)
+
+
+class FifoLimit(IntEnum):
+    """Which FIFO bound refused a BLOCK: NAK FIFO_FULL detail = limit << 16 | queued amount."""
+
+    DEPTH = 1  # fifo_depth blocks (amount: blocks queued)
+    LOOKAHEAD = 2  # max_lookahead_ms of queued output (amount: ms queued)
 
 
 class ImpedanceStatus(IntEnum):

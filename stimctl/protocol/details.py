@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-from stimctl.protocol.constants import Fault, LimitField, NakReason, Shape, State
+from stimctl.protocol.constants import (
+    NO_BLOCK,
+    Fault,
+    FifoLimit,
+    LimitField,
+    NakReason,
+    Shape,
+    State,
+)
 
 __all__ = ["channels_in_mask", "fault_detail_text", "limit_detail_text", "nak_detail_text"]
 
@@ -41,7 +49,9 @@ def nak_detail_text(reason: int, detail: int, command: str = "") -> str:
     if reason in (NakReason.IMPEDANCE_NOT_CHECKED, NakReason.IMPEDANCE_FAILED):
         return channels_in_mask(detail)
     if reason == NakReason.BLOCK_SEQUENCE:
-        return f"expected block {detail}"
+        return "no block after the LAST one" if detail == NO_BLOCK else f"expected block {detail}"
+    if reason == NakReason.FIFO_FULL:
+        return f"{_name(FifoLimit, detail >> 16)} ({detail & 0xFFFF} queued)"
     if reason == NakReason.VERSION:
         return f"protocol version {detail} received"
     if reason == NakReason.BAD_CHANNEL:

@@ -231,7 +231,7 @@ class Nak(Message):
     ack_seq: U16
     ack_type: U8
     reason: U8
-    detail: U16 = 0
+    detail: U32 = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,6 +304,7 @@ class Telemetry(Message):
     fifo_blocks: U8
     fifo_ms: U16
     block_index: U32
+    next_block: U32  # the block index the device accepts next (all lower ones it has)
     channels: tuple[ChannelTelemetry, ...]
 
 

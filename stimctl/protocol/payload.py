@@ -1,7 +1,9 @@
 """Payload codec: packs and unpacks each message's fields by its layout in the catalogue.
 
-Layouts are computed once per message class (struct formats, attribute getters, text fields),
-so the hot path of the codec is a getter call and one struct pack per record.
+Layouts are computed once per message class (struct formats, attribute getters, text fields,
+a positional constructor), so the hot path of the codec is a getter call and one struct pack per
+record, and decoding builds no keyword dictionaries. Decoded channel records are immutable, so a
+record list seen before (the same settings block after block) is decoded once and shared.
 """
 
 from __future__ import annotations
@@ -31,6 +33,25 @@ class _Layout:
     item: type[Item] | None
     item_struct: struct.Struct | None
     item_get: Callable[[Any], tuple[Any, ...]] | None
+    make: Callable[..., Message]  # make(seq, fixed values..., [channels]) -> the message
+    items_seen: dict[bytes, tuple[Item, ...]]  # decoded record lists, by their bytes
+
+
+ITEMS_SEEN_MAX = 256
+"""Distinct record lists kept per message type (then forgotten at once): blocks repeat a few
+settings, telemetry's counters never repeat, so a small cache serves the one and costs the other
+only an insert."""
+
+
+def _constructor(cls: type[Message], names: tuple[str, ...]) -> Callable[..., Message]:
+    """``make(seq, *values)``: the message from positional values in layout order (the dataclass
+    takes keywords only; a dict per frame is what this saves)."""
+    fields = [*names, *(["channels"] if cls.ITEM else [])]
+    params = ", ".join(["seq", *(f"v{i}" for i in range(len(fields)))])
+    args = ", ".join(["seq=seq", *(f"{name}=v{i}" for i, name in enumerate(fields))])
+    namespace: dict[str, Any] = {"cls": cls}
+    exec(f"def make({params}):\n    return cls({args})\n", namespace)  # catalogue names only
+    return namespace["make"]
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -50,6 +71,7 @@ def _layout(cls: type[Message]) -> _Layout:
         fixed=_struct(cls), names=names, get=_getter(names), text=text, item=cls.ITEM,
         item_struct=_struct(cls.ITEM) if cls.ITEM else None,
         item_get=_getter(item_names) if cls.ITEM else None,
+        make=_constructor(cls, names), items_seen={},
     )  # fmt: skip
 
 
@@ -108,30 +130,48 @@ def unpack_payload(type_code: int, seq: int, payload: bytes) -> Message:
     fixed = layout.fixed
     if len(payload) < fixed.size:
         raise PayloadError(f"{cls.__name__}: payload {len(payload)} < {fixed.size} bytes")
-    kwargs: dict[str, Any] = dict(zip(layout.names, fixed.unpack_from(payload), strict=True))
-    for i, _ in layout.text:
-        name = layout.names[i]
-        value = kwargs[name].rstrip(b"\x00")
-        if b"\x00" in value:
-            raise PayloadError(f"{cls.__name__}.{name}: NUL inside the text")
-        try:
-            kwargs[name] = value.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise PayloadError(f"{cls.__name__}.{name}: not ASCII") from exc
+    values = fixed.unpack_from(payload)
+    if layout.text:
+        values = _text_values(cls, layout, list(values))
     rest = payload[fixed.size :]
     if layout.item is None:
         if rest:
             raise PayloadError(f"{cls.__name__}: {len(rest)} trailing bytes")
-    else:
-        assert layout.item_struct is not None
-        size = layout.item_struct.size
-        if not rest:
-            raise PayloadError(f"{cls.__name__}: missing item count")
-        count = rest[0]
-        if len(rest) - 1 != count * size:
-            raise PayloadError(
-                f"{cls.__name__}: {count} items need {count * size} bytes, got {len(rest) - 1}"
-            )
-        item = layout.item
-        kwargs["channels"] = tuple([item(*v) for v in layout.item_struct.iter_unpack(rest[1:])])
-    return cls(seq=seq, **kwargs)
+        return layout.make(seq, *values)
+    return layout.make(seq, *values, _items(cls, layout, rest))
+
+
+def _text_values(cls: type[Message], layout: _Layout, values: list[Any]) -> list[Any]:
+    for i, _ in layout.text:
+        name = layout.names[i]
+        value = values[i].rstrip(b"\x00")
+        if b"\x00" in value:
+            raise PayloadError(f"{cls.__name__}.{name}: NUL inside the text")
+        try:
+            values[i] = value.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PayloadError(f"{cls.__name__}.{name}: not ASCII") from exc
+    return values
+
+
+def _items(cls: type[Message], layout: _Layout, rest: bytes) -> tuple[Item, ...]:
+    """The count-prefixed channel records after the fixed fields."""
+    seen = layout.items_seen
+    items = seen.get(rest)
+    if items is not None:
+        return items
+    assert layout.item_struct is not None and layout.item is not None
+    size = layout.item_struct.size
+    if not rest:
+        raise PayloadError(f"{cls.__name__}: missing item count")
+    count = rest[0]
+    if len(rest) - 1 != count * size:
+        raise PayloadError(
+            f"{cls.__name__}: {count} items need {count * size} bytes, got {len(rest) - 1}"
+        )
+    item = layout.item
+    items = tuple([item(*v) for v in layout.item_struct.iter_unpack(rest[1:])])
+    if len(seen) >= ITEMS_SEEN_MAX:
+        seen.clear()
+    seen[rest] = items
+    return items

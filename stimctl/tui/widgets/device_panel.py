@@ -16,7 +16,7 @@ def _limit_lines(limits: Any) -> list[tuple[str, str]]:
     return [(f"  {key}", str(val)) for key, val in sorted(items)]
 
 
-_HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "late_blocks")
+_HEALTH = ("heartbeat_age_ms", "fifo_ms", "frame_errors", "naks", "retransmits", "late_blocks")
 
 
 class DevicePanel(Static):
@@ -73,6 +73,7 @@ class DevicePanel(Static):
                 ("  FIFO level", f"{field(status, 'fifo_ms', 0):.0f} ms"),
                 ("  frame errors", str(field(status, "frame_errors", 0))),
                 ("  NAKs", str(field(status, "naks", 0))),
+                ("  retransmits", str(field(status, "retransmits", 0))),
                 ("  late blocks", str(field(status, "late_blocks", 0))),
             ]
         width = max(len(name) for name, _ in rows) + 1
