@@ -17,7 +17,7 @@ from firmware_sim.clock import RealClock, StopFlag
 from firmware_sim.control import ControlServer
 from firmware_sim.device import Device
 from firmware_sim.faults import FaultSpecError
-from firmware_sim.options import SimOptions, apply_option
+from firmware_sim.options import add_arguments, options_from_namespace
 from firmware_sim.pty_server import PtyServer
 
 
@@ -26,28 +26,7 @@ def build_parser(prog: str = "python -m firmware_sim") -> argparse.ArgumentParse
         prog=prog,
         description="Serve a simulated EA stimulator (stimctl wire protocol) on a pseudo-terminal.",
     )
-    p.add_argument("--channels", type=str, default="4", help="output channels, 1..8 (default 4)")
-    p.add_argument("--trace", metavar="FILE", help="write the JSON-lines trace to FILE")
-    p.add_argument(
-        "--impedance", metavar="OHM[,OHM...]", help="electrode impedance per channel (1500)"
-    )
-    p.add_argument(
-        "--fault", metavar="SPEC", action="append", default=[],
-        help="inject a fault, KIND[:CH][@T_MS] (repeatable); kinds: electrode_open, "
-        "electrode_short, drift, overcurrent, reset, underrun",
-    )  # fmt: skip
-    p.add_argument("--speed", type=str, default="1", help="device time / wall time (default 1)")
-    p.add_argument("--watchdog-ms", type=str, default=None, help="host watchdog (default 200)")
-    p.add_argument(
-        "--impedance-valid-ms", type=str, default=None,
-        help="how long a passed impedance check stays valid (default 300000)",
-    )  # fmt: skip
-    p.add_argument("--serial", default=None, help="serial number in DEVICE_INFO")
-    p.add_argument("--control", metavar="PATH", help="serve the control socket at PATH")
-    p.add_argument("--seed", type=str, default=None, help="seed of the link-fault generator")
-    p.add_argument("--drop", type=str, default=None, help="link byte-drop probability")
-    p.add_argument("--flip", type=str, default=None, help="link bit-flip probability per byte")
-    p.add_argument("--delay-ms", type=str, default=None, help="link one-way delay (ms)")
+    add_arguments(p)
     p.add_argument(
         "--parent", metavar="PID", type=int, default=None,
         help="die with process PID (the host that started this one): exit when stdin (a pipe "
@@ -61,27 +40,11 @@ def build_parser(prog: str = "python -m firmware_sim") -> argparse.ArgumentParse
     return p
 
 
-def options_from_args(args: argparse.Namespace) -> SimOptions:
-    opts = SimOptions()
-    pairs: list[tuple[str, str | None]] = [
-        ("channels", args.channels), ("speed", args.speed), ("impedance", args.impedance),
-        ("trace", args.trace), ("watchdog_ms", args.watchdog_ms),
-        ("impedance_valid_ms", args.impedance_valid_ms), ("serial", args.serial),
-        ("control", args.control), ("seed", args.seed), ("drop", args.drop),
-        ("flip", args.flip), ("delay_ms", args.delay_ms),
-    ]  # fmt: skip
-    pairs += [("fault", spec) for spec in args.fault]
-    for name, value in pairs:
-        if value is not None:
-            apply_option(opts, name, value)
-    return opts
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m firmware_sim") -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
-        opts = options_from_args(args)
+        opts = options_from_namespace(args)
     except (ValueError, FaultSpecError) as exc:
         parser.error(str(exc))
     if args.parent is not None:

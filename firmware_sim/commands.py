@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import Event
 from firmware_sim.limits import LimitError
 from stimctl.protocol import (
@@ -37,9 +38,6 @@ from stimctl.protocol import (
     Stop,
 )
 
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
-
 Answer = tuple[NakReason, int] | None
 """None: ACK; otherwise NAK(reason, detail)."""
 
@@ -58,7 +56,7 @@ window keeps seq wrap-around from faking a repeat: 65,536 frames take at least 5
 (10-byte HEARTBEATs), so no new command can carry a remembered seq inside 5 s."""
 
 
-def repeated(dev: Device, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
+def repeated(dev: DeviceCore, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
     """The remembered answer if ``item`` repeats the last control command, else None."""
     last = dev.last_command
     if isinstance(item, Hello):
@@ -74,7 +72,7 @@ def repeated(dev: Device, item: Message | Invalid, type_code: int) -> tuple[Answ
     return (last[2],)
 
 
-def remember(dev: Device, item: Message | Invalid, type_code: int, answer: Answer) -> None:
+def remember(dev: DeviceCore, item: Message | Invalid, type_code: int, answer: Answer) -> None:
     if type_code in REPEATABLE and isinstance(item, Message):
         dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
@@ -85,7 +83,7 @@ def is_estop(item: Message | Invalid) -> bool:
     return isinstance(item, EStop) or (isinstance(item, Invalid) and item.type_code == EStop.TYPE)
 
 
-def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
+def dispatch(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer:
     if is_estop(item):
         dev.latch_fault(Fault.ESTOP, 0, 0)
         return None
@@ -108,16 +106,16 @@ def dispatch(dev: Device, item: Message | Invalid, type_code: int) -> Answer:
     return handler(dev, item) if handler is not None else None
 
 
-def _violation(dev: Device, err: LimitError) -> Answer:
+def _violation(dev: DeviceCore, err: LimitError) -> Answer:
     dev.pending_violation = err  # latched after the NAK has been sent
     return NakReason.OUT_OF_LIMITS, err.detail
 
 
-def _mask_ok(dev: Device, mask: int) -> bool:
+def _mask_ok(dev: DeviceCore, mask: int) -> bool:
     return mask != 0 and not mask & ~dev.limits.channel_mask
 
 
-def hello(dev: Device, msg: Hello) -> Answer:
+def hello(dev: DeviceCore, msg: Hello) -> Answer:
     if msg.protocol_version != PROTOCOL_VERSION:
         return NakReason.VERSION, msg.protocol_version
     dev.session_open = True
@@ -139,12 +137,12 @@ def hello(dev: Device, msg: Hello) -> Answer:
     return None
 
 
-def _goodbye(dev: Device, msg: Goodbye) -> Answer:
+def _goodbye(dev: DeviceCore, msg: Goodbye) -> Answer:
     dev.session_open = False
     return None
 
 
-def _impedance_check(dev: Device, msg: ImpedanceCheck) -> Answer:
+def _impedance_check(dev: DeviceCore, msg: ImpedanceCheck) -> Answer:
     if not _mask_ok(dev, msg.channel_mask):
         return NakReason.BAD_CHANNEL, msg.channel_mask
     if dev.impedance_due is not None:
@@ -154,7 +152,7 @@ def _impedance_check(dev: Device, msg: ImpedanceCheck) -> Answer:
     return None
 
 
-def _arm(dev: Device, msg: Arm) -> Answer:
+def _arm(dev: DeviceCore, msg: Arm) -> Answer:
     if not _mask_ok(dev, msg.channel_mask):
         return NakReason.BAD_CHANNEL, msg.channel_mask
     if msg.shape not in set(Shape):
@@ -170,14 +168,14 @@ def _arm(dev: Device, msg: Arm) -> Answer:
     return None
 
 
-def _disarm(dev: Device, msg: Disarm) -> Answer:
+def _disarm(dev: DeviceCore, msg: Disarm) -> Answer:
     dev.fifo.reset()
     dev.armed_mask = 0
     dev.apply_state(Event.DISARM)
     return None
 
 
-def _block(dev: Device, msg: Block) -> Answer:
+def _block(dev: DeviceCore, msg: Block) -> Answer:
     if len(msg.channels) > dev.config.channels:
         return NakReason.BAD_CHANNEL, len(msg.channels)
     if dev.fifo.duplicate(msg):
@@ -196,7 +194,7 @@ def _block(dev: Device, msg: Block) -> Answer:
     return None
 
 
-def _start(dev: Device, msg: Start) -> Answer:
+def _start(dev: DeviceCore, msg: Start) -> Answer:
     if not dev.fifo.queue:
         return NakReason.BAD_STATE, 0
     verdict = dev.interlock.impedance_verdict(dev.armed_mask, dev.uptime_ms())
@@ -212,13 +210,13 @@ def _start(dev: Device, msg: Start) -> Answer:
     return None
 
 
-def _pause(dev: Device, msg: Pause) -> Answer:
+def _pause(dev: DeviceCore, msg: Pause) -> Answer:
     dev.output_stage.zero_all()
     dev.apply_state(Event.PAUSE)
     return None
 
 
-def _resume(dev: Device, msg: Resume) -> Answer:
+def _resume(dev: DeviceCore, msg: Resume) -> Answer:
     dev.apply_state(Event.RESUME)
     dev.reramp_rate_na_per_s = msg.ramp_na_per_s
     dev.reramp_from_tick = dev.tick_count
@@ -226,7 +224,7 @@ def _resume(dev: Device, msg: Resume) -> Answer:
     return None
 
 
-def _stop(dev: Device, msg: Stop) -> Answer:
+def _stop(dev: DeviceCore, msg: Stop) -> Answer:
     was_paused = dev.state is State.PAUSED
     dev.stop_ticks = 0 if was_paused else msg.ramp_ms * dev.ticks_per_ms
     dev.stop_end = dev.tick_count + dev.stop_ticks
@@ -235,7 +233,7 @@ def _stop(dev: Device, msg: Stop) -> Answer:
     return None
 
 
-def _clear_fault(dev: Device, msg: ClearFault) -> Answer:
+def _clear_fault(dev: DeviceCore, msg: ClearFault) -> Answer:
     dev.fifo.reset()
     dev.armed_mask = 0
     dev.output_stage.zero_all()
@@ -244,7 +242,7 @@ def _clear_fault(dev: Device, msg: ClearFault) -> Answer:
     return None
 
 
-def _adjust(dev: Device, msg: Adjust) -> Answer:
+def _adjust(dev: DeviceCore, msg: Adjust) -> Answer:
     n = dev.config.channels
     if msg.channel > n:
         return NakReason.BAD_CHANNEL, msg.channel
@@ -262,7 +260,7 @@ def _adjust(dev: Device, msg: Adjust) -> Answer:
     return None
 
 
-_HANDLERS: dict[type, Callable[[Device, Any], Answer]] = {
+_HANDLERS: dict[type, Callable[[DeviceCore, Any], Answer]] = {
     Goodbye: _goodbye, ImpedanceCheck: _impedance_check, Arm: _arm,
     Disarm: _disarm, Block: _block, Start: _start, Pause: _pause,
     Resume: _resume, Stop: _stop, ClearFault: _clear_fault,

@@ -1,12 +1,8 @@
 """Control socket: a Unix stream socket taking text commands to inject faults into a running device.
 
-One command per line, one answer line each (``ok``, ``error <why>``, or JSON for ``status``)::
-
-    inject electrode_open <ch>      inject electrode_short <ch>     inject impedance <ohm> <ch>
-    inject drift <ohm_per_s> <ch>   inject overcurrent <ch>         inject reset
-    inject underrun                 link drop <rate>                link flip <rate>
-    link delay <ms>                 link clear                      status
-    inject clear <ch>               (undo a channel's electrode/overcurrent injections)
+One command per line, one answer line each (``ok``, ``error <why>``, or JSON for ``status``):
+``inject KIND ARGS`` for every kind of ``faults.FAULT_KINDS`` (``control_commands()`` lists them),
+``link drop <rate>``, ``link flip <rate>``, ``link delay <ms>``, ``link clear`` and ``status``.
 """
 
 from __future__ import annotations
@@ -17,16 +13,20 @@ import os
 import socketserver
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
+from firmware_sim.core import DeviceCore
+from firmware_sim.faults import FAULT_KINDS, fault_kind
 
-_CHANNEL_ONLY = ("electrode_open", "electrode_short", "overcurrent", "open", "short", "clear")
-_VALUE_AND_CHANNEL = ("impedance", "drift")
+LINK_COMMANDS = ("link drop <rate>", "link flip <rate>", "link delay <ms>", "link clear")
 
 
-def execute(device: Device, line: str) -> str:
+def control_commands() -> list[str]:
+    """Every command the socket takes, from the fault registry (help text, docs/PROTOCOL.md)."""
+    injects = [f"inject {k.name} {k.args}".rstrip() for k in FAULT_KINDS.values()]
+    return [*injects, *LINK_COMMANDS, "status"]
+
+
+def execute(device: DeviceCore, line: str) -> str:
     """Run one control command against the device (the caller holds the device lock)."""
     words = line.split()
     if not words:
@@ -35,16 +35,7 @@ def execute(device: Device, line: str) -> str:
         if words[0] == "status" and len(words) == 1:
             return json.dumps(device.status(), separators=(",", ":"))
         if words[0] == "inject" and len(words) >= 2:
-            kind, args = words[1], words[2:]
-            if kind in ("reset", "underrun") and not args:
-                device.inject(kind)
-            elif kind in _CHANNEL_ONLY and len(args) == 1:
-                device.inject(kind, int(args[0]))
-            elif kind in _VALUE_AND_CHANNEL and len(args) == 2:
-                device.inject(kind, int(args[1]), float(args[0]))
-            else:
-                return f"error bad inject command {line.strip()!r}"
-            return "ok"
+            return _inject(device, words[1], words[2:], line)
         if words[0] == "link" and len(words) >= 2:
             return _link(device, words[1:])
     except ValueError as exc:
@@ -52,7 +43,22 @@ def execute(device: Device, line: str) -> str:
     return f"error unknown command {line.strip()!r}"
 
 
-def _link(device: Device, args: list[str]) -> str:
+def _inject(device: DeviceCore, name: str, args: list[str], line: str) -> str:
+    kind = fault_kind(name)
+    wanted = int(kind.per_channel) + int(kind.takes_value)
+    if len(args) != wanted:
+        usage = f"inject {name} {kind.args}".rstrip()
+        return f"error bad inject command {line.strip()!r} (expected: {usage})"
+    if not kind.per_channel:
+        device.inject(name)
+    elif kind.takes_value:
+        device.inject(name, int(args[1]), float(args[0]))
+    else:
+        device.inject(name, int(args[0]))
+    return "ok"
+
+
+def _link(device: DeviceCore, args: list[str]) -> str:
     link = device.link
     if args == ["clear"]:
         link.clear()
@@ -79,7 +85,7 @@ class ControlServer:
     def __init__(
         self,
         path: str,
-        device: Device,
+        device: DeviceCore,
         lock: threading.RLock | threading.Lock,
         on_change: Callable[[], None] | None = None,
     ) -> None:

@@ -12,19 +12,15 @@ reference tests/test_sim_event_driven.py compares against).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from firmware_sim.core import DeviceCore
 from firmware_sim.faults import spec_tick
+from firmware_sim.output import OutputStage
 from stimctl.protocol import State
-
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
-    from firmware_sim.output import OutputStage
 
 _FOREVER = 1 << 62
 
 
-def quiet_horizon(dev: Device) -> int:
+def quiet_horizon(dev: DeviceCore) -> int:
     """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
     state = dev.state
     live = state is State.RUNNING or state is State.STOPPING  # electrodes checked every tick
@@ -72,7 +68,7 @@ def next_slew_step(stage: OutputStage) -> int:
     return soonest
 
 
-def run_quiet(dev: Device, ticks: int) -> None:
+def run_quiet(dev: DeviceCore, ticks: int) -> None:
     """Run ``ticks`` quiet ticks at once: electrode drift, pulses, block time, the tick count."""
     stage = dev.output_stage
     if stage.drifting:

@@ -1,18 +1,10 @@
-"""Fault injection: fault specs (KIND[:CH][@T_MS]), runtime injections and the faulty link layer.
+"""Fault injection: the registry of fault kinds, fault specs (KIND[:CH][@T_MS]) and the faulty link.
 
-Fault spec syntax (``--fault``, URL ``fault=``, repeatable, no commas)::
+``FAULT_KINDS`` is the one registry: it drives injection (``inject``), the spec parser
+(``--fault``, URL ``fault=``, repeatable, no commas), the control socket's ``inject`` commands
+and the help texts; docs/PROTOCOL.md's tables are checked against it. A spec is::
 
     KIND[:CH][@T_MS]
-
-KIND is one of (aliases in brackets):
-
-- ``electrode_open`` [``open``]: channel CH's electrode comes off (impedance 10 Mohm); detected as
-  ELECTRODE_OPEN as soon as that channel delivers current, reported OPEN by impedance checks.
-- ``electrode_short`` [``short``]: channel CH short-circuited (10 ohm): ELECTRODE_SHORT / SHORT.
-- ``drift``: channel CH's impedance rises by 5 kohm/s (until COMPLIANCE or ELECTRODE_OPEN).
-- ``overcurrent``: channel CH measures more than it sets (+max(500 uA, 50 %)): OVERCURRENT.
-- ``reset``: the device reboots mid-session into FAULT(DEVICE_RESET).
-- ``underrun``: the block FIFO is dropped (FAULT(UNDERRUN) when the playing block ends).
 
 CH is 1-based (default 1). T_MS is device time in ms after the first START; without it the fault
 applies at once (at power-up).
@@ -22,17 +14,15 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from firmware_sim.output import OPEN_CIRCUIT_OHM
+from firmware_sim.fifo import BlockFifo
+from firmware_sim.output import OPEN_CIRCUIT_OHM, OutputStage
+from firmware_sim.trace import TraceWriter
 from stimctl.protocol import BLOCK_FLAG_LAST
 
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
-
-KINDS = ("electrode_open", "electrode_short", "drift", "overcurrent", "reset", "underrun")
-ALIASES = {"open": "electrode_open", "short": "electrode_short"}
 DEFAULT_DRIFT_OHM_PER_S = 5000.0
 SHORT_OHM = 10.0
 
@@ -119,36 +109,126 @@ class LinkFaults:
 # --- runtime injection into a device -----------------------------------------------------------
 
 
-def inject(dev: Device, kind: str, channel: int = 1, value: float | None = None) -> None:
+class _Electrodes(Protocol):
+    @property
+    def channels(self) -> int: ...
+
+    def impedance(self, channel: int) -> float: ...
+
+
+class FaultTarget(Protocol):
+    """What injection needs of a device (``firmware_sim.device.Device`` is one); a protocol, so
+    this module does not import device.py."""
+
+    output_stage: OutputStage
+    fifo: BlockFifo
+    trace: TraceWriter
+    scheduled_faults: list[FaultSpec]
+    first_start_tick: int | None
+    ticks_per_ms: int
+
+    @property
+    def config(self) -> _Electrodes: ...
+
+    def brown_out(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FaultKind:
+    """One kind of fault: its name (and alias), the control socket's arguments after it, whether
+    a spec may name it, its effect (help text and docs) and the function that injects it."""
+
+    name: str
+    alias: str | None
+    args: str  # control socket: "" (device-wide), "<ch>", "<ohm> <ch>", "<ohm_per_s> <ch>"
+    in_spec: bool  # usable in a fault spec (--fault, URL fault=)
+    effect: str
+    apply: Callable[[FaultTarget, int, float | None], None]
+
+    @property
+    def per_channel(self) -> bool:
+        return self.args.endswith("<ch>")
+
+    @property
+    def takes_value(self) -> bool:
+        return self.args.count("<") == 2
+
+
+def _set_impedance(dev: FaultTarget, channel: int, ohm: float) -> None:
+    ch = dev.output_stage.channels[channel - 1]
+    ch.impedance_ohm, ch.drift_ohm_per_s = ohm, 0.0
+
+
+def _impedance(dev: FaultTarget, channel: int, value: float | None) -> None:
+    if value is None or value < 0:
+        raise ValueError("impedance needs a value in ohm >= 0")
+    _set_impedance(dev, channel, float(value))
+
+
+def _drift(dev: FaultTarget, channel: int, value: float | None) -> None:
+    rate = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
+    dev.output_stage.channels[channel - 1].drift_ohm_per_s = rate
+
+
+def _overcurrent(dev: FaultTarget, channel: int, value: float | None) -> None:
+    dev.output_stage.channels[channel - 1].overcurrent = True
+
+
+def _clear(dev: FaultTarget, channel: int, value: float | None) -> None:
+    """The electrode is healthy again (initial impedance, no drift, no overcurrent)."""
+    _set_impedance(dev, channel, dev.config.impedance(channel))
+    dev.output_stage.channels[channel - 1].overcurrent = False
+
+
+_KINDS = (
+    FaultKind("electrode_open", "open", "<ch>", True, "impedance 10 MΩ: ELECTRODE_OPEN as soon"
+              " as the channel delivers; impedance check OPEN",
+              lambda dev, ch, _: _set_impedance(dev, ch, OPEN_CIRCUIT_OHM)),
+    FaultKind("electrode_short", "short", "<ch>", True, "impedance 10 Ω: ELECTRODE_SHORT / SHORT",
+              lambda dev, ch, _: _set_impedance(dev, ch, SHORT_OHM)),
+    FaultKind("drift", None, "<ohm_per_s> <ch>", True, "impedance rises 5 kΩ/s (then COMPLIANCE"
+              " or ELECTRODE_OPEN); the control socket gives the rate", _drift),
+    FaultKind("overcurrent", None, "<ch>", True, "measured current = delivered + max(500 µA,"
+              " 50 %): OVERCURRENT", _overcurrent),
+    FaultKind("reset", None, "", True, "the device reboots into FAULT(DEVICE_RESET)",
+              lambda dev, _ch, _v: dev.brown_out()),
+    FaultKind("underrun", None, "", True, "the FIFO is dropped and the playing block ends at the"
+              " next tick: FAULT(UNDERRUN)", lambda dev, _ch, _v: drop_fifo(dev)),
+    FaultKind("impedance", None, "<ohm> <ch>", False, "set the channel's impedance (also heals"
+              " open/short)", _impedance),
+    FaultKind("clear", None, "<ch>", False, "undo the channel's injections: initial impedance,"
+              " no drift, no overcurrent", _clear),
+)  # fmt: skip
+#: name -> FaultKind: every fault the simulator can inject, once.
+FAULT_KINDS: dict[str, FaultKind] = {kind.name: kind for kind in _KINDS}
+#: alias -> name (``open`` -> ``electrode_open``)
+ALIASES: dict[str, str] = {k.alias: k.name for k in _KINDS if k.alias is not None}
+#: the kinds a fault spec may name
+KINDS: tuple[str, ...] = tuple(k.name for k in _KINDS if k.in_spec)
+
+
+def fault_kind(name: str) -> FaultKind:
+    """The registered kind called ``name`` (or its alias); ValueError when unknown."""
+    kind = FAULT_KINDS.get(ALIASES.get(name, name))
+    if kind is None:
+        raise ValueError(f"unknown fault kind {name!r} (one of {', '.join(FAULT_KINDS)})")
+    return kind
+
+
+def inject(dev: FaultTarget, kind: str, channel: int = 1, value: float | None = None) -> None:
     """Inject a fault into ``dev`` now (see ``Device.inject``); ValueError when unknown."""
-    if kind in ("reset", "underrun"):
-        dev.brown_out() if kind == "reset" else drop_fifo(dev)
+    found = fault_kind(kind)
+    if not found.per_channel:
+        found.apply(dev, 0, value)
         return
     if not 1 <= channel <= dev.config.channels:
         raise ValueError(f"channel {channel} outside 1..{dev.config.channels}")
-    ch = dev.output_stage.channels[channel - 1]
-    if kind in ("electrode_open", "open"):
-        ch.impedance_ohm, ch.drift_ohm_per_s = OPEN_CIRCUIT_OHM, 0.0
-    elif kind in ("electrode_short", "short"):
-        ch.impedance_ohm, ch.drift_ohm_per_s = SHORT_OHM, 0.0
-    elif kind == "impedance":
-        if value is None or value < 0:
-            raise ValueError("impedance needs a value in ohm >= 0")
-        ch.impedance_ohm, ch.drift_ohm_per_s = float(value), 0.0
-    elif kind == "drift":
-        ch.drift_ohm_per_s = DEFAULT_DRIFT_OHM_PER_S if value is None else float(value)
-    elif kind == "overcurrent":
-        ch.overcurrent = True
-    elif kind == "clear":  # the electrode is healthy again (initial impedance, no drift)
-        ch.impedance_ohm, ch.drift_ohm_per_s = dev.config.impedance(channel), 0.0
-        ch.overcurrent = False
-    else:
-        raise ValueError(f"unknown fault kind {kind!r}")
+    found.apply(dev, channel, value)
     dev.output_stage.invalidate()
     dev.trace.write("inject", kind=kind, channel=channel, value=value)
 
 
-def drop_fifo(dev: Device) -> None:
+def drop_fifo(dev: FaultTarget) -> None:
     """Injected underrun: the FIFO is lost and the playing block ends at the next tick."""
     fifo = dev.fifo
     fifo.queue.clear()
@@ -160,7 +240,7 @@ def drop_fifo(dev: Device) -> None:
     dev.trace.write("inject", kind="underrun", channel=0, value=None)
 
 
-def run_scheduled(dev: Device, now: int) -> None:
+def run_scheduled(dev: FaultTarget, now: int) -> None:
     """Inject the scheduled faults (``@T_MS`` specs) that are due at tick ``now``."""
     due = [s for s in dev.scheduled_faults if spec_tick(dev, s) <= now]
     for spec in due:
@@ -168,7 +248,7 @@ def run_scheduled(dev: Device, now: int) -> None:
         inject(dev, spec.kind, spec.channel, spec.value)
 
 
-def spec_tick(dev: Device, spec: FaultSpec) -> int:
+def spec_tick(dev: FaultTarget, spec: FaultSpec) -> int:
     """The device tick at which a scheduled fault applies (T_MS after the first START)."""
     assert dev.first_start_tick is not None and spec.at_ms is not None
     return dev.first_start_tick + spec.at_ms * dev.ticks_per_ms

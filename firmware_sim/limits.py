@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
-from stimctl.protocol import ASYMMETRIC_RECOVERY_RATIO, GAIN_UNITY, ChannelSetting, Shape
-
-ACC_WRAP = 10_000_000
-"""Phase accumulator modulus: one pulse per 1e7; each tick adds frequency_dhz x tick_us."""
-
-
-class LimitField(IntEnum):
-    """What a NAK(OUT_OF_LIMITS) ``detail`` names: ``detail = channel << 8 | field``."""
-
-    AMPLITUDE = 1  # above max_amplitude_ua
-    FREQUENCY = 2  # outside min..max_frequency_dhz (0 allowed only with amplitude 0)
-    PULSE_WIDTH = 3  # outside min..max_pulse_width_us (0 allowed only with amplitude 0)
-    DURATION = 4  # block duration outside min_block_ms..max_block_ms
-    GAIN = 5  # ADJUST gain above max_gain_permille
-    DUTY = 6  # the pulse (both phases) does not fit in one period
-    UNARMED = 7  # nonzero amplitude on a channel that is not armed
-    SCALED_AMPLITUDE = 8  # amplitude x gain / 1000 above max_amplitude_ua
-    AMPLITUDE_STEP = 9  # amplitude not a multiple of amplitude_step_ua
+from stimctl.protocol import (
+    ACC_WRAP,
+    ASYMMETRIC_RECOVERY_RATIO,
+    GAIN_UNITY,
+    ChannelSetting,
+    LimitField,
+    Shape,
+    limit_detail,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +24,7 @@ class LimitError:
 
     @property
     def detail(self) -> int:
-        return (self.channel << 8) | int(self.field)
+        return limit_detail(self.field, self.channel)
 
 
 @dataclass(frozen=True, slots=True)

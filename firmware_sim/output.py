@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_sim.limits import ACC_WRAP, HardwareLimits
-from stimctl.protocol import ASYMMETRIC_RECOVERY_RATIO, Fault, Shape
+from firmware_sim.limits import HardwareLimits
+from stimctl.protocol import ACC_WRAP, ASYMMETRIC_RECOVERY_RATIO, Fault, Shape
 
 OPEN_CIRCUIT_OHM = 10_000_000  # what an injected open electrode looks like
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from firmware_sim.clock import RealClock
+from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
 from stimctl.protocol import (
     IMPEDANCE_OPEN,
@@ -14,11 +15,8 @@ from stimctl.protocol import (
     Telemetry,
 )
 
-if TYPE_CHECKING:
-    from firmware_sim.device import Device
 
-
-def telemetry(dev: Device) -> Telemetry:
+def telemetry(dev: DeviceCore) -> Telemetry:
     """One TELEMETRY frame (takes the next device sequence number)."""
     chans = tuple(
         ChannelTelemetry(set_ua=ch.target_ua, measured_ua=min(ch.measured_ua, 0xFFFF),
@@ -36,7 +34,7 @@ def telemetry(dev: Device) -> Telemetry:
     )  # fmt: skip
 
 
-def measure_impedance(dev: Device, mask: int) -> ImpedanceResult:
+def measure_impedance(dev: DeviceCore, mask: int) -> ImpedanceResult:
     """Measure the channels in ``mask``, record each result in the interlock, and report them."""
     lim = dev.limits
     records = []
@@ -53,7 +51,7 @@ def measure_impedance(dev: Device, mask: int) -> ImpedanceResult:
     return ImpedanceResult(channel_mask=mask, channels=tuple(records))
 
 
-def status(dev: Device) -> dict[str, Any]:
+def status(dev: DeviceCore) -> dict[str, Any]:
     """A JSON-able snapshot: state, fault, outputs and counters."""
     st = dev.output_stage
     link = dev.link
@@ -71,7 +69,7 @@ def status(dev: Device) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def stats(dev: Device) -> dict[str, Any]:
+def stats(dev: DeviceCore) -> dict[str, Any]:
     """Per-channel pulses, charge_uc, net_charge_uc; tick lateness under a real clock."""
     out: dict[str, Any] = {"channels": dev.output_stage.counters()}
     if isinstance(dev.clock, RealClock):

@@ -18,7 +18,7 @@ _EXPORTS = {
     "load_profile": "stimctl.rules.profile",
     "ProfileError": "stimctl.rules.profile",
     "SafetyEnvelope": "stimctl.rules.envelope",
-    "Report": "stimctl.rules.violations",
+    "Report": "stimctl.rules.report",
     "Violation": "stimctl.rules.violations",
     "validate_file": "stimctl.rules.validation",
     "validate_profile": "stimctl.rules.validation",

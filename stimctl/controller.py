@@ -26,7 +26,6 @@ from stimctl.host.interlock import Command, Interlock
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
 from stimctl.host.plateau import (
-    ADJUST_STEP_MA,
     check_plateau,
     clamped_target,
     gain_permille,
@@ -41,7 +40,7 @@ from stimctl.host.preparation import (
     profile_line,
 )
 from stimctl.host.recorder import Recorder, versions
-from stimctl.host.session import AT_REST, DEFAULT_STOP_RAMP_MS, Session
+from stimctl.host.session import AT_REST, Session
 from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
 from stimctl.host.status import (
     DeviceSummary,
@@ -66,10 +65,11 @@ from stimctl.protocol import (
     Start,
     State,
 )
-from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.envelope import ADJUST_STEP_MA, DEFAULT_STOP_RAMP_MS, SafetyEnvelope
 from stimctl.rules.profile import Profile, ProfileError, load_profile
+from stimctl.rules.report import Report
 from stimctl.rules.validation import check_patient, validate_profile
-from stimctl.rules.violations import Report, Violation
+from stimctl.rules.violations import Violation
 
 __all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "MAX_SIM_SPEED", "SIM_URL", "Controller"]
 

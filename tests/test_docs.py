@@ -48,9 +48,12 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 
 def _rule_rows(doc: str) -> dict[str, str]:
+    """Code -> severity cell of a rule table (SAFETY.md: its "Rules" section only)."""
+    text = (REPO / doc).read_text()
+    if "\n## Rules\n" in text:
+        text = text.split("\n## Rules\n", 1)[1].split("\n## ")[0]
     return {
-        m.group(1): m.group(2)
-        for m in re.finditer(r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", (REPO / doc).read_text(), re.M)
+        m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", text, re.M)
     }
 
 

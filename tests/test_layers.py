@@ -148,3 +148,7 @@ def test_a_named_exception_is_allowed_only_where_named(tmp_path: Path) -> None:
     assert layers.check(refused) == [
         "stimctl/cli/run.py:1: stimctl.cli must not import firmware_sim"
     ]
+
+
+def test_the_project_keeps_its_layers() -> None:
+    assert layers.check(ROOT) == []

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_sim import Device, DeviceConfig, HardwareLimits
-from firmware_sim.limits import LimitField
 from firmware_sim.scripted import ScriptedHost, uniform_block
 from stimctl.protocol import (
     PROTOCOL_VERSION,
@@ -23,6 +22,7 @@ from stimctl.protocol import (
     Hello,
     ImpedanceCheck,
     ImpedanceResult,
+    LimitField,
     Nak,
     NakReason,
     Shape,

@@ -4,8 +4,8 @@ Each subcommand module exposes ``register(subparsers)``, which adds its parser a
 ``func(args) -> int`` (the exit code). Heavy imports (textual, numpy, the simulator) happen inside
 ``func`` so that ``stimctl --help`` stays fast.
 
-Exit codes shared by all subcommands: 0 success, 1 refused (validation/interlock), 2 usage error,
-3 device or database fault, 4 aborted by operator.
+Exit codes shared by all subcommands: ``stimctl.host.status.ExitCode`` (its table, ``EXIT_CODES``,
+is the one ``stimctl --help`` and docs/API.md show); ``record verify`` has its own, ``VerifyExit``.
 """
 
 from __future__ import annotations
@@ -29,12 +29,7 @@ from stimctl.cli import (
     tui,
     validate,
 )
-
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-EXIT_DEVICE_FAULT = 3
-EXIT_ABORTED = 4
+from stimctl.host.status import EXIT_CODES, ExitCode
 
 SUBCOMMANDS = (validate, run, sim, record, ports, tui, patient, session, db, course, diary, measure)
 
@@ -43,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="stimctl",
         description="Validate electroacupuncture profiles and run them on a stimulator.",
+        epilog="exit codes: " + "; ".join(f"{int(c)} {text}" for c, text in EXIT_CODES.items()),
     )
     parser.add_argument("--version", action="version", version=f"stimctl {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -62,5 +58,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.extra = extra  # options a pass-through subcommand (sim) hands to its own parser
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     return int(args.func(args))

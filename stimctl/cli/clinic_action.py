@@ -12,11 +12,10 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from stimctl.cli.clinic_options import EXIT_DATABASE, open_clinic
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
 
 class Refused(Exception):
@@ -55,7 +54,7 @@ def run_action(prog: str, args: argparse.Namespace, action: Callable[[Session], 
             return action(session)
     except (Refused, CourseError, PatientError, DiaryError, MeasureError) as error:
         say(prog, f"refused: {error}")
-        return EXIT_REFUSED
+        return ExitCode.REFUSED
     except DatabaseError as error:
         say(prog, f"database: {error}")
         return EXIT_DATABASE

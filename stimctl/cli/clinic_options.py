@@ -6,10 +6,12 @@ import argparse
 import getpass
 from typing import TYPE_CHECKING
 
+from stimctl.host.status import ExitCode
+
 if TYPE_CHECKING:
     from stimctl.clinic.db import Database
 
-EXIT_DATABASE = 3
+EXIT_DATABASE = ExitCode.FAULT  # a database fault
 
 
 def add_db_option(parser: argparse.ArgumentParser) -> None:

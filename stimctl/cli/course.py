@@ -12,17 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stimctl.cli.clinic_action import (
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_USAGE,
-    Refused,
-    dump,
-    iso_date,
-    run_action,
-    say,
-)
+from stimctl.cli.clinic_action import Refused, dump, iso_date, run_action, say
 from stimctl.cli.clinic_options import add_db_option, operator_name
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -72,22 +64,22 @@ def _run(args: argparse.Namespace) -> int:
     action = getattr(args, "course_action", None)
     if action is None:
         args.course_parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if action == "validate":
         return _validate(args)
     if action == "start" and not Path(args.plan).is_file():
         say(PROG, f"{args.plan}: no such plan file")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if action == "check" and not Path(args.profile).is_file():
         say(PROG, f"{args.profile}: no such profile file")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     if action == "report":
         suffix = Path(args.output).suffix.lower()
         from stimctl.clinic.report import FORMATS
 
         if suffix not in FORMATS:
             say(PROG, f"{args.output}: the suffix must be one of {', '.join(FORMATS)}")
-            return EXIT_USAGE
+            return ExitCode.USAGE
     handlers = {"start": _start, "show": _show, "list": _list, "log": _log, "check": _check,
                 "report": _report}  # fmt: skip
     return run_action(PROG, args, lambda session: handlers[action](session, args))
@@ -99,7 +91,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     if not Path(args.plan).is_file():
         say(PROG, f"{args.plan}: no such plan file")
-        return EXIT_USAGE
+        return ExitCode.USAGE
     report, loaded = load_plan(args.plan)
     if args.json:
         document = report.to_dict()
@@ -115,7 +107,7 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"  {plan.name}: {plan.total_sessions} sessions ({plan.weekly_sessions} every"
                   f" {plan.interval_days} days, then the taper); EA from session"
                   f" {plan.ea_from_session}")  # fmt: skip
-    return EXIT_OK if report.ok else EXIT_REFUSED
+    return ExitCode.OK if report.ok else ExitCode.REFUSED
 
 
 def _start(session: Session, args: argparse.Namespace) -> int:
@@ -135,7 +127,7 @@ def _start(session: Session, args: argparse.Namespace) -> int:
     else:
         print(f"course {course.id} started: patient {args.patient}, {loaded.plan.name},"
               f" session 1 on {start.isoformat()} (plan sha256 {loaded.sha256[:12]})")  # fmt: skip
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _show(session: Session, args: argparse.Namespace) -> int:
@@ -146,7 +138,7 @@ def _show(session: Session, args: argparse.Namespace) -> int:
         dump(view.to_dict())
     else:
         write_view(view, sys.stdout)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def dose_text(dose: dict[str, float] | None) -> str:
@@ -184,13 +176,13 @@ def _list(session: Session, args: argparse.Namespace) -> int:
     views = [course_view(session, c) for c in list_courses(session, args.patient)]
     if args.json:
         dump([{k: v for k, v in view.to_dict().items() if k != "sessions"} for view in views])
-        return EXIT_OK
+        return ExitCode.OK
     for view in views:
         d = view.to_dict()
         done = sum(r["status"] == "done" for r in d["sessions"])
         print(f"{d['id']:>4} {d['patient']:<16} {d['plan']}: {done} given, next"
               f" {d['next_session']} due {d['next_due'] or '-'}")  # fmt: skip
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _log(session: Session, args: argparse.Namespace) -> int:
@@ -200,7 +192,7 @@ def _log(session: Session, args: argparse.Namespace) -> int:
     row = log_session(session, course, args.date, kind=MANUAL, note=args.note,
                       operator=operator_name(args.operator))  # fmt: skip
     print(f"course {course.id}: session {row.number} on {args.date.isoformat()} (no stimulation)")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _check(session: Session, args: argparse.Namespace) -> int:
@@ -222,7 +214,7 @@ def _check(session: Session, args: argparse.Namespace) -> int:
     else:
         print(f"course {course.id}, session {context.number} on {at.isoformat()}:")
         write_report(report, sys.stdout)
-    return EXIT_OK if report.ok else EXIT_REFUSED
+    return ExitCode.OK if report.ok else ExitCode.REFUSED
 
 
 def _report(session: Session, args: argparse.Namespace) -> int:
@@ -240,4 +232,4 @@ def _report(session: Session, args: argparse.Namespace) -> int:
         raise Refused(f"{args.output}: cannot write: {error.strerror or error}") from None
     sys.stdout.write(course_summary(view, rows))
     print(f"report: {args.output}")
-    return EXIT_OK
+    return ExitCode.OK

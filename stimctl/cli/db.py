@@ -9,8 +9,9 @@ import argparse
 import sys
 
 from stimctl.cli.clinic_options import EXIT_DATABASE, add_db_option
+from stimctl.host.status import ExitCode
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_USAGE = ExitCode.OK, ExitCode.USAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

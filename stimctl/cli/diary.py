@@ -12,8 +12,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stimctl.cli.clinic_action import EXIT_OK, EXIT_USAGE, Refused, iso_date, run_action, say
+from stimctl.cli.clinic_action import Refused, iso_date, run_action, say
 from stimctl.cli.clinic_options import add_db_option, operator_name
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -55,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     action = getattr(args, "diary_action", None)
     if action is None:
         args.diary_parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     today = date.today()
     try:
         if action == "add":
@@ -67,16 +68,16 @@ def _run(args: argparse.Namespace) -> int:
             path = Path(args.file)
             if not path.is_file():
                 say(PROG, f"{path}: no such file")
-                return EXIT_USAGE
+                return ExitCode.USAGE
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
                 say(PROG, f"refused: {path}: cannot read: {error}")
-                return 1
+                return ExitCode.REFUSED
             entries = read_diary_csv(text, str(path), today)
     except DiaryError as error:
         say(PROG, f"refused: {error}")
-        return 1
+        return ExitCode.REFUSED
 
     def store(session: Session) -> int:
         from stimctl.clinic.courses import add_diary
@@ -87,6 +88,6 @@ def _run(args: argparse.Namespace) -> int:
         first, last = entries[0].day.isoformat(), entries[-1].day.isoformat()
         span = first if count == 1 else f"{first} .. {last}"
         print(f"patient {args.patient}: {count} diary day(s) stored ({span})")
-        return EXIT_OK
+        return ExitCode.OK
 
     return run_action(PROG, args, store)

@@ -11,8 +11,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from stimctl.cli.clinic_action import EXIT_OK, EXIT_USAGE, dump, iso_date, run_action, say
+from stimctl.cli.clinic_action import dump, iso_date, run_action, say
 from stimctl.cli.clinic_options import add_db_option, operator_name
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -48,12 +49,12 @@ def _run(args: argparse.Namespace) -> int:
 
     if getattr(args, "measure_action", None) is None:
         args.measure_parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:
         scored = score(args.kind, args.values)
     except MeasureError as error:
         say(PROG, f"refused: {error}")
-        return 1
+        return ExitCode.REFUSED
 
     def store(session: Session) -> int:
         from stimctl.clinic.courses import add_measure
@@ -67,6 +68,6 @@ def _run(args: argparse.Namespace) -> int:
             extra = f" ({scored.category})" if scored.category else ""
             print(f"patient {args.patient}: {args.kind} {scored.total:g}{extra} on"
                   f" {args.date.isoformat()}")  # fmt: skip
-        return EXIT_OK
+        return ExitCode.OK
 
     return run_action(PROG, args, store)

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-EXIT_OK = 0
+from stimctl.host.status import ExitCode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +28,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         json.dump([{**asdict(p), "usb_id": p.usb_id} for p in ports], sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return ExitCode.OK
     if not ports:
         print("no serial ports found")
-        return EXIT_OK
+        return ExitCode.OK
     width = max(len(p.device) for p in ports)
     print(f"{'PORT':<{width}}  {'USB ID':<9}  {'SERIAL':<16}  DESCRIPTION")
     for p in ports:
         serial = p.serial_number or "-"
         print(f"{p.device:<{width}}  {p.usb_id or '-':<9}  {serial:<16}  {p.description}")
-    return EXIT_OK
+    return ExitCode.OK

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from stimctl.host.recordkey import RecordKey
     from stimctl.host.verification import Anchor, Verification
 
-EXIT_USAGE = 2
 PROG = "stimctl record"
 
 
@@ -78,18 +77,18 @@ def _say(message: str) -> None:
 def _run(args: argparse.Namespace) -> int:
     from stimctl.clinic.anchor import database_anchor
     from stimctl.host.recordkey import RecordKeyError, verifying_keys
-    from stimctl.host.verification import expect_anchor
+    from stimctl.host.verification import VerifyExit, expect_anchor
 
     action = getattr(args, "record_action", None)
     if action is None:
         args.record_parser.print_help(sys.stderr)
-        return EXIT_USAGE
+        return VerifyExit.USAGE
     path = Path(args.file)
     rescue = Path(args.rescue) if getattr(args, "rescue", None) else None
     for given in (path, rescue):
         if given is not None and not given.is_file():
             _say(f"{given}: no such file")
-            return EXIT_USAGE
+            return VerifyExit.USAGE
     anchors: list[Anchor] = []
     try:
         if getattr(args, "expect", None):
@@ -97,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         keys = verifying_keys(Path(args.key) if args.key else None)
     except (ValueError, RecordKeyError) as error:
         _say(str(error))
-        return EXIT_USAGE
+        return VerifyExit.USAGE
     try:
         if action == "verify":  # the clinic database's anchor, when there is a database
             db = database_anchor(args.db, path)
@@ -108,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         return _show(path, check, as_json=args.json)
     except OSError as error:
         _say(f"{error.filename or path}: {error.strerror or error}")
-        return EXIT_USAGE
+        return VerifyExit.USAGE
 
 
 def _check(

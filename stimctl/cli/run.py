@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from stimctl.cli.clinic_options import add_db_option, operator_name
 from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
     from stimctl.cli.run_clinic import ClinicRun
@@ -26,7 +27,8 @@ if TYPE_CHECKING:
     from stimctl.controller import Controller
     from stimctl.host.status import Outcome, Status
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAULT, EXIT_ABORTED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = ExitCode.OK, ExitCode.REFUSED, ExitCode.USAGE
+EXIT_FAULT, EXIT_ABORTED = ExitCode.FAULT, ExitCode.ABORTED
 PROG = "stimctl run"
 #: Ctrl-C, a kill, the terminal closed: output to zero at once, record closed, exit 4.
 TERMINATING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

@@ -112,7 +112,7 @@ class ClinicRun:
 def _end(
     ctl: Controller | None, code: int, record: Path, violations: Iterable[str], idle: str | None
 ) -> SessionEnd:
-    from stimctl.clinic.anchor import record_facts
+    from stimctl.clinic.recordfacts import record_facts
     from stimctl.clinic.sessions import ChannelTotals, SessionEnd
     from stimctl.host.errors import StimctlError
 

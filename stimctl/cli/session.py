@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from stimctl.cli.clinic_options import EXIT_DATABASE, add_db_option, open_clinic
+from stimctl.host.status import ExitCode
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = ExitCode.OK, ExitCode.REFUSED, ExitCode.USAGE
 PROG = "stimctl session"
 
 

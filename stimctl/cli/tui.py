@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from stimctl.cli.clinic_options import add_db_option
+from stimctl.host.status import ExitCode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,6 +68,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
+def _record_path(given: str | None) -> Path | ExitCode:
+    """The new record's path (every session of the UI is recorded), or the exit code refusing it."""
+    from stimctl.host.record import new_record_path
+
+    record = Path(given) if given else Path("records")
+    if record.is_dir() or not given:
+        try:
+            return new_record_path("tui", record)
+        except OSError as error:
+            why = "it is a file" if record.is_file() else error.strerror or error
+            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
+            return ExitCode.REFUSED
+    if record.exists():
+        print(f"stimctl tui: {record} already exists; records are never overwritten")
+        return ExitCode.USAGE
+    return record
+
+
 def _run(args: argparse.Namespace) -> int:
     from stimctl.cli.run import parse_speed, record_outcome
     from stimctl.cli.run_clinic import ClinicRun
@@ -74,36 +93,27 @@ def _run(args: argparse.Namespace) -> int:
     from stimctl.clinic.patients import PatientError
     from stimctl.controller import Controller
     from stimctl.host.errors import RecordFailed
-    from stimctl.host.record import new_record_path
     from stimctl.tui.app import StimApp
 
     if args.port is not None and args.speed is not None:
         print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
-        return 2
+        return ExitCode.USAGE
     try:
         speed = parse_speed(args.speed)
     except ValueError as error:
         print(f"stimctl tui: {error}")
-        return 2
-    record = Path(args.record) if args.record else Path("records")
-    if record.is_dir() or not args.record:
-        try:
-            record = new_record_path("tui", record)  # every session of the UI is recorded
-        except OSError as error:
-            why = "it is a file" if record.is_file() else error.strerror or error
-            print(f"stimctl tui: refused: cannot create the records folder {record}: {why}")
-            return 1
-    elif record.exists():
-        print(f"stimctl tui: {record} already exists; records are never overwritten")
-        return 2
+        return ExitCode.USAGE
+    record = _record_path(args.record)
+    if isinstance(record, ExitCode):
+        return record
     try:  # one row for this run of the UI (its record), opened before anything can be armed
         clinic = ClinicRun.start(args)
     except DatabaseError as error:
         print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
-        return 3
+        return ExitCode.FAULT
     except PatientError as error:
         print(f"stimctl tui: refused: {error}", file=sys.stderr)
-        return 1
+        return ExitCode.REFUSED
     course = None
     if args.course is not None:
         from datetime import date
@@ -117,14 +127,14 @@ def _run(args: argparse.Namespace) -> int:
         except (CourseRefused, DatabaseError) as error:
             clinic.db.dispose()
             print(f"stimctl tui: refused: {error}", file=sys.stderr)
-            return 1 if isinstance(error, CourseRefused) else 3
+            return ExitCode.REFUSED if isinstance(error, CourseRefused) else ExitCode.FAULT
         clinic.patient_code = course.patient_code
     try:
         flags = clinic.open(args.operator, record, (), "tui")
     except DatabaseError as error:
         clinic.db.dispose()
         print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
-        return 3
+        return ExitCode.FAULT
 
     refused: list[RecordFailed] = []
 
@@ -168,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"stimctl tui: refused: {error}; nothing was armed", file=sys.stderr)
         if error.rescue is not None:
             print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
-        code = 1
+        code = ExitCode.REFUSED
     violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
     if course is not None:
         profile = ctl.profile if ctl is not None else None

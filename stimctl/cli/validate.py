@@ -13,11 +13,13 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 from stimctl.cli.safety_options import UsageError, add_safety_options, safety_options
+from stimctl.host.status import ExitCode
 
 if TYPE_CHECKING:
-    from stimctl.rules.violations import Report, Violation
+    from stimctl.rules.report import Report
+    from stimctl.rules.violations import Violation
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = ExitCode.OK, ExitCode.REFUSED, ExitCode.USAGE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -24,8 +24,9 @@ from stimctl.clinic.patients import PatientError, flag_state, get_patient
 from stimctl.clinic.plan import LoadedPlan, PlanError, PlanProfile, stored_plan
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile
+from stimctl.rules.report import Report
 from stimctl.rules.validation import validate_profile
-from stimctl.rules.violations import Report, Violation
+from stimctl.rules.violations import Violation
 
 __all__ = [
     "CourseError",

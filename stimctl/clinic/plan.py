@@ -22,8 +22,9 @@ from pydantic_core import PydanticCustomError
 from stimctl.clinic.instruments import MEASURE_KINDS, MeasureKind
 from stimctl.rules.envelope import RULES
 from stimctl.rules.profile import Profile, ProfileError, format_loc, loads_profile
+from stimctl.rules.report import Report
 from stimctl.rules.validation import validate_profile
-from stimctl.rules.violations import Report, Value, Violation
+from stimctl.rules.violations import Value, Violation
 
 __all__ = [
     "COURSE_SCHEMA",

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from stimctl.clinic.anchor import record_facts
 from stimctl.clinic.models import ClinicSession, FlagChange, Patient, SessionChannel, utc_now
 from stimctl.clinic.patients import PatientError, flag_state, get_patient
+from stimctl.clinic.recordfacts import record_facts
 
 __all__ = [
     "ChannelTotals",

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from stimctl.protocol.constants import NakReason
+from stimctl.protocol.details import nak_detail_text
+
 if TYPE_CHECKING:
     from stimctl.host.status import FaultInfo, Rescue
-    from stimctl.rules.violations import Report
+    from stimctl.rules.report import Report
 
 __all__ = [
     "CommandRejected",
@@ -84,4 +87,6 @@ class CommandRejected(StimctlError):
         self.command = command
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{command} rejected by the device: {reason} (detail {detail})")
+        code = NakReason[reason] if reason in NakReason.__members__ else -1
+        said = nak_detail_text(code, detail, command)
+        super().__init__(f"{command} rejected by the device: {reason} ({said})")

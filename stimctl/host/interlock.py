@@ -16,11 +16,9 @@ from enum import StrEnum
 from stimctl.host.errors import InterlockError
 from stimctl.host.status import FaultInfo, HostState
 from stimctl.protocol import State
+from stimctl.rules.envelope import IMPEDANCE_MAX_AGE_S
 
 __all__ = ["IMPEDANCE_MAX_AGE_S", "TABLE", "ArmContext", "Command", "Interlock"]
-
-#: An impedance check older than this does not count for ARM (host policy; the device has its own).
-IMPEDANCE_MAX_AGE_S = 60.0
 
 
 class Command(StrEnum):

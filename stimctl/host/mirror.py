@@ -38,11 +38,11 @@ from stimctl.protocol import (
     Stop,
     Telemetry,
 )
+from stimctl.protocol.details import fault_detail_text
+from stimctl.rules.envelope import DEVICE_SILENCE_S
 
 __all__ = ["DEVICE_PROBE_S", "DEVICE_SILENCE_S", "RECORD_TELEMETRY_MS", "DeviceMirror"]
 
-#: No frame at all from the device for this long (host time) is a lost link.
-DEVICE_SILENCE_S = 2.0
 #: After this long without a frame the host sends HELLO to see whether the device rebooted or
 #: ended an idle session ...
 DEVICE_PROBE_S = 0.25
@@ -324,12 +324,14 @@ class DeviceMirror:
         name = _fault_name(code)
         where = f" on channel {channel}" if channel else ""
         was = State(before).name if before in State._value2member_map_ else str(before)
+        # LIMIT_VIOLATION: the refused field by name ("ch2 AMPLITUDE", not "detail 513")
+        what = f"; {fault_detail_text(code, detail)}" if code == Fault.LIMIT_VIOLATION else ""
         fault = FaultInfo(
             name,
             channel,
             device_ms,
             source="device",
-            message=f"device fault {name}{where} (was {was}); output is zero",
+            message=f"device fault {name}{where} (was {was}{what}); output is zero",
         )
         first = self._interlock.fault is None
         host_before = self._interlock.state

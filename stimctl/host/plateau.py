@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 
 from stimctl.host.errors import InterlockError
 from stimctl.protocol import GAIN_UNITY
-from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.envelope import ADJUST_GAIN_MAX_PERMILLE, ADJUST_STEP_MA, SafetyEnvelope
 from stimctl.rules.profile import Profile
-from stimctl.rules.violations import Report
+from stimctl.rules.report import Report
 
 __all__ = [
     "ADJUST_STEP_MA",
@@ -19,9 +19,6 @@ __all__ = [
     "prescribed_ma",
     "reramp_na_per_s",
 ]
-
-#: Largest single live-amplitude step (policy).
-ADJUST_STEP_MA = 0.1
 
 
 def prescribed_ma(profile: Profile, channel: int) -> float:
@@ -56,10 +53,10 @@ def check_plateau(
     gain steepens every ramp of the stream."""
     rate = max_ramp_rate_ma_per_s or SafetyEnvelope().max_ramp_rate_ma_per_s
     base = prescribed_ma(profile, channel)
-    if target_ma / base * GAIN_UNITY > 2 * GAIN_UNITY:
+    if target_ma / base * GAIN_UNITY > ADJUST_GAIN_MAX_PERMILLE:
         raise InterlockError(
             f"ADJUST refused: channel {channel} at {target_ma:g} mA is above twice the"
-            f" prescribed {base:g} mA (gain limit 2000 permille)"
+            f" prescribed {base:g} mA (gain limit {ADJUST_GAIN_MAX_PERMILLE} permille)"
         )
     if target_ma == 0:
         return

@@ -12,7 +12,7 @@ from stimctl.host.schedule import Schedule, compile_schedule
 from stimctl.host.status import DeviceSummary, ImpedanceReading
 from stimctl.protocol import Arm, ImpedanceResult, ImpedanceStatus, Shape
 from stimctl.rules.profile import Profile
-from stimctl.rules.violations import Report
+from stimctl.rules.report import Report
 
 __all__ = ["arm_context", "arm_message", "channel_mask", "compile_for_device", "impedance_readings"]
 

@@ -29,6 +29,7 @@ from stimctl.host.status import (
 from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
 from stimctl.protocol import Block, Nak, NakReason, State, Telemetry
 from stimctl.rules.electrodes import site_channels
+from stimctl.rules.envelope import DEFAULT_STOP_RAMP_MS
 
 if TYPE_CHECKING:
     from stimctl.host.connection import Connection
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_STOP_RAMP_MS", "Session"]
 
-#: The operator stop ramp when the current phase has no ramp_down.
-DEFAULT_STOP_RAMP_MS = 2000
 AT_REST = (State.IDLE, State.FAULT, State.ESTOP)
 """Device states with the output off and nothing streaming."""
 FINAL_GRACE_FRAMES = 25

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from firmware_sim.clock import MAX_SPEED, check_speed
+from firmware_sim.options import CLI_FLAGS
 from stimctl.host.errors import StimctlError
 
 __all__ = [
@@ -40,13 +41,8 @@ def register_stimsim_urls() -> None:
 
 STOP_TIMEOUT_S = 5.0
 
-#: simulator option (stimsim:// URL parameter name) -> `stimctl sim` flag
-SIM_OPTION_FLAGS = {
-    "channels": "--channels", "trace": "--trace", "impedance": "--impedance",
-    "fault": "--fault", "watchdog_ms": "--watchdog-ms", "serial": "--serial",
-    "control": "--control", "seed": "--seed", "drop": "--drop", "flip": "--flip",
-    "delay_ms": "--delay-ms", "speed": "--speed", "impedance_valid_ms": "--impedance-valid-ms",
-}  # fmt: skip
+#: simulator option (stimsim:// URL parameter name) -> `stimctl sim` flag: firmware_sim's table
+SIM_OPTION_FLAGS = CLI_FLAGS
 
 
 def sim_args(speed: float | None, options: Mapping[str, str] | None) -> list[str]:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EXIT_CODES",
     "ChannelStatus",
     "ChannelSummary",
     "DeviceSummary",
     "Event",
+    "ExitCode",
     "FaultInfo",
     "HostState",
     "ImpedanceReading",
@@ -37,6 +40,29 @@ class HostState(StrEnum):
     ESTOP = "ESTOP"
 
 
+class ExitCode(IntEnum):
+    """The exit codes of every ``stimctl`` subcommand (``record verify`` has its own:
+    ``stimctl.host.verification.VerifyExit``)."""
+
+    OK = 0
+    REFUSED = 1
+    USAGE = 2
+    FAULT = 3
+    ABORTED = 4
+
+
+#: What each exit code means: the table in docs/API.md ("Exit codes") and ``stimctl --help``.
+EXIT_CODES: Mapping[ExitCode, str] = {
+    ExitCode.OK: "success: valid, completed, done",
+    ExitCode.REFUSED: "refused or invalid: a profile with an error, the interlock, a record whose"
+    " opening lines cannot be written",
+    ExitCode.USAGE: "usage: a bad option, argument or file name",
+    ExitCode.FAULT: "device or database fault: a latched fault, e-stop, RECORD FAILED, a port in"
+    " use by another host",
+    ExitCode.ABORTED: "aborted: an operator stop, Ctrl-C, SIGTERM, SIGHUP",
+}
+
+
 class Outcome(StrEnum):
     """How a session ended (``Controller.wait``); ``exit_code`` is the CLI's code for it."""
 
@@ -47,8 +73,10 @@ class Outcome(StrEnum):
     ABORTED = "ABORTED"
 
     @property
-    def exit_code(self) -> int:
-        return {"COMPLETED": 0, "STOPPED": 4, "FAULT": 3, "ESTOP": 3, "ABORTED": 4}[self.value]
+    def exit_code(self) -> ExitCode:
+        if self is Outcome.COMPLETED:
+            return ExitCode.OK
+        return ExitCode.FAULT if self in (Outcome.FAULT, Outcome.ESTOP) else ExitCode.ABORTED
 
 
 #: FaultInfo.code of the host fault latched when the session record cannot be written (the

@@ -34,13 +34,12 @@ from stimctl.protocol import (
     NakReason,
     Telemetry,
 )
+from stimctl.rules.envelope import STREAM_TARGET_MS
 
 __all__ = ["DEFAULT_TARGET_MS", "RESEND_AFTER_MS", "StreamStats", "Streamer"]
 
-#: Default lookahead the host keeps queued on the device (device maximum is typically 250 ms).
-#: 120 ms underran on a loaded 2-CPU bench (host not scheduled for > 120 ms); 200 ms rides that
-#: out, and a stream that stops still stops the output within the device's 250 ms bound.
-DEFAULT_TARGET_MS = 200
+#: Default lookahead the host keeps queued on the device: the rule table's stream target.
+DEFAULT_TARGET_MS = STREAM_TARGET_MS
 #: A block the device has neither acknowledged (ACK, TELEMETRY next_block) nor refused this long
 #: (device time, measured on its telemetry clock) after it was written is taken as lost: three
 #: telemetry periods, well inside the lookahead, and longer than a frame's trip at 115200 baud.

@@ -7,6 +7,7 @@ Public API: ``encode(msg) -> bytes`` and ``FrameDecoder().feed(data) -> list[Mes
 from __future__ import annotations
 
 from stimctl.protocol.constants import (
+    ACC_WRAP,
     ASYMMETRIC_RECOVERY_RATIO,
     BLOCK_FLAG_LAST,
     FREQUENCY_UNIT_DHZ,
@@ -21,9 +22,11 @@ from stimctl.protocol.constants import (
     Fault,
     FifoLimit,
     ImpedanceStatus,
+    LimitField,
     NakReason,
     Shape,
     State,
+    limit_detail,
 )
 from stimctl.protocol.framing import DecoderStats, FrameDecoder, Invalid, encode
 from stimctl.protocol.messages import (
@@ -61,6 +64,7 @@ from stimctl.protocol.messages import (
 )
 
 __all__ = [
+    "ACC_WRAP",
     "ASYMMETRIC_RECOVERY_RATIO",
     "BLOCK_FLAG_LAST",
     "CATALOGUE",
@@ -100,6 +104,7 @@ __all__ = [
     "ImpedanceResult",
     "ImpedanceStatus",
     "Invalid",
+    "LimitField",
     "Message",
     "Nak",
     "NakReason",
@@ -113,4 +118,5 @@ __all__ = [
     "Stop",
     "Telemetry",
     "encode",
+    "limit_detail",
 ]  # fmt: skip

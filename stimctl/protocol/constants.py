@@ -1,4 +1,4 @@
-"""Wire-protocol constants: version, frame sizes, units, states, faults and NAK reasons."""
+"""Wire-protocol constants: version, frame sizes, units, states, faults, NAK reasons and details."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ IMPEDANCE_OPEN = 0xFFFF  # telemetry impedance (ohm, u16) saturates here: open c
 
 ASYMMETRIC_RECOVERY_RATIO = 4
 """SHAPE_BIPHASIC_ASYMMETRIC: the recovery phase runs at amplitude/4 for 4 x the pulse width."""
+
+ACC_WRAP = 10_000_000
+"""Pulse phase accumulator modulus: one pulse per wrap; each tick adds frequency_dhz x tick_us
+(0.1 Hz x 1 us = 1e-7 of a pulse), so pulse timing is exact in integers."""
 
 
 class Shape(IntEnum):
@@ -100,3 +104,22 @@ class ImpedanceStatus(IntEnum):
     OPEN = 1
     SHORT = 2
     HIGH = 3  # above the device's pass threshold but not open
+
+
+class LimitField(IntEnum):
+    """What a NAK(OUT_OF_LIMITS) ``detail`` names: ``detail = channel << 8 | field``."""
+
+    AMPLITUDE = 1  # above max_amplitude_ua
+    FREQUENCY = 2  # outside min..max_frequency_dhz (0 allowed only with amplitude 0)
+    PULSE_WIDTH = 3  # outside min..max_pulse_width_us (0 allowed only with amplitude 0)
+    DURATION = 4  # block duration outside min_block_ms..max_block_ms
+    GAIN = 5  # ADJUST gain above max_gain_permille
+    DUTY = 6  # the pulse (both phases) does not fit in one period
+    UNARMED = 7  # nonzero amplitude on a channel that is not armed
+    SCALED_AMPLITUDE = 8  # amplitude x gain / 1000 above max_amplitude_ua
+    AMPLITUDE_STEP = 9  # amplitude not a multiple of amplitude_step_ua
+
+
+def limit_detail(field: LimitField, channel: int = 0) -> int:
+    """The NAK(OUT_OF_LIMITS) detail for ``field`` on ``channel`` (1-based; 0: not per channel)."""
+    return (channel << 8) | int(field)

@@ -1,7 +1,9 @@
 """The message catalogue: one dataclass per message type, its byte layout and its type code.
 
-Every message is a frozen dataclass whose fixed fields pack little-endian in declaration order
-(``FIELDS``), optionally followed by a u8 count and that many fixed-size items (``ITEM``). The
+Every message is a frozen dataclass whose fixed fields pack little-endian in declaration order,
+optionally followed by a u8 count and that many fixed-size items (``ITEM``). Each field is declared
+once, with its wire format in its type (``U8``, ``U16``, ``U32``, ``Serial12``); ``FIELDS`` (name,
+struct code) is derived from those declarations. The
 catalogue hash covers every type code, name, field name and field format, so a host and a device
 built from different catalogues find out at HELLO (the idea of MAVLink's CRC_EXTRA).
 """
@@ -9,11 +11,29 @@ built from different catalogues find out at HELLO (the idea of MAVLink's CRC_EXT
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
 import struct
 import zlib
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Annotated, ClassVar, get_args, get_origin, get_type_hints
+
+#: Wire formats (struct codes, little-endian); a field typed with one of these is on the wire.
+U8 = Annotated[int, "B"]
+U16 = Annotated[int, "H"]
+U32 = Annotated[int, "I"]
+Serial12 = Annotated[str, "12s"]  # ASCII, NUL-padded
+
+
+def _wire_fields(cls: type) -> tuple[tuple[str, str], ...]:
+    """(name, struct code) of the fields ``cls`` itself declares with a wire format, in order."""
+    own = inspect.get_annotations(cls)
+    hints = get_type_hints(cls, include_extras=True)
+    return tuple(
+        (name, get_args(hints[name])[1])
+        for name in own
+        if get_origin(hints[name]) is Annotated and isinstance(get_args(hints[name])[1], str)
+    )
 
 
 class PayloadError(ValueError):
@@ -26,6 +46,9 @@ class Item:
 
     FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
 
+    def __init_subclass__(cls) -> None:  # no super(): slots=True makes a new class (no cell)
+        cls.FIELDS = _wire_fields(cls)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
@@ -35,6 +58,9 @@ class Message:
     FIELDS: ClassVar[tuple[tuple[str, str], ...]] = ()
     ITEM: ClassVar[type[Item] | None] = None
     seq: int = 0
+
+    def __init_subclass__(cls) -> None:  # no super(): slots=True makes a new class (no cell)
+        cls.FIELDS = _wire_fields(cls)
 
     def payload_values(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name, _ in self.FIELDS)
@@ -47,39 +73,27 @@ class Message:
 class ChannelSetting(Item):
     """One channel of a BLOCK: what to deliver for the block's duration."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("amplitude_ua", "H"),
-        ("frequency_dhz", "H"),
-        ("pulse_width_us", "H"),
-    )
-    amplitude_ua: int
-    frequency_dhz: int
-    pulse_width_us: int
+    amplitude_ua: U16
+    frequency_dhz: U16
+    pulse_width_us: U16
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelTelemetry(Item):
     """One channel of TELEMETRY."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("set_ua", "H"),
-        ("measured_ua", "H"),
-        ("impedance_ohm", "H"),
-        ("pulses", "I"),
-    )
-    set_ua: int
-    measured_ua: int
-    impedance_ohm: int
-    pulses: int
+    set_ua: U16
+    measured_ua: U16
+    impedance_ohm: U16
+    pulses: U32
 
 
 @dataclass(frozen=True, slots=True)
 class ChannelImpedance(Item):
     """One channel of IMPEDANCE_RESULT."""
 
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("impedance_ohm", "I"), ("status", "B"))
-    impedance_ohm: int
-    status: int
+    impedance_ohm: U32
+    status: U8
 
 
 # --- host -> device -------------------------------------------------------------------------
@@ -90,8 +104,7 @@ class Hello(Message):
     """Opens a session; the device answers DEVICE_INFO (not ACK)."""
 
     TYPE: ClassVar[int] = 0x01
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("protocol_version", "B"),)
-    protocol_version: int
+    protocol_version: U8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,8 +126,7 @@ class ImpedanceCheck(Message):
     """Measure electrode impedance on the channels in the mask (bit 0 = channel 1)."""
 
     TYPE: ClassVar[int] = 0x10
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel_mask", "B"),)
-    channel_mask: int
+    channel_mask: U8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,9 +134,8 @@ class Arm(Message):
     """IDLE -> ARMED for the channels in the mask, with the pulse shape."""
 
     TYPE: ClassVar[int] = 0x11
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel_mask", "B"), ("shape", "B"))
-    channel_mask: int
-    shape: int
+    channel_mask: U8
+    shape: U8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,8 +165,7 @@ class Resume(Message):
     device's slew ceiling alone), and never faster than the slew ceiling."""
 
     TYPE: ClassVar[int] = 0x15
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("ramp_na_per_s", "I"),)
-    ramp_na_per_s: int = 0
+    ramp_na_per_s: U32 = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,8 +173,7 @@ class Stop(Message):
     """RUNNING/PAUSED -> STOPPING: ramp to zero over ramp_ms, then IDLE (FIFO cleared)."""
 
     TYPE: ClassVar[int] = 0x16
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("ramp_ms", "H"),)
-    ramp_ms: int
+    ramp_ms: U16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,9 +195,8 @@ class Adjust(Message):
     """Live amplitude adjustment: output = block amplitude x gain_permille / 1000."""
 
     TYPE: ClassVar[int] = 0x19
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel", "B"), ("gain_permille", "H"))
-    channel: int
-    gain_permille: int
+    channel: U8
+    gain_permille: U16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,15 +204,10 @@ class Block(Message):
     """One block of the stream: duration and per-channel settings (channel 1 first)."""
 
     TYPE: ClassVar[int] = 0x20
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("index", "I"),
-        ("duration_ms", "H"),
-        ("flags", "B"),
-    )
     ITEM: ClassVar[type[Item] | None] = ChannelSetting
-    index: int
-    duration_ms: int
-    flags: int = 0  # BLOCK_FLAG_LAST: the session ends cleanly (-> IDLE) when this block ends
+    index: U32
+    duration_ms: U16
+    flags: U8 = 0  # BLOCK_FLAG_LAST: the session ends cleanly (-> IDLE) when this block ends
     channels: tuple[ChannelSetting, ...]
 
 
@@ -216,9 +219,8 @@ class Ack(Message):
     """Positive answer to the command with sequence number ack_seq."""
 
     TYPE: ClassVar[int] = 0x80
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("ack_seq", "H"), ("ack_type", "B"))
-    ack_seq: int
-    ack_type: int
+    ack_seq: U16
+    ack_type: U8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,16 +228,10 @@ class Nak(Message):
     """Refusal of the command with sequence number ack_seq, with a reason (constants.NakReason)."""
 
     TYPE: ClassVar[int] = 0x81
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("ack_seq", "H"),
-        ("ack_type", "B"),
-        ("reason", "B"),
-        ("detail", "I"),
-    )
-    ack_seq: int
-    ack_type: int
-    reason: int
-    detail: int = 0
+    ack_seq: U16
+    ack_type: U8
+    reason: U8
+    detail: U32 = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,53 +239,29 @@ class DeviceInfo(Message):
     """Answer to HELLO: identity, timing and the hardware limits table."""
 
     TYPE: ClassVar[int] = 0x82
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("protocol_version", "B"),
-        ("catalogue_hash", "I"),
-        ("fw_major", "B"),
-        ("fw_minor", "B"),
-        ("fw_patch", "B"),
-        ("serial", "12s"),
-        ("channels", "B"),
-        ("fifo_depth", "H"),
-        ("max_lookahead_ms", "H"),
-        ("tick_hz", "H"),
-        ("telemetry_hz", "H"),
-        ("watchdog_ms", "H"),
-        ("impedance_valid_ms", "I"),
-        # hardware limits table (LIMIT_FIELDS)
-        ("max_amplitude_ua", "H"),
-        ("amplitude_step_ua", "H"),
-        ("min_pulse_width_us", "H"),
-        ("max_pulse_width_us", "H"),
-        ("min_frequency_dhz", "H"),
-        ("max_frequency_dhz", "H"),
-        ("compliance_mv", "I"),
-        ("max_slew_ua_per_ms", "H"),
-        ("impedance_max_ohm", "I"),
-    )
-    protocol_version: int
-    catalogue_hash: int
-    fw_major: int
-    fw_minor: int
-    fw_patch: int
-    serial: str
-    channels: int
-    fifo_depth: int
-    max_lookahead_ms: int
-    tick_hz: int
-    telemetry_hz: int
-    watchdog_ms: int
-    impedance_valid_ms: int
-    max_amplitude_ua: int
-    amplitude_step_ua: int
-    min_pulse_width_us: int
-    max_pulse_width_us: int
-    min_frequency_dhz: int
-    max_frequency_dhz: int
-    compliance_mv: int
-    max_slew_ua_per_ms: int
-    impedance_max_ohm: int
+    protocol_version: U8
+    catalogue_hash: U32
+    fw_major: U8
+    fw_minor: U8
+    fw_patch: U8
+    serial: Serial12
+    channels: U8
+    fifo_depth: U16
+    max_lookahead_ms: U16
+    tick_hz: U16
+    telemetry_hz: U16
+    watchdog_ms: U16
+    impedance_valid_ms: U32
+    # hardware limits table (LIMIT_FIELDS)
+    max_amplitude_ua: U16
+    amplitude_step_ua: U16
+    min_pulse_width_us: U16
+    max_pulse_width_us: U16
+    min_frequency_dhz: U16
+    max_frequency_dhz: U16
+    compliance_mv: U32
+    max_slew_ua_per_ms: U16
+    impedance_max_ohm: U32
 
     @property
     def firmware(self) -> str:
@@ -324,25 +296,15 @@ class Telemetry(Message):
     """Periodic status (about 50 Hz): state, FIFO, per-channel currents and pulse counts."""
 
     TYPE: ClassVar[int] = 0x83
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("time_ms", "I"),
-        ("state", "B"),
-        ("fault", "B"),
-        ("fault_channel", "B"),
-        ("fifo_blocks", "B"),
-        ("fifo_ms", "H"),
-        ("block_index", "I"),
-        ("next_block", "I"),
-    )
     ITEM: ClassVar[type[Item] | None] = ChannelTelemetry
-    time_ms: int
-    state: int
-    fault: int
-    fault_channel: int
-    fifo_blocks: int
-    fifo_ms: int
-    block_index: int
-    next_block: int  # the block index the device accepts next (all lower ones it has)
+    time_ms: U32
+    state: U8
+    fault: U8
+    fault_channel: U8
+    fifo_blocks: U8
+    fifo_ms: U16
+    block_index: U32
+    next_block: U32  # the block index the device accepts next (all lower ones it has)
     channels: tuple[ChannelTelemetry, ...]
 
 
@@ -351,9 +313,8 @@ class ImpedanceResult(Message):
     """Result of IMPEDANCE_CHECK, one record per device channel (unchecked: status OK, 0 ohm)."""
 
     TYPE: ClassVar[int] = 0x84
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (("channel_mask", "B"),)
     ITEM: ClassVar[type[Item] | None] = ChannelImpedance
-    channel_mask: int
+    channel_mask: U8
     channels: tuple[ChannelImpedance, ...]
 
 
@@ -362,18 +323,11 @@ class FaultEvent(Message):
     """Sent once when a fault latches (output is already zero)."""
 
     TYPE: ClassVar[int] = 0x85
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("fault", "B"),
-        ("channel", "B"),
-        ("state_before", "B"),
-        ("time_ms", "I"),
-        ("detail", "I"),
-    )
-    fault: int
-    channel: int
-    state_before: int
-    time_ms: int
-    detail: int = 0
+    fault: U8
+    channel: U8
+    state_before: U8
+    time_ms: U32
+    detail: U32 = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -381,14 +335,9 @@ class StateEvent(Message):
     """Sent on every device state change."""
 
     TYPE: ClassVar[int] = 0x86
-    FIELDS: ClassVar[tuple[tuple[str, str], ...]] = (
-        ("state", "B"),
-        ("previous", "B"),
-        ("time_ms", "I"),
-    )
-    state: int
-    previous: int
-    time_ms: int
+    state: U8
+    previous: U8
+    time_ms: U32
 
 
 HOST_TO_DEVICE: tuple[type[Message], ...] = (

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from stimctl.protocol.constants import ASYMMETRIC_RECOVERY_RATIO
 from stimctl.rules import acupoints, plaintoml
 from stimctl.rules.violations import Violation
 
@@ -45,8 +46,9 @@ __all__ = [
 SCHEMA = "stimctl.profile/1"
 SCHEMA_SOURCE = "docs/PROFILES.md (stimctl.profile/1)"
 #: biphasic_asymmetric: the recovery phase runs at amplitude / ASYMMETRIC_RATIO for
-#: ASYMMETRIC_RATIO x pulse_width_us, so it carries the same charge as the leading phase.
-ASYMMETRIC_RATIO = 4
+#: ASYMMETRIC_RATIO x pulse_width_us, so it carries the same charge as the leading phase
+#: (the wire's ratio: the device delivers it).
+ASYMMETRIC_RATIO = ASYMMETRIC_RECOVERY_RATIO
 MAX_CHANNELS = 8
 MAX_PHASES = 1000
 #: Relative tolerance for ramp sums (0.1 + 0.2 must fit in 0.3).

@@ -17,8 +17,9 @@ from stimctl.rules.profile import (
     parse_profile,
     schema_violation,
 )
+from stimctl.rules.report import Report
 from stimctl.rules.safety import run_rules
-from stimctl.rules.violations import Report, Violation
+from stimctl.rules.violations import Violation
 
 __all__ = [
     "PATIENT_FLAGS",

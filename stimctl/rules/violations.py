@@ -1,13 +1,10 @@
-"""Violation (one finding of a safety or schema rule) and Report (all findings for one profile)."""
+"""Violation: one finding of a safety or schema rule (``Report`` in report.py gathers them)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from stimctl.rules.profile import Profile
+from dataclasses import dataclass
+from typing import Any, Literal
 
 #: "info" is a finding that needs no acknowledgement (e.g. course-responder).
 Severity = Literal["error", "warning", "info"]
@@ -58,41 +55,4 @@ class Violation:
             "limit": _json_value(self.limit),
             "actual": _json_value(self.actual),
             "source": self.source,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """Outcome of validating one profile: ok when no violation is an error."""
-
-    violations: tuple[Violation, ...] = ()
-    profile: Profile | None = None
-    path: str | None = None
-    codes: frozenset[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "codes", frozenset([v.code for v in self.violations]))
-
-    @property
-    def errors(self) -> tuple[Violation, ...]:
-        return tuple(v for v in self.violations if v.severity == "error")
-
-    @property
-    def warnings(self) -> tuple[Violation, ...]:
-        return tuple(v for v in self.violations if v.severity == "warning")
-
-    @property
-    def infos(self) -> tuple[Violation, ...]:
-        return tuple(v for v in self.violations if v.severity == "info")
-
-    @property
-    def ok(self) -> bool:
-        return not any(v.severity == "error" for v in self.violations)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready mapping ``{path, ok, violations}`` (the ``--json`` element)."""
-        return {
-            "path": self.path,
-            "ok": self.ok,
-            "violations": [v.to_dict() for v in self.violations],
         }

@@ -1,0 +1,48 @@
+"""Report: every finding of validating one profile, with the profile it judged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stimctl.rules.profile import Profile
+from stimctl.rules.violations import Violation
+
+__all__ = ["Report"]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """Outcome of validating one profile: ok when no violation is an error."""
+
+    violations: tuple[Violation, ...] = ()
+    profile: Profile | None = None
+    path: str | None = None
+    codes: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codes", frozenset([v.code for v in self.violations]))
+
+    @property
+    def errors(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "warning")
+
+    @property
+    def infos(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "info")
+
+    @property
+    def ok(self) -> bool:
+        return not any(v.severity == "error" for v in self.violations)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping ``{path, ok, violations}`` (the ``--json`` element)."""
+        return {
+            "path": self.path,
+            "ok": self.ok,
+            "violations": [v.to_dict() for v in self.violations],
+        }
