@@ -8,6 +8,7 @@ from firmware_sim.clock import RealClock, ScaledClock, VirtualClock, check_speed
 from firmware_sim.config import DeviceConfig
 from firmware_sim.faults import FaultSpec, LinkFaults
 from firmware_sim.limits import HardwareLimits
+from stimctl.protocol import MIN_WATCHDOG_MS
 
 
 @dataclass(slots=True)
@@ -74,8 +75,8 @@ def apply_option(opts: SimOptions, name: str, value: str) -> None:
         cfg.trace = value or None
     elif name == "watchdog_ms":
         cfg.watchdog_ms = int(value)
-        if not 1 <= cfg.watchdog_ms <= 0xFFFF:
-            raise ValueError("watchdog_ms must be 1..65535")
+        if not MIN_WATCHDOG_MS <= cfg.watchdog_ms <= 0xFFFF:
+            raise ValueError(f"watchdog_ms must be {MIN_WATCHDOG_MS}..65535")
     elif name == "impedance_valid_ms":
         cfg.impedance_valid_ms = int(value)
         if not 1 <= cfg.impedance_valid_ms <= 0xFFFFFFFF:
