@@ -69,7 +69,7 @@ from stimctl.protocol import (
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, ProfileError, load_profile
 from stimctl.rules.validation import check_patient, validate_profile
-from stimctl.rules.violations import Report
+from stimctl.rules.violations import Report, Violation
 
 __all__ = ["ADJUST_STEP_MA", "DEFAULT_STOP_RAMP_MS", "MAX_SIM_SPEED", "SIM_URL", "Controller"]
 
@@ -108,6 +108,8 @@ class Controller:
         self._report: Report | None = None
         self._closed = False
         self._adjust_at: dict[int, float] = {}  # channel -> interlock clock of its last ADJUST
+        self._most_ma: dict[int, float] = {}  # channel -> highest plateau set by ADJUST this arm
+        self._extra_rules: list[Callable[[Profile], Iterable[Violation]]] = []
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
@@ -265,7 +267,20 @@ class Controller:
             return self.connection.require_link()
 
     def _validate(self, profile: Profile, patient: Iterable[str]) -> Report:
-        return validate_profile(profile, self.connection.envelope, patient)
+        report = validate_profile(profile, self.connection.envelope, patient)
+        extra = tuple(v for rules in self._extra_rules for v in rules(profile))
+        return Report(report.violations + extra, profile) if extra else report
+
+    def add_rules(self, rules: Callable[[Profile], Iterable[Violation]]) -> None:
+        """Rules checked with the safety rules wherever a profile is validated: at load, at
+        arm, and for each live ADJUST (a course's rules: docs/COURSE.md)."""
+        self._extra_rules.append(rules)
+
+    @property
+    def most_plateau_ma(self) -> dict[int, float]:
+        """Per channel, the highest plateau live ADJUST set since ARM (empty: none raised)."""
+        with self.lock:
+            return dict(self._most_ma)
 
     def _active_channels(self) -> tuple[int, ...]:
         return tuple(c.id for c in self._profile.channels) if self._profile else ()
@@ -339,6 +354,7 @@ class Controller:
         with self.lock:
             self.interlock.accepted(Command.ARM, before)
             self._adjust_at.clear()
+            self._most_ma.clear()
             self.session.armed(acknowledge_warnings, on_stream_error=self.mirror.stream_failed)
 
     def start(self) -> None:
@@ -396,6 +412,7 @@ class Controller:
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
         with self.lock:
             self._adjust_at[channel] = now
+            self._most_ma[channel] = max(self._most_ma.get(channel, 0.0), target)
             self.session.adjusted(channel, target, gain)
         return target
 

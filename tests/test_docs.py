@@ -47,15 +47,21 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert commands[1] in (REPO / ".ci" / "run").read_text()
 
 
-def test_every_rule_code_has_a_row_in_safety_md_with_its_severity() -> None:
+def _rule_rows(doc: str) -> dict[str, str]:
+    return {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", (REPO / doc).read_text(), re.M)
+    }
+
+
+@pytest.mark.parametrize(
+    ("doc", "course"), [("docs/SAFETY.md", False), ("docs/COURSE.md", True)]
+)  # profile rules in SAFETY.md, course rules (course-*) in COURSE.md
+def test_every_rule_code_has_a_row_in_its_doc_with_its_severity(doc: str, course: bool) -> None:
     from stimctl.rules.envelope import RULES
 
-    rows = {
-        m.group(1): m.group(2)
-        for m in re.finditer(
-            r"^\| `([a-z0-9-]+)` \| ([^|]+) \|", (REPO / "docs/SAFETY.md").read_text(), re.M
-        )
-    }
-    assert list(rows) == list(RULES)  # same codes, in table order
-    for code, rule in RULES.items():
+    rules = {c: r for c, r in RULES.items() if c.startswith("course-") is course}
+    rows = {c: r for c, r in _rule_rows(doc).items() if c.startswith("course-") is course}
+    assert list(rows) == list(rules)  # same codes, in table order
+    for code, rule in rules.items():
         assert rows[code].startswith(rule.severity), code

@@ -15,7 +15,20 @@ import sys
 from collections.abc import Sequence
 
 from stimctl import __version__
-from stimctl.cli import db, patient, ports, record, run, session, sim, tui, validate
+from stimctl.cli import (
+    course,
+    db,
+    diary,
+    measure,
+    patient,
+    ports,
+    record,
+    run,
+    session,
+    sim,
+    tui,
+    validate,
+)
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -23,7 +36,7 @@ EXIT_USAGE = 2
 EXIT_DEVICE_FAULT = 3
 EXIT_ABORTED = 4
 
-SUBCOMMANDS = (validate, run, sim, record, ports, tui, patient, session, db)
+SUBCOMMANDS = (validate, run, sim, record, ports, tui, patient, session, db, course, diary, measure)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import math
 import signal
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
@@ -21,6 +22,7 @@ from stimctl.cli.safety_options import UsageError, add_safety_options, safety_op
 
 if TYPE_CHECKING:
     from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.cli.run_course import CourseRun
     from stimctl.controller import Controller
     from stimctl.host.status import Outcome, Status
 
@@ -37,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Validate PROFILE against the effective envelope, check electrode impedance,"
         " ask for confirmation, then stream it and supervise the session.",
     )
-    parser.add_argument("profile", metavar="PROFILE", help="profile file (TOML or JSON)")
+    parser.add_argument(
+        "profile",
+        metavar="PROFILE",
+        nargs="?",
+        help="profile file (TOML or JSON); with --course, default: the plan's stage",
+    )
     parser.add_argument(
         "--port",
         metavar="URL",
@@ -59,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--patient-id",
         metavar="ID",
         help="the clinic's patient: validated with the patient's flags in force",
+    )
+    parser.add_argument(
+        "--course",
+        type=int,
+        metavar="ID",
+        help="a session of this course: numbered, course rules applied, stored against it",
     )
     add_db_option(parser)
     parser.add_argument("--yes", action="store_true", help="confirm without asking")
@@ -148,25 +161,20 @@ def _run(args: argparse.Namespace) -> int:
         return _usage(str(error))
     if args.patient_id is not None and args.patient:
         return _usage("--patient-id takes the patient's flags from the database: drop --patient")
-    profile_path = Path(args.profile)
-    if not profile_path.is_file():
+    if args.course is not None and args.patient:
+        return _usage("--course takes the patient's flags from the database: drop --patient")
+    if args.profile is None and args.course is None:
+        return _usage("PROFILE is required (it may be left out with --course)")
+    profile_path = Path(args.profile or "plan")
+    if args.profile is not None and not profile_path.is_file():
         return _usage(f"{args.profile}: no such profile file")
     if args.record:
         record = Path(args.record)
         if record.exists():
             return _usage(f"{record} already exists; records are never overwritten")
-    else:
-        from stimctl.host.record import new_record_path
-
-        try:
-            record = new_record_path(profile_path.stem)
-        except OSError as error:
-            folder = error.filename or "records"
-            why = "it is a file" if Path(folder).is_file() else error.strerror or error
-            _say(f"refused: cannot create the records folder {folder}: {why}")
-            return EXIT_REFUSED
     operator = operator_name(args.operator)
     from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.cli.run_course import CourseRefused, CourseRun
     from stimctl.clinic.db import DatabaseError
     from stimctl.clinic.patients import PatientError
 
@@ -178,9 +186,45 @@ def _run(args: argparse.Namespace) -> int:
     except PatientError as error:
         _say(f"refused: {error}")
         return EXIT_REFUSED
+    course: CourseRun | None = None
+    stored: bytes | None = None
+    if args.course is not None:
+        try:
+            course = CourseRun.start(clinic.db, args.course, _today())
+            if args.patient_id is not None and args.patient_id != course.patient_code:
+                raise CourseRefused(
+                    f"course {args.course} is patient {course.patient_code}'s,"
+                    f" not {args.patient_id}'s"
+                )
+            if args.profile is None:
+                name, stored = course.stage_profile()
+                profile_path = Path(name)
+        except (CourseRefused, DatabaseError) as error:
+            clinic.db.dispose()
+            _say(f"refused: {error}" if isinstance(error, CourseRefused) else f"database: {error}")
+            return EXIT_REFUSED if isinstance(error, CourseRefused) else EXIT_FAULT
+        clinic.patient_code = course.patient_code
+        print(course.banner(), file=sys.stderr)
+    if not args.record:
+        from stimctl.host.record import new_record_path
+
+        try:
+            record = new_record_path(profile_path.stem)
+        except OSError as error:
+            clinic.db.dispose()
+            folder = error.filename or "records"
+            why = "it is a file" if Path(folder).is_file() else error.strerror or error
+            _say(f"refused: cannot create the records folder {folder}: {why}")
+            return EXIT_REFUSED
     return _session(
-        args, profile_path, record, operator, patient, envelope, speed, sim_options, clinic
-    )
+        args, profile_path, record, operator, patient, envelope, speed, sim_options, clinic,
+        course, stored,
+    )  # fmt: skip
+
+
+def _today() -> date:
+    """The session's date (the course rules judge the diary up to it)."""
+    return date.today()
 
 
 def _session(
@@ -193,6 +237,8 @@ def _session(
     speed: float | None,
     sim_options: dict[str, str],
     clinic: ClinicRun,
+    course: CourseRun | None = None,
+    stored: bytes | None = None,
 ) -> int:
     from stimctl.cli.validate import format_violation
     from stimctl.clinic.db import DatabaseError
@@ -206,7 +252,7 @@ def _session(
         StimctlError,
         ValidationRefused,
     )
-    from stimctl.rules.profile import ProfileError, load_profile
+    from stimctl.rules.profile import ProfileError, load_profile, loads_profile
 
     try:  # the row first: a refusal is a row too, and a killed host leaves an open one
         patient = clinic.open(operator, record, patient, profile_path.stem)
@@ -219,7 +265,7 @@ def _session(
         print(f"patient {clinic.patient_code}: flags {shown}", file=sys.stderr)
     violations: list[str] = []
     try:
-        profile = load_profile(profile_path)
+        profile = loads_profile(stored) if stored is not None else load_profile(profile_path)
     except ProfileError as error:
         _say(f"{profile_path}: refused: invalid profile")
         for v in error.violations:
@@ -244,6 +290,8 @@ def _session(
             operator=operator, patient=patient, speed=speed, sim_options=sim_options or None,
             session_id=clinic.uid, patient_id=clinic.patient_code,
         )  # fmt: skip
+        if course is not None:
+            course.attach(ctl)
         code = _supervise(ctl, profile, args.yes, abort, streaming)
     except _Abort:
         if ctl is not None:
@@ -279,10 +327,26 @@ def _session(
             code = record_outcome(ctl, code)
             if ctl.report is not None:
                 violations += [v.code for v in ctl.report.violations]
+        if course is not None:
+            sha = _sha256(stored, profile_path)
+            failure = course.finish(clinic.db, ctl, clinic.uid, profile, sha, violations)
+            if failure is not None:
+                _say(f"database: the session was not stored against the course ({failure})")
         _close_row(clinic, ctl, code, record, violations)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return code
+
+
+def _sha256(stored: bytes | None, path: Path) -> str | None:
+    """sha256 of the profile's bytes (the course's stored copy, else the file)."""
+    import hashlib
+
+    try:
+        raw = stored if stored is not None else path.read_bytes()
+    except OSError:
+        return None
+    return hashlib.sha256(raw).hexdigest()
 
 
 def _close_row(

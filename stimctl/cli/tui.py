@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="the clinic's patient: the set-up screen takes the flags from the database",
     )
+    parser.add_argument(
+        "--course",
+        type=int,
+        metavar="ID",
+        help="a session of this course: its number, stage profile, measures due and chart",
+    )
     add_db_option(parser)
     parser.set_defaults(func=_run)
 
@@ -98,6 +104,21 @@ def _run(args: argparse.Namespace) -> int:
     except PatientError as error:
         print(f"stimctl tui: refused: {error}", file=sys.stderr)
         return 1
+    course = None
+    if args.course is not None:
+        from datetime import date
+
+        from stimctl.cli.run_course import CourseRefused, CourseRun
+
+        try:
+            course = CourseRun.start(clinic.db, args.course, date.today())
+            if args.patient_id is not None and args.patient_id != course.patient_code:
+                raise CourseRefused(f"course {args.course} is patient {course.patient_code}'s")
+        except (CourseRefused, DatabaseError) as error:
+            clinic.db.dispose()
+            print(f"stimctl tui: refused: {error}", file=sys.stderr)
+            return 1 if isinstance(error, CourseRefused) else 3
+        clinic.patient_code = course.patient_code
     try:
         flags = clinic.open(args.operator, record, (), "tui")
     except DatabaseError as error:
@@ -130,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
         handle_signals=True,  # SIGTERM, SIGHUP: as `stimctl run` (output zero, record closed)
         patient_id=clinic.patient_code,
         patient_flags=flags if clinic.patient_code is not None else None,
+        course=course.context if course is not None else None,
         clinic=clinic,
     )
     result = 0
@@ -148,8 +170,29 @@ def _run(args: argparse.Namespace) -> int:
             print(f"stimctl tui: {error.rescue.text()}", file=sys.stderr)
         code = 1
     violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
+    if course is not None:
+        profile = ctl.profile if ctl is not None else None
+        sha = _sha256(app.profile_path, course.context.stage_profile)
+        failure = course.finish(clinic.db, ctl, clinic.uid, profile, sha, violations)
+        if failure is not None:
+            print(f"stimctl tui: database: the session was not stored against the course"
+                  f" ({failure})", file=sys.stderr)  # fmt: skip
     failure = clinic.close(ctl, code, record, violations, idle="NOT STARTED")
     if failure is not None:
         print(f"stimctl tui: database: the session row was not closed ({failure});"
               f" run `stimctl session import {record}`", file=sys.stderr)  # fmt: skip
     return code
+
+
+def _sha256(source: object, stage: object) -> str | None:
+    """sha256 of the profile the UI loaded: its file, or the course stage's stored copy."""
+    import hashlib
+
+    if isinstance(source, Path):
+        try:
+            return hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError:
+            return None
+    if stage is not None and source is getattr(stage, "profile", None):
+        return str(getattr(stage, "sha256", ""))
+    return None

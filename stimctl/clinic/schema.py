@@ -22,7 +22,7 @@ __all__ = ["MODEL_MODULES", "current_revision", "ensure_current", "head_revision
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: Modules whose models share ``models.Base``; migrations compare against all of them.
-MODEL_MODULES = ("stimctl.clinic.models",)
+MODEL_MODULES = ("stimctl.clinic.models", "stimctl.clinic.coursemodels")
 
 
 def target_metadata() -> MetaData:

@@ -29,6 +29,20 @@ PROTOCOL = "docs/PROTOCOL.md (BLOCK: frequency in 0.1 Hz, pulse width in 1 us, u
 #: Per-electrode rules also judge each shared site: every channel's pulses start together
 #: (docs/PROTOCOL.md, "Output and timing"), so the channels on one needle add up there.
 SITE_SUM = "per electrode site: the coincident sum of every channel using it"
+SEED = (
+    "seed protocol (acupuncture for migraine: session table; no improvement by session 6:"
+    " re-evaluate the diagnosis rather than escalating)"
+)
+IHS_CHRONIC = (
+    "Tassorelli C et al. IHS guidelines for controlled trials of preventive treatment of chronic"
+    " migraine in adults. Cephalalgia 2018;38(5):815-832 (30 % reduction of headache days)"
+)
+IHS_EPISODIC = (
+    "Diener HC et al. IHS guidelines for controlled trials of preventive treatment of migraine"
+    " attacks in episodic migraine in adults. Cephalalgia 2020;40(10):1026-1044 (50 % responder)"
+)
+ICHD3_MOH = "ICHD-3 (Cephalalgia 2018;38(1):1-211), 8.2 Medication-overuse headache"
+COURSE_FORMAT = "docs/COURSE.md (stimctl.course/1)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +50,7 @@ class Rule:
     """One rule: stable code, severity, the envelope field holding its limit, unit, source."""
 
     code: str
-    severity: Literal["error", "warning"]
+    severity: Literal["error", "warning", "info"]
     field: str | None
     unit: str
     source: str
@@ -271,6 +285,61 @@ _RULES = (
         "",
         ANTICOAGULANT,
         "anticoagulant use: bleeding risk at needle sites; modified needling",
+    ),
+    # --- course rules (stimctl.clinic.courserules; docs/COURSE.md) ---------------------------
+    Rule("course-schema", "error", None, "", COURSE_FORMAT, "course plan structure/type errors"),
+    Rule(
+        "course-escalation",
+        "error",
+        None,
+        "",
+        f"{SEED}; {IHS_CHRONIC}",
+        "after the response check, a dose stronger than any delivered in the course while headache"
+        " days are not 30 % below baseline (or cannot be judged: diary on < 21 of 28 days)",
+    ),
+    Rule(
+        "course-before-ea-stage",
+        "warning",
+        None,
+        "",
+        SEED,
+        "stimulation in a session before the plan's first stage with a profile",
+    ),
+    Rule("course-interval-short", "warning", None, "days", SEED, "sooner than the plan's interval"),
+    Rule("course-beyond-plan", "warning", None, "", SEED, "a session after the plan's last one"),
+    Rule(
+        "course-baseline-short",
+        "warning",
+        None,
+        "days",
+        f"{SEED} (two weeks of diary before the first session); {IHS_CHRONIC}",
+        "baseline diary shorter than the plan asks: response cannot be judged reliably",
+    ),
+    Rule(
+        "course-diary-stale",
+        "warning",
+        None,
+        "days",
+        SEED,
+        "no diary entry in the last 14 days: response cannot be judged",
+    ),
+    Rule(
+        "course-medication-overuse",
+        "warning",
+        None,
+        "days/30",
+        ICHD3_MOH,
+        "acute medication on >= 10 days per 30 (ergot, triptan, opioid, combination, or several"
+        " classes together) or >= 15 (paracetamol, NSAID), for more than 3 months",
+    ),
+    Rule(
+        "course-responder",
+        "info",
+        None,
+        "",
+        f"{SEED}; {IHS_EPISODIC}",
+        "headache days >= 50 % below baseline in each of the last two 28-day windows:"
+        " the plan's maintenance (taper) applies",
     ),
 )
 #: code -> Rule: the single table of rule constants and their sources.

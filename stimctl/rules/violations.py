@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from stimctl.rules.profile import Profile
 
-Severity = Literal["error", "warning"]
+#: "info" is a finding that needs no acknowledgement (e.g. course-responder).
+Severity = Literal["error", "warning", "info"]
 Value = float | int | str | None
 
 #: Key order of a violation in JSON output (part of the documented contract).
@@ -79,6 +80,10 @@ class Report:
     @property
     def warnings(self) -> tuple[Violation, ...]:
         return tuple(v for v in self.violations if v.severity == "warning")
+
+    @property
+    def infos(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.severity == "info")
 
     @property
     def ok(self) -> bool:

@@ -71,9 +71,11 @@ class StimApp(App[int]):
         handle_signals: bool = False,
         patient_id: str | None = None,
         patient_flags: frozenset[str] | None = None,
+        course: Any = None,
         clinic: PatientPicker | None = None,
     ) -> None:
         super().__init__()
+        self.course = course  # a course's SessionContext: its rules join validation
         self.patient_id = patient_id  # the clinic's patient: flags from the database, fixed
         self.patient_flags = patient_flags
         self.clinic = clinic  # the clinic database's patients, for the set-up screen's picker
@@ -84,7 +86,7 @@ class StimApp(App[int]):
         self.profiles_dir = Path(profiles_dir)
         self.controller: Any = None
         self.connect_error: str | None = None
-        self.profile_path: Path | None = None
+        self.profile_path: Any = None  # a Path, or the course stage's Profile
         self.report: Any = None
         self.loaded_ok = False
         self.warnings_acknowledged = False
@@ -176,17 +178,22 @@ class StimApp(App[int]):
     def can_preflight(self) -> bool:
         return self.preflight_refusal() is None
 
-    def load_profile(self, path: Path, patient: tuple[str, ...]) -> tuple[str, bool]:
-        """Validate and load ``path``; keeps the report; returns (notice, is_error)."""
-        from stimctl.rules.profile import ProfileError
-        from stimctl.rules.validation import validate_file
+    def load_profile(self, path: Any, patient: tuple[str, ...]) -> tuple[str, bool]:
+        """Validate and load ``path`` (a file, or a Profile: the course stage's); keeps the
+        report; returns (notice, is_error)."""
+        from stimctl.rules.profile import Profile, ProfileError
+        from stimctl.rules.validation import validate_file, validate_profile
         from stimctl.rules.violations import Report
 
         self.profile_path = path
         self.loaded_ok = False
         self.warnings_acknowledged = False
+        name = path.name if isinstance(path, Path) else f"course stage ({path.name})"
         if self.controller is None:
-            self.report = validate_file(path, patient=patient)
+            if isinstance(path, Profile):
+                self.report = validate_profile(path, patient=patient)
+            else:
+                self.report = validate_file(path, patient=patient)
             return "Not connected: validated against the site envelope only.", True
         try:
             self.report = self.controller.load(path, patient=patient)
@@ -201,7 +208,7 @@ class StimApp(App[int]):
         else:
             self.loaded_ok = bool(self.report.ok)
         self.log_event(
-            f"profile {path.name}: {'valid' if self.report.ok else 'REFUSED'}"
+            f"profile {name}: {'valid' if self.report.ok else 'REFUSED'}"
             f" ({len(self.report.errors)} errors, {len(self.report.warnings)} warnings)"
         )
         return ("" if self.report.ok else "Fix the errors in the profile; it cannot be armed."), (
@@ -262,6 +269,8 @@ class StimApp(App[int]):
                 if ctrl.is_simulator
                 else f"DEVICE {getattr(device, 'serial', '')}"
             )
+            if self.course is not None:
+                ctrl.add_rules(self.course.rules)
             self._unsubscribe = [
                 ctrl.on_telemetry(self._telemetry_from_io),
                 ctrl.on_event(self._event_from_io),

@@ -13,7 +13,10 @@ from textual.widgets.option_list import Option
 
 from stimctl.rules.validation import PATIENT_FLAGS
 from stimctl.tui.screens.base import StimScreen
-from stimctl.tui.widgets import DevicePanel, ValidationReport
+from stimctl.tui.widgets import CoursePanel, DevicePanel, ValidationReport
+
+#: The profile list's entry for the course stage's stored profile.
+COURSE_STAGE = "course-stage"
 
 PROFILE_SUFFIXES = (".toml", ".json")
 
@@ -37,6 +40,8 @@ class SetupScreen(StimScreen):
         with Horizontal(id="setup-body"):
             yield DevicePanel(id="device-panel")
             with VerticalScroll(id="setup-main"):
+                if self.stim.course is not None:
+                    yield CoursePanel(self.stim.course, id="course-panel")
                 yield Label(
                     "Profile (from the library, or type a path and press Enter)", classes="section"
                 )
@@ -72,6 +77,11 @@ class SetupScreen(StimScreen):
 
     def on_mount(self) -> None:
         options = self.query_one("#profile-list", OptionList)
+        stage = self.stim.course.stage_profile if self.stim.course is not None else None
+        if stage is not None:
+            number = self.stim.course.number
+            options.add_option(Option(f"{stage.profile.name} (course plan, session {number})",
+                                      id=COURSE_STAGE))  # fmt: skip
         for path in list_profiles(self.stim.profiles_dir):
             options.add_option(Option(path.name, id=str(path)))
         options.focus()
@@ -123,7 +133,9 @@ class SetupScreen(StimScreen):
     # --- inputs -----------------------------------------------------------------------------
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option.id:
+        if event.option.id == COURSE_STAGE and self.stim.course is not None:
+            self.choose(self.stim.course.stage_profile.profile)
+        elif event.option.id:
             self.choose(Path(event.option.id))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -148,7 +160,7 @@ class SetupScreen(StimScreen):
     def patient_flags(self) -> tuple[str, ...]:
         return tuple(f for f in PATIENT_FLAGS if self.query_one(f"#flag-{f}", Checkbox).value)
 
-    def choose(self, path: Path) -> None:
+    def choose(self, path: Any) -> None:
         """Load and validate ``path`` through the controller; show the report either way."""
         message, is_error = self.stim.load_profile(path, self.patient_flags())
         self.query_one("#report", ValidationReport).show(self.stim.report)
