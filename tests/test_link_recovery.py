@@ -230,7 +230,7 @@ def test_hello_is_repeated_with_a_new_frame_before_the_smallest_watchdog_could_e
     clock = [0.0]
 
     def monotonic() -> float:
-        clock[0] += 0.005
+        clock[0] += 0.001
         return clock[0]
 
     monkeypatch.setattr(link_module, "time", SimpleNamespace(monotonic=monotonic))
@@ -240,5 +240,5 @@ def test_hello_is_repeated_with_a_new_frame_before_the_smallest_watchdog_could_e
     pending.done = SimpleNamespace(wait=lambda timeout: False)  # type: ignore[assignment]
     Link._handshake(fake, pending, deadline=1.0)  # type: ignore[arg-type]
     gaps_ms = [(b - a) * 1000 for a, b in itertools.pairwise(sent)]
-    assert len(sent) >= 1000 // MIN_WATCHDOG_MS * 2 and pending.attempts == len(sent)
-    assert max(gaps_ms) < MIN_WATCHDOG_MS and max(gaps_ms) <= HELLO_RETRY_MS + 10
+    assert len(sent) >= 1000 // MIN_WATCHDOG_MS and pending.attempts == len(sent)
+    assert max(gaps_ms) < MIN_WATCHDOG_MS and max(gaps_ms) <= HELLO_RETRY_MS + 5

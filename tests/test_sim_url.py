@@ -81,7 +81,7 @@ def test_unknown_url_parameter_raises_a_clear_serial_exception() -> None:
         "drop=2",
         "fault=meltdown:1",
         "watchdog_ms=x",
-        "watchdog_ms=199",
+        "watchdog_ms=99",
         "lockstep=maybe",
     ],
 )
