@@ -10,6 +10,7 @@ from firmware_sim.clock import RealClock, ScaledClock, VirtualClock, check_speed
 from firmware_sim.config import DeviceConfig
 from firmware_sim.faults import KINDS, FaultSpec, LinkFaults
 from firmware_sim.limits import HardwareLimits
+from stimctl.protocol import MIN_WATCHDOG_MS
 
 
 @dataclass(slots=True)
@@ -152,7 +153,7 @@ OPTIONS: tuple[SimOption, ...] = (
               _set_int("delay_ms", 0)),
     SimOption("trace", "--trace", "PATH", "", "write the JSON-lines trace to PATH", _set_trace),
     SimOption("watchdog_ms", "--watchdog-ms", "N", "200", "host watchdog (ms)",
-              _set_int("watchdog_ms", 1, 0xFFFF)),
+              _set_int("watchdog_ms", MIN_WATCHDOG_MS, 0xFFFF)),
     SimOption("impedance_valid_ms", "--impedance-valid-ms", "N", "300000",
               "how long a passed impedance check stays valid (ms)",
               _set_int("impedance_valid_ms", 1, 0xFFFFFFFF)),

@@ -8,20 +8,32 @@ is the bench's (`python -m hil.bench --only link_noise`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
+from stimctl.host import link as link_module
+from stimctl.host.link import Link
 from stimctl.host.record import summarise
 from stimctl.host.status import HostState, Outcome
-from stimctl.protocol import Block, FrameDecoder, State
+from stimctl.protocol import (
+    HELLO_RETRY_MS,
+    MIN_WATCHDOG_MS,
+    PROTOCOL_VERSION,
+    Block,
+    FrameDecoder,
+    Hello,
+    State,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -207,3 +219,26 @@ def test_a_host_silent_in_idle_finds_the_session_again_without_a_fault(
     time.sleep(2.5)  # longer than the host's 2 s silence limit: the session stays
     assert ctl.status().state is HostState.IDLE and ctl.fault is None
     assert all(r.ok for r in ctl.check_impedance().values())
+
+
+def test_hello_is_repeated_with_a_new_frame_before_the_smallest_watchdog_could_expire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before a session there is no device clock: HELLO is paced on host time, HELLO_RETRY_MS,
+    shorter than any watchdog a device may report, so a session opened by a HELLO whose
+    DEVICE_INFO was lost is fed again before it can end. Host time is a fake clock here."""
+    clock = [0.0]
+
+    def monotonic() -> float:
+        clock[0] += 0.001
+        return clock[0]
+
+    monkeypatch.setattr(link_module, "time", SimpleNamespace(monotonic=monotonic))
+    sent: list[float] = []
+    fake = SimpleNamespace(device_ms=None, lost=None, send=lambda msg, track: sent.append(clock[0]))
+    pending = link_module._Pending(Hello(protocol_version=PROTOCOL_VERSION))
+    pending.done = SimpleNamespace(wait=lambda timeout: False)  # type: ignore[assignment]
+    Link._handshake(fake, pending, deadline=1.0)  # type: ignore[arg-type]
+    gaps_ms = [(b - a) * 1000 for a, b in itertools.pairwise(sent)]
+    assert len(sent) >= 1000 // MIN_WATCHDOG_MS and pending.attempts == len(sent)
+    assert max(gaps_ms) < MIN_WATCHDOG_MS and max(gaps_ms) <= HELLO_RETRY_MS + 5

@@ -13,9 +13,12 @@ import pytest
 from stimctl.protocol import (
     CATALOGUE,
     CATALOGUE_HASH,
+    HELLO_RETRY_MS,
     MAX_FRAME,
     MAX_PAYLOAD,
+    MIN_WATCHDOG_MS,
     PROTOCOL_VERSION,
+    Block,
     Message,
     NakReason,
 )
@@ -80,3 +83,50 @@ def test_every_nak_reason_is_in_the_table_with_its_code() -> None:
 def test_the_doc_states_the_protocol_version() -> None:
     assert f"# stimctl wire protocol (version {PROTOCOL_VERSION})" in DOC
     assert f"`version` is `PROTOCOL_VERSION` = {PROTOCOL_VERSION}" in DOC
+
+
+def _fixed_size(cls: type[Message]) -> int:
+    return struct.calcsize("<" + "".join(code for _, code in cls.FIELDS))
+
+
+@pytest.mark.parametrize("cls", list(CATALOGUE.values()), ids=lambda c: c.__name__)
+def test_every_heading_names_the_catalogue_name_and_records_theirs(cls: type[Message]) -> None:
+    """The catalogue description uses names an implementer cannot derive from the wire names
+    (ESTOP is `EStop`): the document gives each one."""
+    heading = rf"#### `{cls.TYPE:#04x}` {wire_name(cls)} \([^)\n]*catalogue name `{cls.__name__}`\)"
+    assert re.search(heading, DOC), f"{cls.__name__}: heading must name `{cls.__name__}`"
+    if cls.ITEM is not None:
+        assert f"record catalogue name `{cls.ITEM.__name__}`" in _section(cls), cls.ITEM.__name__
+
+
+@pytest.mark.parametrize("cls", list(CATALOGUE.values()), ids=lambda c: c.__name__)
+def test_every_payload_line_is_the_exact_length_the_codec_takes(cls: type[Message]) -> None:
+    """One reading of "Payload:" for every message: a record message's line includes the count
+    byte (F + R x count), as the Framing section says."""
+    section, fixed = _section(cls), _fixed_size(cls)
+    if cls.ITEM is None:
+        expected = "Empty payload." if fixed == 0 else f"Payload: {fixed} byte{'s' * (fixed > 1)}."
+    else:
+        stride = struct.calcsize("<" + "".join(code for _, code in cls.ITEM.FIELDS))
+        expected = f"Payload: {fixed + 1} + {stride} × count bytes ({fixed} byte"
+    assert expected in section, f"{cls.__name__}: expected {expected!r}"
+
+
+def test_the_framing_rule_says_the_payload_line_includes_the_count_byte() -> None:
+    framing = " ".join(DOC.split("## Framing", 1)[1].split("\n## ", 1)[0].split())
+    assert Block.ITEM is not None
+    fixed, stride = (
+        _fixed_size(Block),
+        struct.calcsize("<" + "".join(c for _, c in Block.ITEM.FIELDS)),
+    )
+    assert "**plus the count byte**" in framing
+    assert (
+        f"BLOCK: {fixed} bytes of fixed fields + the count byte = {fixed + 1}, records of"
+        f" {stride} bytes"
+    ) in framing
+
+
+def test_the_hello_pacing_in_the_doc_is_the_protocols_and_beats_the_smallest_watchdog() -> None:
+    assert HELLO_RETRY_MS < MIN_WATCHDOG_MS
+    assert f"`HELLO_RETRY_MS` = {HELLO_RETRY_MS} ms" in DOC
+    assert f"`MIN_WATCHDOG_MS` = {MIN_WATCHDOG_MS} ms" in DOC

@@ -75,7 +75,15 @@ def test_unknown_url_parameter_raises_a_clear_serial_exception() -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["channels=9", "speed=0", "drop=2", "fault=meltdown:1", "watchdog_ms=x", "lockstep=maybe"],
+    [
+        "channels=9",
+        "speed=0",
+        "drop=2",
+        "fault=meltdown:1",
+        "watchdog_ms=x",
+        "watchdog_ms=99",
+        "lockstep=maybe",
+    ],
 )
 def test_bad_url_values_raise_serial_exception(query: str) -> None:
     with pytest.raises(serial.SerialException, match="bad value"):

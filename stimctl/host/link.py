@@ -24,6 +24,8 @@ from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
 from stimctl.host.simprocess import register_stimsim_urls
 from stimctl.protocol import (
     CATALOGUE_HASH,
+    HELLO_RETRY_MS,
+    MIN_WATCHDOG_MS,
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
@@ -446,6 +448,11 @@ class Link:
                 f" {PROTOCOL_VERSION}"
             )
         assert isinstance(info, DeviceInfo)
+        if info.watchdog_ms < MIN_WATCHDOG_MS:
+            raise ProtocolMismatch(
+                f"device watchdog {info.watchdog_ms} ms is below the protocol's minimum"
+                f" {MIN_WATCHDOG_MS} ms (the host's HELLO pacing relies on it)"
+            )
         if info.protocol_version != PROTOCOL_VERSION:
             raise ProtocolMismatch(
                 f"protocol version mismatch: device speaks {info.protocol_version},"
@@ -460,8 +467,11 @@ class Link:
         return info
 
     def _handshake(self, pending: _Pending, deadline: float) -> None:
-        """HELLO until DEVICE_INFO (or a refusal) comes: again every COMMAND_RETRY_S of host
-        time or COMMAND_RETRY_DEVICE_MS of device time (HELLO changes no device state)."""
+        """HELLO until DEVICE_INFO (or a refusal) comes: again, each time with a new seq, every
+        HELLO_RETRY_MS of host time (before a session there is no device clock; this is shorter
+        than any watchdog a device may have, so a session opened by a HELLO whose DEVICE_INFO
+        was lost does not end before the next HELLO), or COMMAND_RETRY_DEVICE_MS of device time
+        while TELEMETRY flows (a re-handshake). HELLO changes no device state."""
         self.send(pending.msg, track=False)
         since_s, since_ms = time.monotonic(), self.device_ms
         while not pending.done.wait(max(0.0, min(0.02, deadline - time.monotonic()))):
@@ -473,7 +483,7 @@ class Link:
                 and self.device_ms is not None
                 and (self.device_ms - since_ms >= COMMAND_RETRY_DEVICE_MS)
             )
-            if now - since_s >= COMMAND_RETRY_S or late_ms:
+            if now - since_s >= HELLO_RETRY_MS / 1000 or late_ms:
                 since_s, since_ms = now, self.device_ms
                 pending.attempts += 1
                 with contextlib.suppress(LinkError):

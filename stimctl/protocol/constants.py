@@ -19,6 +19,15 @@ DELIMITER = 0x00
 
 SEQ_MODULO = 1 << 16
 
+MIN_WATCHDOG_MS = 100
+"""The smallest ``watchdog_ms`` a device may report in DEVICE_INFO (the host refuses a smaller
+one at the handshake): before DEVICE_INFO the host knows no watchdog, so it paces its HELLOs on
+this bound."""
+HELLO_RETRY_MS = 50
+"""Host time between HELLOs until DEVICE_INFO comes (each a new frame with a new seq): half of
+MIN_WATCHDOG_MS, so a session opened by a HELLO whose DEVICE_INFO was lost is fed by the next
+HELLO before its watchdog can end it."""
+
 BLOCK_FLAG_LAST = 0x01  # Block.flags: the last block of the session
 NO_BLOCK = 0xFFFF_FFFF  # never a block index: BLOCK_SEQUENCE's detail once a LAST block is queued
 
