@@ -11,7 +11,8 @@ import json
 import sys
 from typing import Any
 
-from stimctl.cli.clinic_options import EXIT_DATABASE, add_db_option, open_clinic, operator_name
+from stimctl.cli.clinic_action import run_action
+from stimctl.cli.clinic_options import add_db_option, operator_name
 from stimctl.host.status import ExitCode
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = ExitCode.OK, ExitCode.REFUSED, ExitCode.USAGE
@@ -53,11 +54,6 @@ def _say(message: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from stimctl.clinic.db import DatabaseError, db_reason
-    from stimctl.clinic.patients import PatientError
-
     action = getattr(args, "patient_action", None)
     if action is None:
         args.patient_parser.print_help(sys.stderr)
@@ -68,25 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     if action == "export" and not args.json:
         _say("export writes JSON: pass --json")
         return EXIT_USAGE
-    try:
-        db = open_clinic(args)
-    except DatabaseError as error:
-        _say(f"database: {error}")
-        return EXIT_DATABASE
-    try:
-        with db.session() as session:
-            return ACTIONS[action](session, args)
-    except PatientError as error:
-        _say(f"refused: {error}")
-        return EXIT_REFUSED
-    except DatabaseError as error:
-        _say(f"database: {error}")
-        return EXIT_DATABASE
-    except SQLAlchemyError as error:  # the server went away mid-command: one line too
-        _say(f"database: {db_reason(error)}")
-        return EXIT_DATABASE
-    finally:
-        db.dispose()
+    return run_action(PROG, args, lambda session: ACTIONS[action](session, args))
 
 
 def _add(session: Any, args: argparse.Namespace) -> int:
