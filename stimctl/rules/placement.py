@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from stimctl.rules import acupoints
 from stimctl.rules.body import lower_body, segment_of, thoracic_path
 from stimctl.rules.context import ENDS, RuleContext, finding
-from stimctl.rules.envelope import RULES
+from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Violation
 
 __all__ = [
