@@ -14,12 +14,11 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from stimctl.rules import acupoints
-from stimctl.rules.profile import MAX_CHANNELS, Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 
 __all__ = [
@@ -126,7 +125,7 @@ class SiteQuantities:
 
 def electrode_amplitude(profile: Profile, electrode: Electrode) -> float:
     """The peak current through an electrode: the sum of its channels' amplitudes, mA."""
-    return math.fsum(profile.channels[i].amplitude_ma for i in electrode.channels)
+    return total(profile.channels[i].amplitude_ma for i in electrode.channels)
 
 
 def site_quantities(profile: Profile) -> tuple[SiteQuantities, ...]:
