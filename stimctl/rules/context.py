@@ -10,7 +10,7 @@ from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 from stimctl.rules.ruletable import RULES
-from stimctl.rules.violations import Severity, Value, Violation
+from stimctl.rules.violations import Severity, Value, Violation, violation
 
 __all__ = [
     "ENDS",
@@ -42,11 +42,11 @@ class RuleContext:
 
     __slots__ = (
         "_area",
+        "_channel_tops",
         "_known",
         "_shape",
         "amplitudes",
         "channel_amplitudes",
-        "channel_tops",
         "electrode_tops",
         "electrodes",
         "envelope",
@@ -74,8 +74,7 @@ class RuleContext:
     strongest: int
     #: Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``).
     variants: tuple[tuple[tuple[float, float], ...], ...]
-    #: [phase]: the quantities at each variant of the strongest channel / electrode.
-    channel_tops: tuple[Variants, ...]
+    #: [phase]: the quantities at each variant of the strongest electrode.
     electrode_tops: tuple[Variants, ...]
 
     def __init__(
@@ -83,7 +82,7 @@ class RuleContext:
     ) -> None:
         self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
         channels = profile.channels
-        sites = tuple([(site_or_none(c.anode), site_or_none(c.cathode)) for c in channels])
+        sites = tuple([(_site(c.anode), _site(c.cathode)) for c in channels])
         self.sites = sites
         found = electrodes_of(
             [(None if a is None else a.label, None if c is None else c.label) for a, c in sites]
@@ -109,9 +108,8 @@ class RuleContext:
         self._shape = profile.waveform.shape
         self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
         self._known: dict[tuple[float, int], Variants] = {}
-        phases = range(len(self.variants))
-        self.channel_tops = tuple([self.quantities(max(own), p) for p in phases])
-        self.electrode_tops = tuple([self.quantities(top, p) for p in phases])
+        self._channel_tops: tuple[Variants, ...] | None = None
+        self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
 
     @classmethod
     def build(
@@ -129,9 +127,27 @@ class RuleContext:
             )
         return figures
 
+    @property
+    def channel_tops(self) -> tuple[Variants, ...]:
+        """[phase]: the quantities at each variant of the strongest channel."""
+        if self._channel_tops is None:
+            strongest = max(self.channel_amplitudes)
+            phases = range(len(self.variants))
+            self._channel_tops = tuple([self.quantities(strongest, p) for p in phases])
+        return self._channel_tops
+
     def strongest_described(self) -> str:
         """Who carries ``top_amplitude_ma``: 'channel 1' or 'site ST36-L (channels 1, 2)'."""
         return self.electrodes[self.strongest].describe(self.profile)
+
+
+def _site(text: str) -> acupoints.Site | None:
+    """``site_or_none`` for the str a parsed profile holds."""
+    parsed = _site_or_reason(text)
+    return parsed if type(parsed) is _Site else None
+
+
+_site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
 
 
 def site_or_none(text: str) -> acupoints.Site | None:
@@ -152,7 +168,7 @@ def finding(
 ) -> Violation:
     """A Violation of ``code`` with the rule table's severity (unless given) and source."""
     rule = RULES[code]
-    return Violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
 
 
 def exceeds(actual: float, limit: float) -> bool:

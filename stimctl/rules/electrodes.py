@@ -101,16 +101,21 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
-    used = [label for pair in labels for label in pair if label is not None]
-    if len(set(used)) == len(used) and len(labels) <= len(_ALONE):
+    users: dict[str, list[int]] = {}
+    for i, (anode, cathode) in enumerate(labels):
+        if anode is not None:
+            users.setdefault(anode, []).append(i)
+        if cathode is not None and cathode != anode:
+            users.setdefault(cathode, []).append(i)
+    shared = {label: tuple(channels) for label, channels in users.items() if len(channels) > 1}
+    if not shared and len(labels) <= len(_ALONE):
         return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
-    shared = {label: users for label, users in _users(labels).items() if len(users) > 1}
     alone = [
         Electrode(None, (i,))
-        for i, pair in enumerate(labels)
-        if any(label is None or label not in shared for label in pair)
+        for i, (anode, cathode) in enumerate(labels)
+        if anode is None or cathode is None or anode not in shared or cathode not in shared
     ]
-    return (*alone, *(Electrode(label, users) for label, users in shared.items()))
+    return (*alone, *(Electrode(label, channels) for label, channels in shared.items()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,14 +40,20 @@ __all__ = ["sound"]
 _INF = math.inf
 _SHAPES = frozenset(get_args(Shape))
 _MODES = frozenset(get_args(Mode))
-_PROFILE_KEYS = frozenset(Profile.model_fields)
-_NEEDLE_KEYS = frozenset(Needle.model_fields)
-_WAVEFORM_KEYS = frozenset(Waveform.model_fields)
-_CHANNEL_KEYS = frozenset(Channel.model_fields)
-_PHASE_KEYS = frozenset(Phase.model_fields)
-_OPTIONAL = ("switch_s", "on_s", "off_s", "window_ramp_s")
 #: The model validator of Phase as a plain function (raises PydanticCustomError).
 _phase_structure = Phase._structure
+_FIELD_COUNTS = {cls: len(cls.model_fields) for cls in (Profile, Needle, Waveform, Channel, Phase)}
+
+
+def _fields(model: Any, cls: type) -> dict[str, Any]:
+    """The model's field values when it is exactly ``cls`` with as many fields set as it has;
+    KeyError otherwise. Every caller reads each field, so a wrong name raises there too."""
+    if type(model) is not cls or model.__pydantic_extra__ is not None:
+        raise KeyError(cls.__name__)
+    fields: dict[str, Any] = model.__dict__
+    if len(fields) != _FIELD_COUNTS[cls]:
+        raise KeyError(cls.__name__)
+    return fields
 
 
 def _positive(value: Any) -> bool:
@@ -65,29 +71,22 @@ def _text(value: Any, most: int) -> bool:
     return type(value) is str and 1 <= len(value) <= most
 
 
-def _fields(model: Any, cls: type, keys: frozenset[str]) -> dict[str, Any] | None:
-    """The model's field values when it is exactly ``cls`` with exactly its fields set."""
-    if type(model) is not cls or model.__pydantic_extra__ is not None:
-        return None
-    fields: dict[str, Any] = model.__dict__
-    return fields if fields.keys() == keys else None
-
-
 def _channels_sound(channels: Any) -> bool:
     if type(channels) is not list or not 1 <= len(channels) <= MAX_CHANNELS:
         return False
     ids = set()
     for channel in channels:
-        f = _fields(channel, Channel, _CHANNEL_KEYS)
-        if f is None:
-            return False
-        channel_id = f["id"]
-        if type(channel_id) is not int or not 1 <= channel_id <= MAX_CHANNELS:
-            return False
+        f = _fields(channel, Channel)
+        channel_id, amplitude, anode, cathode = f["id"], f["amplitude_ma"], f["anode"], f["cathode"]
         if not (
-            _text(f["anode"], SITE_MAX_CHARS)
-            and _text(f["cathode"], SITE_MAX_CHARS)
-            and _positive(f["amplitude_ma"])
+            type(channel_id) is int
+            and 1 <= channel_id <= MAX_CHANNELS
+            and type(amplitude) is float
+            and 0.0 < amplitude < _INF
+            and type(anode) is str
+            and 1 <= len(anode) <= SITE_MAX_CHARS
+            and type(cathode) is str
+            and 1 <= len(cathode) <= SITE_MAX_CHARS
         ):
             return False
         ids.add(channel_id)
@@ -95,25 +94,22 @@ def _channels_sound(channels: Any) -> bool:
 
 
 def _phase_sound(phase: Any) -> bool:
-    f = _fields(phase, Phase, _PHASE_KEYS)
-    if f is None:
-        return False
+    f = _fields(phase, Phase)
+    mode, up, down = f["mode"], f["ramp_up_s"], f["ramp_down_s"]
+    optional = (f["switch_s"], f["on_s"], f["off_s"], f["window_ramp_s"])
     if not (
         _positive(f["duration_s"])
-        and type(f["mode"]) is str
-        and f["mode"] in _MODES
+        and type(mode) is str
+        and mode in _MODES
         and _number_or_pair(f["frequency_hz"])
         and _number_or_pair(f["pulse_width_us"])
+        and type(up) is float
+        and 0.0 <= up < _INF
+        and type(down) is float
+        and 0.0 <= down < _INF
+        and all(value is None or _positive(value) for value in optional)
     ):
         return False
-    for name in _OPTIONAL:
-        value = f[name]
-        if value is not None and not _positive(value):
-            return False
-    for name in ("ramp_up_s", "ramp_down_s"):
-        value = f[name]
-        if type(value) is not float or not 0.0 <= value < _INF:
-            return False
     try:
         _phase_structure(phase)
     except PydanticCustomError:
@@ -121,34 +117,33 @@ def _phase_sound(phase: Any) -> bool:
     return True
 
 
-def sound(profile: Any) -> bool:
-    """True when ``profile`` holds exactly what ``parse_profile`` makes of its dump."""
-    f = _fields(profile, Profile, _PROFILE_KEYS)
-    if f is None:
-        return False
-    if f["schema_id"] != SCHEMA or type(f["schema_id"]) is not str:
-        return False
-    if not _text(f["name"], NAME_MAX_CHARS):
-        return False
-    if type(f["description"]) is not str or type(f["source"]) is not str:
-        return False
-    needle = _fields(f["needle"], Needle, _NEEDLE_KEYS)
-    if needle is None:
-        return False
+def _profile_sound(profile: Any) -> bool:
+    f = _fields(profile, Profile)
+    schema, needle, waveform = f["schema_id"], _fields(f["needle"], Needle), f["waveform"]
     diameter, insertion = needle["diameter_mm"], needle["insertion_mm"]
-    if not (
-        type(diameter) is float
+    shape, phases = _fields(waveform, Waveform)["shape"], f["phases"]
+    return (
+        type(schema) is str
+        and schema == SCHEMA
+        and _text(f["name"], NAME_MAX_CHARS)
+        and type(f["description"]) is str
+        and type(f["source"]) is str
+        and type(diameter) is float
         and 0.0 < diameter <= NEEDLE_DIAMETER_MAX_MM
         and type(insertion) is float
         and 0.0 < insertion <= NEEDLE_INSERTION_MAX_MM
-    ):
+        and type(shape) is str
+        and shape in _SHAPES
+        and _channels_sound(f["channels"])
+        and type(phases) is list
+        and 1 <= len(phases) <= MAX_PHASES
+        and all(_phase_sound(phase) for phase in phases)
+    )
+
+
+def sound(profile: Any) -> bool:
+    """True when ``profile`` holds exactly what ``parse_profile`` makes of its dump."""
+    try:
+        return _profile_sound(profile)
+    except KeyError:  # not exactly the model, or not exactly its fields
         return False
-    waveform = _fields(f["waveform"], Waveform, _WAVEFORM_KEYS)
-    if waveform is None or type(waveform["shape"]) is not str or waveform["shape"] not in _SHAPES:
-        return False
-    if not _channels_sound(f["channels"]):
-        return False
-    phases = f["phases"]
-    if type(phases) is not list or not 1 <= len(phases) <= MAX_PHASES:
-        return False
-    return all(_phase_sound(phase) for phase in phases)

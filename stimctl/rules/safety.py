@@ -44,7 +44,7 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_channels,
             len(channels),
         )
-    for i, channel in enumerate(channels):
+    for i, channel in enumerate(channels if max(c.id for c in channels) > env.max_channels else ()):
         if channel.id > env.max_channels:
             yield finding(
                 "channel-count-max",
@@ -54,7 +54,8 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_channels,
                 channel.id,
             )
-    for i, channel in enumerate(channels):
+    highest = max(ctx.channel_amplitudes)
+    for i, channel in enumerate(channels if not highest <= env.max_amplitude_ma else ()):
         if exceeds(channel.amplitude_ma, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -102,7 +103,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                     f"{f_lo:g}..{f_hi:g}",
                     f,
                 )
-    for p, tops in enumerate(ctx.channel_tops):
+    for p, tops in enumerate(ctx.electrode_tops):
         for v, q in enumerate(tops):  # the pulse's length does not depend on amplitude
             fit = 1e6 / q.min_period_us
             if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
@@ -150,7 +151,7 @@ def _quantity_rule(
         limit = getattr(ctx.envelope, field)
         if all(
             (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
-            for tops in (ctx.electrode_tops if per_site else ctx.channel_tops)
+            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
             for q in tops
         ):
             return  # the strongest current stays under the limit, so every current does
@@ -294,6 +295,8 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         for i in amplitudes
         for _, pw in phase
     )
+    if shape != "monophasic" and worst == 0.0:
+        return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
     tolerance = 1e-9 * max([q.phase_charge_uc for tops in ctx.channel_tops for q in tops])
     if shape == "monophasic" or exceeds(worst, tolerance):
