@@ -82,7 +82,11 @@ class RuleContext:
     ) -> None:
         self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
         channels = profile.channels
-        sites = tuple([(_site(c.anode), _site(c.cathode)) for c in channels])
+        reason, site = _site_or_reason, _Site  # the Site, or why the text names none
+        parsed = [(reason(c.anode), reason(c.cathode)) for c in channels]
+        sites = tuple(
+            [(a if type(a) is site else None, c if type(c) is site else None) for a, c in parsed]
+        )
         self.sites = sites
         found = electrodes_of(
             [(None if a is None else a.label, None if c is None else c.label) for a, c in sites]
@@ -139,12 +143,6 @@ class RuleContext:
     def strongest_described(self) -> str:
         """Who carries ``top_amplitude_ma``: 'channel 1' or 'site ST36-L (channels 1, 2)'."""
         return self.electrodes[self.strongest].describe(self.profile)
-
-
-def _site(text: str) -> acupoints.Site | None:
-    """``site_or_none`` for the str a parsed profile holds."""
-    parsed = _site_or_reason(text)
-    return parsed if type(parsed) is _Site else None
 
 
 _site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site

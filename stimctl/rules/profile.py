@@ -160,35 +160,34 @@ class Phase(_Strict):
 
     @model_validator(mode="after")
     def _structure(self) -> Phase:
+        mode, switch_s, on_s, edges = self.mode, self.switch_s, self.on_s, self.window_ramp_s
         pair_f = isinstance(self.frequency_hz, tuple)
-        pair_pw = isinstance(self.pulse_width_us, tuple)
-        dense = self.mode == "dense_disperse"
-        intermittent = self.mode == "intermittent"
+        dense = mode == "dense_disperse"
+        intermittent = mode == "intermittent"
         if dense and not pair_f:
             raise _misplaced("frequency_hz", "dense_disperse needs a frequency pair, e.g. [2, 100]")
         if not dense and pair_f:
-            raise _misplaced("frequency_hz", f"{self.mode} takes one frequency, not a pair")
-        if not dense and pair_pw:
-            raise _misplaced("pulse_width_us", f"{self.mode} takes one pulse width, not a pair")
-        if dense and self.switch_s is None:
+            raise _misplaced("frequency_hz", f"{mode} takes one frequency, not a pair")
+        if not dense and isinstance(self.pulse_width_us, tuple):
+            raise _misplaced("pulse_width_us", f"{mode} takes one pulse width, not a pair")
+        if dense and switch_s is None:
             raise _misplaced("switch_s", "dense_disperse needs switch_s (time at each frequency)")
-        if not dense and self.switch_s is not None:
+        if not dense and switch_s is not None:
             raise _misplaced("switch_s", "switch_s is only for dense_disperse")
-        for name in ("on_s", "off_s"):
-            given = getattr(self, name) is not None
-            if intermittent and not given:
+        for name, value in (("on_s", on_s), ("off_s", self.off_s)):
+            if intermittent and value is None:
                 raise _misplaced(name, f"intermittent needs {name}")
-            if not intermittent and given:
+            if not intermittent and value is not None:
                 raise _misplaced(name, f"{name} is only for intermittent")
-        if not intermittent and self.window_ramp_s is not None:
+        if not intermittent and edges is not None:
             raise _misplaced("window_ramp_s", "window_ramp_s is only for intermittent")
-        if self.ramp_up_s + self.ramp_down_s > self.duration_s * (1 + _RAMP_TOLERANCE):
+        up, down, duration = self.ramp_up_s, self.ramp_down_s, self.duration_s
+        if up + down > duration * (1 + _RAMP_TOLERANCE):
             raise _misplaced(
                 "ramp_down_s",
-                f"ramp_up_s + ramp_down_s ({self.ramp_up_s:g} + {self.ramp_down_s:g} s) "
-                f"exceeds duration_s ({self.duration_s:g} s)",
+                f"ramp_up_s + ramp_down_s ({up:g} + {down:g} s) exceeds duration_s"
+                f" ({duration:g} s)",
             )
-        edges, on_s = self.window_ramp_s, self.on_s
         if edges is not None and on_s is not None and 2 * edges > on_s * (1 + _RAMP_TOLERANCE):
             raise _misplaced(
                 "window_ramp_s",

@@ -30,6 +30,7 @@ __all__ = [
 #: Reference load for energy and power figures (IEC 60601-2-10; FDA 1999 guidance).
 LOAD_OHM = 500.0
 _new_tuple = tuple.__new__
+_sqrt, _log10 = math.sqrt, math.log10
 
 
 def needle_area_cm2(diameter_mm: float, insertion_mm: float) -> float:
@@ -123,15 +124,15 @@ def pulse_quantities(
         square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
     else:
         active_us, square_sum = pw, 1.0 * i * i * pw
-    net = net_charge_uc(i, pw, shape)
+    net = 0.0 if shape == "biphasic_symmetric" else net_charge_uc(i, pw, shape)
     # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
     mean_square_ma2 = 1.0 * square_sum * f * 1e-6
-    rms = math.sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
     energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
     power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
     try:
-        shannon = math.log10(q) + math.log10(q / area_cm2) if q > 0 else -math.inf
+        shannon = _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
     except (ValueError, ZeroDivisionError):
         shannon = math.nan
     try:

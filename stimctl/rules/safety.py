@@ -31,6 +31,7 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
+_RAMPS = ("ramp_up_s", "ramp_down_s", "window_ramp_s")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -168,11 +169,16 @@ def _quantity_rule(
                 if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
                     failing[(r, p) if per_site else (p, r)] = value
         # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
+        u = f" {unit}" if unit else ""
+        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+        named: dict[int, tuple[str, str]] = {}
         for (first, second), value in sorted(failing.items()):
-            loc, who = _where(ctx, first, second, per_site)
+            r, p = (first, second) if per_site else (second, first)
+            if r not in named:
+                named[r] = _row(ctx, r, per_site)
+            loc, who = named[r]
             yield finding(
-                code, loc, f"{who}: {what} {value:.4g}{u} {op} {limit:g}{u}", limit, value
+                code, f"phases[{p}].{loc}", f"{who}: {what} {value:.4g}{tail}", limit, value
             )
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
@@ -183,12 +189,12 @@ def _quantity_rule(
     return rule
 
 
-def _where(ctx: RuleContext, first: int, second: int, per_site: bool) -> tuple[str, str]:
-    """(loc, who) of a row: (electrode, phase) or (phase, channel) indices."""
+def _row(ctx: RuleContext, r: int, per_site: bool) -> tuple[str, str]:
+    """(loc within a phase, who) of electrode or channel ``r``."""
     if per_site:
-        electrode = ctx.electrodes[first]
-        return f"phases[{second}].{electrode.loc}", electrode.describe(ctx.profile)
-    return f"phases[{first}].channels[{second}]", f"channel {ctx.profile.channels[second].id}"
+        electrode = ctx.electrodes[r]
+        return electrode.loc, electrode.describe(ctx.profile)
+    return f"channels[{r}]", f"channel {ctx.profile.channels[r].id}"
 
 
 phase_charge_rule = _quantity_rule(
@@ -259,8 +265,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     "0.1 Hz",
                     f,
                 )
-        for name in _TIMES:
-            seconds = getattr(phase, name)
+        times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
+        for name, seconds in zip(_TIMES, times, strict=True):
             if seconds is not None and seconds < 0.001:
                 yield finding(
                     "device-resolution",
@@ -287,14 +293,11 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     shape = ctx.profile.waveform.shape
     if shape == "biphasic_symmetric":
         return  # no net charge: nothing exceeds the tolerance
-    # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
+    # Each (amplitude, pulse width) once, in table order ([phase][channel][variant]): max()
+    # keeps a nan only where it comes first, and the first stays first.
     amplitudes = ctx.channel_amplitudes
-    worst = max(
-        abs(net_charge_uc(i, pw, shape))
-        for phase in ctx.variants
-        for i in amplitudes
-        for _, pw in phase
-    )
+    pairs = dict.fromkeys((i, pw) for phase in ctx.variants for i in amplitudes for _, pw in phase)
+    worst = max([abs(net_charge_uc(i, pw, shape)) for i, pw in pairs])
     if shape != "monophasic" and worst == 0.0:
         return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
@@ -337,7 +340,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                 0.0,
                 phase.ramp_up_s,
             )
-        edges = profile.window_ramp_s(j, rate_max, top)
+        edges = profile.window_ramp_s(j, rate_max, top) if phase.mode == "intermittent" else None
         if edges is not None and phase.window_ramp_s is None and phase.on_s is not None:
             try:
                 squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
@@ -354,8 +357,8 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                     rate_max,
                     squeezed,
                 )
-        for name in ("ramp_up_s", "ramp_down_s", "window_ramp_s"):
-            seconds = getattr(phase, name)
+        ramps = (phase.ramp_up_s, phase.ramp_down_s, phase.window_ramp_s)
+        for name, seconds in zip(_RAMPS, ramps, strict=True):
             if seconds is not None and seconds > 0:
                 rate = top / seconds
                 if exceeds(rate, env.max_ramp_rate_ma_per_s):
