@@ -56,17 +56,6 @@ def _fields(model: Any, cls: type) -> dict[str, Any]:
     return fields
 
 
-def _positive(value: Any) -> bool:
-    """A finite float > 0, as parsing leaves every positive figure."""
-    return type(value) is float and 0.0 < value < _INF
-
-
-def _number_or_pair(value: Any) -> bool:
-    if type(value) is tuple:
-        return len(value) == 2 and _positive(value[0]) and _positive(value[1])
-    return _positive(value)
-
-
 def _text(value: Any, most: int) -> bool:
     return type(value) is str and 1 <= len(value) <= most
 
@@ -95,21 +84,28 @@ def _channels_sound(channels: Any) -> bool:
 
 def _phase_sound(phase: Any) -> bool:
     f = _fields(phase, Phase)
-    mode, up, down = f["mode"], f["ramp_up_s"], f["ramp_down_s"]
-    optional = (f["switch_s"], f["on_s"], f["off_s"], f["window_ramp_s"])
-    if not (
-        _positive(f["duration_s"])
-        and type(mode) is str
-        and mode in _MODES
-        and _number_or_pair(f["frequency_hz"])
-        and _number_or_pair(f["pulse_width_us"])
-        and type(up) is float
-        and 0.0 <= up < _INF
-        and type(down) is float
-        and 0.0 <= down < _INF
-        and all(value is None or _positive(value) for value in optional)
+    mode, frequency, width = f["mode"], f["frequency_hz"], f["pulse_width_us"]
+    up, down = f["ramp_up_s"], f["ramp_down_s"]
+    if type(mode) is not str or mode not in _MODES:
+        return False
+    if (type(frequency) is tuple and len(frequency) != 2) or (
+        type(width) is tuple and len(width) != 2
     ):
         return False
+    positive = (
+        f["duration_s"],
+        *(frequency if type(frequency) is tuple else (frequency,)),
+        *(width if type(width) is tuple else (width,)),
+    )
+    for value in positive:
+        if type(value) is not float or not 0.0 < value < _INF:
+            return False
+    for value in (f["switch_s"], f["on_s"], f["off_s"], f["window_ramp_s"]):
+        if value is not None and (type(value) is not float or not 0.0 < value < _INF):
+            return False
+    for value in (up, down):
+        if type(value) is not float or not 0.0 <= value < _INF:
+            return False
     try:
         _phase_structure(phase)
     except PydanticCustomError:
