@@ -150,11 +150,9 @@ def _quantity_rule(
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        if all(
-            (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
-            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
-            for q in tops
-        ):
+        top = ctx.top_figures  # no channel carries more than the strongest site
+        tops = [top] if top is not None else [q for row in ctx.electrode_tops for q in row]
+        if all((key(q) + margin < limit) if at_limit else (key(q) + margin <= limit) for q in tops):
             return  # the strongest current stays under the limit, so every current does
         # Each phase, strongest current first, until one clears the limit (the rest do too).
         rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
