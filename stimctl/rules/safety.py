@@ -273,7 +273,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     0.001,
                     seconds,
                 )
-    for i, channel in enumerate(ctx.profile.channels):
+    channels = ctx.profile.channels if max(ctx.channel_amplitudes) > _U16 / 1000 else ()
+    for i, channel in enumerate(channels):
         amplitude = channel.amplitude_ma
         if amplitude <= env.max_amplitude_ma and exceeds(amplitude, _U16 / 1000):
             yield finding(
