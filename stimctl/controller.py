@@ -26,18 +26,8 @@ from stimctl.host.interlock import Command, Interlock
 from stimctl.host.journal import Journal
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
-from stimctl.host.plateau import (
-    check_plateau,
-    clamped_target,
-    gain_permille,
-    reramp_na_per_s,
-)
-from stimctl.host.preparation import (
-    arm_context,
-    arm_message,
-    compile_for_device,
-    profile_line,
-)
+from stimctl.host.plateau import check_plateau, clamped_target, gain_permille, reramp_na_per_s
+from stimctl.host.preparation import arm_context, arm_message, compile_for_device, refused_line
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import Session, SessionContext
 from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
@@ -132,7 +122,7 @@ class Controller:
                     "patient": sorted(ctl.patient), "url": ctl.url,
                     "simulator": ctl.is_simulator, "versions": versions(),
                 })  # fmt: skip
-            ctl._open_link(timeout)
+            ctl.mirror.attach(timeout)
         except RecordFailed as exc:  # refused (exit code 1): nothing was armed
             ctl.close(exit_code=1)
             exc.rescue = ctl.record_rescue
@@ -142,14 +132,6 @@ class Controller:
             raise
         return ctl
 
-    def _open_link(self, timeout: float) -> None:
-        """Link, HELLO, device and envelope; the device read back and brought to rest."""
-        self.connection.open(self.mirror.on_message, self.mirror.on_lost, timeout)
-        self.journal.write("device", self.connection.device_record())
-        self.recorder.require_intact()
-        with self.ctx.waiting():
-            self.mirror.read_back(timeout)
-
     def reconnect(self, url: str | None = None, timeout: float = 2.0) -> None:
         """Open the port again after LINK_LOST and read the device back. A latched fault stays
         latched and the device stays disarmed until the operator acknowledges and re-arms."""
@@ -158,7 +140,7 @@ class Controller:
             old.close()
         if url is not None:
             self.connection.change_port(url)
-        self._open_link(timeout)
+        self.mirror.attach(timeout)
 
     # --- properties -----------------------------------------------------------------------
     @property
@@ -280,18 +262,13 @@ class Controller:
             try:
                 profile = load_profile(profile)
             except ProfileError as exc:  # the refusal is part of the session's record
-                self.journal.write(
-                    "refused",
-                    {"path": str(profile), "violations": [v.to_dict() for v in exc.violations]},
-                )
+                self.journal.write("refused", refused_line(profile, exc.violations))
                 raise
         if patient is not None:
             self.patient = check_patient(patient)
         report = self._validate(profile, self.patient)
         if not report.ok:
-            self.journal.write("refused", {
-                **profile_line(profile), "patient": sorted(self.patient),
-                "violations": [v.to_dict() for v in report.violations]})  # fmt: skip
+            self.journal.write("refused", refused_line(profile, report.violations, self.patient))
             raise ValidationRefused(report)
         schedule, line = compile_for_device(
             profile, report, self.connection.device, self.patient,

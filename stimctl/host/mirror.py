@@ -81,6 +81,16 @@ class DeviceMirror:
         self._impedance_done = threading.Event()
 
     # --- waiting for the device (caller's thread) ---------------------------------------------
+    def attach(self, timeout: float) -> None:
+        """Link, HELLO, device and envelope (the record's ``device`` line on disk: RecordFailed
+        otherwise), then the device read back and brought to rest."""
+        connection = self._ctx.connection
+        connection.open(self.on_message, self.on_lost, timeout)
+        self._ctx.journal.write("device", connection.device_record())
+        self._ctx.journal.recorder.require_intact()
+        with self._ctx.waiting():
+            self.read_back(timeout)
+
     def read_back(self, timeout: float) -> None:
         """After HELLO: the first telemetry sets the host state (a latch is adopted with its
         cause); a device found armed or running (host restarted) is brought to rest, never
