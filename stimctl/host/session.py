@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from stimctl.host.errors import LinkError, StimctlError
 from stimctl.host.guard import check_block
+from stimctl.host.interlock import Command, Interlock
 from stimctl.host.status import FaultInfo, HostState, Outcome
 from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
 from stimctl.protocol import Block, Message, Nak, NakReason, State, Telemetry
@@ -35,7 +36,6 @@ from stimctl.rules.envelope import DEFAULT_STOP_RAMP_MS
 if TYPE_CHECKING:
     from stimctl.host.commander import Commander
     from stimctl.host.connection import Connection
-    from stimctl.host.interlock import Interlock
     from stimctl.host.journal import Journal
     from stimctl.host.schedule import Schedule
     from stimctl.rules.profile import Profile
@@ -267,6 +267,16 @@ class Session:
                     "first": first}  # fmt: skip
             self.ctx.journal.happened("fault", line, announce or fault.message, fault.to_dict())
             self.finish(Outcome.ESTOP if estop else Outcome.FAULT)
+
+    def acknowledged(self) -> None:
+        """The operator acknowledged the latch (the device cleared its own): host IDLE, the cause
+        and every impedance check forgotten; its state line and event."""
+        with self.ctx.lock:
+            cause = self.ctx.interlock.fault
+            self.ctx.interlock.apply(Command.ACKNOWLEDGE)
+        line = {"from": "latched", "to": "IDLE", "acknowledged": cause.to_dict() if cause else None}
+        why = "fault acknowledged; impedance must be checked again"
+        self.ctx.journal.happened("state", line, why)
 
     def estop_requested(self) -> None:
         """The operator's ESTOP is on its way: repeated with telemetry until the device latches."""

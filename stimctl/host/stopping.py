@@ -138,12 +138,7 @@ class Stopper:
         except CommandRejected as exc:
             if exc.reason != "BAD_STATE":  # BAD_STATE: the device was not latched (host-only)
                 raise
-        with self._ctx.lock:
-            cause = self._ctx.interlock.fault
-            self._ctx.interlock.apply(Command.ACKNOWLEDGE)
-        line = {"from": "latched", "to": "IDLE", "acknowledged": cause.to_dict() if cause else None}
-        why = "fault acknowledged; impedance must be checked again"
-        self._ctx.journal.happened("state", line, why)
+        self._session.acknowledged()
 
     def close(self, exit_code: int | None) -> None:
         """Make everything safe: output to zero (STOP ramp 0, or ESTOP if that fails), GOODBYE,
