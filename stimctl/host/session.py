@@ -279,7 +279,8 @@ class Session:
         self.ctx.journal.happened("state", line, why)
 
     def estop_requested(self) -> None:
-        """The operator's ESTOP is on its way: repeated with telemetry until the device latches."""
+        """The operator's ESTOP is on its way: repeated with telemetry until the device latches
+        (no lock: an e-stop never waits for the reader thread)."""
         self.estop_pending = True
 
     def estop_repeated(self) -> None:
