@@ -45,7 +45,6 @@ class RuleContext:
         "_channel_tops",
         "_known",
         "_shape",
-        "_top_figures",
         "amplitudes",
         "channel_amplitudes",
         "electrode_tops",
@@ -114,7 +113,6 @@ class RuleContext:
         self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
         self._known: dict[tuple[float, int], Variants] = {}
         self._channel_tops: tuple[Variants, ...] | None = None
-        self._top_figures: PulseQuantities | None = None
         self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
 
     @classmethod
@@ -132,15 +130,6 @@ class RuleContext:
                 [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]]
             )
         return figures
-
-    @property
-    def top_figures(self) -> PulseQuantities | None:
-        """Each figure's largest value over ``electrode_tops``; None when a figure may be nan
-        (a needle area of 0.0), which max() could pass over."""
-        if self._top_figures is None and self._area > 0:
-            flat = [q for tops in self.electrode_tops for q in tops]
-            self._top_figures = PulseQuantities._make(map(max, zip(*flat, strict=True)))
-        return self._top_figures
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:

@@ -150,9 +150,11 @@ def _quantity_rule(
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        top = ctx.top_figures  # no channel carries more than the strongest site
-        tops = [top] if top is not None else [q for row in ctx.electrode_tops for q in row]
-        if all((key(q) + margin < limit) if at_limit else (key(q) + margin <= limit) for q in tops):
+        if all(
+            (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
+            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
+            for q in tops
+        ):
             return  # the strongest current stays under the limit, so every current does
         # Each phase, strongest current first, until one clears the limit (the rest do too).
         rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
@@ -292,11 +294,14 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     shape = ctx.profile.waveform.shape
     if shape == "biphasic_symmetric":
         return  # no net charge: nothing exceeds the tolerance
-    # Each (amplitude, pulse width) once, in table order ([phase][channel][variant]): max()
-    # keeps a nan only where it comes first, and the first stays first.
+    # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
     amplitudes = ctx.channel_amplitudes
-    pairs = dict.fromkeys((i, pw) for phase in ctx.variants for i in amplitudes for _, pw in phase)
-    worst = max([abs(net_charge_uc(i, pw, shape)) for i, pw in pairs])
+    worst = max(
+        abs(net_charge_uc(i, pw, shape))
+        for phase in ctx.variants
+        for i in amplitudes
+        for _, pw in phase
+    )
     if shape != "monophasic" and worst == 0.0:
         return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
