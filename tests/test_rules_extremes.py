@@ -160,3 +160,10 @@ def test_quantity_rules_find_what_judging_every_current_finds(seed: int) -> None
             assert found == _every_current(ctx, key, at_limit, per_site), (rule.__name__, key)
             checked += 1
     assert checked > 1000
+
+
+def test_every_whole_frequency_the_device_takes_is_on_its_tenth_hz_step() -> None:
+    """resolution_rule skips the division for whole Hz: that shortcut rests on this."""
+    from stimctl.rules.safety import _off_step
+
+    assert not any(_off_step(float(f), 0.1) for f in range(0, 0xFFFF // 10 + 1))

@@ -254,8 +254,9 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-            if outside(f, f_lo, f_hi):
-                continue
+            if outside(f, f_lo, f_hi) or (f <= _U16 / 10 and f.is_integer()):
+                continue  # out of range (the range rule's), or whole Hz: f / 0.1 is 10 f within
+                # a few ulp, far inside the tolerance
             if not f <= _U16 / 10 or _off_step(f, 0.1):
                 yield finding(
                     "device-resolution",
