@@ -462,12 +462,13 @@ class Controller:
         if ``timeout`` ran out first. Use this, not ``time.sleep``, to let a session run: on the
         lock-step simulator device time runs only while the host waits."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._waiting(), self.mirror.telemetry_wakeups(), self.lock:
+        # the hand-over ends (device time runs on) only after this thread stopped waiting
+        with self.mirror.telemetry_wakeups() as frames, self._waiting(), self.lock:
             while not predicate(self.status()):
                 left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
                 if left <= 0:
                     return False
-                self.changed.wait(left)
+                frames.wait(left)
             return True
 
     def note(self, text: str) -> None:

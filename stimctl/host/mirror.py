@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from stimctl.host.commander import Commander
 from stimctl.host.connection import Connection
@@ -62,6 +62,27 @@ def _fault_name(code: int) -> str:
         return f"FAULT_{code}"
 
 
+class TelemetryWaiter:
+    """A thread inside ``DeviceMirror.telemetry_wakeups``: ``wait`` (its lock held) lets the
+    device run on; a frame handed over holds device time until the next ``wait`` or the end."""
+
+    __slots__ = ("_changed", "release")
+
+    def __init__(self, changed: threading.Condition) -> None:
+        self._changed = changed
+        self.release: Callable[[], None] | None = None  # set (under the lock) while holding
+
+    def looked(self) -> None:
+        """This thread has looked at every frame handed to it: device time may run on."""
+        release, self.release = self.release, None
+        if release is not None:
+            release()
+
+    def wait(self, timeout: float | None) -> bool:
+        self.looked()
+        return self._changed.wait(timeout)
+
+
 class DeviceMirror:
     """Handles the device's messages and keeps the host's view of it (and the link) current."""
 
@@ -85,7 +106,7 @@ class DeviceMirror:
         self._subscribers = subscribers
         self._commander = commander
         self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
-        self._telemetry_waiters = 0
+        self._telemetry_waiters: list[TelemetryWaiter] = []
         self._hb_frames = -1
         self._next_record_ms: int | None = None
         self._impedance: ImpedanceResult | None = None
@@ -147,16 +168,20 @@ class DeviceMirror:
             return session.tel
 
     @contextlib.contextmanager
-    def telemetry_wakeups(self) -> Iterator[None]:
+    def telemetry_wakeups(self) -> Iterator[TelemetryWaiter]:
         """While inside, every telemetry frame wakes the waiters of ``changed`` (otherwise
-        only state changes, answers and faults do)."""
+        only state changes, answers and faults do). Wait with the waiter's ``wait``: on the
+        lock-step simulator device time then stands at each frame until this thread has looked
+        at it, so a host reacting to a frame acts at that frame's device time."""
+        waiter = TelemetryWaiter(self._changed)
         with self._lock:
-            self._telemetry_waiters += 1
+            self._telemetry_waiters.append(waiter)
         try:
-            yield
+            yield waiter
         finally:
             with self._lock:
-                self._telemetry_waiters -= 1
+                self._telemetry_waiters.remove(waiter)
+            waiter.looked()
 
     def supervise(self) -> None:
         """Caller's thread: a device that sends nothing at all is a lost link."""
@@ -230,9 +255,10 @@ class DeviceMirror:
         session = self._session
         status = None
         with self._lock:
-            notify = not isinstance(msg, Telemetry) or self._telemetry_waiters > 0
+            notify = not isinstance(msg, Telemetry) or bool(self._telemetry_waiters)
             if isinstance(msg, Telemetry):
                 self._on_telemetry(msg)
+                self._hand_to_waiters()
                 if self._subscribers.wanted("telemetry"):
                     status = session.status(self._interlock.state, self._interlock.fault)
             elif isinstance(msg, StateEvent):
@@ -252,6 +278,16 @@ class DeviceMirror:
                 self._changed.notify_all()
         if status is not None:
             self._subscribers.call("telemetry", status)
+
+    def _hand_to_waiters(self) -> None:
+        """Each telemetry waiter holds device time (lock-step) until it has looked at this
+        frame; one hold per waiter, however many frames came meanwhile."""
+        link = self._connection.link
+        if link is None:
+            return
+        for waiter in self._telemetry_waiters:
+            if waiter.release is None:
+                waiter.release = link.hold_device_time()
 
     def _on_telemetry(self, tel: Telemetry) -> None:
         session = self._session
