@@ -16,6 +16,8 @@ from firmware_sim.interlock import LIVE_STATES, Event, Interlock
 from firmware_sim.limits import LimitError
 from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
+from stimctl.protocol.framing import encode_payload
+from stimctl.protocol.payload import record_structs
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     CATALOGUE,
@@ -36,6 +38,8 @@ from stimctl.protocol import (
 )
 
 __all__ = ["Device", "DeviceConfig"]
+
+_ACK = record_structs(Ack)[0]
 
 
 class Device:
@@ -134,7 +138,7 @@ class Device:
             self._finish_impedance_check()
         if self.session_open and now >= self.next_telemetry:
             self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
-            self.send(reports.telemetry(self))
+            self._put(reports.telemetry_frame(self))
 
     def _watchdog(self, silent: int) -> None:
         """No valid frame for watchdog_ms: COMMS_LOSS while output can be live; in IDLE (nothing
@@ -375,7 +379,11 @@ class Device:
 
     def send(self, msg: Message) -> None:
         """Frame a message with the next device sequence number and put it on the link."""
-        data = self.link.apply(encode(msg))
+        self._put(encode(msg))
+
+    def _put(self, frame: bytes) -> None:
+        """Put a complete frame on the link (through its faults and delay)."""
+        data = self.link.apply(frame)
         if self.link.delay_ms:
             self.tx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
         else:
@@ -430,7 +438,8 @@ class Device:
                 self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
                                reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip
             elif not isinstance(item, Hello):
-                self.send(Ack(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code))
+                ack = _ACK.pack(item.seq, type_code)
+                self._put(encode_payload(Ack.TYPE, self.next_seq(), ack))
         finally:
             self._in_command = False
         deferred, self._deferred = self._deferred, []
