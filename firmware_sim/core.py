@@ -57,6 +57,7 @@ class DeviceCore(Protocol):
     stop_from: list[int]
     reramp_rate_na_per_s: int
     reramp_from_tick: int
+    block_passed: tuple[object, ...]  # the inputs of the last BLOCK that passed the limits
     last_command: tuple[int, int, tuple[NakReason, int] | None, int] | None
 
     @property

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from stimctl.protocol import BLOCK_FLAG_LAST, NO_BLOCK, Block, FifoLimit, NakReason
 
 
+def same_settings(a: Block, b: Block) -> bool:
+    """Whether ``b`` plays on with ``a``'s channel settings (decoded settings are shared, so
+    usually the same object)."""
+    return a.channels is b.channels or a.channels == b.channels
+
+
 @dataclass(slots=True)
 class BlockFifo:
     """Blocks waiting to play plus the one playing; times in device ticks."""
@@ -21,6 +27,8 @@ class BlockFifo:
     expected: int | None = 0  # next block index accepted; None after a LAST block
     last_index: int | None = None
     queued_ms: int = 0  # total duration of ``queue`` (kept as a running sum)
+    _same_key: tuple[Block | None, int] = (None, 0)  # unchanged_ticks' memo: (current, queued)
+    _same_ticks: int = 0
 
     def clear(self) -> None:
         self.queue.clear()
@@ -55,6 +63,33 @@ class BlockFifo:
         if self.current is None:
             return 0
         return self.duration_ticks(self.current) - self.elapsed
+
+    def unchanged_ticks(self) -> int:
+        """Ticks until the settings change or the stream ends: the playing block's remaining
+        time plus that of the queued blocks that play on with its settings (0 when none plays)."""
+        current = self.current
+        if current is None:
+            return 0
+        # the queued blocks that follow follow from the playing one and the queue's length (the
+        # queue only grows at its end and shrinks into ``current``): counted once per change
+        key = (current, len(self.queue))
+        if key != self._same_key:
+            ticks = 0
+            for block in self.queue:
+                if not same_settings(current, block):
+                    break
+                ticks += block.duration_ms * self.ticks_per_ms
+            self._same_key, self._same_ticks = key, ticks
+        return self.duration_ticks(current) - self.elapsed + self._same_ticks
+
+    def play(self, ticks: int) -> None:
+        """``ticks`` ticks of playing, across the boundaries of blocks that play on with the same
+        settings (``unchanged_ticks``: the caller stays within it)."""
+        self.elapsed += ticks
+        while self.current is not None and self.elapsed >= self.duration_ticks(self.current):
+            carry = self.elapsed - self.duration_ticks(self.current)
+            self.pop()
+            self.elapsed = carry
 
     @property
     def block_index(self) -> int:

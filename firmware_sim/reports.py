@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from firmware_sim.clock import RealClock
@@ -11,32 +12,39 @@ from stimctl.protocol import IMPEDANCE_OPEN, ChannelImpedance, ImpedanceResult, 
 from stimctl.protocol.framing import encode_payload
 from stimctl.protocol.payload import record_structs
 
-
 _TELEMETRY, _TELEMETRY_CHANNEL = record_structs(Telemetry)
 assert _TELEMETRY_CHANNEL is not None
+_TELEMETRY_WITH: dict[int, struct.Struct] = {}  # channel count -> the whole payload's struct
+
+
+def _telemetry_struct(channels: int) -> struct.Struct:
+    """The payload: the fixed fields, the record count, the records (one struct, one pack)."""
+    whole = _TELEMETRY_WITH.get(channels)
+    if whole is None:
+        assert _TELEMETRY_CHANNEL is not None
+        record = _TELEMETRY_CHANNEL.format.lstrip("<")
+        whole = struct.Struct(_TELEMETRY.format + "B" + record * channels)
+        _TELEMETRY_WITH[channels] = whole
+    return whole
 
 
 def telemetry_frame(dev: DeviceCore) -> bytes:
     """One TELEMETRY frame, packed from the device's state without building message objects
     (50 of them a second); takes the next device sequence number."""
     stage = dev.output_stage
-    stage.count_pulses()
-    pack = _TELEMETRY_CHANNEL.pack
-    chans = [
-        pack(ch.target_ua, min(ch.measured_ua, 0xFFFF),
-             min(int(ch.impedance_ohm), IMPEDANCE_OPEN), ch.pulses & 0xFFFFFFFF)
-        for ch in stage.channels
-    ]  # fmt: skip
+    chans = stage.channels  # the pulse counters brought up to date
     fifo = dev.fifo
     interlock = dev.interlock
-    payload = _TELEMETRY.pack(
+    values: list[int] = [
         dev.uptime_ms(), interlock.state, interlock.fault, interlock.fault_channel,
         min(fifo.blocks, 255), min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
-        fifo.block_index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF,
-    )  # fmt: skip
-    return encode_payload(
-        Telemetry.TYPE, dev.next_seq(), b"".join([payload, bytes((len(chans),)), *chans])
-    )
+        fifo.block_index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, len(chans),
+    ]  # fmt: skip
+    for ch in chans:
+        values += (ch.target_ua, min(ch.measured_ua, 0xFFFF),
+                   min(int(ch.impedance_ohm), IMPEDANCE_OPEN), ch.pulses & 0xFFFFFFFF)  # fmt: skip
+    payload = _telemetry_struct(len(chans)).pack(*values)
+    return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
 
 
 def measure_impedance(dev: DeviceCore, mask: int) -> ImpedanceResult:
