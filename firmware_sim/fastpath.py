@@ -54,8 +54,9 @@ def quiet_horizon(dev: DeviceCore) -> int:
     if running:
         if not stage.settled:
             event = min(event, now + next_slew_step(stage))
-        unchanged = dev.fifo.unchanged_ticks()  # boundaries to blocks of the same settings
-        if now + unchanged < event:  # change nothing: they pass inside a quiet stretch
+        # boundaries to blocks of the same settings change nothing: a quiet stretch crosses them
+        unchanged = dev.fifo.unchanged_ticks(event - now)
+        if now + unchanged < event:
             event = now + unchanged
     return max(0, event - now - 1)
 

@@ -27,8 +27,6 @@ class BlockFifo:
     expected: int | None = 0  # next block index accepted; None after a LAST block
     last_index: int | None = None
     queued_ms: int = 0  # total duration of ``queue`` (kept as a running sum)
-    _same_key: tuple[Block | None, int] = (None, 0)  # unchanged_ticks' memo: (current, queued)
-    _same_ticks: int = 0
 
     def clear(self) -> None:
         self.queue.clear()
@@ -64,23 +62,19 @@ class BlockFifo:
             return 0
         return self.duration_ticks(self.current) - self.elapsed
 
-    def unchanged_ticks(self) -> int:
+    def unchanged_ticks(self, enough: int) -> int:
         """Ticks until the settings change or the stream ends: the playing block's remaining
-        time plus that of the queued blocks that play on with its settings (0 when none plays)."""
+        time plus that of the queued blocks that play on with its settings (0 when none plays),
+        counted only until it reaches ``enough`` (the caller needs to know no further)."""
         current = self.current
         if current is None:
             return 0
-        # the queued blocks that follow follow from the playing one and the queue's length (the
-        # queue only grows at its end and shrinks into ``current``): counted once per change
-        key = (current, len(self.queue))
-        if key != self._same_key:
-            ticks = 0
-            for block in self.queue:
-                if not same_settings(current, block):
-                    break
-                ticks += block.duration_ms * self.ticks_per_ms
-            self._same_key, self._same_ticks = key, ticks
-        return self.duration_ticks(current) - self.elapsed + self._same_ticks
+        ticks = self.duration_ticks(current) - self.elapsed
+        for block in self.queue:
+            if ticks >= enough or not same_settings(current, block):
+                break
+            ticks += block.duration_ms * self.ticks_per_ms
+        return ticks
 
     def play(self, ticks: int) -> None:
         """``ticks`` ticks of playing, across the boundaries of blocks that play on with the same
