@@ -31,6 +31,7 @@ class DeviceCore(Protocol):
     clock: VirtualClock | RealClock
     limits: HardwareLimits
     ticks_per_ms: int
+    tick_us: int
     watchdog_ticks: int
     tick_count: int
     link: LinkFaults

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from firmware_sim import commands, faults, reports
+from firmware_sim import commands, faults, reports, targets
 from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.config import DeviceConfig
 from firmware_sim.fastpath import quiet_horizon, run_quiet
@@ -267,40 +267,7 @@ class Device:
 
     def configure_outputs(self, ramp_now: int | None = None) -> None:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
-        block = self.fifo.current
-        stage = self.output_stage
-        cap = self.reramp_cap_ua()
-        for i in range(self.config.channels):
-            if block is None or i >= len(block.channels) or not self.armed_mask >> i & 1:
-                stage.configure(i, 0, 0, 0)
-                continue
-            s = block.channels[i]
-            target = min(self.limits.scaled(s.amplitude_ua, self.gains[i]), cap)
-            if ramp_now is not None:  # STOPPING: down the ramp, and never up again
-                left = max(0, self.stop_end - ramp_now)
-                ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
-                target = min(target, ramp, stage.channels[i].delivered_ua)
-            stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
-
-    def reramp_cap_ua(self) -> int:
-        """RESUME's re-ramp line: rate x time since RESUME (unbounded when no re-ramp runs)."""
-        if not self.reramp_rate_na_per_s or self.state is not State.RUNNING:
-            return self.limits.max_amplitude_ua
-        elapsed_us = (self.tick_count - self.reramp_from_tick) * self.tick_us
-        return self.reramp_rate_na_per_s * elapsed_us // 1_000_000_000
-
-    def _reramp_step(self) -> None:
-        """Follow the re-ramp line; it ends once it passes every target still to play."""
-        cap = self.reramp_cap_ua()
-        blocks = [*self.fifo.queue, *([self.fifo.current] if self.fifo.current else [])]
-        highest = max(
-            (self.limits.scaled(b.channels[i].amplitude_ua, self.gains[i])
-             for b in blocks for i in range(min(len(b.channels), self.config.channels))),
-            default=0,
-        )  # fmt: skip
-        if cap >= highest:
-            self.reramp_rate_na_per_s = 0
-        self.configure_outputs()
+        targets.configure(self, ramp_now)
 
     def _output_step(self, now: int) -> None:
         state = self.interlock.state
@@ -308,7 +275,7 @@ class Device:
             return
         stage = self.output_stage
         if state is State.RUNNING and self.reramp_rate_na_per_s:
-            self._reramp_step()
+            targets.reramp_step(self)
         if state is State.STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
