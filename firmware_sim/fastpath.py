@@ -68,7 +68,7 @@ def next_slew_step(stage: OutputStage) -> int:
     earned = limits.max_slew_ua_per_ms * stage.tick_us
     need = limits.amplitude_step_ua * 1000
     soonest = _FOREVER
-    for ch in stage._chans:  # targets and outputs only: the pulse counters may wait
+    for ch in stage.outputs:
         target = limits.clamp(ch.target_ua)
         if ch.delivered_ua > target or earned <= 0:
             return 1

@@ -95,6 +95,12 @@ class OutputStage:
             self.count_pulses()
         return self._chans
 
+    @property
+    def outputs(self) -> list[ChannelOutput]:
+        """The channels as they are: targets, outputs, electrodes (pulse and charge counters
+        may lag behind: ``channels`` brings them up to date)."""
+        return self._chans
+
     def __post_init__(self) -> None:
         self._chans = [ChannelOutput(impedance_ohm=z) for z in self.impedances]
         self.log = [deque() for _ in self._chans]
@@ -233,6 +239,17 @@ class OutputStage:
                 return
             self.count_pulses()
         self._run0, self._run = tick0, ticks
+
+    def pulse_counts(self) -> list[int]:
+        """Each channel's pulse count up to the last tick played, the uncounted run included
+        without counting it (its charge and log wait): what telemetry reports 50 times a second."""
+        run = self._run
+        if not run:
+            return [ch.pulses for ch in self._chans]
+        return [
+            ch.pulses + (ch.acc + ch.increment * run) // ACC_WRAP if ch.delivered_ua else ch.pulses
+            for ch in self._chans
+        ]
 
     def count_pulses(self) -> None:
         """Count the pulses and charge of the ticks played but not counted yet."""

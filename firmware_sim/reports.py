@@ -32,7 +32,8 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
     """One TELEMETRY frame, packed from the device's state without building message objects
     (50 of them a second); takes the next device sequence number."""
     stage = dev.output_stage
-    chans = stage.channels  # the pulse counters brought up to date
+    chans = stage.outputs
+    pulses = stage.pulse_counts()
     fifo = dev.fifo
     interlock = dev.interlock
     values: list[int] = [
@@ -40,9 +41,9 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
         min(fifo.blocks, 255), min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
         fifo.block_index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, len(chans),
     ]  # fmt: skip
-    for ch in chans:
+    for ch, count in zip(chans, pulses, strict=True):
         values += (ch.target_ua, min(ch.measured_ua, 0xFFFF),
-                   min(int(ch.impedance_ohm), IMPEDANCE_OPEN), ch.pulses & 0xFFFFFFFF)  # fmt: skip
+                   min(int(ch.impedance_ohm), IMPEDANCE_OPEN), count & 0xFFFFFFFF)  # fmt: skip
     payload = _telemetry_struct(len(chans)).pack(*values)
     return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
 
