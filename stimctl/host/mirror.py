@@ -62,6 +62,27 @@ def _fault_name(code: int) -> str:
         return f"FAULT_{code}"
 
 
+class TelemetryWaiter:
+    """A thread inside ``DeviceMirror.telemetry_wakeups``: ``wait`` (its lock held) lets the
+    device run on; a frame handed over holds device time until the next ``wait`` or the end."""
+
+    __slots__ = ("_changed", "release")
+
+    def __init__(self, changed: threading.Condition) -> None:
+        self._changed = changed
+        self.release: Callable[[], None] | None = None  # set (under the lock) while holding
+
+    def looked(self) -> None:
+        """This thread has looked at every frame handed to it: device time may run on."""
+        release, self.release = self.release, None
+        if release is not None:
+            release()
+
+    def wait(self, timeout: float | None) -> bool:
+        self.looked()
+        return self._changed.wait(timeout)
+
+
 def _left(deadline: float | None) -> float:
     """The next slice of a wait (0.1 s at most; <= 0 once ``deadline`` has passed)."""
     return 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
@@ -74,7 +95,7 @@ class DeviceMirror:
         self._session = session
         self._ctx = session.ctx
         self.watchdog_ms = 200  # until DEVICE_INFO says otherwise
-        self._telemetry_waiters = 0
+        self._telemetry_waiters: list[TelemetryWaiter] = []
         self._hb_frames = -1
         self._next_record_ms: int | None = None
         self._impedance: ImpedanceResult | None = None
@@ -176,11 +197,12 @@ class DeviceMirror:
     def wait_until(self, predicate: Callable[[Status], bool], timeout: float | None) -> bool:
         """Block until ``predicate(status())`` holds, checked at every telemetry frame."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._ctx.waiting(), self.telemetry_wakeups(), self._ctx.lock:
+        # the hand-over ends (device time runs on) only after this thread stopped waiting
+        with self.telemetry_wakeups() as frames, self._ctx.waiting(), self._ctx.lock:
             while not predicate(self.status()):
                 if (left := _left(deadline)) <= 0:
                     return False
-                self._ctx.changed.wait(left)
+                frames.wait(left)
             return True
 
     def status(self) -> Status:
@@ -189,16 +211,20 @@ class DeviceMirror:
             return status_of(self._session)
 
     @contextlib.contextmanager
-    def telemetry_wakeups(self) -> Iterator[None]:
+    def telemetry_wakeups(self) -> Iterator[TelemetryWaiter]:
         """While inside, every telemetry frame wakes the waiters of ``changed`` (otherwise
-        only state changes, answers and faults do)."""
+        only state changes, answers and faults do). Wait with the waiter's ``wait``: on the
+        lock-step simulator device time then stands at each frame until this thread has looked
+        at it, so a host reacting to a frame acts at that frame's device time."""
+        waiter = TelemetryWaiter(self._ctx.changed)
         with self._ctx.lock:
-            self._telemetry_waiters += 1
+            self._telemetry_waiters.append(waiter)
         try:
-            yield
+            yield waiter
         finally:
             with self._ctx.lock:
-                self._telemetry_waiters -= 1
+                self._telemetry_waiters.remove(waiter)
+            waiter.looked()
 
     def supervise(self) -> None:
         """Caller's thread: a device that sends nothing at all is a lost link."""
@@ -240,9 +266,10 @@ class DeviceMirror:
         session = self._session
         status = None
         with self._ctx.lock:
-            notify = not isinstance(msg, Telemetry) or self._telemetry_waiters > 0
+            notify = not isinstance(msg, Telemetry) or bool(self._telemetry_waiters)
             if isinstance(msg, Telemetry):
                 self._on_telemetry(msg)
+                self._hand_to_waiters()
                 if self._ctx.journal.subscribers.wanted("telemetry"):
                     status = status_of(session)
             elif isinstance(msg, StateEvent):
@@ -261,6 +288,16 @@ class DeviceMirror:
                 self._ctx.changed.notify_all()
         if status is not None:
             self._ctx.journal.subscribers.call("telemetry", status)
+
+    def _hand_to_waiters(self) -> None:
+        """Each telemetry waiter holds device time (lock-step) until it has looked at this
+        frame; one hold per waiter, however many frames came meanwhile."""
+        link = self._ctx.connection.link
+        if link is None:
+            return
+        for waiter in self._telemetry_waiters:
+            if waiter.release is None:
+                waiter.release = link.hold_device_time()
 
     def _on_telemetry(self, tel: Telemetry) -> None:
         session = self._session

@@ -34,7 +34,14 @@ def encode(msg: Message) -> bytes:
     """The complete wire frame for a message, delimiter included."""
     if type(msg.seq) is not int or not 0 <= msg.seq < SEQ_MODULO:
         raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
-    body = _HEADER.pack(PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
+    return encode_payload(msg.TYPE, msg.seq, pack_payload(msg))
+
+
+def encode_payload(type_code: int, seq: int, payload: bytes) -> bytes:
+    """The complete wire frame for a payload already packed (``encode`` frames
+    ``pack_payload``'s; a sender that packs with ``payload.record_structs`` frames its own).
+    The caller vouches for ``type_code``, ``seq`` and the payload."""
+    body = _HEADER.pack(PROTOCOL_VERSION, type_code, seq) + payload
     return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"
 
 

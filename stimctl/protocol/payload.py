@@ -175,3 +175,11 @@ def _items(cls: type[Message], layout: _Layout, rest: bytes) -> tuple[Item, ...]
         seen.clear()
     seen[rest] = items
     return items
+
+
+def record_structs(cls: type[Message]) -> tuple[struct.Struct, struct.Struct | None]:
+    """The codec's structs of a message class: its fixed fields, and one channel record (None
+    without records). The payload is the fixed fields, then (with records) a count byte and the
+    records: for a sender that packs plain values without building message objects."""
+    layout = _LAYOUTS[cls]
+    return layout.fixed, layout.item_struct
