@@ -270,6 +270,7 @@ class Controller:
         if not report.ok:
             self.journal.write("refused", refused_line(profile, report.violations, self.patient))
             raise ValidationRefused(report)
+        profile = report.profile or profile  # compile what the rules judged, not what was handed in
         schedule, line = compile_for_device(
             profile, report, self.connection.device, self.patient,
             self.connection.envelope.max_ramp_rate_ma_per_s,
