@@ -27,7 +27,7 @@ from stimctl.host.journal import Journal
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
 from stimctl.host.plateau import check_plateau, clamped_target, gain_permille, reramp_na_per_s
-from stimctl.host.preparation import arm_context, arm_message, compile_for_device, refused_line
+from stimctl.host.arming import arm_context, arm_message, compile_for_device, refused_line
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import Session, SessionContext
 from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
