@@ -18,24 +18,28 @@ from cobs import cobs
 
 from stimctl.protocol.constants import (
     CRC_SIZE,
+    HEADER_FORMAT,
     HEADER_SIZE,
     MAX_ENCODED,
     PROTOCOL_VERSION,
-    SEQ_MODULO,
 )
 from stimctl.protocol.messages import Message, PayloadError
-from stimctl.protocol.payload import pack_payload, unpack_payload
+from stimctl.protocol.payload import pack_body, unpack_frame
 
-_HEADER = struct.Struct("<BBH")
+_HEADER = struct.Struct(HEADER_FORMAT)
 _CRC = struct.Struct("<I")
+CRC_RESIDUE = 0x2144DF1C
+"""CRC-32 of a whole frame (body, then its CRC-32 little-endian): the same for every intact
+frame, so the check needs no slicing (tests/test_protocol_codec.py checks it against the
+plain comparison)."""
+
+_cobs_encode, _cobs_decode, _crc32 = cobs.encode, cobs.decode, zlib.crc32
 
 
 def encode(msg: Message) -> bytes:
     """The complete wire frame for a message, delimiter included."""
-    if type(msg.seq) is not int or not 0 <= msg.seq < SEQ_MODULO:
-        raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
-    body = _HEADER.pack(PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
-    return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"
+    body = pack_body(msg)
+    return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,7 +81,8 @@ class FrameDecoder:
     _discarding: bool = False
 
     def feed(self, data: bytes) -> list[Message | Invalid]:
-        self.stats.bytes_in += len(data)
+        stats = self.stats
+        stats.bytes_in += len(data)
         out: list[Message | Invalid] = []
         start = 0
         while True:
@@ -85,14 +90,21 @@ class FrameDecoder:
             if end < 0:
                 self._accumulate(data[start:])
                 return out
-            self._accumulate(data[start:end])
-            if self._discarding:
-                self._discarding = False
-            elif self._buf:
-                item = self._decode(bytes(self._buf))
+            if self._buf or self._discarding:  # the end of a frame begun in an earlier feed
+                self._accumulate(data[start:end])
+                if self._discarding:
+                    self._discarding = False
+                elif self._buf:
+                    item = self._decode(bytes(self._buf))
+                    if item is not None:
+                        out.append(item)
+                self._buf.clear()
+            elif end - start > MAX_ENCODED:  # what _accumulate would count and drop
+                stats.overflows += 1
+            elif end > start:  # a whole frame inside ``data``: decoded where it lies
+                item = self._decode(data[start:end])
                 if item is not None:
                     out.append(item)
-            self._buf.clear()
             start = end + 1
 
     def _accumulate(self, chunk: bytes) -> None:
@@ -107,23 +119,22 @@ class FrameDecoder:
 
     def _decode(self, encoded: bytes) -> Message | Invalid | None:
         try:
-            frame = cobs.decode(encoded)
+            frame = _cobs_decode(encoded)
         except cobs.DecodeError:
             self.stats.cobs_errors += 1
             return None
         if len(frame) < HEADER_SIZE + CRC_SIZE:
             self.stats.short_frames += 1
             return None
-        body, crc = frame[:-CRC_SIZE], _CRC.unpack(frame[-CRC_SIZE:])[0]
-        if zlib.crc32(body) != crc:
+        if _crc32(frame) != CRC_RESIDUE:
             self.stats.crc_errors += 1
             return None
-        version, type_code, seq = _HEADER.unpack_from(body)
+        version, type_code, seq = _HEADER.unpack_from(frame)
         if version != PROTOCOL_VERSION:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason="version")
         try:
-            msg = unpack_payload(type_code, seq, body[HEADER_SIZE:])
+            msg = unpack_frame(type_code, seq, frame)
         except PayloadError as exc:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason=str(exc))
