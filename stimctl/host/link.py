@@ -10,7 +10,6 @@ one lock, so an ESTOP from any thread goes out ahead of whatever is computed nex
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from stimctl.protocol import (
     NakReason,
     Telemetry,
     encode,
+    renumbered,
 )
 from stimctl.protocol.messages import wire_name
 
@@ -112,6 +112,10 @@ class ReaderThread(threading.Thread):
             try:
                 waiting = self.port.in_waiting
                 data = self.port.read(waiting or 1)
+                if data and not waiting:  # woken by the first byte: take what came with it,
+                    more = self.port.in_waiting  # so frames reach the decoder whole
+                    if more:
+                        data += self.port.read(more)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix port after close() from another thread
                 error = exc if self._alive else None
@@ -129,11 +133,27 @@ class ReaderThread(threading.Thread):
         self._alive = False
 
 
+class _Answered:
+    """``threading.Event``'s set/is_set for an answer nobody waits for (``send``: the reply
+    goes to ``on_reply`` or ``on_message``): a block's round trip makes no lock or condition."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclass(slots=True)
 class _Pending:
     msg: Message
     on_reply: OnReply | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | _Answered = field(default_factory=threading.Event)
     reply: Message | None = None
     error: BaseException | None = None
     attempts: int = 1
@@ -238,19 +258,20 @@ class Link:
         ``on_reply(msg, answer)`` runs on the reader thread when the ACK/NAK arrives (answer None
         if the link is lost first). LinkError when the port is gone.
         """
-        return self._send(msg, on_reply, track)[0]
+        return self._send(msg, on_reply, track, waited=False)[0]
 
     def _send(
-        self, msg: Message, on_reply: OnReply | None, track: bool
+        self, msg: Message, on_reply: OnReply | None, track: bool, *, waited: bool
     ) -> tuple[Message, _Pending | None]:
+        """``waited``: a thread will wait for the answer (``pending.done`` is an Event)."""
         pending = None
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            sent = dataclasses.replace(msg, seq=self._next_seq())
+            sent = renumbered(msg, self._next_seq())
             frame = encode(sent)
             if track and not isinstance(sent, Heartbeat):
-                pending = _Pending(sent, on_reply)
+                pending = _Pending(sent, on_reply, threading.Event() if waited else _Answered())
                 with self._plock:
                     self._pending[sent.seq] = pending
                     while len(self._pending) > _MAX_PENDING:
@@ -274,7 +295,7 @@ class Link:
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            sent = dataclasses.replace(msg, seq=self._next_seq())
+            sent = renumbered(msg, self._next_seq())
             with self._plock:
                 self._pending[sent.seq] = _Pending(sent)
             if not self.mute:
@@ -303,7 +324,7 @@ class Link:
         deadline = time.monotonic() + timeout
         reopened = False
         while True:
-            sent, pending = self._send(msg, None, True)
+            sent, pending = self._send(msg, None, True, waited=True)
             assert pending is not None
             with self.waiting():
                 answered = self._await(sent, pending, deadline)
@@ -337,10 +358,12 @@ class Link:
     def _await(self, sent: Message, pending: _Pending, deadline: float) -> bool:
         """Wait for the answer to ``sent``, writing the same frame again while none comes."""
         frame = encode(sent)
+        done = pending.done
+        assert isinstance(done, threading.Event)  # _send(waited=True)
         since_s, since_ms = time.monotonic(), self.device_ms
         while True:
             now = time.monotonic()
-            if pending.done.wait(max(0.0, min(0.02, deadline - now))):
+            if done.wait(max(0.0, min(0.02, deadline - now))):
                 return True
             now = time.monotonic()
             if now >= deadline or self.lost is not None:
