@@ -210,7 +210,8 @@ class Streamer:
             self._forget(index)
         if self.next_index < next_block:  # (a rewind overtaken by a late acknowledgement)
             self.next_index = next_block
-        self.accepted_changed.notify_all()
+        if self._waiters:  # (counted under this lock, so none can be missed)
+            self.accepted_changed.notify_all()
 
     def _go_back(self, index: int) -> None:
         """Write again from ``index``: forget every block in flight from there."""

@@ -24,7 +24,7 @@ from stimctl.protocol.constants import (
     PROTOCOL_VERSION,
 )
 from stimctl.protocol.messages import Message, PayloadError
-from stimctl.protocol.payload import pack_body, unpack_frame
+from stimctl.protocol.payload import BODY_PACKERS, FRAME_UNPACKERS, pack_body, unpack_payload
 
 _HEADER = struct.Struct(HEADER_FORMAT)
 _CRC = struct.Struct("<I")
@@ -38,7 +38,7 @@ _cobs_encode, _cobs_decode, _crc32 = cobs.encode, cobs.decode, zlib.crc32
 
 def encode(msg: Message) -> bytes:
     """The complete wire frame for a message, delimiter included."""
-    body = pack_body(msg)
+    body = BODY_PACKERS.get(type(msg), pack_body)(msg)
     return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
@@ -84,28 +84,27 @@ class FrameDecoder:
         stats = self.stats
         stats.bytes_in += len(data)
         out: list[Message | Invalid] = []
-        start = 0
-        while True:
-            end = data.find(0, start)
-            if end < 0:
-                self._accumulate(data[start:])
-                return out
-            if self._buf or self._discarding:  # the end of a frame begun in an earlier feed
-                self._accumulate(data[start:end])
-                if self._discarding:
-                    self._discarding = False
-                elif self._buf:
-                    item = self._decode(bytes(self._buf))
-                    if item is not None:
-                        out.append(item)
-                self._buf.clear()
-            elif end - start > MAX_ENCODED:  # what _accumulate would count and drop
-                stats.overflows += 1
-            elif end > start:  # a whole frame inside ``data``: decoded where it lies
-                item = self._decode(data[start:end])
+        *whole, rest = data.split(b"\x00")  # whole: each ended by a delimiter in ``data``
+        first = 0
+        if whole and (self._buf or self._discarding):  # ends a frame begun in an earlier feed
+            first = 1
+            self._accumulate(whole[0])
+            if not self._discarding and self._buf:
+                item = self._decode(bytes(self._buf))
                 if item is not None:
                     out.append(item)
-            start = end + 1
+            self._discarding = False
+            self._buf.clear()
+        for encoded in whole[first:]:  # frames that lie whole in ``data``: decoded in place
+            if len(encoded) > MAX_ENCODED:  # what _accumulate would count and drop
+                stats.overflows += 1
+            elif encoded:
+                item = self._decode(encoded)
+                if item is not None:
+                    out.append(item)
+        if rest:
+            self._accumulate(rest)
+        return out
 
     def _accumulate(self, chunk: bytes) -> None:
         if self._discarding or not chunk:
@@ -134,7 +133,11 @@ class FrameDecoder:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason="version")
         try:
-            msg = unpack_frame(type_code, seq, frame)
+            unpack = FRAME_UNPACKERS.get(type_code)
+            if unpack is None:
+                msg = unpack_payload(type_code, seq, frame[HEADER_SIZE:-CRC_SIZE])  # refuses it
+            else:
+                msg = unpack(seq, frame)
         except PayloadError as exc:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason=str(exc))

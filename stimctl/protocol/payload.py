@@ -1,22 +1,22 @@
 """Payload codec: packs and unpacks each message's fields by its layout in the catalogue.
 
 Layouts are computed once per message class (struct formats, attribute getters, text fields,
-constructors), so the codec's hot path is a getter call and one struct call per frame plus one
-per record list, and decoding builds no keyword dictionaries:
+constructors), and from each layout one generated function per direction, so a frame costs one
+Python call and one struct call plus one per record list, and decoding builds no keyword
+dictionaries:
 
-- ``pack_body`` packs header and fixed fields with one precompiled struct (header first), then
-  the records; a record list packed before (the same tuple object, as a streamer that reuses its
-  settings sends it block after block) is not packed again.
-- ``unpack_frame`` reads the fixed fields straight out of the decoded frame and builds the
-  message and its records without calling their ``__init__`` (``object.__new__`` and the slot
-  setters, which is what the frozen dataclasses' own ``__init__`` does, without the keyword
-  call). Decoded records are immutable, so a record list seen before (the same settings block
-  after block) is decoded once and shared.
+- ``BODY_PACKERS[cls](msg)`` packs header and fixed fields with one precompiled struct (header
+  first), then the records; a record list packed before (the same tuple object, as a streamer
+  that reuses its settings sends it block after block) is not packed again.
+- ``FRAME_UNPACKERS[type](seq, frame)`` reads the fixed fields straight out of the decoded frame
+  and builds the message and its records without calling their ``__init__`` (``object.__new__``
+  and the slot setters, which is what the frozen dataclasses' own ``__init__`` does, without
+  the keyword call). Decoded records are immutable, so a record list seen before (the same
+  settings block after block) is decoded once and shared.
 
-Both fast paths hand anything unusual (text fields, a wrong length, a value out of range) to the
-plain ``pack_payload`` / ``unpack_payload``, which say what is wrong; so the bytes on the wire and
-the errors are theirs.
-"""
+Both hand anything unusual (text fields, a wrong length, a value out of range) to the plain
+``pack_payload`` / ``unpack_payload``, which say what is wrong; so the bytes on the wire and the
+errors are theirs. The generated source uses only the catalogue's field names."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ from stimctl.protocol.constants import (
 )
 from stimctl.protocol.messages import CATALOGUE, Item, Message, PayloadError
 
-__all__ = ["ITEMS_SEEN_MAX", "pack_body", "pack_payload", "renumbered", "unpack_frame",
-           "unpack_payload"]  # fmt: skip
+__all__ = ["BODY_PACKERS", "FRAME_UNPACKERS", "ITEMS_SEEN_MAX", "pack_body", "pack_payload",
+           "renumbered", "unpack_payload"]  # fmt: skip
 
 
 def _struct(cls: type[Message] | type[Item], prefix: str = "<") -> struct.Struct:
@@ -80,8 +80,10 @@ def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:
     return None
 
 
-def _constructor(cls: type, names: list[str], keyword: bool) -> Callable[..., Any]:
-    """``make(*values)``: an instance of ``cls`` from positional values of ``names``, in order.
+def _building(cls: type, names: list[str], keyword: bool, namespace: dict[str, Any]) -> str:
+    """Source lines (indented 4) that bind ``obj`` to an instance of ``cls`` from the local
+    variables ``v0, v1, ...`` (the values of ``names``, in order); ``namespace`` gets what they
+    use.
 
     When ``names`` are exactly the dataclass's fields, each a slot, and there is no
     ``__post_init__``: ``object.__new__`` and the slot setters (what the frozen dataclass's
@@ -89,19 +91,28 @@ def _constructor(cls: type, names: list[str], keyword: bool) -> Callable[..., An
     (``keyword``: the messages take keywords only) or by position."""
     setters = [_slot_setter(cls, name) for name in names]
     plain = [f.name for f in fields(cls)] == names and not hasattr(cls, "__post_init__")
-    params = ", ".join(f"v{i}" for i in range(len(names)))
-    namespace: dict[str, Any] = {"cls": cls, "new": object.__new__}
+    namespace.update({"cls": cls, "new": object.__new__})
     if plain and all(setters):
         namespace.update({f"set{i}": setter for i, setter in enumerate(setters)})
-        body = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
-        source = f"def make({params}):\n    obj = new(cls)\n{body}    return obj\n"
-    elif keyword:
-        args = ", ".join(f"{name}=v{i}" for i, name in enumerate(names))
-        source = f"def make({params}):\n    return cls({args})\n"
-    else:
-        source = f"def make({params}):\n    return cls({params})\n"
-    exec(source, namespace)  # catalogue names only
-    return namespace["make"]
+        sets = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
+        return "    obj = new(cls)\n" + sets
+    if keyword:
+        return f"    obj = cls({', '.join(f'{name}=v{i}' for i, name in enumerate(names))})\n"
+    return f"    obj = cls({', '.join(f'v{i}' for i in range(len(names)))})\n"
+
+
+def _compiled(name: str, source: str, namespace: dict[str, Any]) -> Callable[..., Any]:
+    exec(source, namespace)  # generated from the catalogue's field names only
+    return namespace[name]
+
+
+def _constructor(cls: type, names: list[str], keyword: bool) -> Callable[..., Any]:
+    """``make(*values)``: an instance of ``cls`` from positional values of ``names``, in order
+    (see ``_building``)."""
+    namespace: dict[str, Any] = {}
+    body = _building(cls, names, keyword, namespace)
+    params = ", ".join(f"v{i}" for i in range(len(names)))
+    return _compiled("make", f"def make({params}):\n{body}    return obj\n", namespace)
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
@@ -130,7 +141,6 @@ def _layout(cls: type[Message]) -> _Layout:
 
 
 _LAYOUTS: dict[type, _Layout] = {cls: _layout(cls) for cls in CATALOGUE.values()}
-_BY_TYPE: dict[int, _Layout] = {cls.TYPE: _LAYOUTS[cls] for cls in CATALOGUE.values()}
 
 
 # --- packing --------------------------------------------------------------------------------
@@ -182,21 +192,42 @@ def _packed_items(msg: Message, layout: _Layout) -> bytes:
 def pack_body(msg: Message) -> bytes:
     """Frame header (PROTOCOL_VERSION, type, seq) and payload of ``msg``: the bytes the CRC
     covers; PayloadError when the message does not fit the wire (seq included)."""
-    layout = _LAYOUTS.get(type(msg))
-    if layout is not None and not layout.text and type(msg.seq) is int:
-        try:
-            out = layout.with_header.pack(PROTOCOL_VERSION, layout.cls.TYPE, msg.seq,
-                                          *layout.get(msg))  # fmt: skip
-            if layout.item is not None:
-                out += _packed_items(msg, layout)
-        except (struct.error, ValueError, TypeError):
-            pass  # the plain path below says what is wrong
-        else:
-            if len(out) - HEADER_SIZE <= MAX_PAYLOAD:
-                return out
+    return BODY_PACKERS.get(type(msg), _plain_body)(msg)
+
+
+def _plain_body(msg: Message) -> bytes:
     if type(msg.seq) is not int or not 0 <= msg.seq < SEQ_MODULO:
         raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
     return struct.pack(HEADER_FORMAT, PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
+
+
+def _body_packer(layout: _Layout) -> Callable[[Message], bytes]:
+    """``pack_body`` for one message class: one struct call over header and fields read
+    straight off the message, then the records; anything the struct refuses (or a payload
+    too long, or text fields) goes to ``_plain_body``, which says what is wrong."""
+    if layout.text:
+        return _plain_body
+    namespace: dict[str, Any] = {
+        "pack": layout.with_header.pack, "plain": _plain_body, "layout": layout,
+        "packed_items": _packed_items, "refused": (struct.error, ValueError, TypeError),
+    }  # fmt: skip
+    values = "".join(f", msg.{name}" for name in layout.names)
+    items = "        out += packed_items(msg, layout)\n" if layout.item else ""
+    too_long = f"    if len(out) > {HEADER_SIZE + MAX_PAYLOAD}:\n        return plain(msg)\n"
+    source = (
+        "def pack_body(msg):\n"
+        "    seq = msg.seq\n"
+        "    if type(seq) is not int:\n"
+        "        return plain(msg)\n"
+        "    try:\n"
+        f"        out = pack({PROTOCOL_VERSION}, {layout.cls.TYPE}, seq{values})\n"
+        f"{items}"
+        "    except refused:\n"
+        "        return plain(msg)\n"
+        f"{too_long if layout.item else ''}"
+        "    return out\n"
+    )
+    return _compiled("pack_body", source, namespace)
 
 
 def renumbered(msg: Message, seq: int) -> Message:
@@ -249,21 +280,36 @@ def unpack_payload(type_code: int, seq: int, payload: bytes) -> Message:
     return layout.make(seq, *values, _items(cls, layout, rest))
 
 
-def unpack_frame(type_code: int, seq: int, frame: bytes) -> Message:
-    """The message in a whole decoded ``frame`` (header, payload, CRC; header and CRC already
-    checked): ``unpack_payload`` of its payload, reading the fields in place."""
-    layout = _BY_TYPE.get(type_code)
-    if layout is not None and not layout.text:
-        end = len(frame) - CRC_SIZE
-        fixed = layout.fixed
-        fixed_end = HEADER_SIZE + fixed.size
-        if layout.item is None:
-            if end == fixed_end:
-                return layout.make(seq, *fixed.unpack_from(frame, HEADER_SIZE))
-        elif end > fixed_end:
-            items = _items(layout.cls, layout, frame[fixed_end:end])
-            return layout.make(seq, *fixed.unpack_from(frame, HEADER_SIZE), items)
-    return unpack_payload(type_code, seq, frame[HEADER_SIZE:-CRC_SIZE])
+def _frame_unpacker(layout: _Layout) -> Callable[[int, bytes], Message]:
+    """``(seq, frame) -> message`` for one message class: the fields read in place and the
+    message built in one function; a frame of another length (or text fields) goes to
+    ``unpack_payload``, which says what is wrong."""
+    type_code = layout.cls.TYPE
+
+    def plain(seq: int, frame: bytes) -> Message:
+        return unpack_payload(type_code, seq, frame[HEADER_SIZE:-CRC_SIZE])
+
+    if layout.text:
+        return plain
+    names = ["seq", *layout.names, *(["channels"] if layout.item else [])]
+    namespace: dict[str, Any] = {"plain": plain, "unpack": layout.fixed.unpack_from,
+                                 "items": _items, "layout": layout}  # fmt: skip
+    building = _building(layout.cls, names, True, namespace)
+    fixed_end = HEADER_SIZE + layout.fixed.size
+    count = len(layout.names)
+    values = "".join(f"v{i + 1}, " for i in range(count))
+    read = f"    {values}= unpack(frame, {HEADER_SIZE})\n" if count else ""
+    if layout.item is None:
+        check = f"    if len(frame) != {fixed_end + CRC_SIZE}:\n        return plain(v0, frame)\n"
+        records = ""
+    else:
+        check = (
+            f"    end = len(frame) - {CRC_SIZE}\n"
+            f"    if end <= {fixed_end}:\n        return plain(v0, frame)\n"
+        )
+        records = f"    v{count + 1} = items(layout.cls, layout, frame[{fixed_end}:end])\n"
+    source = f"def unpack_frame(v0, frame):\n{check}{read}{records}{building}    return obj\n"
+    return _compiled("unpack_frame", source, namespace)
 
 
 def _text_values(cls: type[Message], layout: _Layout, values: list[Any]) -> list[Any]:
@@ -316,3 +362,13 @@ def _records(layout: _Layout, rest: bytes, size: int) -> tuple[Item, ...]:
             record = seen[raw] = make(*unpack(rest, offset))
         out.append(record)
     return tuple(out)
+
+
+#: Per message class, built from its layout: its ``pack_body``, and (by type code) the function
+#: ``(seq, frame) -> message`` that reads a whole decoded frame (header and CRC checked).
+BODY_PACKERS: dict[type, Callable[[Message], bytes]] = {
+    cls: _body_packer(layout) for cls, layout in _LAYOUTS.items()
+}
+FRAME_UNPACKERS: dict[int, Callable[[int, bytes], Message]] = {
+    cls.TYPE: _frame_unpacker(layout) for cls, layout in _LAYOUTS.items()
+}
