@@ -110,12 +110,10 @@ class ReaderThread(threading.Thread):
         error: BaseException | None = None
         while self._alive:
             try:
-                waiting = self.port.in_waiting
-                data = self.port.read(waiting or 1)
-                if data and not waiting:  # woken by the first byte: take what came with it,
-                    more = self.port.in_waiting  # so frames reach the decoder whole
-                    if more:
-                        data += self.port.read(more)
+                data = self.port.read(1)  # the first byte, or nothing within the read timeout
+                waiting = self.port.in_waiting if data else 0
+                if waiting:  # and what came with it: frames reach the decoder whole
+                    data += self.port.read(waiting)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix port after close() from another thread
                 error = exc if self._alive else None
@@ -515,10 +513,12 @@ class Link:
     # --- reading (reader thread) -------------------------------------------------------------
     def _on_item(self, item: Message | Invalid) -> None:
         self.last_rx = time.monotonic()
-        if isinstance(item, Telemetry):
+        if isinstance(item, Telemetry):  # half of what comes: straight on
             self.device_ms = item.time_ms
             self.last_telemetry = self.last_rx
             self.unanswered_probes = 0
+            self._on_message(item)
+            return
         if isinstance(item, Invalid):
             if item.version != PROTOCOL_VERSION:
                 with self._plock:
@@ -539,7 +539,7 @@ class Link:
                 hand_over()
             self._on_message(item)
             return
-        if isinstance(item, Ack | Nak):
+        if isinstance(item, (Ack, Nak)):  # (a tuple: ``Ack | Nak`` builds a Union per call)
             with self._plock:
                 pending = self._pending.pop(item.ack_seq, None)
                 hello = self._hello
