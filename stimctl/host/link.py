@@ -199,6 +199,7 @@ class Link:
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
+        self._time_hold = _time_hold(port)
         self._waiters = 0
         self.protocol = FrameProtocol(self._on_item, self._connection_lost)
         self.reader = ReaderThread(port, self.protocol)
@@ -220,6 +221,16 @@ class Link:
         if self._time_gate is None:
             return contextlib.nullcontext()
         return self._lockstep_wait(self._time_gate)
+
+    def hold_device_time(self) -> Callable[[], None]:
+        """A frame was handed to a host thread that must react at its device time: a lock-step
+        simulator holds device time (also while others wait) until the returned release is
+        called. On any other port both do nothing."""
+        if self._time_hold is None:
+            return _nothing
+        hold, release = self._time_hold
+        hold()
+        return release
 
     @contextlib.contextmanager
     def _lockstep_wait(self, gate: Callable[[], contextlib.AbstractContextManager[object]]
@@ -608,6 +619,19 @@ def _time_gate(
     if not callable(hook) or getattr(port, "lockstep", False) is not True:
         return None
     return lambda: hook(port)
+
+
+def _time_hold(port: serial.SerialBase) -> tuple[Callable[[], None], Callable[[], None]] | None:
+    """A lock-step simulator's ``hold_time`` and ``release_time``; None for every other port."""
+    hold = getattr(type(port), "hold_time", None)
+    release = getattr(type(port), "release_time", None)
+    if not callable(hold) or not callable(release) or _time_gate(port) is None:
+        return None
+    return lambda: hold(port), lambda: release(port)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _discard_pending_output(port: serial.SerialBase) -> None:

@@ -42,6 +42,14 @@ def encode(msg: Message) -> bytes:
     return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
+def encode_payload(type_code: int, seq: int, payload: bytes) -> bytes:
+    """The complete wire frame for a payload already packed (``encode`` frames
+    ``pack_body``'s; a sender that packs with ``payload.record_structs`` frames its own).
+    The caller vouches for ``type_code``, ``seq`` and the payload."""
+    body = _HEADER.pack(PROTOCOL_VERSION, type_code, seq) + payload
+    return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invalid:
     """A frame that passed its CRC but could not be understood (unknown type, bad payload,

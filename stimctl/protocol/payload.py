@@ -38,7 +38,7 @@ from stimctl.protocol.constants import (
 from stimctl.protocol.messages import CATALOGUE, Item, Message, PayloadError
 
 __all__ = ["BODY_PACKERS", "FRAME_UNPACKERS", "ITEMS_SEEN_MAX", "pack_body", "pack_payload",
-           "renumbered", "unpack_payload"]  # fmt: skip
+           "record_structs", "renumbered", "unpack_payload"]  # fmt: skip
 
 
 def _struct(cls: type[Message] | type[Item], prefix: str = "<") -> struct.Struct:
@@ -372,3 +372,11 @@ BODY_PACKERS: dict[type, Callable[[Message], bytes]] = {
 FRAME_UNPACKERS: dict[int, Callable[[int, bytes], Message]] = {
     cls.TYPE: _frame_unpacker(layout) for cls, layout in _LAYOUTS.items()
 }
+
+
+def record_structs(cls: type[Message]) -> tuple[struct.Struct, struct.Struct | None]:
+    """The codec's structs of a message class: its fixed fields, and one channel record (None
+    without records). The payload is the fixed fields, then (with records) a count byte and the
+    records: for a sender that packs plain values without building message objects."""
+    layout = _LAYOUTS[cls]
+    return layout.fixed, layout.item_struct
