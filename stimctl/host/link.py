@@ -22,6 +22,7 @@ import serial
 
 from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
 from stimctl.host.simprocess import register_stimsim_urls
+from stimctl.host.threadpriority import NORMAL, raise_to_realtime
 from stimctl.protocol import (
     CATALOGUE_HASH,
     HELLO_RETRY_MS,
@@ -178,6 +179,8 @@ class Link:
         self.probed_at: float | None = None  # host time of the last HELLO probe
         self.unanswered_probes = 0  # HELLO probes sent since the device last said anything
         self._keepalive: threading.Thread | None = None
+        self.priority = NORMAL  # what the keep-alive and reader threads got (threadpriority)
+        self.tx_gap_max_s = 0.0  # longest host-time silence between two writes (keep-alive on)
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
@@ -255,15 +258,8 @@ class Link:
                     self._pending[sent.seq] = pending
                     while len(self._pending) > _MAX_PENDING:
                         self._pending.popitem(last=False)
-            if self.mute:
-                return sent, pending
-            try:
-                self.port.write(frame)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                self._connection_lost(exc)
-                raise LinkError(f"link to {self.url} lost: {exc}") from None
-            self.tx_frames += 1
-            self.last_tx = time.monotonic()
+            if not self.mute:
+                self._port_write(frame)
         return sent, pending
 
     def write_urgent(self, msg: Message) -> Message:
@@ -278,14 +274,8 @@ class Link:
             with self._plock:
                 self._pending[sent.seq] = _Pending(sent)
             if not self.mute:
-                try:
-                    _discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
-                    self.port.write(b"\x00" + encode(sent))
-                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                    self._connection_lost(exc)
-                    raise LinkError(f"link to {self.url} lost: {exc}") from None
-                self.tx_frames += 1
-                self.last_tx = time.monotonic()
+                _discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
+                self._port_write(b"\x00" + encode(sent))
         return sent
 
     def request(self, msg: Message, timeout: float = 1.0) -> Message:
@@ -362,34 +352,54 @@ class Link:
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            if self.mute:
-                return
-            try:
-                self.port.write(frame)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                self._connection_lost(exc)
-                raise LinkError(f"link to {self.url} lost: {exc}") from None
-            self.tx_frames += 1
-            self.last_tx = time.monotonic()
+            if not self.mute:
+                self._port_write(frame)
+
+    def _port_write(self, frame: bytes) -> None:
+        """Put ``frame`` on the port (the caller holds the write lock); LinkError when the port
+        is gone. Counts frames and the longest silence since the keep-alive started."""
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            self._connection_lost(exc)
+            raise LinkError(f"link to {self.url} lost: {exc}") from None
+        now = time.monotonic()
+        if self._keepalive is not None:
+            self.tx_gap_max_s = max(self.tx_gap_max_s, now - self.last_tx)
+        self.tx_frames += 1
+        self.last_tx = now
 
     # --- keep-alive (its own thread) ---------------------------------------------------------
-    def start_keepalive(self, interval_s: float) -> None:
+    def start_keepalive(self, interval_s: float, *, realtime: bool = True) -> None:
         """HEARTBEAT whenever nothing was written for ``interval_s`` of host time, from a thread
         of its own: the device watchdog never depends on the reader thread, the telemetry
         handling or a UI keeping up. Not on a virtual-clock simulator (host time means nothing
-        to it; the telemetry-paced heartbeat of the DeviceMirror feeds it)."""
+        to it; the telemetry-paced heartbeat of the DeviceMirror feeds it).
+
+        ``realtime``: the keep-alive and reader threads ask for SCHED_RR (threadpriority), so
+        that a busy PC's scheduler does not hold the whole host silent past the watchdog; where
+        that is not allowed they run as before and ``priority`` says why."""
         if self._keepalive is not None or getattr(self.port, "virtual", False) is True:
             return
+        if realtime:
+            self.priority = raise_to_realtime(self.reader.native_id)
+            if self.priority.startswith(NORMAL):
+                log.warning("link threads at normal priority, %s: on a busy PC the device"
+                            " watchdog may trip (docs/PROTOCOL.md)", self.priority[7:])  # fmt: skip
+        self.last_tx = time.monotonic()
         self._keepalive = threading.Thread(
-            target=self._keep_alive, args=(interval_s,), name="stimctl-keepalive", daemon=True
-        )
+            target=self._keep_alive, args=(interval_s, realtime), name="stimctl-keepalive",
+            daemon=True,
+        )  # fmt: skip
         self._keepalive.start()
 
     @property
     def keepalive_running(self) -> bool:
         return self._keepalive is not None and self._keepalive.is_alive()
 
-    def _keep_alive(self, interval_s: float) -> None:
+    def _keep_alive(self, interval_s: float, realtime: bool) -> None:
+        if realtime and not self.priority.startswith(NORMAL):
+            self.priority = raise_to_realtime()
         tick = max(0.001, interval_s / 4)
         while not self._stop_keepalive.wait(tick):
             if not self.is_open:
