@@ -88,9 +88,13 @@ def _tally(summaries: list[Summary | str]) -> dict[str, Any]:
 
 
 def link_figures(record: str | Path) -> dict[str, Any]:
-    """The ``link`` figures of a record's summary line ({} when it has none)."""
+    """The ``link`` figures of a record's summary line ({} when it has none or is unreadable)."""
     found: dict[str, Any] = {}
-    for line in Path(record).read_bytes().splitlines():
+    try:
+        raw = Path(record).read_bytes()
+    except OSError:
+        return found
+    for line in raw.splitlines():
         entry = parse_line(line)
         if entry is not None and entry["kind"] == "summary":
             found = dict(entry["data"].get("link") or {})
@@ -199,7 +203,10 @@ def durations(quick: bool, env: Mapping[str, str]) -> tuple[float, float, Path |
     picked = []
     for name, default in (("STIMCTL_SOAK_RUN_MIN", run_min), ("STIMCTL_SOAK_TUI_MIN", tui_min)):
         text = env.get(name, "").strip()
-        value = float(text) if text else default
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = math.nan
         if not 0 <= value < math.inf:
             raise ValueError(f"{name} must be a number of minutes >= 0, got {text!r}")
         picked.append(value)
