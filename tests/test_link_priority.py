@@ -16,7 +16,12 @@ import pytest
 from pytest_mock import MockerFixture
 
 from stimctl.host.link import Link
-from stimctl.host.threadpriority import LINK_THREAD_PRIORITY, raise_to_realtime
+from stimctl.host.threadpriority import (
+    HOST_NICE,
+    LINK_THREAD_PRIORITY,
+    favour_process,
+    raise_to_realtime,
+)
 from tests.test_link import FakePort, Recorder
 
 pytestmark = pytest.mark.timeout(20)
@@ -48,6 +53,7 @@ def test_the_keepalive_and_reader_threads_ask_for_sched_rr(
         lambda pid, policy, param: calls.append(
             (pid, policy, param.sched_priority, threading.get_native_id())),
     )  # fmt: skip
+    mocker.patch.object(os, "setpriority")
     link.start_keepalive(0.05)
     _until(lambda: len(calls) >= 2)
     reader = link.reader.native_id
@@ -55,7 +61,7 @@ def test_the_keepalive_and_reader_threads_ask_for_sched_rr(
     own = [c for c in calls if c[0] == 0]  # the keep-alive thread, on itself
     assert own and own[0][1:3] == (os.SCHED_RR, LINK_THREAD_PRIORITY)
     assert own[0][3] not in (reader, threading.get_native_id())
-    assert link.priority == f"SCHED_RR {LINK_THREAD_PRIORITY}"
+    assert link.priority == f"SCHED_RR {LINK_THREAD_PRIORITY}, nice {HOST_NICE}"
 
 
 @linux_only
@@ -64,9 +70,11 @@ def test_refused_realtime_leaves_the_threads_normal_says_why_and_keeps_feeding(
 ) -> None:
     refuse = PermissionError(1, "Operation not permitted")
     mocker.patch.object(os, "sched_setscheduler", side_effect=refuse)
+    mocker.patch.object(os, "setpriority", side_effect=refuse)
+    mocker.patch.object(os, "getpriority", return_value=0)
     with caplog.at_level(logging.WARNING, logger="stimctl.host.link"):
         link.start_keepalive(0.05)
-    assert link.priority == "normal (Operation not permitted)"
+    assert link.priority == "normal (Operation not permitted), nice 0 (Operation not permitted)"
     assert "Operation not permitted" in caplog.text
     frames = link.tx_frames
     _until(lambda: link.tx_frames >= frames + 3)
@@ -75,10 +83,12 @@ def test_refused_realtime_leaves_the_threads_normal_says_why_and_keeps_feeding(
 
 def test_without_realtime_nothing_is_asked(link: Link, mocker: MockerFixture) -> None:
     spy = mocker.patch.object(os, "sched_setscheduler", create=True)
+    nice = mocker.patch.object(os, "setpriority", create=True)
     link.start_keepalive(0.05, realtime=False)
     frames = link.tx_frames
     _until(lambda: link.tx_frames >= frames + 2)
     spy.assert_not_called()
+    nice.assert_not_called()
     assert link.priority == "normal"
 
 
@@ -113,3 +123,24 @@ def test_the_longest_silence_on_the_wire_is_measured(link: Link) -> None:
     frames = link.tx_frames
     _until(lambda: link.tx_frames > frames)
     assert link.tx_gap_max_s >= 0.3
+
+
+@linux_only
+def test_favouring_the_process_renices_every_thread_and_never_raises(
+    mocker: MockerFixture,
+) -> None:
+    niced: dict[int, int] = {}
+    mocker.patch.object(os, "getpriority", return_value=0)
+    mocker.patch.object(os, "setpriority", lambda which, tid, n: niced.__setitem__(tid, n))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert favour_process() == f"nice {HOST_NICE}"
+    finally:
+        stop.set()
+        other.join()
+    assert {threading.get_native_id(), other.native_id} <= set(niced)
+    assert set(niced.values()) == {HOST_NICE}
+    mocker.patch.object(os, "setpriority", side_effect=PermissionError(13, "Permission denied"))
+    assert favour_process() == "nice 0 (Permission denied)"

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import serial
 
 from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
+from stimctl.host.heapfreeze import HeapFreeze
 from stimctl.host.simprocess import register_stimsim_urls
-from stimctl.host.threadpriority import NORMAL, raise_to_realtime
+from stimctl.host.threadpriority import NORMAL, favour_process, raise_to_realtime
 from stimctl.protocol import (
     CATALOGUE_HASH,
     HELLO_RETRY_MS,
@@ -181,6 +182,7 @@ class Link:
         self._keepalive: threading.Thread | None = None
         self.priority = NORMAL  # what the keep-alive and reader threads got (threadpriority)
         self.tx_gap_max_s = 0.0  # longest host-time silence between two writes (keep-alive on)
+        self.heap = HeapFreeze()  # short GC pauses while output can be live (keep-alive on)
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
@@ -382,10 +384,11 @@ class Link:
         if self._keepalive is not None or getattr(self.port, "virtual", False) is True:
             return
         if realtime:
-            self.priority = raise_to_realtime(self.reader.native_id)
-            if self.priority.startswith(NORMAL):
-                log.warning("link threads at normal priority, %s: on a busy PC the device"
-                            " watchdog may trip (docs/PROTOCOL.md)", self.priority[7:])  # fmt: skip
+            threads, process = raise_to_realtime(self.reader.native_id), favour_process()
+            self.priority = f"{threads}, {process}"
+            if "(" in self.priority:
+                log.warning("link threads and host not favoured (%s): on a busy PC the device"
+                            " watchdog may trip (docs/PROTOCOL.md)", self.priority)  # fmt: skip
         self.last_tx = time.monotonic()
         self._keepalive = threading.Thread(
             target=self._keep_alive, args=(interval_s, realtime), name="stimctl-keepalive",
@@ -399,7 +402,7 @@ class Link:
 
     def _keep_alive(self, interval_s: float, realtime: bool) -> None:
         if realtime and not self.priority.startswith(NORMAL):
-            self.priority = raise_to_realtime()
+            raise_to_realtime()
         tick = max(0.001, interval_s / 4)
         while not self._stop_keepalive.wait(tick):
             if not self.is_open:
@@ -506,6 +509,8 @@ class Link:
             self.device_ms = item.time_ms
             self.last_telemetry = self.last_rx
             self.unanswered_probes = 0
+            if self._keepalive is not None:  # real time: see heapfreeze
+                self.heap.device_state(item.state)
         if isinstance(item, Invalid):
             if item.version != PROTOCOL_VERSION:
                 with self._plock:
@@ -579,6 +584,7 @@ class Link:
         """Stop the reader and close the port (idempotent; never raises)."""
         self._closing = True
         self._stop_keepalive.set()
+        self.heap.thaw()
         self.reader.stop()
         if threading.current_thread() is not self.reader:
             self.reader.join(timeout=1.0)

@@ -1,4 +1,4 @@
-"""Real-time scheduling for the link's threads (keep-alive writer, reader), where the OS allows it.
+"""Scheduling for the host under load: real-time link threads, a favoured process, if allowed.
 
 Why (docs/PROTOCOL.md, "Keep-alive under load"): the device's watchdog (200 ms) and the stream's
 lookahead (under 250 ms) bound how long the host may go silent. On a busy PC the scheduler, not
@@ -16,17 +16,23 @@ else the threads stay as they were, the host says why once (a log warning), and 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
+from pathlib import Path
 
-__all__ = ["LINK_THREAD_PRIORITY", "NORMAL", "raise_to_realtime"]
+__all__ = ["HOST_NICE", "LINK_THREAD_PRIORITY", "NORMAL", "favour_process", "raise_to_realtime"]
 
 log = logging.getLogger(__name__)
 
 LINK_THREAD_PRIORITY = 10
 """SCHED_RR priority of the link threads (Linux: 1..99): above every normal task, below the
 kernel's threaded interrupt handlers (50), so the serial driver itself is never held up."""
+
+HOST_NICE = -10
+"""Nice of the host process's other threads (a UI, workers): 9.3 times the weight of a nice-0
+task (the kernel's sched_prio_to_weight table), so CPU-bound work beside it rarely preempts it."""
 
 NORMAL = "normal"
 
@@ -44,3 +50,21 @@ def raise_to_realtime(native_id: int | None = None, priority: int = LINK_THREAD_
         why = getattr(exc, "strerror", None) or str(exc)
         return f"{NORMAL} ({why})"
     return f"SCHED_RR {priority}"
+
+
+def favour_process(nice: int = HOST_NICE) -> str:
+    """Set every thread of this process now at a higher nice to ``nice`` (threads started later
+    inherit it from their creator). Returns ``"nice <n>"`` or ``"nice 0 (<why not>)"``."""
+    tasks = Path("/proc/self/task")
+    if not hasattr(os, "setpriority") or not tasks.is_dir():
+        return f"nice 0 (no per-thread nice on {sys.platform})"
+    why = ""
+    for task in tasks.iterdir():
+        try:
+            tid = int(task.name)
+            if os.getpriority(os.PRIO_PROCESS, tid) > nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)  # Linux: one thread
+        except (OSError, ValueError) as exc:  # a thread that ended meanwhile: ESRCH
+            if getattr(exc, "errno", None) != errno.ESRCH:
+                why = getattr(exc, "strerror", None) or str(exc)
+    return f"nice 0 ({why})" if why else f"nice {nice}"
