@@ -22,6 +22,8 @@ from stimctl.host.threadpriority import (
     favour_process,
     raise_to_realtime,
 )
+from stimctl.protocol import State
+from tests.test_heap_freeze import _telemetry
 from tests.test_link import FakePort, Recorder
 
 pytestmark = pytest.mark.timeout(20)
@@ -114,10 +116,18 @@ def test_with_permission_the_link_threads_really_run_sched_rr(link: Link) -> Non
 
 
 def test_the_longest_silence_on_the_wire_is_measured(link: Link) -> None:
-    """The host not scheduled for 0.3 s (here: its write lock held that long): the link's
-    ``tx_gap_max_s``, which the record's summary carries, shows at least that silence."""
+    """The host not scheduled for 0.3 s (here: its write lock held that long) while output can
+    be live: the link's ``tx_gap_max_s``, which the record's summary carries, shows at least
+    that silence; at rest (IDLE) a silence is not counted."""
     link.start_keepalive(0.05, realtime=False)
     _until(lambda: link.tx_frames >= 2)
+    with link._wlock:  # at rest: not counted
+        time.sleep(0.3)
+    frames = link.tx_frames
+    _until(lambda: link.tx_frames > frames)
+    assert link.tx_gap_max_s < 0.3
+    link.port.push(_telemetry(State.ARMED))  # type: ignore[attr-defined]
+    _until(lambda: link.heap.live)
     with link._wlock:
         time.sleep(0.3)
     frames = link.tx_frames

@@ -49,6 +49,11 @@ class HeapFreeze:
         elif self._frozen:
             self.thaw()
 
+    @property
+    def live(self) -> bool:
+        """The device last reported a state in which output can be live."""
+        return self._last in _LIVE
+
     def thaw(self) -> None:
         """Let the collector see everything again (at rest, and when the link closes)."""
         if self._frozen:

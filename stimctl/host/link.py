@@ -181,7 +181,7 @@ class Link:
         self.unanswered_probes = 0  # HELLO probes sent since the device last said anything
         self._keepalive: threading.Thread | None = None
         self.priority = NORMAL  # what the keep-alive and reader threads got (threadpriority)
-        self.tx_gap_max_s = 0.0  # longest host-time silence between two writes (keep-alive on)
+        self.tx_gap_max_s = 0.0  # longest host-time silence between writes, output live
         self.heap = HeapFreeze()  # short GC pauses while output can be live (keep-alive on)
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
@@ -359,14 +359,14 @@ class Link:
 
     def _port_write(self, frame: bytes) -> None:
         """Put ``frame`` on the port (the caller holds the write lock); LinkError when the port
-        is gone. Counts frames and the longest silence since the keep-alive started."""
+        is gone. Counts frames and the longest silence while output could be live (real time)."""
         try:
             self.port.write(frame)
         except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
             self._connection_lost(exc)
             raise LinkError(f"link to {self.url} lost: {exc}") from None
         now = time.monotonic()
-        if self._keepalive is not None:
+        if self._keepalive is not None and self.heap.live:
             self.tx_gap_max_s = max(self.tx_gap_max_s, now - self.last_tx)
         self.tx_frames += 1
         self.last_tx = now
