@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m firmware_sim") ->
     try:
         server.serve(stop)
     finally:
+        # Stopping already: a late SIGTERM (the host's, after its parent pipe's EOF) must not kill
+        # the interpreter's shutdown, which puts Python-level handlers back to SIG_DFL.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         if control is not None:
             control.close()
         server.close()

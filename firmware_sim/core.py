@@ -31,6 +31,7 @@ class DeviceCore(Protocol):
     clock: VirtualClock | RealClock
     limits: HardwareLimits
     ticks_per_ms: int
+    tick_us: int
     watchdog_ticks: int
     tick_count: int
     link: LinkFaults
@@ -57,6 +58,7 @@ class DeviceCore(Protocol):
     stop_from: list[int]
     reramp_rate_na_per_s: int
     reramp_from_tick: int
+    block_passed: tuple[object, ...]  # the inputs of the last BLOCK that passed the limits
     last_command: tuple[int, int, tuple[NakReason, int] | None, int] | None
 
     @property

@@ -6,12 +6,12 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from firmware_sim import commands, faults, reports
+from firmware_sim import commands, faults, reports, targets
 from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.config import DeviceConfig
 from firmware_sim.fastpath import quiet_horizon, run_quiet
 from firmware_sim.faults import LinkFaults
-from firmware_sim.fifo import BlockFifo
+from firmware_sim.fifo import BlockFifo, same_settings
 from firmware_sim.interlock import LIVE_STATES, Event, Interlock
 from firmware_sim.limits import LimitError
 from firmware_sim.output import OutputStage
@@ -34,8 +34,12 @@ from stimctl.protocol import (
     StateEvent,
     encode,
 )
+from stimctl.protocol.framing import encode_payload
+from stimctl.protocol.payload import record_structs
 
 __all__ = ["Device", "DeviceConfig"]
+
+_ACK = record_structs(Ack)[0]
 
 
 class Device:
@@ -52,6 +56,7 @@ class Device:
         self.tick_us = 1_000_000 // cfg.tick_hz
         self.ticks_per_ms = max(1, 1000 // self.tick_us)
         self.watchdog_ticks = cfg.watchdog_ms * self.ticks_per_ms
+        self.telemetry_ticks = cfg.tick_hz // cfg.telemetry_hz
         self.tick_count = 0
         self.boot_tick = 0
         self.link = LinkFaults(cfg.drop, cfg.flip, cfg.delay_ms, cfg.seed)
@@ -111,30 +116,39 @@ class Device:
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""
-        n = len(self._tx) if size < 0 else min(size, len(self._tx))
+        if size < 0 or size >= len(self._tx):
+            out = bytes(self._tx)
+            self._tx.clear()
+            return out
+        n = size
         out = bytes(self._tx[:n])
         del self._tx[:n]
         return out
 
     def tick(self) -> None:
         """One device tick: output for the interval ending now, then commands, faults, telemetry."""
-        self.tick_count += 1
-        now = self.tick_count
+        self.tick_count = now = self.tick_count + 1
         if self.scheduled_faults and self.first_start_tick is not None:
             faults.run_scheduled(self, now)
-        if self.output_stage.drifting:
-            self.output_stage.drift(1)
-        self._output_step(now)
-        self._release(now)
-        self._process_rx(now)
-        silent = now - self.last_rx_tick
-        if self.session_open and not self.interlock.latched and silent >= self.watchdog_ticks:
-            self._watchdog(silent)
+        stage = self.output_stage
+        if stage.drifting:
+            stage.drift(1)
+        state = self.interlock.state
+        if state is State.RUNNING or state is State.STOPPING:
+            self._output_step(now)
+        if self.rx_delayed or self.tx_delayed:
+            self._release(now)
+        if self.rx_buffer:
+            self._process_rx(now)
+        if self.session_open:
+            silent = now - self.last_rx_tick
+            if silent >= self.watchdog_ticks and not self.interlock.latched:
+                self._watchdog(silent)
         if self.impedance_due is not None and now >= self.impedance_due[0]:
             self._finish_impedance_check()
         if self.session_open and now >= self.next_telemetry:
-            self.next_telemetry = now + self.config.tick_hz // self.config.telemetry_hz
-            self.send(reports.telemetry(self))
+            self.next_telemetry = now + self.telemetry_ticks
+            self._put(reports.telemetry_frame(self))
 
     def _watchdog(self, silent: int) -> None:
         """No valid frame for watchdog_ms: COMMS_LOSS while output can be live; in IDLE (nothing
@@ -171,11 +185,15 @@ class Device:
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            quiet = 0 if by_tick else min(quiet_horizon(self), end - self.tick_count)
-            if quiet > 0:
-                run_quiet(self, quiet)
-            else:
-                self.tick()
+            if not by_tick:
+                quiet = quiet_horizon(self)
+                if quiet > 0:
+                    left = end - self.tick_count
+                    if quiet >= left:
+                        run_quiet(self, left)
+                        break
+                    run_quiet(self, quiet)  # the next tick holds the event that ends the stretch
+            self.tick()
         return bool(self._tx)
 
     def advance(self, ms: float) -> None:
@@ -221,13 +239,14 @@ class Device:
         # the last control command answered: (seq, type, answer, tick), for duplicate detection
         self.last_command: tuple[int, int, commands.Answer, int] | None = None
         self.last_rx_tick = self.tick_count
-        self.next_telemetry = self.tick_count + cfg.tick_hz // cfg.telemetry_hz
+        self.next_telemetry = self.tick_count + self.telemetry_ticks
         self.impedance_due: tuple[int, int] | None = None
         self.stop_end = 0
         self.stop_ticks = 0
         self.stop_from: list[int] = []
         self.reramp_rate_na_per_s = 0  # RESUME's re-ramp line; 0: none (the slew ceiling alone)
         self.reramp_from_tick = 0
+        self.block_passed: tuple[object, ...] = ()
         self.output_stage.zero_all()
         self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
 
@@ -248,48 +267,15 @@ class Device:
 
     def configure_outputs(self, ramp_now: int | None = None) -> None:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
-        block = self.fifo.current
-        stage = self.output_stage
-        cap = self.reramp_cap_ua()
-        for i in range(self.config.channels):
-            if block is None or i >= len(block.channels) or not self.armed_mask >> i & 1:
-                stage.configure(i, 0, 0, 0)
-                continue
-            s = block.channels[i]
-            target = min(self.limits.scaled(s.amplitude_ua, self.gains[i]), cap)
-            if ramp_now is not None:  # STOPPING: down the ramp, and never up again
-                left = max(0, self.stop_end - ramp_now)
-                ramp = self.stop_from[i] * left // self.stop_ticks if self.stop_ticks else 0
-                target = min(target, ramp, stage.channels[i].delivered_ua)
-            stage.configure(i, target, s.frequency_dhz, s.pulse_width_us)
-
-    def reramp_cap_ua(self) -> int:
-        """RESUME's re-ramp line: rate x time since RESUME (unbounded when no re-ramp runs)."""
-        if not self.reramp_rate_na_per_s or self.state is not State.RUNNING:
-            return self.limits.max_amplitude_ua
-        elapsed_us = (self.tick_count - self.reramp_from_tick) * self.tick_us
-        return self.reramp_rate_na_per_s * elapsed_us // 1_000_000_000
-
-    def _reramp_step(self) -> None:
-        """Follow the re-ramp line; it ends once it passes every target still to play."""
-        cap = self.reramp_cap_ua()
-        blocks = [*self.fifo.queue, *([self.fifo.current] if self.fifo.current else [])]
-        highest = max(
-            (self.limits.scaled(b.channels[i].amplitude_ua, self.gains[i])
-             for b in blocks for i in range(min(len(b.channels), self.config.channels))),
-            default=0,
-        )  # fmt: skip
-        if cap >= highest:
-            self.reramp_rate_na_per_s = 0
-        self.configure_outputs()
+        targets.configure(self, ramp_now)
 
     def _output_step(self, now: int) -> None:
-        state = self.state
+        state = self.interlock.state
         if state is not State.RUNNING and state is not State.STOPPING:
             return
         stage = self.output_stage
         if state is State.RUNNING and self.reramp_rate_na_per_s:
-            self._reramp_step()
+            targets.reramp_step(self)
         if state is State.STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
@@ -297,20 +283,31 @@ class Device:
                 self.apply_state(Event.STOPPED)
                 return
             self.configure_outputs(ramp_now=now)
-        stage.slew()
-        found = stage.check_electrodes()
-        if found is not None:
-            self.latch_fault(*found)
-            return
+        if not stage.settled:
+            stage.slew()
+        if not stage.checked:
+            found = stage.check_electrodes()
+            if found is not None:
+                self.latch_fault(*found)
+                return
         stage.pulse(now - 1, 1)
-        self.fifo.elapsed += 1
-        if self.fifo.remaining <= 0:
+        fifo = self.fifo
+        fifo.elapsed += 1
+        if fifo.remaining <= 0:
             self._next_block()
 
     def _next_block(self) -> None:
         ended = self.fifo.current
-        if self.fifo.pop() is not None:
-            self.configure_outputs()
+        block = self.fifo.pop()
+        if block is not None:
+            if (
+                ended is None
+                or self.state is not State.RUNNING
+                or self.reramp_rate_na_per_s
+                or not same_settings(ended, block)
+            ):
+                self.configure_outputs()
+            # else: the same settings, gains and mask as the block that ended: the same targets
         elif ended is not None and ended.flags & BLOCK_FLAG_LAST:
             self.output_stage.zero_all()
             self.armed_mask = 0
@@ -375,7 +372,11 @@ class Device:
 
     def send(self, msg: Message) -> None:
         """Frame a message with the next device sequence number and put it on the link."""
-        data = self.link.apply(encode(msg))
+        self._put(encode(msg))
+
+    def _put(self, frame: bytes) -> None:
+        """Put a complete frame on the link (through its faults and delay)."""
+        data = self.link.apply(frame)
         if self.link.delay_ms:
             self.tx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
         else:
@@ -410,11 +411,12 @@ class Device:
         self.last_rx_tick = now
         self.last_rx_ms = self.time_ms
         self.counters["frames_rx"] += 1
-        name = (
-            CATALOGUE[item.TYPE].__name__ if isinstance(item, Message) else f"{item.type_code:#04x}"
-        )
         type_code = item.TYPE if isinstance(item, Message) else item.type_code
-        self.trace.write("rx", type=name, seq=item.seq)
+        if self.trace.enabled:
+            name = (
+                CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
+            )
+            self.trace.write("rx", type=name, seq=item.seq)
         self._in_command = True
         try:
             repeated = commands.repeated(self, item, type_code)
@@ -430,12 +432,14 @@ class Device:
                 self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
                                reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip
             elif not isinstance(item, Hello):
-                self.send(Ack(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code))
+                ack = _ACK.pack(item.seq, type_code)
+                self._put(encode_payload(Ack.TYPE, self.next_seq(), ack))
         finally:
             self._in_command = False
-        deferred, self._deferred = self._deferred, []
-        for msg in deferred:
-            self.send(replace(msg, seq=self.next_seq()))
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for msg in deferred:
+                self.send(replace(msg, seq=self.next_seq()))
         if self.pending_violation is not None:
             err, self.pending_violation = self.pending_violation, None
             self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)

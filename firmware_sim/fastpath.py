@@ -1,13 +1,15 @@
 """The virtual clock's fast path: how many ticks can run in bulk, and running them in one step.
 
 A quiet stretch is one in which nothing but pulses (and slew credit) can happen: no bytes to
-process, no telemetry, watchdog, impedance result, scheduled fault, link release or block boundary
-due, and no output change: every channel at its target, or rising under the slew ceiling with its
-next DAC step still ahead. ``Device.run_ticks`` asks ``quiet_horizon`` and runs that many ticks
-with ``run_quiet``; the tick that holds the next event runs as an ordinary ``Device.tick``. So on
-the virtual clock the device goes from event to event, and every observable (trace, telemetry,
-pulses, charge, fault timing) is that of a tick-by-tick run (``DeviceConfig.tick_by_tick``, the
-reference tests/test_sim_event_driven.py compares against).
+process, no telemetry, watchdog, impedance result, scheduled fault, link release or change of
+settings due (a boundary to a block of the same settings changes nothing: the stretch plays
+across it), and no output change: every channel at its target, or rising under the slew ceiling
+with its next DAC step still ahead. ``Device.run_ticks`` asks ``quiet_horizon`` and runs that
+many ticks with ``run_quiet``; the tick that holds the next event runs as an ordinary
+``Device.tick``. So on the virtual clock the device goes from event to event, and every
+observable (trace, telemetry, pulses, charge, fault timing) is that of a tick-by-tick run
+(``DeviceConfig.tick_by_tick``, the reference tests/test_sim_event_driven.py compares against).
+Pulses and charge are counted in closed form per run of unchanged settings (output.py).
 """
 
 from __future__ import annotations
@@ -22,33 +24,40 @@ _FOREVER = 1 << 62
 
 def quiet_horizon(dev: DeviceCore) -> int:
     """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
-    state = dev.state
-    live = state is State.RUNNING or state is State.STOPPING  # electrodes checked every tick
-    if dev.rx_buffer or (live and not dev.output_stage.checked):
-        return 0  # bytes to process, or an electrode change (injection) to check at once
+    if dev.rx_buffer:
+        return 0  # bytes to process
+    state = dev.interlock.state
+    stage = dev.output_stage
+    running = state is State.RUNNING
+    if running or state is State.STOPPING:
+        if not stage.checked or state is State.STOPPING:
+            return 0  # an electrode change (injection) to check at once; or the STOP ramp
+        if dev.reramp_rate_na_per_s:
+            return 0  # following RESUME's re-ramp line (its target moves every tick)
+    if stage.drifting and stage.any_output:
+        return 0
     now = dev.tick_count
     event = _FOREVER
     if dev.rx_delayed:
-        event = min(event, dev.rx_delayed[0][0])
-    if dev.tx_delayed:
-        event = min(event, dev.tx_delayed[0][0])
+        event = dev.rx_delayed[0][0]
+    if dev.tx_delayed and dev.tx_delayed[0][0] < event:
+        event = dev.tx_delayed[0][0]
     if dev.session_open:
-        event = min(event, dev.next_telemetry)
-        if not dev.interlock.latched:
-            event = min(event, dev.last_rx_tick + dev.watchdog_ticks)
-    if dev.impedance_due is not None:
-        event = min(event, dev.impedance_due[0])
+        if dev.next_telemetry < event:
+            event = dev.next_telemetry
+        if not dev.interlock.latched and dev.last_rx_tick + dev.watchdog_ticks < event:
+            event = dev.last_rx_tick + dev.watchdog_ticks
+    if dev.impedance_due is not None and dev.impedance_due[0] < event:
+        event = dev.impedance_due[0]
     if dev.scheduled_faults and dev.first_start_tick is not None:
         event = min(event, min(spec_tick(dev, s) for s in dev.scheduled_faults))
-    stage = dev.output_stage
-    if state is State.STOPPING or (stage.drifting and stage.any_output):
-        return 0
-    if state is State.RUNNING:
-        if dev.reramp_rate_na_per_s:
-            return 0  # following RESUME's re-ramp line (its target moves every tick)
-        if not stage.at_target:
+    if running:
+        if not stage.settled:
             event = min(event, now + next_slew_step(stage))
-        event = min(event, now + dev.fifo.remaining)
+        # boundaries to blocks of the same settings change nothing: a quiet stretch crosses them
+        unchanged = dev.fifo.unchanged_ticks(event - now)
+        if now + unchanged < event:
+            event = now + unchanged
     return max(0, event - now - 1)
 
 
@@ -59,7 +68,7 @@ def next_slew_step(stage: OutputStage) -> int:
     earned = limits.max_slew_ua_per_ms * stage.tick_us
     need = limits.amplitude_step_ua * 1000
     soonest = _FOREVER
-    for ch in stage.channels:
+    for ch in stage.outputs:
         target = limits.clamp(ch.target_ua)
         if ch.delivered_ua > target or earned <= 0:
             return 1
@@ -77,5 +86,5 @@ def run_quiet(dev: DeviceCore, ticks: int) -> None:
         if not stage.settled:
             stage.earn_slew_credit(ticks)
         stage.pulse(dev.tick_count, ticks)
-        dev.fifo.elapsed += ticks
+        dev.fifo.play(ticks)
     dev.tick_count += ticks

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 from stimctl.protocol import BLOCK_FLAG_LAST, NO_BLOCK, Block, FifoLimit, NakReason
 
 
+def same_settings(a: Block, b: Block) -> bool:
+    """Whether ``b`` plays on with ``a``'s channel settings (decoded settings are shared, so
+    usually the same object)."""
+    return a.channels is b.channels or a.channels == b.channels
+
+
 @dataclass(slots=True)
 class BlockFifo:
     """Blocks waiting to play plus the one playing; times in device ticks."""
@@ -55,6 +61,29 @@ class BlockFifo:
         if self.current is None:
             return 0
         return self.duration_ticks(self.current) - self.elapsed
+
+    def unchanged_ticks(self, enough: int) -> int:
+        """Ticks until the settings change or the stream ends: the playing block's remaining
+        time plus that of the queued blocks that play on with its settings (0 when none plays),
+        counted only until it reaches ``enough`` (the caller needs to know no further)."""
+        current = self.current
+        if current is None:
+            return 0
+        ticks = self.duration_ticks(current) - self.elapsed
+        for block in self.queue:
+            if ticks >= enough or not same_settings(current, block):
+                break
+            ticks += block.duration_ms * self.ticks_per_ms
+        return ticks
+
+    def play(self, ticks: int) -> None:
+        """``ticks`` ticks of playing, across the boundaries of blocks that play on with the same
+        settings (``unchanged_ticks``: the caller stays within it)."""
+        self.elapsed += ticks
+        while self.current is not None and self.elapsed >= self.duration_ticks(self.current):
+            carry = self.elapsed - self.duration_ticks(self.current)
+            self.pop()
+            self.elapsed = carry
 
     @property
     def block_index(self) -> int:

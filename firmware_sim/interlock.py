@@ -87,6 +87,7 @@ ALLOWED: dict[int, frozenset[State]] = {
 }
 """Command type -> states in which it is accepted."""
 
+_NOWHERE: frozenset[State] = frozenset()  # a command type no state accepts
 ACCEPTED_WHEN_LATCHED = frozenset({Hello.TYPE, Heartbeat.TYPE, EStop.TYPE, ClearFault.TYPE})
 OUTPUT_STATES = frozenset({State.RUNNING, State.STOPPING})
 LIVE_STATES = frozenset({State.ARMED, State.RUNNING, State.PAUSED, State.STOPPING})
@@ -135,7 +136,7 @@ class Interlock:
         """Whether a command of this type is accepted in the current state."""
         if self.latched and type_code not in ACCEPTED_WHEN_LATCHED:
             return NakReason.FAULT_LATCHED
-        if self.state not in ALLOWED.get(type_code, frozenset()):
+        if self.state not in ALLOWED.get(type_code, _NOWHERE):
             return NakReason.BAD_STATE
         return None
 

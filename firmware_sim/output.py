@@ -79,26 +79,45 @@ class OutputStage:
     # while delivering
     on_change: Callable[[int, int], None] | None = None
     shape: int = Shape.BIPHASIC_SYMMETRIC
-    channels: list[ChannelOutput] = field(init=False)
+    _chans: list[ChannelOutput] = field(init=False)
     log: list[deque[Segment]] = field(init=False)
     settled: bool = True  # every channel delivers its target (no slewing to do)
     checked: bool = False  # the electrode check passed and nothing changed since
     drifting: bool = False  # some channel's impedance is drifting (kept by invalidate())
+    # ticks run0+1 .. run0+run played at the present settings, their pulses not yet counted
+    _run0: int = 0
+    _run: int = 0
+
+    @property
+    def channels(self) -> list[ChannelOutput]:
+        """The channels, their pulse and charge counters up to date."""
+        if self._run:
+            self.count_pulses()
+        return self._chans
+
+    @property
+    def outputs(self) -> list[ChannelOutput]:
+        """The channels as they are: targets, outputs, electrodes (pulse and charge counters
+        may lag behind: ``channels`` brings them up to date)."""
+        return self._chans
 
     def __post_init__(self) -> None:
-        self.channels = [ChannelOutput(impedance_ohm=z) for z in self.impedances]
-        self.log = [deque() for _ in self.channels]
+        self._chans = [ChannelOutput(impedance_ohm=z) for z in self.impedances]
+        self.log = [deque() for _ in self._chans]
 
     # --- configuration by the device ---------------------------------------------------------
 
     def configure(
         self, index: int, target_ua: int, frequency_dhz: int, pulse_width_us: int
     ) -> None:
-        ch = self.channels[index]
+        ch = self._chans[index]
         ch.target_ua = self.limits.clamp(target_ua)
         if ch.target_ua != ch.delivered_ua:
             self.settled = False
-        ch.increment = frequency_dhz * self.tick_us
+        increment = frequency_dhz * self.tick_us
+        if self._run and (increment != ch.increment or pulse_width_us != ch.pulse_width_us):
+            self.count_pulses()
+        ch.increment = increment
         if pulse_width_us != ch.pulse_width_us:
             ch.pulse_width_us = pulse_width_us
             if ch.delivered_ua and self.on_change is not None:
@@ -106,8 +125,9 @@ class OutputStage:
 
     def reset_session(self, shape: int) -> None:
         """At ARM: counters, accumulators and targets to zero."""
+        self._run = 0  # not counted: the counters restart
         self.shape = shape
-        for ch in self.channels:
+        for ch in self._chans:
             ch.pulses = ch.charge_pc = ch.net_charge_pc = ch.acc = 0
             ch.target_ua = ch.increment = ch.pulse_width_us = 0
         for log in self.log:
@@ -115,13 +135,14 @@ class OutputStage:
 
     def zero_all(self) -> None:
         """Output to zero at once, without slewing (fault, e-stop, pause)."""
-        for i, ch in enumerate(self.channels):
+        for i, ch in enumerate(self._chans):
             ch.target_ua = ch.slew_credit_na = 0
             self._deliver(i, ch, 0)
         self.settled = True
 
     def zero_accumulators(self) -> None:
-        for ch in self.channels:
+        self.count_pulses()
+        for ch in self._chans:
             ch.acc = 0
 
     @property
@@ -131,17 +152,17 @@ class OutputStage:
     def invalidate(self) -> None:
         """The electrode model changed (injection): check again at the next tick."""
         self.checked = False
-        self.drifting = any(ch.drift_ohm_per_s for ch in self.channels)
+        self.drifting = any(ch.drift_ohm_per_s for ch in self._chans)
 
     @property
     def any_output(self) -> bool:
-        return any(ch.delivered_ua for ch in self.channels)
+        return any(ch.delivered_ua for ch in self._chans)
 
     # --- time ----------------------------------------------------------------------------------
 
     def drift(self, ticks: int) -> None:
         self.checked = False
-        for ch in self.channels:
+        for ch in self._chans:
             if ch.drift_ohm_per_s:
                 ch.impedance_ohm = max(
                     0.0, ch.impedance_ohm + ch.drift_ohm_per_s * ticks * self.tick_us / 1e6
@@ -157,7 +178,7 @@ class OutputStage:
         earned_na = self.limits.max_slew_ua_per_ms * self.tick_us
         dac_step = self.limits.amplitude_step_ua
         settled = True
-        for i, ch in enumerate(self.channels):
+        for i, ch in enumerate(self._chans):
             target = self.limits.clamp(ch.target_ua)
             if ch.delivered_ua < target:
                 ch.slew_credit_na += earned_na
@@ -179,7 +200,7 @@ class OutputStage:
         """``ticks`` ticks of slewing in which no channel takes a step (the fast path's quiet
         ticks, see fastpath.next_slew_step): each rising channel only earns its credit."""
         earned_na = self.limits.max_slew_ua_per_ms * self.tick_us * ticks
-        for ch in self.channels:
+        for ch in self._chans:
             if ch.delivered_ua < self.limits.clamp(ch.target_ua):
                 ch.slew_credit_na += earned_na
 
@@ -188,7 +209,7 @@ class OutputStage:
         if self.checked:
             return None
         lim = self.limits
-        for i, ch in enumerate(self.channels):
+        for i, ch in enumerate(self._chans):
             if not ch.delivered_ua:
                 continue
             z = ch.impedance_ohm
@@ -208,11 +229,40 @@ class OutputStage:
         return None
 
     def pulse(self, tick0: int, ticks: int) -> None:
+        """Play ``ticks`` ticks (ticks tick0+1..tick0+ticks) at the present settings. Counted
+        lazily: a run of such ticks is counted in one step when a setting changes (configure,
+        a slew step, zero) or a counter is read (``channels``, ``count_pulses``), with the same
+        result as counting tick by tick."""
+        if self._run:
+            if self._run0 + self._run == tick0:
+                self._run += ticks
+                return
+            self.count_pulses()
+        self._run0, self._run = tick0, ticks
+
+    def pulse_counts(self) -> list[int]:
+        """Each channel's pulse count up to the last tick played, the uncounted run included
+        without counting it (its charge and log wait): what telemetry reports 50 times a second."""
+        run = self._run
+        if not run:
+            return [ch.pulses for ch in self._chans]
+        return [
+            ch.pulses + (ch.acc + ch.increment * run) // ACC_WRAP if ch.delivered_ua else ch.pulses
+            for ch in self._chans
+        ]
+
+    def count_pulses(self) -> None:
+        """Count the pulses and charge of the ticks played but not counted yet."""
+        if self._run:
+            tick0, ticks, self._run = self._run0, self._run, 0
+            self._count(tick0, ticks)
+
+    def _count(self, tick0: int, ticks: int) -> None:
         """Advance every accumulator by ``ticks`` ticks (ticks tick0+1..tick0+ticks) at constant
         amplitude: exact integer pulse count, charge added per pulse, one log segment (the last
         one lengthened when these ticks continue it with the same settings)."""
         asymmetric = self.shape == Shape.BIPHASIC_ASYMMETRIC
-        for i, ch in enumerate(self.channels):
+        for i, ch in enumerate(self._chans):
             increment = ch.increment
             if not increment:
                 continue
@@ -251,6 +301,8 @@ class OutputStage:
 
     def _deliver(self, index: int, ch: ChannelOutput, ua: int) -> None:
         if ua != ch.delivered_ua:
+            if self._run:
+                self.count_pulses()
             ch.delivered_ua = ua
             self.checked = False
             if self.on_change is not None:
@@ -277,6 +329,7 @@ class OutputStage:
         n = max(0, round((t1_ms - t0_ms) * rate_hz / 1000))
         out = np.zeros(n, dtype=np.float64)
         t0_us, dt_us = t0_ms * 1000.0, 1e6 / rate_hz
+        self.count_pulses()
         for seg in self.log[channel - 1]:
             ticks = seg.pulse_ticks()
             onsets = ticks * self.tick_us

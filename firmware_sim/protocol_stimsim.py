@@ -42,6 +42,13 @@ In lock-step, device time is held until some host thread says it is waiting for 
 session); read() with the time held waits, in wall time, up to its timeout, for that. Device
 time then stands still while the host computes, as a device's would beside an infinitely fast
 host. A host that never waits (a UI) should use plain ``virtual=1``.
+
+A host thread that reacts to a frame must get to react at that frame's device time: the reader
+thread that handed the frame over says so with ``hold_time()`` (device time then stands still,
+even with host threads waiting) and the reacting thread with ``release_time()`` once it has
+looked (and, say, sent its PAUSE). Without that, the reader thread runs device time on while the
+woken thread waits for the CPU (the interpreter lets it in after up to 5 ms of the reader's
+work: seconds of device time).
 """
 
 from __future__ import annotations
@@ -104,6 +111,7 @@ class Serial(SerialBase):
         self._control: ControlServer | None = None
         self._cancel = False
         self._host_waits = 0  # lock-step: host threads inside host_waiting()
+        self._holds = 0  # lock-step: frames handed to host threads that have not reacted yet
         self._gate = threading.Condition(threading.Lock())  # not self.lock: no lock ordering
         super().__init__(*args, **kwargs)
 
@@ -195,12 +203,25 @@ class Serial(SerialBase):
             with self._gate:
                 self._host_waits -= 1
 
+    def hold_time(self) -> None:
+        """Lock-step: hold device time until the matching ``release_time()`` (any thread), also
+        while host threads wait: a frame was handed to a host thread that has yet to react.
+        Outside lock-step mode it changes nothing."""
+        with self._gate:
+            self._holds += 1
+
+    def release_time(self) -> None:
+        with self._gate:
+            self._holds = max(0, self._holds - 1)
+            self._gate.notify_all()
+
     def _time_may_run(self, timeout: Timeout) -> bool:
-        """Lock-step: wait (wall time, up to ``timeout``) until a host thread is waiting."""
+        """Lock-step: wait (wall time, up to ``timeout``) until a host thread is waiting and
+        none has a frame still to react to."""
         if not self.lockstep:
             return True
         with self._gate:
-            while self._host_waits == 0:
+            while self._host_waits == 0 or self._holds:
                 if not self.is_open or self._cancel or timeout.expired():
                     return False
                 self._gate.wait(timeout.time_left() if self._timeout is not None else None)

@@ -2,36 +2,50 @@
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from firmware_sim.clock import RealClock
 from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
-from stimctl.protocol import (
-    IMPEDANCE_OPEN,
-    ChannelImpedance,
-    ChannelTelemetry,
-    ImpedanceResult,
-    Telemetry,
-)
+from stimctl.protocol import IMPEDANCE_OPEN, ChannelImpedance, ImpedanceResult, Telemetry
+from stimctl.protocol.framing import encode_payload
+from stimctl.protocol.payload import record_structs
+
+_TELEMETRY, _TELEMETRY_CHANNEL = record_structs(Telemetry)
+assert _TELEMETRY_CHANNEL is not None
+_TELEMETRY_WITH: dict[int, struct.Struct] = {}  # channel count -> the whole payload's struct
 
 
-def telemetry(dev: DeviceCore) -> Telemetry:
-    """One TELEMETRY frame (takes the next device sequence number)."""
-    chans = tuple(
-        ChannelTelemetry(set_ua=ch.target_ua, measured_ua=min(ch.measured_ua, 0xFFFF),
-                         impedance_ohm=min(int(ch.impedance_ohm), IMPEDANCE_OPEN),
-                         pulses=ch.pulses & 0xFFFFFFFF)
-        for ch in dev.output_stage.channels
-    )  # fmt: skip
+def _telemetry_struct(channels: int) -> struct.Struct:
+    """The payload: the fixed fields, the record count, the records (one struct, one pack)."""
+    whole = _TELEMETRY_WITH.get(channels)
+    if whole is None:
+        assert _TELEMETRY_CHANNEL is not None
+        record = _TELEMETRY_CHANNEL.format.lstrip("<")
+        whole = struct.Struct(_TELEMETRY.format + "B" + record * channels)
+        _TELEMETRY_WITH[channels] = whole
+    return whole
+
+
+def telemetry_frame(dev: DeviceCore) -> bytes:
+    """One TELEMETRY frame, packed from the device's state without building message objects
+    (50 of them a second); takes the next device sequence number."""
+    stage = dev.output_stage
+    chans = stage.outputs
+    pulses = stage.pulse_counts()
     fifo = dev.fifo
-    return Telemetry(
-        seq=dev.next_seq(), time_ms=dev.uptime_ms(), state=dev.state, fault=dev.fault,
-        fault_channel=dev.interlock.fault_channel, fifo_blocks=min(fifo.blocks, 255),
-        fifo_ms=min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
-        block_index=fifo.block_index & 0xFFFFFFFF, next_block=fifo.next_block & 0xFFFFFFFF,
-        channels=chans,
-    )  # fmt: skip
+    interlock = dev.interlock
+    values: list[int] = [
+        dev.uptime_ms(), interlock.state, interlock.fault, interlock.fault_channel,
+        min(fifo.blocks, 255), min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
+        fifo.block_index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, len(chans),
+    ]  # fmt: skip
+    for ch, count in zip(chans, pulses, strict=True):
+        values += (ch.target_ua, min(ch.measured_ua, 0xFFFF),
+                   min(int(ch.impedance_ohm), IMPEDANCE_OPEN), count & 0xFFFFFFFF)  # fmt: skip
+    payload = _telemetry_struct(len(chans)).pack(*values)
+    return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
 
 
 def measure_impedance(dev: DeviceCore, mask: int) -> ImpedanceResult:

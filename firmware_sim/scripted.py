@@ -6,7 +6,7 @@ It knows only the wire protocol, so device tests do not depend on the host they 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from firmware_sim.device import Device
 from stimctl.protocol import (
@@ -29,6 +29,7 @@ from stimctl.protocol import (
     State,
     Telemetry,
     encode,
+    renumbered,
 )
 
 
@@ -46,7 +47,7 @@ class ScriptedHost:
     def send(self, msg: Message) -> int:
         """Frame and send a message with the next host sequence number; returns that number."""
         self._seq = (self._seq + 1) % SEQ_MODULO
-        frame = encode(replace(msg, seq=self._seq))
+        frame = encode(renumbered(msg, self._seq))
         self.device.receive(frame)
         self.last_send_tick = self.device.tick_count
         return self._seq

@@ -203,6 +203,12 @@ def _sim(o: Options) -> list[Figure]:
             "x",
             "the same session's frames, device alone",
         ),
+        Figure(
+            "device_virtual_cpu_speedup",
+            device["cpu_speedup"],
+            "x",
+            "the same over the device's CPU time",
+        ),
         Figure("sim_idle_cpu_percent", idle, "%", "idle `stimctl sim`, one core"),
         Figure("orphan_gone_ms", gone, "ms", "host SIGKILL -> simulator gone"),
     ]

@@ -1,16 +1,16 @@
 """Controller: the scripting API; one device, one operator, one record (docs/API.md).
 
 The CLI and the TUI use only this class. Actions are checked by the host interlock before
-anything is written (InterlockError). The class is a facade over explicit collaborators that
-share its lock: ``Connection`` (port, link, handshake, device, effective envelope),
-``Session`` (profile, stream, totals, snapshots), ``DeviceMirror`` (device messages on the
-link's reader thread, fault latching), ``Commander`` (request + ACK, recorded), ``Recorder``
-(the session record) and ``Subscribers`` (telemetry and event callbacks).
+anything is written (InterlockError). The class is a facade over collaborators in
+``stimctl.host`` that share one ``SessionContext`` (lock, interlock, ``Connection``: port, link,
+handshake, device, effective envelope; ``Journal``: the session record and the event
+subscribers, written by one call; ``Commander``: request + ACK): ``Session`` owns the session's
+state (profile, stream, plateaus, totals, faults, e-stop, outcome), ``DeviceMirror`` handles
+the device's messages and waits for the device, ``Stopper`` ends sessions and closes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -23,25 +23,15 @@ from stimctl.host.connection import SIM_URL, Connection
 from stimctl.host.errors import InterlockError, RecordFailed, StimctlError
 from stimctl.host.errors import ValidationRefused as ValidationRefused
 from stimctl.host.interlock import Command, Interlock
+from stimctl.host.journal import Journal
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
-from stimctl.host.plateau import (
-    check_plateau,
-    clamped_target,
-    gain_permille,
-    reramp_na_per_s,
-)
-from stimctl.host.preparation import (
-    arm_context,
-    arm_message,
-    channel_mask,
-    compile_for_device,
-    impedance_readings,
-    profile_line,
-)
+from stimctl.host.plateau import check_plateau, clamped_target, gain_permille, reramp_na_per_s
+from stimctl.host.preparation import arm_context, arm_message, compile_for_device, refused_line
 from stimctl.host.recorder import Recorder, versions
-from stimctl.host.session import AT_REST, Session
+from stimctl.host.session import Session, SessionContext
 from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
+from stimctl.host.snapshots import summary_of
 from stimctl.host.status import (
     DeviceSummary,
     Event,
@@ -56,15 +46,7 @@ from stimctl.host.status import (
 from stimctl.host.stopping import Stopper
 from stimctl.host.subscribers import Subscribers
 from stimctl.host.verification import short_anchor
-from stimctl.protocol import (
-    Adjust,
-    Goodbye,
-    ImpedanceCheck,
-    Pause,
-    Resume,
-    Start,
-    State,
-)
+from stimctl.protocol import Adjust, Pause, Resume, Start
 from stimctl.rules.envelope import ADJUST_STEP_MA, DEFAULT_STOP_RAMP_MS, SafetyEnvelope
 from stimctl.rules.profile import Profile, ProfileError, load_profile
 from stimctl.rules.report import Report
@@ -88,27 +70,19 @@ class Controller:
         self.site_envelope = envelope or SafetyEnvelope()
         self.operator = operator
         self.patient = check_patient(patient)
-        self.interlock = Interlock(clock)
-        self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)
-        self.connection = Connection(self.lock, self.site_envelope)
-        self.recorder = Recorder(on_failure=lambda why: self.stopper.record_failed(why))
-        self.subscribers = Subscribers(self.lock)
-        self.session = Session(self.changed, self.connection, self.recorder, self.subscribers)
-        self.commander = Commander(self.recorder, self.subscribers)
-        self.mirror = DeviceMirror(
-            self.lock, self.changed, self.interlock, self.connection, self.session,
-            self.recorder, self.subscribers, self.commander,
+        lock = threading.RLock()
+        recorder = Recorder(on_failure=lambda why: self.stopper.record_failed(why))
+        journal = Journal(recorder, Subscribers(lock))
+        self.ctx = SessionContext(
+            lock, threading.Condition(lock), Interlock(clock),
+            Connection(lock, self.site_envelope), journal, Commander(journal),
         )  # fmt: skip
-        self.stopper = Stopper(
-            self.lock, self.interlock, self.connection, self.session, self.commander,
-            self.mirror, self.recorder, self.subscribers,
-        )  # fmt: skip
-        self._profile: Profile | None = None
-        self._report: Report | None = None
+        self.lock, self.interlock, self.connection = lock, self.ctx.interlock, self.ctx.connection
+        self.journal, self.recorder, self.commander = journal, recorder, self.ctx.commander
+        self.session = Session(self.ctx)
+        self.mirror = DeviceMirror(self.session)
+        self.stopper = Stopper(self.session)
         self._closed = False
-        self._adjust_at: dict[int, float] = {}  # channel -> interlock clock of its last ADJUST
-        self._most_ma: dict[int, float] = {}  # channel -> highest plateau set by ADJUST this arm
         self._extra_rules: list[Callable[[Profile], Iterable[Violation]]] = []
 
     # --- construction ---------------------------------------------------------------------
@@ -148,7 +122,7 @@ class Controller:
                     "patient": sorted(ctl.patient), "url": ctl.url,
                     "simulator": ctl.is_simulator, "versions": versions(),
                 })  # fmt: skip
-            ctl._open_link(timeout)
+            ctl.mirror.attach(timeout)
         except RecordFailed as exc:  # refused (exit code 1): nothing was armed
             ctl.close(exit_code=1)
             exc.rescue = ctl.record_rescue
@@ -158,14 +132,6 @@ class Controller:
             raise
         return ctl
 
-    def _open_link(self, timeout: float) -> None:
-        """Link, HELLO, device and envelope; the device read back and brought to rest."""
-        self.connection.open(self.mirror.on_message, self.mirror.on_lost, timeout)
-        self.recorder.write("device", self.connection.device_record())
-        self.recorder.require_intact()
-        with self._waiting():
-            self.mirror.read_back(timeout)
-
     def reconnect(self, url: str | None = None, timeout: float = 2.0) -> None:
         """Open the port again after LINK_LOST and read the device back. A latched fault stays
         latched and the device stays disarmed until the operator acknowledges and re-arms."""
@@ -174,7 +140,7 @@ class Controller:
             old.close()
         if url is not None:
             self.connection.change_port(url)
-        self._open_link(timeout)
+        self.mirror.attach(timeout)
 
     # --- properties -----------------------------------------------------------------------
     @property
@@ -206,11 +172,11 @@ class Controller:
 
     @property
     def profile(self) -> Profile | None:
-        return self._profile
+        return self.session.profile
 
     @property
     def report(self) -> Report | None:
-        return self._report
+        return self.session.report
 
     @property
     def record_path(self) -> Path | None:
@@ -279,11 +245,11 @@ class Controller:
     @property
     def most_plateau_ma(self) -> dict[int, float]:
         """Per channel, the highest plateau live ADJUST set since ARM (empty: none raised)."""
-        with self.lock:
-            return dict(self._most_ma)
+        return self.session.most_plateau_ma
 
     def _active_channels(self) -> tuple[int, ...]:
-        return tuple(c.id for c in self._profile.channels) if self._profile else ()
+        profile = self.session.profile
+        return tuple(c.id for c in profile.channels) if profile else ()
 
     # --- actions --------------------------------------------------------------------------
     def load(
@@ -296,27 +262,20 @@ class Controller:
             try:
                 profile = load_profile(profile)
             except ProfileError as exc:  # the refusal is part of the session's record
-                self.recorder.write(
-                    "refused",
-                    {"path": str(profile), "violations": [v.to_dict() for v in exc.violations]},
-                )
+                self.journal.write("refused", refused_line(profile, exc.violations))
                 raise
         if patient is not None:
             self.patient = check_patient(patient)
         report = self._validate(profile, self.patient)
         if not report.ok:
-            self.recorder.write("refused", {
-                **profile_line(profile), "patient": sorted(self.patient),
-                "violations": [v.to_dict() for v in report.violations]})  # fmt: skip
+            self.journal.write("refused", refused_line(profile, report.violations, self.patient))
             raise ValidationRefused(report)
         schedule, line = compile_for_device(
             profile, report, self.connection.device, self.patient,
             self.connection.envelope.max_ramp_rate_ma_per_s,
         )  # fmt: skip
-        with self.lock:
-            self._profile, self._report = profile, report
-            self.session.load(profile, schedule)
-        self.recorder.write("profile", line)
+        self.session.load(profile, report, schedule)
+        self.journal.write("profile", line)
         self.recorder.require_intact()  # the profile and its sha256 are on disk before ARM
         return report
 
@@ -324,24 +283,14 @@ class Controller:
         """Measure every active channel (all device channels without a profile)."""
         link = self._check(Command.IMPEDANCE)
         channels = self._active_channels() or tuple(range(1, self.device.channels + 1))
-        check = ImpedanceCheck(channel_mask=channel_mask(channels))
-        with link.waiting():
-            result = self.mirror.impedance(link, check, timeout)
-        readings = impedance_readings(result, channels)
-        with self.lock:
-            self.interlock.impedance_passed(ch for ch, r in readings.items() if r.ok)
-            self.interlock.impedance_failed(ch for ch, r in readings.items() if not r.ok)
-        self.recorder.write(
-            "impedance", {str(ch): {"ohm": r.ohm, "status": r.status} for ch, r in readings.items()}
-        )
-        return readings
+        return self.mirror.check_impedance(link, channels, timeout)
 
     def arm(self, *, confirm: bool = False, acknowledge_warnings: bool = False) -> None:
         """Guards: profile valid against the effective envelope (re-validated now), warnings
         acknowledged, impedance passed < 60 s on every active channel, operator confirmation,
         and every line of the record on disk (RecordFailed otherwise: no session without it)."""
         self.recorder.require_intact()
-        profile = self._profile
+        profile = self.session.profile
         report = self._validate(profile, self.patient) if profile is not None else None
         ctx = arm_context(profile, report, self._active_channels(),
                           acknowledge_warnings=acknowledge_warnings, confirm=confirm)  # fmt: skip
@@ -353,8 +302,6 @@ class Controller:
         self.commander.command(link, arm_message(profile, ctx.active_channels))
         with self.lock:
             self.interlock.accepted(Command.ARM, before)
-            self._adjust_at.clear()
-            self._most_ma.clear()
             self.session.armed(acknowledge_warnings, on_stream_error=self.mirror.stream_failed)
 
     def start(self) -> None:
@@ -376,7 +323,7 @@ class Controller:
         """RESUME: the device re-ramps from zero at the profile's slowest rising edge (never
         above the effective envelope's ramp rate, never above its own slew ceiling)."""
         link = self._check(Command.RESUME)
-        profile = self._profile
+        profile = self.session.profile
         rate_max = self.connection.envelope.max_ramp_rate_ma_per_s
         rate = profile.slowest_ramp_ma_per_s(rate_max) if profile is not None else rate_max
         self.commander.command(link, Resume(ramp_na_per_s=reramp_na_per_s(rate)))
@@ -387,7 +334,7 @@ class Controller:
         """Change a channel's plateau by ``delta_ma`` (clamped to one step and to the ramp-rate
         limit since the last change); refused beyond the envelope. Returns the new plateau."""
         link = self._check(Command.ADJUST)
-        profile = self._profile
+        profile = self.session.profile
         if profile is None or channel not in self._active_channels():
             raise InterlockError(f"ADJUST refused: channel {channel} is not in the profile")
         if not math.isfinite(delta_ma):
@@ -396,11 +343,7 @@ class Controller:
         with self.lock:
             current = self.session.plateau_ma[channel]
             live = dict(self.session.plateau_ma)
-            # channels on one needle rise together: the clamp counts from the last change of
-            # any channel sharing a site with this one
-            needle = {channel}.union(*(ids for ids in self.session.shared_sites.values()
-                                       if channel in ids))  # fmt: skip
-            since = now - max(self._adjust_at.get(ch, -math.inf) for ch in needle)
+        since = self.session.since_adjusted(channel, now)
         rate = self.connection.envelope.max_ramp_rate_ma_per_s
         target = clamped_target(current, delta_ma, since, rate)
         if target == current:
@@ -410,10 +353,7 @@ class Controller:
         )
         gain = gain_permille(profile, channel, target)
         self.commander.command(link, Adjust(channel=channel, gain_permille=gain))
-        with self.lock:
-            self._adjust_at[channel] = now
-            self._most_ma[channel] = max(self._most_ma.get(channel, 0.0), target)
-            self.session.adjusted(channel, target, gain)
+        self.session.adjusted(channel, target, gain, now)
         return target
 
     def stop(self, ramp_ms: int | None = None) -> None:
@@ -423,16 +363,7 @@ class Controller:
     def abort(self) -> None:
         """Immediate stop to zero (Ctrl-C, SIGTERM): STOP with a zero ramp (ARMED: disarm); ESTOP
         if that cannot be delivered or a stop ramp is already running. No-op when at rest."""
-        state = self.interlock.state
-        if state is HostState.STOPPING:
-            self.estop()
-            return
-        if state not in (HostState.RUNNING, HostState.PAUSED, HostState.ARMED):
-            return
-        try:
-            self.stopper.stop(0, Outcome.ABORTED)
-        except (StimctlError, OSError):
-            self.estop()
+        self.stopper.abort()
 
     def estop(self) -> None:
         """ESTOP at once from the caller's thread, ahead of anything else; never waits."""
@@ -445,53 +376,34 @@ class Controller:
     # --- observing ------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Outcome | None:
         """Block until the session ends; the outcome, or None if ``timeout`` ran out first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._waiting(), self.lock:
-            while True:
-                self.mirror.supervise()
-                outcome = self.session.outcome
-                if outcome is not None and self.session.final:
-                    return outcome
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    return None
-                self.changed.wait(left)
+        return self.mirror.wait_end(timeout)
 
     def wait_until(self, predicate: Callable[[Status], bool], timeout: float | None = None) -> bool:
         """Block until ``predicate(status())`` holds (checked at every telemetry frame); False
         if ``timeout`` ran out first. Use this, not ``time.sleep``, to let a session run: on the
         lock-step simulator device time runs only while the host waits."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._waiting(), self.mirror.telemetry_wakeups(), self.lock:
-            while not predicate(self.status()):
-                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-                if left <= 0:
-                    return False
-                self.changed.wait(left)
-            return True
+        return self.mirror.wait_until(predicate, timeout)
 
     def note(self, text: str) -> None:
         """An operator note ("patient reports tingling"): a durable record line and an event."""
         text = text.strip()
         if not text:
             raise ValueError("a note needs some text")
-        self.recorder.write("note", {"operator": self.operator, "text": text})
-        self.subscribers.emit("note", text, {"operator": self.operator})
+        line = {"operator": self.operator, "text": text}
+        self.journal.happened("note", line, text, {"operator": self.operator})
 
     def status(self) -> Status:
-        with self.lock:
-            self.mirror.supervise()
-            return self.session.status(self.interlock.state, self.interlock.fault)
+        return self.mirror.status()
 
     def on_telemetry(self, callback: Callable[[Status], None]) -> Callable[[], None]:
-        return self.subscribers.subscribe("telemetry", callback)
+        return self.journal.subscribers.subscribe("telemetry", callback)
 
     def on_event(self, callback: Callable[[Event], None]) -> Callable[[], None]:
-        return self.subscribers.subscribe("event", callback)
+        return self.journal.subscribers.subscribe("event", callback)
 
     def summary(self) -> SessionSummary:
         with self.lock:
-            return self.session.summary()
+            return summary_of(self.session)
 
     # --- closing --------------------------------------------------------------------------
     def close(self, exit_code: int | None = None) -> None:
@@ -500,30 +412,7 @@ class Controller:
         if self._closed:
             return
         self._closed = True
-        state = self.interlock.state
-        with contextlib.suppress(StimctlError, OSError):
-            if state in (HostState.RUNNING, HostState.PAUSED, HostState.ARMED, HostState.STOPPING):
-                self.abort()  # STOPPING: e-stop, do not leave a ramp running behind us
-                with self._waiting(), self.lock:
-                    self.changed.wait_for(lambda: self.session.device_state in AT_REST, 0.5)
-        link = self.connection.open_link()
-        if link is not None:
-            if self.session.device_state is State.IDLE:
-                with contextlib.suppress(StimctlError, OSError):
-                    self.commander.command(link, Goodbye(), timeout=0.5)
-            link.close()
-        self.connection.release_port()
-        self.connection.stop_simulator()
-        if self.recorder.is_open:
-            self.recorder.close(self.session.summary_line(), self.session.end_line(exit_code))
-        with self.lock:
-            self.interlock.disconnected()
-            self.changed.notify_all()
-
-    def _waiting(self) -> contextlib.AbstractContextManager[object]:
-        """Around a wait for the device: a lock-step simulator's time runs only inside."""
-        link = self.connection.link
-        return link.waiting() if link is not None else contextlib.nullcontext()
+        self.stopper.close(exit_code)
 
     def __enter__(self) -> Controller:
         return self

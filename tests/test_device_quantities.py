@@ -19,7 +19,7 @@ from stimctl.host.errors import InterlockError
 from stimctl.host.guard import check_block
 from stimctl.host.plateau import check_plateau
 from stimctl.host.schedule import compile_schedule
-from stimctl.host.session import Session
+from stimctl.host.session import Session, SessionContext
 from stimctl.protocol import Block, ChannelSetting
 from stimctl.rules.profile import Profile, parse_profile
 from stimctl.rules.validation import validate_bytes
@@ -276,10 +276,13 @@ def test_adjust_is_refused_when_the_shared_needle_would_pass_the_limit() -> None
 
 def test_the_session_guard_knows_the_loaded_profile_s_shared_sites() -> None:
     profile = _two_on_st36(3.5)
+    lock = threading.RLock()
     connection = SimpleNamespace(envelope=SafetyEnvelope())
-    session = Session(threading.Condition(), connection, None, None)  # type: ignore[arg-type]
-    session.load(profile, compile_schedule(profile))
-    session.gain = {1: 1000, 2: 1000}
+    ctx = SessionContext(lock, threading.Condition(lock), None, connection, None, None)  # type: ignore[arg-type]
+    session = Session(ctx)
+    session.load(profile, validate_profile(profile), compile_schedule(profile))
+    for ch in (1, 2):  # both at their prescription (gain 1000 permille), as after ARM
+        session.adjusted(ch, 3.5, 1000, at=0.0)
     assert session.shared_sites == {"ST36-L": (1, 2)}
     why = session.guard(_block((3500, 20, 1000), (3500, 20, 1000)))
     assert why is not None and "site ST36-L (channels 1, 2): 7 uC per phase" in why

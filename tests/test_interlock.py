@@ -177,7 +177,7 @@ def test_latched_fault_blocks_every_command_until_acknowledged(ctl: Controller, 
 def test_acknowledge_clears_the_latch_and_invalidates_impedance(ctl: Controller) -> None:
     ctl.interlock.impedance_passed([1, 2])
     ctl.interlock.latch(FaultInfo("OVERCURRENT", channel=2))
-    ctl.session.device_state = State.FAULT
+    ctl.session.device_reported(State.FAULT, device_ms=0)  # as the device reports it
     ctl.acknowledge_fault()
     (msg,), _ = ctl._link.request.call_args
     assert isinstance(msg, ClearFault)

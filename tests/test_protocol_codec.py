@@ -34,7 +34,9 @@ from stimctl.protocol import (
     Message,
     PayloadError,
     encode,
+    renumbered,
 )
+from stimctl.protocol.framing import CRC_RESIDUE
 from stimctl.protocol.messages import Item, catalogue_description
 from stimctl.protocol.payload import pack_payload
 
@@ -155,6 +157,42 @@ def test_concatenated_frames_split_at_arbitrary_points_decode_in_order(msgs, dat
     for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         out += decoder.feed(stream[start:end])
     assert out == msgs
+
+
+def _reference_frame(msg: Message) -> bytes:
+    """The frame by the catalogue's layout, packed field by field (docs/PROTOCOL.md)."""
+    payload = b""
+    for name, code in msg.FIELDS:
+        value = getattr(msg, name)
+        payload += struct.pack("<" + code, value.encode("ascii") if code.endswith("s") else value)
+    if msg.ITEM is not None:
+        records = msg.channels  # type: ignore[attr-defined]
+        payload += bytes([len(records)])
+        for record in records:
+            for name, code in msg.ITEM.FIELDS:
+                payload += struct.pack("<" + code, getattr(record, name))
+    return raw_frame(payload, msg.TYPE, seq=msg.seq)
+
+
+@PROPERTY
+@given(msg=any_message)
+def test_encoded_frame_is_the_catalogue_layout_byte_for_byte(msg):
+    assert encode(msg) == _reference_frame(msg)
+
+
+@PROPERTY
+@given(msg=any_message, seq=st.integers(0, SEQ_MODULO - 1))
+def test_renumbered_is_the_message_with_the_other_seq(msg, seq):
+    again = renumbered(msg, seq)
+    assert again == dataclasses.replace(msg, seq=seq) and type(again) is type(msg)
+
+
+@PROPERTY
+@given(body=st.binary(max_size=MAX_FRAME), crc=st.integers(0, 0xFFFF_FFFF))
+def test_crc_residue_check_is_the_crc_comparison(body, crc):
+    assert zlib.crc32(body + struct.pack("<I", zlib.crc32(body))) == CRC_RESIDUE
+    frame = body + struct.pack("<I", crc)
+    assert (zlib.crc32(frame) == CRC_RESIDUE) == (crc == zlib.crc32(body))
 
 
 # --- frame bounds ---------------------------------------------------------------------------

@@ -450,16 +450,25 @@ def _private_tmpfs_works() -> bool:
 
 
 @pytest.mark.skipif(not _private_tmpfs_works(), reason="no private mount namespace (unshare -rm)")
-@pytest.mark.parametrize(("filler_kb", "expected"), [(64, 1), (32, 3)], ids=["full", "fills"])
-def test_a_real_tmpfs_full_from_the_start_or_filling_mid_session(
-    filler_kb, expected, tmp_path
-) -> None:
+@pytest.mark.parametrize("fills", [False, True], ids=["full", "fills"])
+def test_a_real_tmpfs_full_from_the_start_or_filling_mid_session(fills, tmp_path) -> None:
+    """Full before the session (exit 1, nothing armed), or filled once the device is RUNNING
+    (exit 3, ramp-down): the fill point is the record's RUNNING line, not a guess at its size."""
     disk = tmp_path / "disk"
     disk.mkdir()
+    run = f'"{sys.executable}" -m stimctl run {DEMO} --yes --speed max --record {disk}/r.jsonl'
+    fill = f"dd if=/dev/zero of={disk}/filler bs=1k count=64 2>/dev/null"
+    if fills:
+        started = f'grep -q \'"device_to":"RUNNING"\' {disk}/r.jsonl 2>/dev/null'
+        body = (
+            f"{run} & pid=$!; n=0; until {started} || [ $n -ge 3000 ]; do sleep 0.01; n=$((n+1)); "
+            f"done; {fill}; wait $pid"
+        )
+    else:
+        body = f"{fill}; {run}"
+    expected = 3 if fills else 1
     script = (
-        f"mount -t tmpfs -o size=64k tmpfs {disk} && "
-        f"dd if=/dev/zero of={disk}/filler bs=1k count={filler_kb} 2>/dev/null; "
-        f'"{sys.executable}" -m stimctl run {DEMO} --yes --speed max --record {disk}/r.jsonl; '
+        f"mount -t tmpfs -o size=64k tmpfs {disk} && {body}; "
         f"echo EXIT $?; cp {disk}/r.jsonl {tmp_path}/r.jsonl"
     )
     done = subprocess.run(

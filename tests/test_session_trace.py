@@ -160,11 +160,6 @@ def test_every_way_output_can_rise_stays_under_the_ramp_rate_max(tmp_path: Path)
         assert t.worst_excess_rise_ua(ch) <= ADJUST_STEP_UA
 
 
-@pytest.mark.xfail(
-    reason="known defect since the faster virtual device (speed-device): on the lock-step clock "
-    "the device can run far past the telemetry frame that satisfies wait_until before the host "
-    "thread gets the GIL, so a PAUSE at a chosen device time may find the session COMPLETED"
-)
 def test_resume_re_ramps_from_zero_no_faster_than_the_profiles_own_ramp(tmp_path: Path) -> None:
     """1 mA over a 5 s ramp (0.2 mA/s): after PAUSE at the plateau, RESUME takes ~5 s again (the
     old device slewed back at 10 mA/s, 0 -> 1 mA in 0.1 s)."""

@@ -254,3 +254,34 @@ def test_a_slew_ramp_runs_one_tick_per_dac_step_not_per_millisecond(
     host.pump(155)
     assert dev.output_stage.channels[0].delivered_ua == 500
     assert calls < 80
+
+
+def test_a_boundary_between_blocks_of_the_same_settings_costs_no_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plateau streamed in 20 ms blocks: over 200 ms the event-driven path runs a full tick
+    for the 10 telemetry frames and the received blocks, not for the 10 block boundaries."""
+    calls = 0
+    original = Device.tick
+
+    def counted(self: Device) -> None:
+        nonlocal calls
+        calls += 1
+        original(self)
+
+    dev = Device(DeviceConfig(limits=HardwareLimits(channels=2), watchdog_ms=5000))
+    host = ScriptedHost(dev)
+    host.open_session(3)
+    setting = (ChannelSetting(100, 1000, 200), ChannelSetting(100, 1000, 200))
+    blocks = [Block(index=i, duration_ms=20, channels=setting) for i in range(17)]
+    for block in blocks[:12]:
+        host.send(block)
+    assert isinstance(host.command(Start()), Ack)
+    host.pump(100)  # 100 uA reached after 50 ms (slew ceiling 2 uA/ms)
+    for block in blocks[12:]:
+        host.send(block)
+    monkeypatch.setattr(Device, "tick", counted)
+    host.pump(200)
+    assert dev.state is State.RUNNING and dev.fifo.block_index == 15
+    assert [ch.delivered_ua for ch in dev.output_stage.channels] == [100, 100]
+    assert calls <= 12  # 10 telemetry frames, the input, and nothing per block

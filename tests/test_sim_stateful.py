@@ -335,7 +335,11 @@ class LiveSessionMachine(LiveOutputCoverage, RuleBasedStateMachine):
         """The largest gain a block sent now may meet on this channel (pending ADJUSTs included)."""
         gains = [self.gains[channel]]
         for s in self.batch:
-            if isinstance(s.msg, Adjust) and s.msg.channel in (0, channel + 1):
+            if (
+                isinstance(s.msg, Adjust)
+                and s.msg.channel in (0, channel + 1)
+                and s.msg.gain_permille <= self.device.limits.max_gain_permille  # else refused
+            ):
                 gains.append(s.msg.gain_permille)
         return max(gains)
 

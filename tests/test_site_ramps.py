@@ -74,11 +74,6 @@ def worst_rise_over_100ms_ua(a: np.ndarray, rate_ua_per_ms: float = 2.0) -> floa
     return float(np.max(b[100:] - np.minimum.accumulate(b[:-100])))
 
 
-@pytest.mark.xfail(
-    reason="known defect since the faster virtual device (speed-device): on the lock-step clock "
-    "the device can run far past the telemetry frame that satisfies wait_until before the host "
-    "thread gets the GIL, so a PAUSE at a chosen device time may find the session COMPLETED"
-)
 def test_resume_and_adjust_raise_a_shared_needle_no_faster_than_the_ramp_rate_max(
     tmp_path: Path,
 ) -> None:

@@ -7,7 +7,8 @@
   With it ``sim_virtual_pulses`` (per channel: 300 cycles x (6 + 300) = 91,800) and
   ``sim_virtual_net_charge_uc`` (biphasic symmetric: zero).
 - ``device_virtual_speedup``: the device alone, fed the frames that session's host sent, each
-  at the device tick it was sent at (its answers read and dropped, not decoded).
+  at the device tick it was sent at (its answers read and dropped, not decoded). With it
+  ``cpu_speedup``: session time / this thread's CPU time (readable on a busy machine).
 - ``tick_lateness_us``: the 1 kHz real-time loop (RealClock, sleep then spin) ticking a device
   with an open session for ``seconds``; how late each tick started (p50, p99, max, in us).
   Also the same loop with plain sleep (spin 0) for comparison.
@@ -75,7 +76,7 @@ def device_session(minutes: float = SESSION_MIN) -> dict[str, Any]:
     host.open_session((1 << CHANNELS) - 1)  # not timed, as in virtual_session
     offset = dev.tick_count - frames[0][0]
     end = frames[-1][0] + offset + int(minutes * 60_000) * dev.ticks_per_ms
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     for tick, data in frames:
         dev.run_ticks(tick + offset - dev.tick_count)
         dev.read_tx()
@@ -83,11 +84,12 @@ def device_session(minutes: float = SESSION_MIN) -> dict[str, Any]:
     while dev.state is State.RUNNING and dev.tick_count < end:
         dev.run_ticks(1000)
         dev.read_tx()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - cpu0
     return {
         "session_s": minutes * 60,
         "wall_s": round(wall, 3),
         "device_virtual_speedup": round(minutes * 60 / wall, 1),
+        "cpu_speedup": round(minutes * 60 / cpu, 1) if cpu > 0 else float("inf"),
         "frames": len(frames),
         **_totals(dev),
     }

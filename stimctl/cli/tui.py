@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stimctl.cli.clinic_options import add_db_option
 from stimctl.host.status import ExitCode
+
+if TYPE_CHECKING:
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.cli.run_course import CourseRun
+    from stimctl.controller import Controller
+    from stimctl.host.errors import RecordFailed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -87,13 +95,7 @@ def _record_path(given: str | None) -> Path | ExitCode:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stimctl.cli.run import parse_speed, record_outcome
-    from stimctl.cli.run_clinic import ClinicRun
-    from stimctl.clinic.db import DatabaseError
-    from stimctl.clinic.patients import PatientError
-    from stimctl.controller import Controller
-    from stimctl.host.errors import RecordFailed
-    from stimctl.tui.app import StimApp
+    from stimctl.cli.run import parse_speed
 
     if args.port is not None and args.speed is not None:
         print("stimctl tui: --speed applies to the embedded simulator only (no --port)")
@@ -106,7 +108,25 @@ def _run(args: argparse.Namespace) -> int:
     record = _record_path(args.record)
     if isinstance(record, ExitCode):
         return record
-    try:  # one row for this run of the UI (its record), opened before anything can be armed
+    context = _clinic_context(args, record)
+    if isinstance(context, ExitCode):
+        return context
+    clinic, course, flags = context
+    refused: list[RecordFailed] = []
+    connect = _connector(args, record, speed, clinic, flags, refused)
+    return _run_app(args, connect, record, clinic, course, flags, refused)
+
+
+def _clinic_context(
+    args: argparse.Namespace, record: Path
+) -> tuple[ClinicRun, CourseRun | None, frozenset[str]] | ExitCode:
+    """This run of the UI's row (for its record), opened before anything can be armed, and its
+    course: (clinic, course, the flags in force), or the exit code refusing the run."""
+    from stimctl.cli.run_clinic import ClinicRun
+    from stimctl.clinic.db import DatabaseError
+    from stimctl.clinic.patients import PatientError
+
+    try:
         clinic = ClinicRun.start(args)
     except DatabaseError as error:
         print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
@@ -135,8 +155,21 @@ def _run(args: argparse.Namespace) -> int:
         clinic.db.dispose()
         print(f"stimctl tui: database: {error}; nothing armed", file=sys.stderr)
         return ExitCode.FAULT
+    return clinic, course, flags
 
-    refused: list[RecordFailed] = []
+
+def _connector(
+    args: argparse.Namespace,
+    record: Path,
+    speed: float | None,
+    clinic: ClinicRun,
+    flags: frozenset[str],
+    refused: list[RecordFailed],
+) -> Callable[[], Controller]:
+    """The app's connect call (run in its worker); a record that cannot be opened is kept in
+    ``refused`` (shown on the set-up screen; its rescue is said on exit)."""
+    from stimctl.controller import Controller
+    from stimctl.host.errors import RecordFailed
 
     def connect() -> Controller:
         kwargs: dict[str, object] = {
@@ -149,9 +182,24 @@ def _run(args: argparse.Namespace) -> int:
                 kwargs["sim_options"] = {"lockstep": "0"}
         try:
             return Controller.connect(args.port, **kwargs)  # type: ignore[arg-type]
-        except RecordFailed as error:  # shown on the set-up screen; the rescue is said on exit
+        except RecordFailed as error:
             refused.append(error)
             raise
+
+    return connect
+
+
+def _run_app(
+    args: argparse.Namespace,
+    connect: Callable[[], Controller],
+    record: Path,
+    clinic: ClinicRun,
+    course: CourseRun | None,
+    flags: frozenset[str],
+    refused: list[RecordFailed],
+) -> int:
+    """Run the UI to its end, then close the controller; the exit code."""
+    from stimctl.tui.app import StimApp
 
     app = StimApp(
         connect,
@@ -171,7 +219,22 @@ def _run(args: argparse.Namespace) -> int:
         ctl = app.controller
         if ctl is not None:
             ctl.close()  # idempotent: output to zero, record closed, port closed
-    code = result
+    return _finish(ctl, result, app.profile_path, record, clinic, course, refused)
+
+
+def _finish(
+    ctl: Controller | None,
+    code: int,
+    profile_path: object,
+    record: Path,
+    clinic: ClinicRun,
+    course: CourseRun | None,
+    refused: list[RecordFailed],
+) -> int:
+    """After the UI: the record's outcome said, a refused record said, the session stored
+    against its course, the row closed; the exit code."""
+    from stimctl.cli.run_session import record_outcome
+
     if ctl is not None:
         code = record_outcome(ctl, code, "stimctl tui")
     for error in refused:  # the record could not be opened: nothing was armed
@@ -182,7 +245,7 @@ def _run(args: argparse.Namespace) -> int:
     violations = [v.code for v in ctl.report.violations] if ctl and ctl.report else []
     if course is not None:
         profile = ctl.profile if ctl is not None else None
-        sha = _sha256(app.profile_path, course.context.stage_profile)
+        sha = _sha256(profile_path, course.context.stage_profile)
         failure = course.finish(clinic.db, ctl, clinic.uid, profile, sha, violations)
         if failure is not None:
             print(f"stimctl tui: database: the session was not stored against the course"

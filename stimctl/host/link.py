@@ -10,7 +10,6 @@ one lock, so an ESTOP from any thread goes out ahead of whatever is computed nex
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +40,7 @@ from stimctl.protocol import (
     NakReason,
     Telemetry,
     encode,
+    renumbered,
 )
 from stimctl.protocol.messages import wire_name
 
@@ -112,8 +112,10 @@ class ReaderThread(threading.Thread):
         error: BaseException | None = None
         while self._alive:
             try:
-                waiting = self.port.in_waiting
-                data = self.port.read(waiting or 1)
+                data = self.port.read(1)  # the first byte, or nothing within the read timeout
+                waiting = self.port.in_waiting if data else 0
+                if waiting:  # and what came with it: frames reach the decoder whole
+                    data += self.port.read(waiting)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix port after close() from another thread
                 error = exc if self._alive else None
@@ -131,11 +133,27 @@ class ReaderThread(threading.Thread):
         self._alive = False
 
 
+class _Answered:
+    """``threading.Event``'s set/is_set for an answer nobody waits for (``send``: the reply
+    goes to ``on_reply`` or ``on_message``): a block's round trip makes no lock or condition."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclass(slots=True)
 class _Pending:
     msg: Message
     on_reply: OnReply | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event | _Answered = field(default_factory=threading.Event)
     reply: Message | None = None
     error: BaseException | None = None
     attempts: int = 1
@@ -186,6 +204,7 @@ class Link:
         self._request_lock = threading.RLock()
         self._stop_keepalive = threading.Event()
         self._time_gate = _time_gate(port)
+        self._time_hold = _time_hold(port)
         self._waiters = 0
         self.protocol = FrameProtocol(self._on_item, self._connection_lost)
         self.reader = ReaderThread(port, self.protocol)
@@ -207,6 +226,16 @@ class Link:
         if self._time_gate is None:
             return contextlib.nullcontext()
         return self._lockstep_wait(self._time_gate)
+
+    def hold_device_time(self) -> Callable[[], None]:
+        """A frame was handed to a host thread that must react at its device time: a lock-step
+        simulator holds device time (also while others wait) until the returned release is
+        called. On any other port both do nothing."""
+        if self._time_hold is None:
+            return _nothing
+        hold, release = self._time_hold
+        hold()
+        return release
 
     @contextlib.contextmanager
     def _lockstep_wait(self, gate: Callable[[], contextlib.AbstractContextManager[object]]
@@ -243,19 +272,20 @@ class Link:
         ``on_reply(msg, answer)`` runs on the reader thread when the ACK/NAK arrives (answer None
         if the link is lost first). LinkError when the port is gone.
         """
-        return self._send(msg, on_reply, track)[0]
+        return self._send(msg, on_reply, track, waited=False)[0]
 
     def _send(
-        self, msg: Message, on_reply: OnReply | None, track: bool
+        self, msg: Message, on_reply: OnReply | None, track: bool, *, waited: bool
     ) -> tuple[Message, _Pending | None]:
+        """``waited``: a thread will wait for the answer (``pending.done`` is an Event)."""
         pending = None
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            sent = dataclasses.replace(msg, seq=self._next_seq())
+            sent = renumbered(msg, self._next_seq())
             frame = encode(sent)
             if track and not isinstance(sent, Heartbeat):
-                pending = _Pending(sent, on_reply)
+                pending = _Pending(sent, on_reply, threading.Event() if waited else _Answered())
                 with self._plock:
                     self._pending[sent.seq] = pending
                     while len(self._pending) > _MAX_PENDING:
@@ -272,7 +302,7 @@ class Link:
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            sent = dataclasses.replace(msg, seq=self._next_seq())
+            sent = renumbered(msg, self._next_seq())
             with self._plock:
                 self._pending[sent.seq] = _Pending(sent)
             if not self.mute:
@@ -295,7 +325,7 @@ class Link:
         deadline = time.monotonic() + timeout
         reopened = False
         while True:
-            sent, pending = self._send(msg, None, True)
+            sent, pending = self._send(msg, None, True, waited=True)
             assert pending is not None
             with self.waiting():
                 answered = self._await(sent, pending, deadline)
@@ -329,10 +359,12 @@ class Link:
     def _await(self, sent: Message, pending: _Pending, deadline: float) -> bool:
         """Wait for the answer to ``sent``, writing the same frame again while none comes."""
         frame = encode(sent)
+        done = pending.done
+        assert isinstance(done, threading.Event)  # _send(waited=True)
         since_s, since_ms = time.monotonic(), self.device_ms
         while True:
             now = time.monotonic()
-            if pending.done.wait(max(0.0, min(0.02, deadline - now))):
+            if done.wait(max(0.0, min(0.02, deadline - now))):
                 return True
             now = time.monotonic()
             if now >= deadline or self.lost is not None:
@@ -505,12 +537,14 @@ class Link:
     # --- reading (reader thread) -------------------------------------------------------------
     def _on_item(self, item: Message | Invalid) -> None:
         self.last_rx = time.monotonic()
-        if isinstance(item, Telemetry):
+        if isinstance(item, Telemetry):  # half of what comes: straight on
             self.device_ms = item.time_ms
             self.last_telemetry = self.last_rx
             self.unanswered_probes = 0
             if self._keepalive is not None:  # real time: see heapfreeze
                 self.heap.device_state(item.state)
+            self._on_message(item)
+            return
         if isinstance(item, Invalid):
             if item.version != PROTOCOL_VERSION:
                 with self._plock:
@@ -531,7 +565,7 @@ class Link:
                 hand_over()
             self._on_message(item)
             return
-        if isinstance(item, Ack | Nak):
+        if isinstance(item, (Ack, Nak)):  # (a tuple: ``Ack | Nak`` builds a Union per call)
             with self._plock:
                 pending = self._pending.pop(item.ack_seq, None)
                 hello = self._hello
@@ -601,6 +635,19 @@ def _time_gate(
     if not callable(hook) or getattr(port, "lockstep", False) is not True:
         return None
     return lambda: hook(port)
+
+
+def _time_hold(port: serial.SerialBase) -> tuple[Callable[[], None], Callable[[], None]] | None:
+    """A lock-step simulator's ``hold_time`` and ``release_time``; None for every other port."""
+    hold = getattr(type(port), "hold_time", None)
+    release = getattr(type(port), "release_time", None)
+    if not callable(hold) or not callable(release) or _time_gate(port) is None:
+        return None
+    return lambda: hold(port), lambda: release(port)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _discard_pending_output(port: serial.SerialBase) -> None:

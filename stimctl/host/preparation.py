@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from stimctl.host.interlock import ArmContext
@@ -13,8 +14,17 @@ from stimctl.host.status import DeviceSummary, ImpedanceReading
 from stimctl.protocol import Arm, ImpedanceResult, ImpedanceStatus, Shape
 from stimctl.rules.profile import Profile
 from stimctl.rules.report import Report
+from stimctl.rules.violations import Violation
 
-__all__ = ["arm_context", "arm_message", "channel_mask", "compile_for_device", "impedance_readings"]
+__all__ = [
+    "arm_context",
+    "arm_message",
+    "channel_mask",
+    "compile_for_device",
+    "impedance_readings",
+    "profile_line",
+    "refused_line",
+]
 
 _SHAPES = {"biphasic_symmetric": Shape.BIPHASIC_SYMMETRIC,
            "biphasic_asymmetric": Shape.BIPHASIC_ASYMMETRIC}  # fmt: skip
@@ -30,6 +40,18 @@ def profile_line(profile: Profile) -> dict[str, Any]:
     raw = profile.model_dump(mode="json", by_alias=True)
     return {"profile": raw, "sha256": hashlib.sha256(json.dumps(raw, sort_keys=True).encode())
             .hexdigest()}  # fmt: skip
+
+
+def refused_line(
+    profile: Profile | str | Path, violations: Iterable[Violation], patient: Iterable[str] = ()
+) -> dict[str, Any]:
+    """The record's ``refused`` line: the profile refused (or the file that did not load as
+    one) and why."""
+    if isinstance(profile, Profile):
+        where = {**profile_line(profile), "patient": sorted(patient)}
+    else:
+        where = {"path": str(profile)}
+    return {**where, "violations": [v.to_dict() for v in violations]}
 
 
 def compile_for_device(

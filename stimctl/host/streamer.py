@@ -13,6 +13,11 @@ order, so everything it has is acknowledged cumulatively (an ACK of block i, TEL
 from there. A block neither acknowledged nor refused RESEND_AFTER_MS of device time after it was
 written is written again from the first one the device lacks. Answers to a block written before
 such a rewind are stale and ignored (an ACK is always good news: the device has that block).
+
+A block's round trip is kept cheap (issue 15): schedule rows are read as plain ints a chunk at a
+time, the channel records of a settings row are built once and the same tuple is reused for
+every block with those settings (so the codec packs them once), and the lookahead in flight is
+a running sum.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stimctl.host.link import hand_over
-from stimctl.host.schedule import Schedule
+from stimctl.host.schedule import BlockRow, Schedule
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     NO_BLOCK,
@@ -44,6 +49,10 @@ DEFAULT_TARGET_MS = STREAM_TARGET_MS
 #: (device time, measured on its telemetry clock) after it was written is taken as lost: three
 #: telemetry periods, well inside the lookahead, and longer than a frame's trip at 115200 baud.
 RESEND_AFTER_MS = 60
+#: Schedule rows converted to plain ints at a time (blocks are asked for in order, a rewind goes
+#: back a few), and distinct channel settings kept built (then forgotten at once).
+_ROWS_CHUNK = 256
+_SETTINGS_KEPT = 1024
 
 Send = Callable[[Message, Callable[[Message, Message | None], None]], Message | None]
 Guard = Callable[[Block], str | None]  # -> None if the block is within the envelope
@@ -103,6 +112,7 @@ class Streamer:
         self._high = 0  # one past the highest index ever written (retransmissions: below it)
         self._now_ms: float | None = None  # the host's latest estimate of device time
         self._unacked: dict[int, _InFlight] = {}  # written, not yet known to be on the device
+        self._unacked_ms = 0  # sum of their durations
         self._waiters = 0  # threads in wait_accepted
         self._device_fifo_ms = 0
         self._device_fifo_blocks = 0
@@ -116,16 +126,20 @@ class Streamer:
             (schedule.channel_ids.index(ch) if ch in schedule.channel_ids else None)
             for ch in range(1, device_channels + 1)
         ]
+        self._n_blocks = schedule.n_blocks
+        self._rows: list[BlockRow] = []  # schedule rows _rows_from.._rows_from + len - 1
+        self._rows_from = 0
+        self._settings: dict[tuple[int, ...], tuple[ChannelSetting, ...]] = {}
 
     # --- queries --------------------------------------------------------------------------
     @property
     def all_sent(self) -> bool:
-        return self.next_index >= self.schedule.n_blocks
+        return self.next_index >= self._n_blocks
 
     def lookahead_ms(self) -> int:
         """What the host counts as queued: device FIFO + written, unanswered blocks."""
         with self.lock:
-            return self._device_fifo_ms + sum(b.duration_ms for b in self._unacked.values())
+            return self._device_fifo_ms + self._unacked_ms
 
     # --- driving --------------------------------------------------------------------------
     def prime(self) -> int:
@@ -179,7 +193,7 @@ class Streamer:
             if overdue:  # lost on the way (or its NAK was): again from the first it lacks
                 self._go_back(min(overdue))
             if self._running:
-                self._dry_at_ms = tel.time_ms + self.lookahead_ms()
+                self._dry_at_ms = tel.time_ms + self._device_fifo_ms + self._unacked_ms
                 empty = tel.fifo_blocks == 0 and not self.all_sent
                 if empty and not self._empty:
                     self.stats.underruns += 1
@@ -193,23 +207,28 @@ class Streamer:
             return
         self.accepted = next_block
         for index in [i for i in self._unacked if i < next_block]:
-            del self._unacked[index]
+            self._forget(index)
         if self.next_index < next_block:  # (a rewind overtaken by a late acknowledgement)
             self.next_index = next_block
-        self.accepted_changed.notify_all()
+        if self._waiters:  # (counted under this lock, so none can be missed)
+            self.accepted_changed.notify_all()
 
     def _go_back(self, index: int) -> None:
         """Write again from ``index``: forget every block in flight from there."""
         for i in [i for i in self._unacked if i >= index]:
-            del self._unacked[i]
+            self._forget(i)
         if index < self.next_index:
             self.next_index = index
             self.stats.rewinds += 1
 
+    def _forget(self, index: int) -> None:
+        """Block ``index`` is no longer in flight (on the device, or to be written again)."""
+        self._unacked_ms -= self._unacked.pop(index).duration_ms
+
     def _fill(self, device_now_ms: float | None) -> int:
         written = 0
-        while not self.halted and not self.all_sent:
-            if self.lookahead_ms() >= self.target_ms:
+        while not self.halted and self.next_index < self._n_blocks:
+            if self._device_fifo_ms + self._unacked_ms >= self.target_ms:
                 break
             if self._device_fifo_blocks + len(self._unacked) >= self.max_blocks:
                 break
@@ -224,7 +243,9 @@ class Streamer:
                     self.stats.late += 1
                 self._dry_at_ms = max(self._dry_at_ms, device_now_ms) + block.duration_ms
             flight = _InFlight(block.duration_ms, self._now_ms)
+            replaced = self._unacked.get(block.index)
             self._unacked[block.index] = flight
+            self._unacked_ms += block.duration_ms - (replaced.duration_ms if replaced else 0)
             self.next_index += 1
             if block.index < self._high:
                 self.stats.resent += 1
@@ -243,23 +264,35 @@ class Streamer:
 
     def block(self, index: int) -> Block:
         """The BLOCK frame for schedule row ``index`` (unused device channels at zero)."""
-        s = self.schedule
-        freq = int(s.frequency_dhz[index])
-        pw = int(s.pulse_width_us[index])
-        amps = s.amplitude_ua[index]
-        channels = tuple(
-            ChannelSetting(int(amps[col]), freq, pw)
-            if col is not None
-            else ChannelSetting(0, 0, pw)
-            for col in self._columns
-        )
-        last = index == s.n_blocks - 1
+        row = self._row(index)
+        key = (row.frequency_dhz, row.pulse_width_us, *row.amplitude_ua)
+        channels = self._settings.get(key)
+        if channels is None:
+            freq, pw, amps = row.frequency_dhz, row.pulse_width_us, row.amplitude_ua
+            channels = tuple(
+                ChannelSetting(amps[col], freq, pw) if col is not None else ChannelSetting(0, 0, pw)
+                for col in self._columns
+            )
+            if len(self._settings) >= _SETTINGS_KEPT:
+                self._settings.clear()
+            self._settings[key] = channels
         return Block(
             index=index,
-            duration_ms=int(s.duration_ms[index]),
-            flags=BLOCK_FLAG_LAST if last else 0,
+            duration_ms=row.duration_ms,
+            flags=BLOCK_FLAG_LAST if row.last else 0,
             channels=channels,
         )
+
+    def _row(self, index: int) -> BlockRow:
+        """Schedule row ``index`` in plain ints (IndexError beyond the schedule)."""
+        at = index - self._rows_from
+        if not 0 <= at < len(self._rows):
+            if not 0 <= index < self._n_blocks:
+                raise IndexError(f"block {index} outside the schedule's {self._n_blocks}")
+            self._rows_from = index - index % _ROWS_CHUNK
+            self._rows = list(self.schedule.rows(self._rows_from, self._rows_from + _ROWS_CHUNK))
+            at = index - self._rows_from
+        return self._rows[at]
 
     def _answered(self, msg: Message, reply: Message | None) -> None:
         """ACK/NAK of a block (reader thread)."""
@@ -274,7 +307,7 @@ class Streamer:
             current = flight is not None and flight.seq in (-1, msg.seq)
             if reply is None:
                 if current:
-                    del self._unacked[msg.index]
+                    self._forget(msg.index)
                 return
             if isinstance(reply, Ack):  # in order only: the device has every block up to it
                 self.stats.acked += 1

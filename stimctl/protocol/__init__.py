@@ -1,7 +1,8 @@
 """The stimctl wire protocol, defined once: constants, message catalogue and framing codec.
 
 Both the host (stimctl) and the device model (firmware_sim) import this package; it has no I/O.
-Public API: ``encode(msg) -> bytes`` and ``FrameDecoder().feed(data) -> list[Message | Invalid]``.
+Public API: ``encode(msg) -> bytes``, ``FrameDecoder().feed(data) -> list[Message | Invalid]``
+and ``renumbered(msg, seq)`` (the message with another sequence number, for a sender).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from stimctl.protocol.messages import (
     Stop,
     Telemetry,
 )
+from stimctl.protocol.payload import renumbered
 
 __all__ = [
     "ACC_WRAP",
@@ -123,4 +125,5 @@ __all__ = [
     "Telemetry",
     "encode",
     "limit_detail",
+    "renumbered",
 ]  # fmt: skip

@@ -10,7 +10,8 @@ Version 2: NAK ``detail`` is u32, TELEMETRY carries ``next_block``, NAK reason N
 duplicate commands answered again without being acted on (link recovery); RESUME carries
 ``ramp_na_per_s``."""
 
-HEADER_SIZE = 4  # version u8, type u8, seq u16 little-endian
+HEADER_FORMAT = "<BBH"  # version u8, type u8, seq u16 little-endian (struct format)
+HEADER_SIZE = 4  # bytes of HEADER_FORMAT
 CRC_SIZE = 4  # CRC-32 (IEEE 802.3, as zlib.crc32) over header + payload, little-endian
 MAX_PAYLOAD = 240
 MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + CRC_SIZE  # 248 bytes before COBS

@@ -18,24 +18,36 @@ from cobs import cobs
 
 from stimctl.protocol.constants import (
     CRC_SIZE,
+    HEADER_FORMAT,
     HEADER_SIZE,
     MAX_ENCODED,
     PROTOCOL_VERSION,
-    SEQ_MODULO,
 )
 from stimctl.protocol.messages import Message, PayloadError
-from stimctl.protocol.payload import pack_payload, unpack_payload
+from stimctl.protocol.payload import BODY_PACKERS, FRAME_UNPACKERS, pack_body, unpack_payload
 
-_HEADER = struct.Struct("<BBH")
+_HEADER = struct.Struct(HEADER_FORMAT)
 _CRC = struct.Struct("<I")
+CRC_RESIDUE = 0x2144DF1C
+"""CRC-32 of a whole frame (body, then its CRC-32 little-endian): the same for every intact
+frame, so the check needs no slicing (tests/test_protocol_codec.py checks it against the
+plain comparison)."""
+
+_cobs_encode, _cobs_decode, _crc32 = cobs.encode, cobs.decode, zlib.crc32
 
 
 def encode(msg: Message) -> bytes:
     """The complete wire frame for a message, delimiter included."""
-    if type(msg.seq) is not int or not 0 <= msg.seq < SEQ_MODULO:
-        raise PayloadError(f"seq {msg.seq} outside 0..{SEQ_MODULO - 1}")
-    body = _HEADER.pack(PROTOCOL_VERSION, msg.TYPE, msg.seq) + pack_payload(msg)
-    return cobs.encode(body + _CRC.pack(zlib.crc32(body))) + b"\x00"
+    body = BODY_PACKERS.get(type(msg), pack_body)(msg)
+    return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
+
+
+def encode_payload(type_code: int, seq: int, payload: bytes) -> bytes:
+    """The complete wire frame for a payload already packed (``encode`` frames
+    ``pack_body``'s; a sender that packs with ``payload.record_structs`` frames its own).
+    The caller vouches for ``type_code``, ``seq`` and the payload."""
+    body = _HEADER.pack(PROTOCOL_VERSION, type_code, seq) + payload
+    return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,23 +89,30 @@ class FrameDecoder:
     _discarding: bool = False
 
     def feed(self, data: bytes) -> list[Message | Invalid]:
-        self.stats.bytes_in += len(data)
+        stats = self.stats
+        stats.bytes_in += len(data)
         out: list[Message | Invalid] = []
-        start = 0
-        while True:
-            end = data.find(0, start)
-            if end < 0:
-                self._accumulate(data[start:])
-                return out
-            self._accumulate(data[start:end])
-            if self._discarding:
-                self._discarding = False
-            elif self._buf:
+        *whole, rest = data.split(b"\x00")  # whole: each ended by a delimiter in ``data``
+        first = 0
+        if whole and (self._buf or self._discarding):  # ends a frame begun in an earlier feed
+            first = 1
+            self._accumulate(whole[0])
+            if not self._discarding and self._buf:
                 item = self._decode(bytes(self._buf))
                 if item is not None:
                     out.append(item)
+            self._discarding = False
             self._buf.clear()
-            start = end + 1
+        for encoded in whole[first:]:  # frames that lie whole in ``data``: decoded in place
+            if len(encoded) > MAX_ENCODED:  # what _accumulate would count and drop
+                stats.overflows += 1
+            elif encoded:
+                item = self._decode(encoded)
+                if item is not None:
+                    out.append(item)
+        if rest:
+            self._accumulate(rest)
+        return out
 
     def _accumulate(self, chunk: bytes) -> None:
         if self._discarding or not chunk:
@@ -107,23 +126,26 @@ class FrameDecoder:
 
     def _decode(self, encoded: bytes) -> Message | Invalid | None:
         try:
-            frame = cobs.decode(encoded)
+            frame = _cobs_decode(encoded)
         except cobs.DecodeError:
             self.stats.cobs_errors += 1
             return None
         if len(frame) < HEADER_SIZE + CRC_SIZE:
             self.stats.short_frames += 1
             return None
-        body, crc = frame[:-CRC_SIZE], _CRC.unpack(frame[-CRC_SIZE:])[0]
-        if zlib.crc32(body) != crc:
+        if _crc32(frame) != CRC_RESIDUE:
             self.stats.crc_errors += 1
             return None
-        version, type_code, seq = _HEADER.unpack_from(body)
+        version, type_code, seq = _HEADER.unpack_from(frame)
         if version != PROTOCOL_VERSION:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason="version")
         try:
-            msg = unpack_payload(type_code, seq, body[HEADER_SIZE:])
+            unpack = FRAME_UNPACKERS.get(type_code)
+            if unpack is None:
+                msg = unpack_payload(type_code, seq, frame[HEADER_SIZE:-CRC_SIZE])  # refuses it
+            else:
+                msg = unpack(seq, frame)
         except PayloadError as exc:
             self.stats.invalid += 1
             return Invalid(type_code=type_code, seq=seq, version=version, reason=str(exc))

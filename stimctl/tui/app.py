@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -22,6 +21,7 @@ from textual.timer import Timer
 
 from stimctl.host.status import Outcome
 from stimctl.tui.format import ACTIVE_STATES, LATCHED_STATES, state_name
+from stimctl.tui.loading import ProfileLoads, profile_name
 from stimctl.tui.messages import (
     DeviceCallDone,
     DeviceEvent,
@@ -49,11 +49,6 @@ ESTOP_KEYS = "f12,ctrl+backslash"
 #: Signals that end the UI as they end `stimctl run`: output to zero, record closed, exit 4.
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 EXIT_ABORTED = Outcome.ABORTED.exit_code
-
-
-def _profile_name(path: Path | Profile) -> str:
-    """A profile's name in the event log: its file, or the course stage's profile."""
-    return path.name if isinstance(path, Path) else f"course stage ({path.name})"
 
 
 class StimApp(App[int]):
@@ -112,8 +107,7 @@ class StimApp(App[int]):
         self._unsubscribe: list[Callable[[], None]] = []
         self._next_refresh = 0.0
         self._refresh_timer: Timer | None = None
-        self._load_wanted: tuple[Path, tuple[str, ...]] | None = None  # the newest load request
-        self._load_lock = threading.Lock()  # one controller.load at a time, the newest wins
+        self._loads = ProfileLoads(lambda: self.controller)  # one at a time, the newest wins
         self._summary_pending = False
         self.set_reactive(
             StimApp.target_text, "SIMULATOR (starting)" if expect_simulator else "connecting…"
@@ -202,45 +196,12 @@ class StimApp(App[int]):
         self.profile_path = path
         self.loaded_ok = False
         self.warnings_acknowledged = False
-        self._load_wanted = (path, patient)
-        self.call_device(requester, "load", self._load, path, patient)
-
-    def _load(self, path: Path | Profile, patient: tuple[str, ...]) -> ProfileLoaded | None:
-        """Worker body: one load at a time; a request superseded while it waited is skipped, so
-        the last profile the controller loads is the newest one asked for."""
-        from stimctl import Report
-        from stimctl.host.errors import StimctlError, ValidationRefused
-        from stimctl.rules.profile import ProfileError
-        from stimctl.rules.validation import validate_file, validate_profile
-
-        with self._load_lock:
-            if self._load_wanted != (path, patient):
-                return None
-            ctrl = self.controller
-            if ctrl is None:
-                if isinstance(path, Path):
-                    report = validate_file(path, patient=patient)
-                else:
-                    report = validate_profile(path, patient=patient)
-                notice = "Not connected: validated against the site envelope only."
-                return ProfileLoaded(path, patient, report, False, notice, True)
-            try:
-                report = ctrl.load(path, patient=patient)
-            except ProfileError as error:
-                report = Report(error.violations, None, str(path))
-            except ValidationRefused as error:
-                report = error.report
-            except StimctlError as error:  # InterlockError, RecordFailed: nothing was loaded
-                return ProfileLoaded(path, patient, None, False, f"Cannot load now: {error}", True)
-            else:
-                return ProfileLoaded(path, patient, report, report.ok, "", not report.ok)
-        return ProfileLoaded(
-            path, patient, report, False, "Fix the errors in the profile; it cannot be armed.", True
-        )
+        self._loads.want(path, patient)
+        self.call_device(requester, "load", self._loads.load, path, patient)
 
     def profile_loaded(self, loaded: ProfileLoaded | None) -> bool:
         """UI thread: take a load's result unless a newer request superseded it (then False)."""
-        if loaded is None or (loaded.path, loaded.patient) != self._load_wanted:
+        if loaded is None or not self._loads.is_newest(loaded):
             return False
         self.report = loaded.report
         self.loaded_ok = loaded.loaded
@@ -248,7 +209,7 @@ class StimApp(App[int]):
         report = loaded.report
         if report is not None and self.controller is not None:
             self.log_event(
-                f"profile {_profile_name(loaded.path)}: {'valid' if report.ok else 'REFUSED'}"
+                f"profile {profile_name(loaded.path)}: {'valid' if report.ok else 'REFUSED'}"
                 f" ({len(report.errors)} errors, {len(report.warnings)} warnings)"
             )
         return True

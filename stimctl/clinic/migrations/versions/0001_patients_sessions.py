@@ -17,6 +17,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _patients()
+    _flag_changes()
+    _sessions()
+    _session_channels()
+
+
+def _patients() -> None:
+    """A patient: the clinic's code, and who created the row when."""
     op.create_table(
         "patients",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -28,6 +36,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("code", name=op.f("uq_patients_code")),
     )
+
+
+def _flag_changes() -> None:
+    """A patient's flag history: one row per change, never overwritten."""
     op.create_table(
         "flag_changes",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -44,6 +56,10 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_flag_changes_patient_id"), "flag_changes", ["patient_id"], unique=False
     )
+
+
+def _sessions() -> None:
+    """A session: device, profile, flags in force, outcome, and its record (path and tag)."""
     op.create_table(
         "sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -81,6 +97,10 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_sessions_patient_id"), "sessions", ["patient_id"], unique=False)
     op.create_index("ix_sessions_record_path", "sessions", ["record_path"], unique=False)
+
+
+def _session_channels() -> None:
+    """A session's totals per channel: pulses given and expected, charge."""
     op.create_table(
         "session_channels",
         sa.Column("session_id", sa.Integer(), nullable=False),

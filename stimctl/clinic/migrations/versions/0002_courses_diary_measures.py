@@ -17,6 +17,15 @@ depends_on = None
 
 
 def upgrade() -> None:
+    _courses()
+    _diary_entries()
+    _measures()
+    _course_profiles()
+    _course_sessions()
+
+
+def _courses() -> None:
+    """A course: its patient, start date and the stored plan (path, sha256, text)."""
     op.create_table(
         "courses",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -35,6 +44,9 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_courses_patient_id"), "courses", ["patient_id"], unique=False)
 
+
+def _diary_entries() -> None:
+    """A patient's headache diary: one row per day."""
     op.create_table(
         "diary_entries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -53,6 +65,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_diary_entries")),
         sa.UniqueConstraint("patient_id", "day", name=op.f("uq_diary_entries_patient_id_day")),
     )
+
+
+def _measures() -> None:
+    """A patient's questionnaire measures (kind, day, items, total, category)."""
     op.create_table(
         "measures",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -72,6 +88,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_measures_patient_id_day", "measures", ["patient_id", "day"], unique=False)
 
+
+def _course_profiles() -> None:
+    """The profiles a course's plan names, stored with the course."""
     op.create_table(
         "course_profiles",
         sa.Column("course_id", sa.Integer(), nullable=False),
@@ -83,6 +102,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("course_id", "ref", name=op.f("pk_course_profiles")),
     )
+
+
+def _course_sessions() -> None:
+    """A course's numbered sessions: kind, dose, and the clinic session it was."""
     op.create_table(
         "course_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
