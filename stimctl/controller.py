@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from stimctl.host.arming import arm_context, arm_message, compile_for_device, refused_line
 from stimctl.host.commander import Commander
 from stimctl.host.connection import SIM_URL, Connection
 from stimctl.host.errors import InterlockError, RecordFailed, StimctlError
@@ -27,7 +28,6 @@ from stimctl.host.journal import Journal
 from stimctl.host.link import Link
 from stimctl.host.mirror import DeviceMirror
 from stimctl.host.plateau import check_plateau, clamped_target, gain_permille, reramp_na_per_s
-from stimctl.host.preparation import arm_context, arm_message, compile_for_device, refused_line
 from stimctl.host.recorder import Recorder, versions
 from stimctl.host.session import Session, SessionContext
 from stimctl.host.simprocess import MAX_SPEED as MAX_SIM_SPEED
@@ -270,6 +270,7 @@ class Controller:
         if not report.ok:
             self.journal.write("refused", refused_line(profile, report.violations, self.patient))
             raise ValidationRefused(report)
+        profile = report.profile or profile  # compile what the rules judged, not what was handed in
         schedule, line = compile_for_device(
             profile, report, self.connection.device, self.patient,
             self.connection.envelope.max_ramp_rate_ma_per_s,

@@ -323,3 +323,17 @@ def test_the_record_shows_the_host_connecting(ctl: Controller, tmp_path: Path) -
 def test_a_bad_lockstep_option_is_refused_by_name() -> None:
     with pytest.raises(LinkError, match="bad value 'maybe' for 'lockstep'"):
         Controller.connect(None, speed=math.inf, sim_options={"lockstep": "maybe"})
+
+
+def test_load_keeps_and_compiles_the_profile_the_rules_judged_not_the_object_handed_in() -> None:
+    from stimctl import load_profile
+
+    given = load_profile(DEMO)
+    tampered = given.model_copy(
+        update={"channels": [given.channels[0].model_copy(update={"amplitude_ma": 1})]}
+    )  # an int where parsing gives a float: the rules judge the re-parsed profile
+    with Controller.connect(None, speed=math.inf) as ctl:
+        report = ctl.load(tampered)
+        assert report.profile is not None and report.profile is not tampered
+        assert ctl.profile is report.profile
+        assert isinstance(ctl.profile.channels[0].amplitude_ma, float)

@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from stimctl.host.arming import channel_mask, impedance_readings
 from stimctl.host.errors import LinkError, StimctlError
 from stimctl.host.link import Link, hand_over
-from stimctl.host.preparation import channel_mask, impedance_readings
 from stimctl.host.session import Session
 from stimctl.host.snapshots import status_of, telemetry_line
 from stimctl.host.status import FaultInfo, ImpedanceReading, Outcome, Status

@@ -41,6 +41,7 @@ __all__ = [
     "get",
     "normalise_code",
     "parse_site",
+    "site_or_reason",
 ]
 
 Region = Literal[
@@ -226,15 +227,15 @@ def parse_site(text: str) -> Site:
     """
     if not isinstance(text, str):
         return _parse_site(text)  # raises UnknownPoint
-    parsed = _parsed_site(text)
+    parsed = site_or_reason(text)
     if isinstance(parsed, str):
         raise UnknownPoint(parsed)
     return parsed
 
 
 @lru_cache(maxsize=4096)
-def _parsed_site(text: str) -> Site | str:
-    """The Site ``text`` names, or why it names none; remembered, as profiles use a few
+def site_or_reason(text: str) -> Site | str:
+    """The Site ``text`` (a str) names, or why it names none; remembered, as profiles use a few
     hundred sites over and over (Site is immutable, so one instance serves every caller)."""
     try:
         return _parse_site(text)

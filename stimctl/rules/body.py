@@ -21,6 +21,7 @@ from typing import Literal, get_args
 from stimctl.rules.acupoints import Site
 
 __all__ = [
+    "LIMB_SEGMENTS",
     "REGION_SEGMENT",
     "SEGMENTS",
     "Segment",
@@ -59,6 +60,8 @@ REGION_SEGMENT: dict[str, str] = {
     "lower_limb": "leg",
 }
 THORAX = frozenset({"chest", "upper back"})
+#: The limb segments: a channel with both electrodes on one of them has no path finding.
+LIMB_SEGMENTS = frozenset({"left arm", "right arm", "left leg", "right leg"})
 _BACK_REGIONS = frozenset({"lower_back", "sacral"})
 _SIDE_NAMES = {"L": "left", "R": "right"}
 

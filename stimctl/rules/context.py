@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from itertools import chain
 
 from stimctl.rules import acupoints
-from stimctl.rules.electrodes import Electrode, electrode_amplitude, electrodes_of
-from stimctl.rules.envelope import RULES, SafetyEnvelope
-from stimctl.rules.profile import Profile
+from stimctl.rules.electrodes import Electrode, electrodes_of
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.profile import Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
-from stimctl.rules.violations import Severity, Value, Violation
+from stimctl.rules.ruletable import RULES
+from stimctl.rules.violations import Severity, Value, Violation, violation
 
 __all__ = [
     "ENDS",
@@ -22,7 +21,7 @@ __all__ = [
     "finding",
     "outside",
     "site_or_none",
-    "suffixed",
+    "suffix",
 ]
 
 ENDS = ("anode", "cathode")
@@ -31,9 +30,33 @@ Sites = tuple[acupoints.Site | None, acupoints.Site | None]
 Variants = tuple[PulseQuantities, ...]
 
 
-@dataclass(frozen=True, slots=True)
 class RuleContext:
-    """Everything a rule may look at, computed once per validation."""
+    """Everything a rule may look at, computed once per validation.
+
+    The quantities of a current are worked out when a rule first asks for them
+    (``quantities``). Each figure grows with the amplitude at a given pulse width, frequency,
+    shape and needle (every step is a correctly rounded product, quotient or square root of
+    positive numbers), so a rule looks at the strongest current first (``channel_tops``,
+    ``electrode_tops``): when it stays under the limit, every weaker current does too.
+    """
+
+    __slots__ = (
+        "_area",
+        "_channel_tops",
+        "_known",
+        "_shape",
+        "amplitudes",
+        "channel_amplitudes",
+        "electrode_tops",
+        "electrodes",
+        "envelope",
+        "patient",
+        "profile",
+        "sites",
+        "strongest",
+        "top_amplitude_ma",
+        "variants",
+    )
 
     profile: Profile
     envelope: SafetyEnvelope
@@ -42,62 +65,87 @@ class RuleContext:
     sites: tuple[Sites, ...]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
     electrodes: tuple[Electrode, ...]
-    #: [phase][channel]: the channel's quantities at each of the phase's variants.
-    channel_points: tuple[tuple[Variants, ...], ...]
-    #: [electrode][phase]: the quantities of the electrode's summed current at each variant.
-    electrode_points: tuple[tuple[Variants, ...], ...]
-    #: channel_points and electrode_points flattened, in the same order.
-    channel_flat: Variants
-    electrode_flat: Variants
+    #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).
+    amplitudes: tuple[float, ...]
+    #: Per channel: its amplitude (mA).
+    channel_amplitudes: tuple[float, ...]
+    #: The strongest electrode's plateau (``Profile.top_amplitude_ma``) and its index.
+    top_amplitude_ma: float
+    strongest: int
+    #: Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``).
+    variants: tuple[tuple[tuple[float, float], ...], ...]
+    #: [phase]: the quantities at each variant of the strongest electrode.
+    electrode_tops: tuple[Variants, ...]
+
+    def __init__(
+        self, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
+    ) -> None:
+        self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
+        channels = profile.channels
+        reason, site = _site_or_reason, _Site  # the Site, or why the text names none
+        parsed = [(reason(c.anode), reason(c.cathode)) for c in channels]
+        sites = tuple(
+            [(a if type(a) is site else None, c if type(c) is site else None) for a, c in parsed]
+        )
+        self.sites = sites
+        found = electrodes_of(
+            [(None if a is None else a.label, None if c is None else c.label) for a, c in sites]
+        )
+        self.electrodes = found
+        own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
+        amplitudes = self.amplitudes = tuple(
+            [
+                own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
+                for e in found
+            ]
+        )
+        self.top_amplitude_ma = top = max(amplitudes)
+        self.strongest = amplitudes.index(top)
+        self.variants = tuple(
+            [
+                ((phase.frequency_hz, phase.pulse_width_us),)
+                if type(phase.frequency_hz) is float and type(phase.pulse_width_us) is float
+                else phase.variants  # the pairs of dense_disperse
+                for phase in profile.phases
+            ]
+        )
+        self._shape = profile.waveform.shape
+        self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
+        self._known: dict[tuple[float, int], Variants] = {}
+        self._channel_tops: tuple[Variants, ...] | None = None
+        self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
 
     @classmethod
     def build(
         cls, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
     ) -> RuleContext:
-        sites = tuple([(site_or_none(c.anode), site_or_none(c.cathode)) for c in profile.channels])
-        found = electrodes_of([(_label(a), _label(c)) for a, c in sites])
-        shape = profile.waveform.shape
-        area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
-        variants = [phase.variants for phase in profile.phases]
-        # Channels of equal amplitude share their figures; a lone channel's electrode is it.
-        known: dict[float, tuple[Variants, ...]] = {}
+        return cls(profile, envelope, patient)
 
-        def per_phase(amplitude: float) -> tuple[Variants, ...]:
-            figures = known.get(amplitude)
-            if figures is None:
-                figures = known[amplitude] = tuple(
-                    [
-                        tuple([pulse_quantities(amplitude, pw, f, shape, area) for f, pw in phase])
-                        for phase in variants
-                    ]
-                )
-            return figures
+    def quantities(self, amplitude: float, phase: int) -> Variants:
+        """The quantities of a current of ``amplitude`` at each variant of phase ``phase``."""
+        figures = self._known.get((amplitude, phase))
+        if figures is None:
+            shape, area = self._shape, self._area
+            figures = self._known[amplitude, phase] = tuple(
+                [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]]
+            )
+        return figures
 
-        by_channel = [per_phase(c.amplitude_ma) for c in profile.channels]
-        channel_points = tuple(zip(*by_channel, strict=True))
-        electrode_points = tuple(
-            [
-                by_channel[e.channels[0]]
-                if e.site is None
-                else per_phase(electrode_amplitude(profile, e))
-                for e in found
-            ]
-        )
-        return cls(
-            profile,
-            envelope,
-            frozenset(patient),
-            sites,
-            found,
-            channel_points,
-            electrode_points,
-            tuple(chain.from_iterable(chain.from_iterable(channel_points))),
-            tuple(chain.from_iterable(chain.from_iterable(electrode_points))),
-        )
+    @property
+    def channel_tops(self) -> tuple[Variants, ...]:
+        """[phase]: the quantities at each variant of the strongest channel."""
+        if self._channel_tops is None:
+            strongest = max(self.channel_amplitudes)
+            phases = range(len(self.variants))
+            self._channel_tops = tuple([self.quantities(strongest, p) for p in phases])
+        return self._channel_tops
+
+    def strongest_described(self) -> str:
+        """Who carries ``top_amplitude_ma``: 'channel 1' or 'site ST36-L (channels 1, 2)'."""
+        return self.electrodes[self.strongest].describe(self.profile)
 
 
-def _label(site: acupoints.Site | None) -> str | None:
-    return None if site is None else site.label
+_site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
 
 
 def site_or_none(text: str) -> acupoints.Site | None:
@@ -118,7 +166,7 @@ def finding(
 ) -> Violation:
     """A Violation of ``code`` with the rule table's severity (unless given) and source."""
     rule = RULES[code]
-    return Violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
 
 
 def exceeds(actual: float, limit: float) -> bool:
@@ -134,9 +182,7 @@ def outside(actual: float, lo: float, hi: float) -> bool:
 Rule = Callable[[RuleContext], Iterator[Violation]]
 
 
-def suffixed(value: float | tuple[float, ...]) -> tuple[tuple[str, float], ...]:
-    """('', value) for a number, ('[k]', item) for each item of a pair: the loc suffix and the
-    item, so that a rule builds the loc only when it reports."""
-    if isinstance(value, tuple):
-        return tuple([(f"[{k}]", item) for k, item in enumerate(value)])
-    return (("", value),)
+def suffix(value: float | tuple[float, ...], k: int) -> str:
+    """The loc suffix of item ``k`` of a field: '' for a number, '[k]' for an item of a pair
+    (built only when a rule reports)."""
+    return f"[{k}]" if isinstance(value, tuple) else ""

@@ -14,12 +14,11 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from stimctl.rules import acupoints
-from stimctl.rules.profile import MAX_CHANNELS, Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 
 __all__ = [
@@ -102,16 +101,21 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
-    used = [label for pair in labels for label in pair if label is not None]
-    if len(set(used)) == len(used) and len(labels) <= len(_ALONE):
+    users: dict[str, list[int]] = {}
+    for i, (anode, cathode) in enumerate(labels):
+        if anode is not None:
+            users.setdefault(anode, []).append(i)
+        if cathode is not None and cathode != anode:
+            users.setdefault(cathode, []).append(i)
+    shared = {label: tuple(channels) for label, channels in users.items() if len(channels) > 1}
+    if not shared and len(labels) <= len(_ALONE):
         return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
-    shared = {label: users for label, users in _users(labels).items() if len(users) > 1}
     alone = [
         Electrode(None, (i,))
-        for i, pair in enumerate(labels)
-        if any(label is None or label not in shared for label in pair)
+        for i, (anode, cathode) in enumerate(labels)
+        if anode is None or cathode is None or anode not in shared or cathode not in shared
     ]
-    return (*alone, *(Electrode(label, users) for label, users in shared.items()))
+    return (*alone, *(Electrode(label, channels) for label, channels in shared.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +130,7 @@ class SiteQuantities:
 
 def electrode_amplitude(profile: Profile, electrode: Electrode) -> float:
     """The peak current through an electrode: the sum of its channels' amplitudes, mA."""
-    return math.fsum(profile.channels[i].amplitude_ma for i in electrode.channels)
+    return total(profile.channels[i].amplitude_ma for i in electrode.channels)
 
 
 def site_quantities(profile: Profile) -> tuple[SiteQuantities, ...]:

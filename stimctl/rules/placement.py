@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from stimctl.rules import acupoints
-from stimctl.rules.body import lower_body, segment_of, thoracic_path
+from stimctl.rules.body import LIMB_SEGMENTS, lower_body, segment_of, thoracic_path
 from stimctl.rules.context import ENDS, RuleContext, finding
-from stimctl.rules.envelope import RULES
+from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Violation
 
 __all__ = [
@@ -93,6 +93,9 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 yield from _site_findings(site, f"channels[{i}].{end}")
         if anode is None or cathode is None:
             continue
+        segment = segment_of(anode)
+        if segment in LIMB_SEGMENTS and segment_of(cathode) == segment:
+            continue  # both on one limb, so on one side: no path crosses anything
         contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
         path = thoracic_path(anode, cathode)
         if not contralateral and path is None:

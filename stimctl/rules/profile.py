@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +41,7 @@ __all__ = [
     "loads_profile",
     "parse_profile",
     "read_profile_data",
+    "total",
 ]
 
 SCHEMA = "stimctl.profile/1"
@@ -51,6 +52,11 @@ SCHEMA_SOURCE = "docs/PROFILES.md (stimctl.profile/1)"
 ASYMMETRIC_RATIO = ASYMMETRIC_RECOVERY_RATIO
 MAX_CHANNELS = 8
 MAX_PHASES = 1000
+#: Bounds of the needle and of the texts (docs/PROFILES.md); ``recheck.py`` reads them too.
+NEEDLE_DIAMETER_MAX_MM = 0.5
+NEEDLE_INSERTION_MAX_MM = 75
+NAME_MAX_CHARS = 200
+SITE_MAX_CHARS = 64
 #: Relative tolerance for ramp sums (0.1 + 0.2 must fit in 0.3).
 _RAMP_TOLERANCE = 1e-9
 
@@ -99,6 +105,14 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
+def total(values: Iterable[float]) -> float:
+    """``math.fsum`` of positive figures, inf where the sum overflows (fsum raises there)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
 def _misplaced(field: str, message: str) -> PydanticCustomError:
     """A structural error reported at ``field`` of the model being validated."""
     return PydanticCustomError("structure", message, {"at": (field,)})
@@ -111,8 +125,8 @@ class _Strict(BaseModel):
 class Needle(_Strict):
     """Needle electrode geometry; its lateral area (pi x d x L) sets the densities."""
 
-    diameter_mm: Annotated[float, Field(gt=0, le=0.5)] = 0.25
-    insertion_mm: Annotated[float, Field(gt=0, le=75)] = 15.0
+    diameter_mm: Annotated[float, Field(gt=0, le=NEEDLE_DIAMETER_MAX_MM)] = 0.25
+    insertion_mm: Annotated[float, Field(gt=0, le=NEEDLE_INSERTION_MAX_MM)] = 15.0
 
 
 class Waveform(_Strict):
@@ -125,8 +139,8 @@ class Channel(_Strict):
     """One output channel: anode and cathode sites and the plateau amplitude (peak, mA)."""
 
     id: Annotated[int, Field(ge=1, le=MAX_CHANNELS)]
-    anode: Annotated[str, Field(min_length=1, max_length=64)]
-    cathode: Annotated[str, Field(min_length=1, max_length=64)]
+    anode: Annotated[str, Field(min_length=1, max_length=SITE_MAX_CHARS)]
+    cathode: Annotated[str, Field(min_length=1, max_length=SITE_MAX_CHARS)]
     amplitude_ma: Positive
 
 
@@ -146,35 +160,34 @@ class Phase(_Strict):
 
     @model_validator(mode="after")
     def _structure(self) -> Phase:
+        mode, switch_s, on_s, edges = self.mode, self.switch_s, self.on_s, self.window_ramp_s
         pair_f = isinstance(self.frequency_hz, tuple)
-        pair_pw = isinstance(self.pulse_width_us, tuple)
-        dense = self.mode == "dense_disperse"
-        intermittent = self.mode == "intermittent"
+        dense = mode == "dense_disperse"
+        intermittent = mode == "intermittent"
         if dense and not pair_f:
             raise _misplaced("frequency_hz", "dense_disperse needs a frequency pair, e.g. [2, 100]")
         if not dense and pair_f:
-            raise _misplaced("frequency_hz", f"{self.mode} takes one frequency, not a pair")
-        if not dense and pair_pw:
-            raise _misplaced("pulse_width_us", f"{self.mode} takes one pulse width, not a pair")
-        if dense and self.switch_s is None:
+            raise _misplaced("frequency_hz", f"{mode} takes one frequency, not a pair")
+        if not dense and isinstance(self.pulse_width_us, tuple):
+            raise _misplaced("pulse_width_us", f"{mode} takes one pulse width, not a pair")
+        if dense and switch_s is None:
             raise _misplaced("switch_s", "dense_disperse needs switch_s (time at each frequency)")
-        if not dense and self.switch_s is not None:
+        if not dense and switch_s is not None:
             raise _misplaced("switch_s", "switch_s is only for dense_disperse")
-        for name in ("on_s", "off_s"):
-            given = getattr(self, name) is not None
-            if intermittent and not given:
+        for name, value in (("on_s", on_s), ("off_s", self.off_s)):
+            if intermittent and value is None:
                 raise _misplaced(name, f"intermittent needs {name}")
-            if not intermittent and given:
+            if not intermittent and value is not None:
                 raise _misplaced(name, f"{name} is only for intermittent")
-        if not intermittent and self.window_ramp_s is not None:
+        if not intermittent and edges is not None:
             raise _misplaced("window_ramp_s", "window_ramp_s is only for intermittent")
-        if self.ramp_up_s + self.ramp_down_s > self.duration_s * (1 + _RAMP_TOLERANCE):
+        up, down, duration = self.ramp_up_s, self.ramp_down_s, self.duration_s
+        if up + down > duration * (1 + _RAMP_TOLERANCE):
             raise _misplaced(
                 "ramp_down_s",
-                f"ramp_up_s + ramp_down_s ({self.ramp_up_s:g} + {self.ramp_down_s:g} s) "
-                f"exceeds duration_s ({self.duration_s:g} s)",
+                f"ramp_up_s + ramp_down_s ({up:g} + {down:g} s) exceeds duration_s"
+                f" ({duration:g} s)",
             )
-        edges, on_s = self.window_ramp_s, self.on_s
         if edges is not None and on_s is not None and 2 * edges > on_s * (1 + _RAMP_TOLERANCE):
             raise _misplaced(
                 "window_ramp_s",
@@ -201,7 +214,7 @@ class Profile(_Strict):
     """A complete stimulation prescription in format stimctl.profile/1."""
 
     schema_id: Literal["stimctl.profile/1"] = Field(alias="schema")
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
     description: str = ""
     source: str = ""
     needle: Needle = Needle()
@@ -225,7 +238,7 @@ class Profile(_Strict):
     @property
     def duration_s(self) -> float:
         """Total session time: the sum of the phase durations."""
-        return math.fsum(p.duration_s for p in self.phases)
+        return total(p.duration_s for p in self.phases)
 
     def site_channels(self) -> dict[str, tuple[int, ...]]:
         """Canonical site label -> indices of the channels using it (anode or cathode), in
@@ -247,21 +260,25 @@ class Profile(_Strict):
         sharing one site (a channel's own where it shares none). Channels on one needle rise
         together, so it sets the steepest ramp of every edge (docs/SAFETY.md)."""
         sums = [
-            math.fsum(self.channels[i].amplitude_ma for i in users)
+            total(self.channels[i].amplitude_ma for i in users)
             for users in self.site_channels().values()
         ]
         return max([*sums, *(c.amplitude_ma for c in self.channels)])
 
-    def window_ramp_s(self, j: int, max_ramp_rate_ma_per_s: float) -> float | None:
+    def window_ramp_s(
+        self, j: int, max_ramp_rate_ma_per_s: float, top_amplitude_ma: float | None = None
+    ) -> float | None:
         """Edge time of phase j's on-windows (None unless intermittent): ``window_ramp_s`` as
         written, else the strongest electrode's plateau / ``max_ramp_rate_ma_per_s``, the fastest
-        edge the ramp-rate-max policy allows (docs/PROFILES.md, "intermittent")."""
+        edge the ramp-rate-max policy allows (docs/PROFILES.md, "intermittent").
+        ``top_amplitude_ma``: that plateau when the caller has it already."""
         phase = self.phases[j]
         if phase.mode != "intermittent":
             return None
         if phase.window_ramp_s is not None:
             return phase.window_ramp_s
-        return self.top_amplitude_ma / max_ramp_rate_ma_per_s
+        top = self.top_amplitude_ma if top_amplitude_ma is None else top_amplitude_ma
+        return top / max_ramp_rate_ma_per_s
 
     def slowest_ramp_ma_per_s(self, max_ramp_rate_ma_per_s: float) -> float:
         """The gentlest rise the profile itself prescribes, over every channel and every rising

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from stimctl.rules.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape
+from stimctl.rules.profile import ASYMMETRIC_RATIO, Needle, Phase, Profile, Shape, total
 
 __all__ = [
     "ASYMMETRIC_RATIO",
@@ -20,6 +20,7 @@ __all__ = [
     "OperatingPoint",
     "PulseQuantities",
     "needle_area_cm2",
+    "net_charge_uc",
     "operating_points",
     "phase_pulse_count",
     "pulse_quantities",
@@ -29,11 +30,33 @@ __all__ = [
 #: Reference load for energy and power figures (IEC 60601-2-10; FDA 1999 guidance).
 LOAD_OHM = 500.0
 _new_tuple = tuple.__new__
+_sqrt, _log10 = math.sqrt, math.log10
 
 
 def needle_area_cm2(diameter_mm: float, insertion_mm: float) -> float:
     """Lateral area of the inserted shaft, pi x d x L, in cm2 (0.25 mm x 15 mm -> 0.1178)."""
     return math.pi * (diameter_mm / 10.0) * (insertion_mm / 10.0)
+
+
+def net_charge_uc(amplitude_ma: float, pulse_width_us: float, shape: Shape) -> float:
+    """Net charge per pulse, uC: 0 for biphasic_symmetric, the leading phase's charge less the
+    recovery's for biphasic_asymmetric (0 unless a product overflows), the phase charge for
+    monophasic (``PulseQuantities.net_charge_uc``)."""
+    if shape == "biphasic_symmetric":
+        return 0.0
+    q = 1.0 * amplitude_ma * pulse_width_us / 1000.0
+    if shape == "biphasic_asymmetric":
+        recovery_ma, recovery_us = (
+            amplitude_ma * (1.0 / ASYMMETRIC_RATIO),
+            pulse_width_us * ASYMMETRIC_RATIO,
+        )
+        return q - 1.0 * recovery_ma * recovery_us / 1000.0
+    return q
+
+
+def _per_area(value: float) -> float:
+    """``value`` / 0 cm2 (a needle too thin for a float): inf, or nan for 0 / 0."""
+    return math.inf if value > 0 else math.nan
 
 
 def _mul(*factors: float) -> float:
@@ -95,25 +118,27 @@ def pulse_quantities(
     if shape == "biphasic_symmetric":
         active_us = 2 * pw
         square_sum = 1.0 * i * i * active_us
-        net = 0.0
     elif shape == "biphasic_asymmetric":
         recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
         active_us = pw + recovery_us
         square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
-        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
     else:
         active_us, square_sum = pw, 1.0 * i * i * pw
-        net = q
+    net = 0.0 if shape == "biphasic_symmetric" else net_charge_uc(i, pw, shape)
     # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
     mean_square_ma2 = 1.0 * square_sum * f * 1e-6
-    rms = math.sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
     energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
     power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
     try:
-        shannon = math.log10(q) + math.log10(q / area_cm2) if q > 0 else -math.inf
+        shannon = _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
     except (ValueError, ZeroDivisionError):
         shannon = math.nan
+    try:
+        power_density, current_density = power_w / area_cm2, rms / area_cm2
+    except ZeroDivisionError:
+        power_density, current_density = _per_area(power_w), _per_area(rms)
     return _new_tuple(  # PulseQuantities(...) without the Python-level __new__
         PulseQuantities,
         (
@@ -128,8 +153,8 @@ def pulse_quantities(
             rms,
             energy_mj,
             power_w,
-            power_w / area_cm2,
-            rms / area_cm2,
+            power_density,
+            current_density,
             shannon,
             active_us,
         ),
@@ -189,6 +214,6 @@ def phase_pulse_count(phase: Phase) -> float:
     dense_disperse 3 s at 2 Hz + 3 s at 100 Hz gives 306 pulses per 6 s; intermittent
     counts only the on-windows.
     """
-    return math.fsum(
+    return total(
         _mul(f, t) for (f, _), t in zip(phase.variants, variant_seconds(phase), strict=True)
     )

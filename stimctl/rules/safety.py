@@ -10,8 +10,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 
-from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffixed
-from stimctl.rules.electrodes import electrode_amplitude, electrodes
+from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffix
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
@@ -22,7 +21,7 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile
-from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.quantities import PulseQuantities, net_charge_uc
 from stimctl.rules.violations import Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
@@ -31,8 +30,8 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 #: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
-_NET_CHARGE = attrgetter("net_charge_uc")
-_PHASE_CHARGE = attrgetter("phase_charge_uc")
+_TIMES = ("duration_s", "switch_s", "on_s", "off_s")
+_RAMPS = ("ramp_up_s", "ramp_down_s", "window_ramp_s")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -46,7 +45,7 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_channels,
             len(channels),
         )
-    for i, channel in enumerate(channels):
+    for i, channel in enumerate(channels if max(c.id for c in channels) > env.max_channels else ()):
         if channel.id > env.max_channels:
             yield finding(
                 "channel-count-max",
@@ -56,7 +55,8 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_channels,
                 channel.id,
             )
-    for i, channel in enumerate(channels):
+    highest = max(ctx.channel_amplitudes)
+    for i, channel in enumerate(channels if not highest <= env.max_amplitude_ma else ()):
         if exceeds(channel.amplitude_ma, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -65,10 +65,9 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    for electrode in ctx.electrodes:
-        if not electrode.shared:
-            continue
-        total = electrode_amplitude(ctx.profile, electrode)
+    for electrode, total in zip(ctx.electrodes, ctx.amplitudes, strict=True):
+        if electrode.site is None:
+            continue  # a channel alone: judged above
         if exceeds(total, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -86,26 +85,27 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     pw_lo, pw_hi = env.pulse_width_us
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for k, pw in suffixed(phase.pulse_width_us):
+        pws, fs = phase.pulse_width_us, phase.frequency_hz
+        for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
             if outside(pw, pw_lo, pw_hi):
                 yield finding(
                     "pulse-width-range",
-                    f"phases[{j}].pulse_width_us{k}",
+                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
                     f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
                     f"{pw_lo:g}..{pw_hi:g}",
                     pw,
                 )
-        for k, f in suffixed(phase.frequency_hz):
+        for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
             if outside(f, f_lo, f_hi):
                 yield finding(
                     "frequency-range",
-                    f"phases[{j}].frequency_hz{k}",
+                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
                     f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
                     f"{f_lo:g}..{f_hi:g}",
                     f,
                 )
-    for p, channels in enumerate(ctx.channel_points):
-        for v, q in enumerate(channels[0]):  # the pulse's length does not depend on amplitude
+    for p, tops in enumerate(ctx.electrode_tops):
+        for v, q in enumerate(tops):  # the pulse's length does not depend on amplitude
             fit = 1e6 / q.min_period_us
             if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
                 continue
@@ -140,26 +140,46 @@ def _quantity_rule(
     unit: str,
     at_limit: bool = False,
     per_site: bool = True,
+    margin: float = 0.0,
 ) -> Rule:
+    """A rule over one figure of every current. ``margin``: how far under the limit the
+    strongest current's figure must stay to clear the others unseen, for a figure whose
+    growth with the amplitude rests on a function that is not correctly rounded (log10)."""
+
     def rule(ctx: RuleContext) -> Iterator[Violation]:
         field = RULES[code].field
         assert field is not None
         limit = getattr(ctx.envelope, field)
-        values = list(map(key, ctx.electrode_flat if per_site else ctx.channel_flat))
-        top = max(values)
-        if (top < limit or (top == limit and not at_limit)) and not math.isnan(sum(values)):
-            return  # nothing reaches the limit (and no nan, which max() may pass over)
-        # Rows: [electrode][phase] per site, else [phase][channel]; each the variants' figures.
-        for first, row in enumerate(ctx.electrode_points if per_site else ctx.channel_points):
-            for second, variants in enumerate(row):
+        if all(
+            (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
+            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
+            for q in tops
+        ):
+            return  # the strongest current stays under the limit, so every current does
+        # Each phase, strongest current first, until one clears the limit (the rest do too).
+        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
+        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
+        failing: dict[tuple[int, int], float] = {}
+        for p in range(len(ctx.variants)):
+            for r in strongest_first:
+                variants = ctx.quantities(rows[r], p)
                 value = key(variants[0]) if len(variants) == 1 else _largest(key, variants)
-                if value <= limit and not (at_limit and value == limit):
-                    continue  # exceeds(), inline
-                loc, who = _where(ctx, first, second, per_site)
-                op, u = (">=" if at_limit else ">"), (f" {unit}" if unit else "")
-                yield finding(
-                    code, loc, f"{who}: {what} {value:.4g}{u} {op} {limit:g}{u}", limit, value
-                )
+                if (value + margin < limit) if at_limit else (value + margin <= limit):
+                    break
+                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
+                    failing[(r, p) if per_site else (p, r)] = value
+        # Reported in table order: [electrode][phase] per site, else [phase][channel].
+        u = f" {unit}" if unit else ""
+        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+        named: dict[int, tuple[str, str]] = {}
+        for (first, second), value in sorted(failing.items()):
+            r, p = (first, second) if per_site else (second, first)
+            if r not in named:
+                named[r] = _row(ctx, r, per_site)
+            loc, who = named[r]
+            yield finding(
+                code, f"phases[{p}].{loc}", f"{who}: {what} {value:.4g}{tail}", limit, value
+            )
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
@@ -169,12 +189,12 @@ def _quantity_rule(
     return rule
 
 
-def _where(ctx: RuleContext, first: int, second: int, per_site: bool) -> tuple[str, str]:
-    """(loc, who) of a row: (electrode, phase) or (phase, channel) indices."""
+def _row(ctx: RuleContext, r: int, per_site: bool) -> tuple[str, str]:
+    """(loc within a phase, who) of electrode or channel ``r``."""
     if per_site:
-        electrode = ctx.electrodes[first]
-        return f"phases[{second}].{electrode.loc}", electrode.describe(ctx.profile)
-    return f"phases[{first}].channels[{second}]", f"channel {ctx.profile.channels[second].id}"
+        electrode = ctx.electrodes[r]
+        return electrode.loc, electrode.describe(ctx.profile)
+    return f"channels[{r}]", f"channel {ctx.profile.channels[r].id}"
 
 
 phase_charge_rule = _quantity_rule(
@@ -195,7 +215,9 @@ power_density_rule = _quantity_rule(
     "W/cm2",
     at_limit=True,
 )
-shannon_rule = _quantity_rule("charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "")
+shannon_rule = _quantity_rule(
+    "charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "", margin=1e-9
+)
 current_density_rule = _quantity_rule(
     "current-density-iec", attrgetter("current_density_ma_cm2"), "r.m.s. current density", "mA/cm2"
 )
@@ -218,32 +240,34 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     pw_lo, pw_hi = env.pulse_width_us
     f_lo, f_hi = env.frequency_hz
     for j, phase in enumerate(ctx.profile.phases):
-        for k, pw in suffixed(phase.pulse_width_us):
-            if outside(pw, pw_lo, pw_hi):
-                continue
+        pws, fs = phase.pulse_width_us, phase.frequency_hz
+        for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
+            if outside(pw, pw_lo, pw_hi) or (pw <= _U16 and pw.is_integer()):
+                continue  # out of range (the range rule's), or a whole number of us
             if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
                     "device-resolution",
-                    f"phases[{j}].pulse_width_us{k}",
+                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
                     f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
                     " (the device's resolution)",
                     "1 us",
                     pw,
                 )
-        for k, f in suffixed(phase.frequency_hz):
-            if outside(f, f_lo, f_hi):
-                continue
+        for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
+            if outside(f, f_lo, f_hi) or (f <= _U16 / 10 and f.is_integer()):
+                continue  # out of range (the range rule's), or whole Hz: f / 0.1 is 10 f within
+                # a few ulp, far inside the tolerance
             if not f <= _U16 / 10 or _off_step(f, 0.1):
                 yield finding(
                     "device-resolution",
-                    f"phases[{j}].frequency_hz{k}",
+                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
                     f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16 / 10:g} Hz"
                     " (the device's resolution)",
                     "0.1 Hz",
                     f,
                 )
-        for name in ("duration_s", "switch_s", "on_s", "off_s"):
-            seconds = getattr(phase, name)
+        times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
+        for name, seconds in zip(_TIMES, times, strict=True):
             if seconds is not None and seconds < 0.001:
                 yield finding(
                     "device-resolution",
@@ -252,7 +276,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     0.001,
                     seconds,
                 )
-    for i, channel in enumerate(ctx.profile.channels):
+    channels = ctx.profile.channels if max(ctx.channel_amplitudes) > _U16 / 1000 else ()
+    for i, channel in enumerate(channels):
         amplitude = channel.amplitude_ma
         if amplitude <= env.max_amplitude_ma and exceeds(amplitude, _U16 / 1000):
             yield finding(
@@ -267,10 +292,21 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
-    every = ctx.channel_flat
-    worst = max(map(abs, map(_NET_CHARGE, every)), default=0.0)
-    tolerance = 1e-9 * max(map(_PHASE_CHARGE, every), default=0.0)
     shape = ctx.profile.waveform.shape
+    if shape == "biphasic_symmetric":
+        return  # no net charge: nothing exceeds the tolerance
+    # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
+    amplitudes = ctx.channel_amplitudes
+    worst = max(
+        abs(net_charge_uc(i, pw, shape))
+        for phase in ctx.variants
+        for i in amplitudes
+        for _, pw in phase
+    )
+    if shape != "monophasic" and worst == 0.0:
+        return  # nothing to compare with the tolerance (which is >= 0)
+    # the largest phase charge is the strongest channel's (it grows with the amplitude)
+    tolerance = 1e-9 * max([q.phase_charge_uc for tops in ctx.channel_tops for q in tops])
     if shape == "monophasic" or exceeds(worst, tolerance):
         yield finding(
             "charge-imbalance",
@@ -279,16 +315,6 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
             0.0,
             worst,
         )
-
-
-def _strongest(profile: Profile) -> tuple[float, str]:
-    """The strongest electrode's plateau (``Profile.top_amplitude_ma``) and who it is:
-    'channel 1', or 'site ST36-L (channels 1, 2)' where channels sharing a needle rise together."""
-    best = max(
-        electrodes(profile),
-        key=lambda e: math.fsum(profile.channels[i].amplitude_ma for i in e.channels),
-    )
-    return profile.top_amplitude_ma, best.describe(profile)
 
 
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -304,7 +330,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             total,
         )
     profile = ctx.profile
-    top, who = _strongest(profile)
+    top = ctx.top_amplitude_ma
     rate_max = env.max_ramp_rate_ma_per_s
     for j, phase in enumerate(phases):
         previous = phases[j - 1] if j else None
@@ -319,29 +345,33 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
                 0.0,
                 phase.ramp_up_s,
             )
-        edges = profile.window_ramp_s(j, rate_max)
+        edges = profile.window_ramp_s(j, rate_max, top) if phase.mode == "intermittent" else None
         if edges is not None and phase.window_ramp_s is None and phase.on_s is not None:
-            squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
+            try:
+                squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
+            except ZeroDivisionError:  # on_s too short for a float to halve
+                squeezed = math.inf
             if exceeds(squeezed, rate_max):
                 yield finding(
                     "ramp-rate-max",
                     f"phases[{j}].on_s",
-                    f"on-window edges at {rate_max:g} mA/s: {who} ({top:.4g} mA) "
+                    f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
+                    f" ({top:.4g} mA) "
                     f"needs {edges:.4g} s up and {edges:.4g} s down, more than on_s "
                     f"{phase.on_s:g} s",
                     rate_max,
                     squeezed,
                 )
-        for name in ("ramp_up_s", "ramp_down_s", "window_ramp_s"):
-            seconds = getattr(phase, name)
+        ramps = (phase.ramp_up_s, phase.ramp_down_s, phase.window_ramp_s)
+        for name, seconds in zip(_RAMPS, ramps, strict=True):
             if seconds is not None and seconds > 0:
                 rate = top / seconds
                 if exceeds(rate, env.max_ramp_rate_ma_per_s):
                     yield finding(
                         "ramp-rate-max",
                         f"phases[{j}].{name}",
-                        f"{who}: {top:.4g} mA over {seconds:g} s is {rate:.4g} "
-                        f"mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
+                        f"{ctx.strongest_described()}: {top:.4g} mA over {seconds:g} s is"
+                        f" {rate:.4g} mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
                         env.max_ramp_rate_ma_per_s,
                         rate,
                     )

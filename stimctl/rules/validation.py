@@ -17,6 +17,7 @@ from stimctl.rules.profile import (
     parse_profile,
     schema_violation,
 )
+from stimctl.rules.recheck import sound
 from stimctl.rules.report import Report
 from stimctl.rules.safety import run_rules
 from stimctl.rules.violations import Violation
@@ -60,15 +61,19 @@ def validate_profile(
     ``patient`` holds flags from PATIENT_FLAGS (ValueError for others). The profile's structure
     is checked again first: one built past pydantic (``model_copy(update=...)``,
     ``model_construct``) may hold a negative or non-finite figure, which every rule's "above
-    the limit" comparison would pass; it gets ``schema`` errors instead.
+    the limit" comparison would pass; it gets ``schema`` errors instead. The rules judge the
+    profile as parsing makes it: the given one when it holds exactly that (``recheck.sound``),
+    else its dump parsed again, and the report carries the profile judged.
     """
     flags = check_patient(patient)
-    try:
-        parse_profile(profile.model_dump(by_alias=True))
-    except ProfileError as error:
-        return Report(error.violations, profile)
-    violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
-    return Report(tuple(violations), profile)
+    judged = profile
+    if not sound(profile):
+        try:
+            judged = parse_profile(profile.model_dump(by_alias=True))
+        except ProfileError as error:
+            return Report(error.violations, profile)
+    violations = run_rules(judged, envelope or _DEFAULT_ENVELOPE, flags)
+    return Report(tuple(violations), judged)
 
 
 def validate_bytes(

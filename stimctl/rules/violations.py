@@ -56,3 +56,32 @@ class Violation:
             "actual": _json_value(self.actual),
             "source": self.source,
         }
+
+
+_new = object.__new__
+#: The slots' own setters, in field order (a frozen dataclass's __init__ goes through
+#: object.__setattr__ by name for each field, twice as slow).
+_SET_CODE, _SET_SEVERITY, _SET_LOC, _SET_MESSAGE, _SET_LIMIT, _SET_ACTUAL, _SET_SOURCE = (
+    getattr(Violation, name).__set__ for name in VIOLATION_KEYS
+)
+
+
+def violation(
+    code: str,
+    severity: Severity,
+    loc: str,
+    message: str,
+    limit: Value = None,
+    actual: Value = None,
+    source: str = "",
+) -> Violation:
+    """``Violation(...)``, built in half the time: the rules make one per finding."""
+    made = _new(Violation)
+    _SET_CODE(made, code)
+    _SET_SEVERITY(made, severity)
+    _SET_LOC(made, loc)
+    _SET_MESSAGE(made, message)
+    _SET_LIMIT(made, limit)
+    _SET_ACTUAL(made, actual)
+    _SET_SOURCE(made, source)
+    return made

@@ -1,4 +1,5 @@
-"""Session preparation: a profile compiled for the device, impedance readings, ARM guard facts."""
+"""From a valid profile to ARM: the profile compiled for the device and its record lines, the
+impedance readings, the ARM guard's facts and the ARM frame."""
 
 from __future__ import annotations
 
