@@ -112,10 +112,12 @@ class Serial(SerialBase):
         self._cancel = False
         self._host_waits = 0  # lock-step: host threads inside host_waiting()
         self._holds = 0  # lock-step: frames handed to host threads that have not reacted yet
-        self._gate = threading.Condition(threading.Lock())  # not self.lock: no lock ordering
+        self._gate_lock = threading.Lock()  # not self.lock: no lock ordering
+        self._gate = threading.Condition(self._gate_lock)
         # the mode, fixed at open(): read() looks at these on every call
         self._virtual = self._lockstep = False
         self._paced_clock: VirtualClock | None = None  # virtual and ``speed=N``: the clock
+        self._chunk_ticks = 0  # virtual: device time one run between two looks may take
         super().__init__(*args, **kwargs)
 
     def open(self) -> None:
@@ -129,6 +131,7 @@ class Serial(SerialBase):
         self._virtual, self._lockstep = bool(opts.virtual), bool(opts.lockstep)
         paced = isinstance(clock, VirtualClock) and clock.pace is not None
         self._paced_clock = clock if paced else None
+        self._chunk_ticks = int(_VIRTUAL_CHUNK_S * opts.config.tick_hz)
         self._stop.clear()
         if opts.control:
             self._control = ControlServer(opts.control, self.device, self.lock, self._kick.set)
@@ -226,9 +229,10 @@ class Serial(SerialBase):
         none has a frame still to react to."""
         if not self._lockstep:
             return True
-        with self._gate:
+        with self._gate_lock:  # the lock itself: Condition.__enter__ is a Python call
             if self._host_waits and not self._holds:
                 return True
+        with self._gate:
             while self._host_waits == 0 or self._holds:
                 if not self.is_open or self._cancel or timeout.expired():
                     return False
@@ -294,24 +298,17 @@ class Serial(SerialBase):
 
     def _read_virtual(self, dev: Device, size: int, out: bytearray) -> None:
         """The rest of a virtual-clock read (``out``: what ``read`` found pending, too little):
-        run the device until it has sent enough or the read's time is over."""
-        tick_hz = dev.config.tick_hz
+        run the device until it has sent enough or the read's time is over, taking what it
+        sent after each run."""
         deadline = None
         if self._timeout is not None:
-            deadline = dev.tick_count + int(self._timeout * tick_hz)
+            deadline = dev.tick_count + int(self._timeout * dev.config.tick_hz)
         wall = Timeout(self._timeout)
-        looked = True  # read() has just taken what was pending
         while len(out) < size and self.is_open and not self._cancel:
-            if not looked:
-                with self.lock:
-                    out += dev.read_tx(size - len(out))
-                    if len(out) >= size:
-                        break
-            looked = False
             if not self._time_may_run(wall):
                 break
             with self.lock:
-                budget = int(_VIRTUAL_CHUNK_S * tick_hz)
+                budget = self._chunk_ticks
                 if deadline is not None:
                     budget = min(budget, deadline - dev.tick_count)
                     if budget <= 0:
@@ -320,10 +317,11 @@ class Serial(SerialBase):
                 if allowed is not None:
                     if allowed < 0:
                         break  # paced, and the read's time is over
-                    if allowed == 0:
-                        continue  # paced: waited (wall time) for the clock; look again
-                    budget = min(budget, allowed)
-                dev.run_until_output(budget)
+                    if allowed > 0:
+                        budget = min(budget, allowed)
+                if allowed != 0:  # 0: paced, waited (wall time) for the clock; look again
+                    dev.run_until_output(budget)
+                out += dev.read_tx(size - len(out))
 
     def _paced(self, dev: Device, wall: Timeout) -> int | None:
         """``speed=N`` on the virtual clock: how many ticks device time may run now (at most N
