@@ -112,7 +112,12 @@ class Serial(SerialBase):
         self._cancel = False
         self._host_waits = 0  # lock-step: host threads inside host_waiting()
         self._holds = 0  # lock-step: frames handed to host threads that have not reacted yet
-        self._gate = threading.Condition(threading.Lock())  # not self.lock: no lock ordering
+        self._gate_lock = threading.Lock()  # not self.lock: no lock ordering
+        self._gate = threading.Condition(self._gate_lock)
+        # the mode, fixed at open(): read() looks at these on every call
+        self._virtual = self._lockstep = False
+        self._paced_clock: VirtualClock | None = None  # virtual and ``speed=N``: the clock
+        self._chunk_ticks = 0  # virtual: device time one run between two looks may take
         super().__init__(*args, **kwargs)
 
     def open(self) -> None:
@@ -123,6 +128,10 @@ class Serial(SerialBase):
         self.options = opts = parse_url(self.portstr or "")
         clock = opts.make_clock()
         self.device = Device(opts.config, clock)
+        self._virtual, self._lockstep = bool(opts.virtual), bool(opts.lockstep)
+        paced = isinstance(clock, VirtualClock) and clock.pace is not None
+        self._paced_clock = clock if paced else None
+        self._chunk_ticks = int(_VIRTUAL_CHUNK_S * opts.config.tick_hz)
         self._stop.clear()
         if opts.control:
             self._control = ControlServer(opts.control, self.device, self.lock, self._kick.set)
@@ -218,8 +227,11 @@ class Serial(SerialBase):
     def _time_may_run(self, timeout: Timeout) -> bool:
         """Lock-step: wait (wall time, up to ``timeout``) until a host thread is waiting and
         none has a frame still to react to."""
-        if not self.lockstep:
+        if not self._lockstep:
             return True
+        with self._gate_lock:  # the lock itself: Condition.__enter__ is a Python call
+            if self._host_waits and not self._holds:
+                return True
         with self._gate:
             while self._host_waits == 0 or self._holds:
                 if not self.is_open or self._cancel or timeout.expired():
@@ -231,9 +243,12 @@ class Serial(SerialBase):
 
     @property
     def in_waiting(self) -> int:
-        dev = self._device()
-        with self.lock:
-            return dev.tx_pending
+        """Bytes the device has sent and nobody has read yet (a length: read without the lock,
+        as a snapshot it is the same)."""
+        dev = self.device
+        if dev is None or not self.is_open:
+            raise PortNotOpenError()
+        return dev.tx_pending
 
     @property
     def out_waiting(self) -> int:
@@ -245,21 +260,30 @@ class Serial(SerialBase):
         payload = to_bytes(data)
         with self.lock:
             dev.receive(payload)
-            if not self.virtual:  # real time: the receive interrupt, on the writer's thread
+            if not self._virtual:  # real time: the receive interrupt, on the writer's thread
                 dev.service_rx()
                 if dev.tx_pending:
                     self._data.notify_all()
-        if not self.virtual:
+        if not self._virtual:
             self._kick.set()
         return len(payload)
 
     def read(self, size: int = 1) -> bytes:
         dev = self._device()
         self._cancel = False
-        out = bytearray()
-        if self.virtual:
+        if size <= 0:
+            return b""
+        if self._virtual:
+            # what the device has sent already: no clock, no timeout to set up (a reader
+            # thread's read after in_waiting, or the rest of a frame, takes only this)
+            with self.lock:
+                first = dev.read_tx(size)
+            if len(first) >= size or self._timeout == 0:
+                return first
+            out = bytearray(first)
             self._read_virtual(dev, size, out)
         else:
+            out = bytearray()
             self._read_realtime(dev, size, out)
         return bytes(out)
 
@@ -273,20 +297,18 @@ class Serial(SerialBase):
                 self._data.wait(timeout.time_left() if self._timeout is not None else 0.1)
 
     def _read_virtual(self, dev: Device, size: int, out: bytearray) -> None:
-        tick_hz = dev.config.tick_hz
+        """The rest of a virtual-clock read (``out``: what ``read`` found pending, too little):
+        run the device until it has sent enough or the read's time is over, taking what it
+        sent after each run."""
         deadline = None
         if self._timeout is not None:
-            deadline = dev.tick_count + int(self._timeout * tick_hz)
+            deadline = dev.tick_count + int(self._timeout * dev.config.tick_hz)
         wall = Timeout(self._timeout)
         while len(out) < size and self.is_open and not self._cancel:
-            with self.lock:
-                out += dev.read_tx(size - len(out))
-                if len(out) >= size or self._timeout == 0:
-                    break
             if not self._time_may_run(wall):
                 break
             with self.lock:
-                budget = int(_VIRTUAL_CHUNK_S * tick_hz)
+                budget = self._chunk_ticks
                 if deadline is not None:
                     budget = min(budget, deadline - dev.tick_count)
                     if budget <= 0:
@@ -295,18 +317,19 @@ class Serial(SerialBase):
                 if allowed is not None:
                     if allowed < 0:
                         break  # paced, and the read's time is over
-                    if allowed == 0:
-                        continue  # paced: waited (wall time) for the clock; look again
-                    budget = min(budget, allowed)
-                dev.run_until_output(budget)
+                    if allowed > 0:
+                        budget = min(budget, allowed)
+                if allowed != 0:  # 0: paced, waited (wall time) for the clock; look again
+                    dev.run_until_output(budget)
+                out += dev.read_tx(size - len(out))
 
     def _paced(self, dev: Device, wall: Timeout) -> int | None:
         """``speed=N`` on the virtual clock: how many ticks device time may run now (at most N
         x wall time); None when unpaced. With none allowed, wait for one (at most the read's
         time left; the caller holds ``self.lock``, released meanwhile) and return 0; -1 when the
         read's time is over."""
-        clock = dev.clock
-        if not isinstance(clock, VirtualClock) or clock.pace is None:
+        clock = self._paced_clock
+        if clock is None:
             return None
         allowed = clock.allowed_ticks(dev.tick_count)
         assert allowed is not None

@@ -1,7 +1,8 @@
 """`python -m hil.bench`: every performance figure in one report (table + JSON).
 
 Groups (``--only GROUP,...``; all but soak by default, ``--soak`` adds it): estop, watchdog,
-stream, codec, validate, sim (virtual speed-up, idle CPU, orphan lifetime), tick, soak.
+stream, codec, validate, sim (virtual speed-ups: scripted host, device alone, stimctl's Controller;
+idle CPU, orphan lifetime), tick, link_noise, soak.
 The soak's durations: ``STIMCTL_SOAK_RUN_MIN`` and ``STIMCTL_SOAK_TUI_MIN`` (minutes, default 10
 and 2; 0 skips that part); ``STIMCTL_SOAK_KEEP=DIR`` keeps its records and device traces."""
 
@@ -172,10 +173,11 @@ def _validate(o: Options) -> list[Figure]:
 def _sim(o: Options) -> list[Figure]:
     from hil.benchmarks import lifetime, sim
 
-    o.log("simulator: 30-minute virtual session (host and device, then device alone); idle CPU;"
-          " orphan lifetime")  # fmt: skip
+    o.log("simulator: 30-minute virtual session (scripted host and device, device alone,"
+          " stimctl's Controller); idle CPU; orphan lifetime")  # fmt: skip
     session = sim.virtual_session()
     device = sim.device_session()
+    controller = sim.controller_session()
     idle = lifetime.idle_cpu(2.0 if o.quick else 10.0)
     gone = lifetime.orphan_gone(3 if o.quick else 10)
     return [
@@ -208,6 +210,24 @@ def _sim(o: Options) -> list[Figure]:
             device["cpu_speedup"],
             "x",
             "the same over the device's CPU time",
+        ),
+        Figure(
+            "controller_virtual_speedup",
+            controller["controller_virtual_speedup"],
+            "x",
+            "30-min profile, stimctl Controller, lock-step",
+        ),
+        Figure(
+            "controller_virtual_cpu_speedup",
+            controller["cpu_speedup"],
+            "x",
+            "the same over the process's CPU time",
+        ),
+        Figure(
+            "controller_virtual_pulses",
+            controller["pulses_per_channel"],
+            "",
+            "pulses per channel in it (91,790)",
         ),
         Figure("sim_idle_cpu_percent", idle, "%", "idle `stimctl sim`, one core"),
         Figure("orphan_gone_ms", gone, "ms", "host SIGKILL -> simulator gone"),

@@ -188,3 +188,32 @@ def test_lockstep_read_returns_when_the_port_closes_under_it() -> None:
     port.close()
     reader.join(timeout=5)
     assert not reader.is_alive() and result == [b""]
+
+
+def test_a_virtual_read_of_bytes_already_sent_runs_no_device_time() -> None:
+    port = serial.serial_for_url("stimsim://?virtual=1", timeout=0.5)
+    try:
+        port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+        first = port.read(1)  # the device runs until it answers
+        ticks, pending = port.device.tick_count, port.in_waiting
+        assert first and pending > 0
+        rest = port.read(pending)
+        assert len(rest) == pending and port.device.tick_count == ticks
+        assert isinstance(FrameDecoder().feed(first + rest)[0], DeviceInfo)
+        assert port.read(pending + 1)  # more than was sent: the device runs on for it
+        assert port.device.tick_count > ticks
+    finally:
+        port.close()
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_read_of_no_bytes_returns_nothing_and_leaves_what_is_pending(size: int) -> None:
+    port = serial.serial_for_url("stimsim://?virtual=1", timeout=0.5)
+    try:
+        port.write(encode(Hello(seq=1, protocol_version=PROTOCOL_VERSION)))
+        port.read(1)
+        ticks, pending = port.device.tick_count, port.in_waiting
+        assert port.read(size) == b""
+        assert (port.device.tick_count, port.in_waiting) == (ticks, pending)
+    finally:
+        port.close()

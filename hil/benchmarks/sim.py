@@ -9,6 +9,13 @@
 - ``device_virtual_speedup``: the device alone, fed the frames that session's host sent, each
   at the device tick it was sent at (its answers read and dropped, not decoded). With it
   ``cpu_speedup``: session time / this thread's CPU time (readable on a busy machine).
+- ``controller_virtual_speedup``: stimctl's own host end to end: the ``Controller`` on the
+  embedded lock-step simulator (``Controller.connect(None, speed=math.inf)``, a record in a
+  temporary directory) running profiles/han-dense-disperse.toml (30 min, 2 channels) from START
+  to its outcome; delivered session time / wall time (what ``stimctl run --speed max`` does).
+  With it ``cpu_speedup`` (session time / the process's CPU time: the reader thread runs the
+  device and the host's bookkeeping; readable on a busy machine) and ``pulses_per_channel``
+  (the host's totals, 91,790 for that profile, checked against the device's counters).
 - ``tick_lateness_us``: the 1 kHz real-time loop (RealClock, sleep then spin) ticking a device
   with an open session for ``seconds``; how late each tick started (p50, p99, max, in us).
   Also the same loop with plain sleep (spin 0) for comparison.
@@ -19,16 +26,21 @@ Figures are printed, never asserted. Usage: ``python -m hil.benchmarks.sim [--se
 from __future__ import annotations
 
 import argparse
+import math
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from firmware_sim import Device, DeviceConfig, RealClock
 from firmware_sim.scripted import ScriptedHost, dense_disperse
+from stimctl.controller import Controller
 from stimctl.protocol import PROTOCOL_VERSION, Hello, State, encode
 
 SESSION_MIN = 30
 CHANNELS = 4
+DENSE_DISPERSE = Path(__file__).resolve().parents[2] / "profiles" / "han-dense-disperse.toml"
 
 
 def virtual_session(minutes: float = SESSION_MIN, frames: list[tuple[int, bytes]] | None = None
@@ -95,6 +107,39 @@ def device_session(minutes: float = SESSION_MIN) -> dict[str, Any]:
     }
 
 
+def controller_session(profile: Path = DENSE_DISPERSE) -> dict[str, Any]:
+    """stimctl's Controller on the embedded lock-step simulator: ``profile`` from START to its
+    outcome (connect, load, impedance check and ARM are not timed)."""
+    with tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp:
+        record = Path(tmp) / "session.jsonl"
+        with Controller.connect(None, speed=math.inf, record=record) as ctl:
+            ctl.load(profile)
+            ctl.check_impedance()
+            ctl.arm(confirm=True, acknowledge_warnings=True)
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            ctl.start()
+            outcome = ctl.wait()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            summary = ctl.summary()
+            link = ctl.link
+            port = link.port if link is not None else None
+            device = getattr(port, "device", None)
+            counters = [c["pulses"] for c in device.stats()["channels"]] if device else []
+    session_s = summary.delivered_s
+    pulses = [c.pulses for c in summary.channels]
+    return {
+        "outcome": outcome.value if outcome else None,
+        "session_s": session_s,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "controller_virtual_speedup": round(session_s / wall, 1),
+        "cpu_speedup": round(session_s / cpu, 1) if cpu > 0 else float("inf"),
+        "pulses_per_channel": pulses[0] if len(set(pulses)) == 1 else pulses,
+        "expected_pulses": [c.expected_pulses for c in summary.channels],
+        "device_agrees": pulses == counters[: len(pulses)],
+    }
+
+
 def tick_lateness(seconds: float = 5.0, spin_us: int = 1000) -> dict[str, float]:
     clock = RealClock(1000, spin_us=spin_us)
     dev = Device(DeviceConfig(watchdog_ms=60_000), clock)
@@ -114,9 +159,12 @@ def tick_lateness(seconds: float = 5.0, spin_us: int = 1000) -> dict[str, float]
 
 def measure(seconds: float = 5.0, minutes: float = SESSION_MIN) -> dict[str, Any]:
     session = virtual_session(minutes)
+    controller = controller_session()
     return {
         "sim_virtual_speedup": session["sim_virtual_speedup"],
         "virtual_session": session,
+        "controller_virtual_speedup": controller["controller_virtual_speedup"],
+        "controller_session": controller,
         "tick_lateness_us": tick_lateness(seconds, spin_us=1000),
         "tick_lateness_plain_sleep_us": tick_lateness(seconds, spin_us=0),
     }
@@ -133,6 +181,13 @@ def main(argv: list[str] | None = None) -> None:
         f"sim_virtual_speedup: x{s['sim_virtual_speedup']} ({s['session_s']:.0f} s session in"
         f" {s['wall_s']:.2f} s; {s['blocks']} blocks; {s['pulses_per_channel']} pulses/channel;"
         f" net charge {s['net_charge_uc']} uC)"
+    )
+    c = r["controller_session"]
+    print(
+        f"controller_virtual_speedup: x{c['controller_virtual_speedup']} ({c['session_s']:.0f} s"
+        f" session in {c['wall_s']:.2f} s, CPU {c['cpu_s']:.2f} s: x{c['cpu_speedup']};"
+        f" {c['outcome']}; {c['pulses_per_channel']} pulses/channel,"
+        f" device agrees: {c['device_agrees']})"
     )
     for key, label in (
         ("tick_lateness_us", "sleep+spin"),

@@ -55,6 +55,15 @@ IMPEDANCE_RESULT_WAIT_S = 0.5
 RECORD_TELEMETRY_MS = 1000  # telemetry lines in the record: one per second of device time
 
 
+_STATES: dict[int, State] = {state.value: state for state in State}
+
+
+def _state(value: int) -> State:
+    """``State(value)`` (ValueError for a value that is none) without the enum call's cost."""
+    state = _STATES.get(value)
+    return state if state is not None else State(value)
+
+
 def _fault_name(code: int) -> str:
     try:
         return Fault(code).name
@@ -276,8 +285,9 @@ class DeviceMirror:
         session = self._session
         status = None
         with self._ctx.lock:
-            notify = not isinstance(msg, Telemetry) or bool(self._telemetry_waiters)
+            notify = True
             if isinstance(msg, Telemetry):
+                notify = bool(self._telemetry_waiters)
                 self._on_telemetry(msg)
                 self._hand_to_waiters()
                 if self._ctx.journal.subscribers.wanted("telemetry"):
@@ -302,6 +312,8 @@ class DeviceMirror:
     def _hand_to_waiters(self) -> None:
         """Each telemetry waiter holds device time (lock-step) until it has looked at this
         frame; one hold per waiter, however many frames came meanwhile."""
+        if not self._telemetry_waiters:
+            return
         link = self._ctx.connection.link
         if link is None:
             return
@@ -312,7 +324,7 @@ class DeviceMirror:
     def _on_telemetry(self, tel: Telemetry) -> None:
         session = self._session
         session.count_telemetry(tel)
-        state = State(tel.state)
+        state = _state(tel.state)
         session.device_reported(state, tel.time_ms)
         if state in (State.FAULT, State.ESTOP):
             session.device_latched()
@@ -320,7 +332,7 @@ class DeviceMirror:
                 self.latch_from_telemetry(tel)
         elif session.estop_pending:
             self._repeat_estop()
-        session.top_up(tel)
+        session.top_up(tel, state)
         self._heartbeat(tel)
         if self._next_record_ms is None or tel.time_ms >= self._next_record_ms:
             self._next_record_ms = tel.time_ms + RECORD_TELEMETRY_MS

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stimctl.host.errors import LinkError, StimctlError
-from stimctl.host.guard import check_block
+from stimctl.host.guard import BlockGuard
 from stimctl.host.interlock import Command, Interlock
 from stimctl.host.status import FaultInfo, HostState, Outcome
 from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
@@ -45,6 +45,8 @@ __all__ = ["AT_REST", "DEFAULT_STOP_RAMP_MS", "Session", "SessionContext"]
 
 AT_REST = (State.IDLE, State.FAULT, State.ESTOP)
 """Device states with the output off and nothing streaming."""
+DELIVERING = frozenset((State.RUNNING, State.STOPPING))  # time delivered (TELEMETRY's byte as is)
+STREAMING = (State.ARMED, State.RUNNING, State.PAUSED)  # the host keeps the device's FIFO topped up
 FINAL_GRACE_FRAMES = 25
 """After the end, telemetry frames (0.5 s of device time at 50 Hz) the device has to come to
 rest before ``wait()`` returns anyway (a device that ignores ESTOP; the host keeps repeating it)."""
@@ -95,6 +97,8 @@ class Session:
         self._most_ma: dict[int, float] = {}  # channel -> highest plateau set by ADJUST this arm
         self._pulse_base: dict[int, int] = {}  # pulses counted before a device counter restart
         self._raw_pulses: dict[int, int] = {}  # the device's counters as last reported
+        self._pulse_width_at = _no_blocks  # block index -> its pulse width (us): the schedule's
+        self._guard = BlockGuard()
         self._active = False
         self._final_after: int | None = None
         self._stop_outcome: Outcome | None = None
@@ -112,6 +116,7 @@ class Session:
     def load(self, profile: Profile, report: Report, schedule: Schedule) -> None:
         with self.ctx.lock:
             self.profile, self.report, self.schedule = profile, report, schedule
+            self._pulse_width_at = _pulse_widths(schedule)
             self.plateau_ma = {c.id: c.amplitude_ma for c in profile.channels}
             self.shared_sites = {
                 site: tuple(profile.channels[i].id for i in users)
@@ -341,30 +346,38 @@ class Session:
         self.tel_count += 1
         if self.tel_count == self._final_after:
             self._notify = True  # the totals after the end are in: wait() may return
-        if prev is not None and State(prev.state) in (State.RUNNING, State.STOPPING):
+        if prev is not None and prev.state in DELIVERING:
             self.elapsed_ms += max(0, tel.time_ms - prev.time_ms)
         self._count_pulses(tel)
 
     def _count_pulses(self, tel: Telemetry) -> None:
-        s = self.schedule
-        pw = 0
-        if s is not None and s.n_blocks:
-            pw = int(s.pulse_width_us[min(tel.block_index, s.n_blocks - 1)])
+        """Per channel, the pulses and charge since the last frame (from the device's running
+        counters; a channel whose counter has not moved costs one comparison)."""
+        raw, charge = self._raw_pulses, self.charge_uc
+        pw = -1  # looked up once a channel has new pulses
         for ch, item in enumerate(tel.channels, start=1):
-            raw_before = self._raw_pulses.get(ch, 0)
-            if item.pulses < raw_before:  # the device restarted its counters (reset)
+            pulses = item.pulses
+            raw_before = raw.get(ch)
+            if pulses == raw_before:
+                continue  # nothing new: its totals stand
+            if raw_before is None:
+                raw_before = 0
+            elif pulses < raw_before:  # the device restarted its counters (reset)
                 self._pulse_base[ch] = self._pulse_base.get(ch, 0) + raw_before
                 raw_before = 0
-            if item.pulses > raw_before:
-                new = (item.pulses - raw_before) * item.set_ua * pw / 1e6
-                self.charge_uc[ch] = self.charge_uc.get(ch, 0.0) + new
-            self._raw_pulses[ch] = item.pulses
-            self.pulses[ch] = self._pulse_base.get(ch, 0) + item.pulses
+            if pulses > raw_before:
+                if pw < 0:
+                    pw = self._pulse_width_at(tel.block_index)
+                new = (pulses - raw_before) * item.set_ua * pw / 1e6
+                charge[ch] = charge.get(ch, 0.0) + new
+            raw[ch] = pulses
+            self.pulses[ch] = self._pulse_base.get(ch, 0) + pulses
 
-    def top_up(self, tel: Telemetry) -> None:
-        """Stream blocks to keep the device's FIFO at its target while it takes them."""
+    def top_up(self, tel: Telemetry, state: State) -> None:
+        """Stream blocks to keep the device's FIFO at its target while it takes them
+        (``state``: the frame's)."""
         streamer = self.streamer
-        if streamer is not None and State(tel.state) in (State.ARMED, State.RUNNING, State.PAUSED):
+        if streamer is not None and state in STREAMING:
             streamer.on_telemetry(tel, self._device_now_ms(tel))
 
     def _device_now_ms(self, tel: Telemetry) -> float:
@@ -421,4 +434,14 @@ class Session:
     def guard(self, block: Block) -> str | None:
         """Host runtime guard (``stimctl.host.guard``): a BLOCK within the effective envelope at
         the current gains, per channel and per shared electrode site."""
-        return check_block(block, self.ctx.connection.envelope, self.gain, self.shared_sites)
+        return self._guard(block, self.ctx.connection.envelope, self.gain, self.shared_sites)
+
+
+def _no_blocks(index: int) -> int:
+    return 0  # no schedule: no charge counted
+
+
+def _pulse_widths(schedule: Schedule) -> Callable[[int], int]:
+    """Block index -> the schedule's pulse width (us) there; past the end, the last block's."""
+    item, last = schedule.pulse_width_us.item, schedule.n_blocks - 1
+    return (lambda i: item(i if i < last else last)) if last >= 0 else _no_blocks
