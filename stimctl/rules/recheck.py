@@ -33,6 +33,7 @@ from stimctl.rules.profile import (
     Profile,
     Shape,
     Waveform,
+    as_parsed,
 )
 
 __all__ = ["sound"]
@@ -139,6 +140,8 @@ def _profile_sound(profile: Any) -> bool:
 
 def sound(profile: Any) -> bool:
     """True when ``profile`` holds exactly what ``parse_profile`` makes of its dump."""
+    if as_parsed(profile):  # made by parsing, and still made of what parsing gave it
+        return True
     try:
         return _profile_sound(profile)
     except KeyError:  # not exactly the model, or not exactly its fields
