@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, electrodes_of
@@ -10,7 +10,7 @@ from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 from stimctl.rules.ruletable import RULES
-from stimctl.rules.violations import Severity, Value, Violation, violation
+from stimctl.rules.violations import Severity, Value, Violation, violation, violation_later
 
 __all__ = [
     "ENDS",
@@ -52,6 +52,7 @@ class RuleContext:
         "envelope",
         "patient",
         "profile",
+        "shared",
         "sites",
         "strongest",
         "top_amplitude_ma",
@@ -76,6 +77,8 @@ class RuleContext:
     variants: tuple[tuple[tuple[float, float], ...], ...]
     #: [phase]: the quantities at each variant of the strongest electrode.
     electrode_tops: tuple[Variants, ...]
+    #: What one rule works out once for several (safety._unclear), by name.
+    shared: dict[str, object]
 
     def __init__(
         self, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
@@ -113,6 +116,7 @@ class RuleContext:
         self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
         self._known: dict[tuple[float, int], Variants] = {}
         self._channel_tops: tuple[Variants, ...] | None = None
+        self.shared = {}
         self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
 
     @classmethod
@@ -159,14 +163,26 @@ def site_or_none(text: str) -> acupoints.Site | None:
 def finding(
     code: str,
     loc: str,
-    message: str,
+    message: str | Callable[[], str],
     limit: Value = None,
     actual: Value = None,
     severity: Severity | None = None,
 ) -> Violation:
-    """A Violation of ``code`` with the rule table's severity (unless given) and source."""
+    """A Violation of ``code`` with the rule table's severity (unless given) and source.
+    ``message``: the text, or a function that makes it when it is first read (for messages
+    that format figures: most findings are only counted)."""
     rule = RULES[code]
-    return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    if type(message) is str:
+        return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    return violation_later(
+        code,
+        severity or rule.severity,
+        loc,
+        message,  # type: ignore[arg-type]
+        limit,
+        actual,
+        rule.source,
+    )
 
 
 def exceeds(actual: float, limit: float) -> bool:
@@ -179,7 +195,7 @@ def outside(actual: float, lo: float, hi: float) -> bool:
     return not lo <= actual <= hi
 
 
-Rule = Callable[[RuleContext], Iterator[Violation]]
+Rule = Callable[[RuleContext], Iterable[Violation]]
 
 
 def suffix(value: float | tuple[float, ...], k: int) -> str:

@@ -7,10 +7,9 @@ patient flags) in ``stimctl.rules.placement``; ``ALL_RULES`` runs both in table 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
 
-from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffix
+from stimctl.rules.context import Rule, RuleContext, exceeds, finding, outside, suffix
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
@@ -122,48 +121,65 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
-def _largest(key: Callable[[PulseQuantities], float], variants: Variants) -> float:
-    """The worst value of ``key`` over a phase's frequency variants (a later variant's value
-    is kept unless it is <= the one before, so a nan there wins)."""
-    value = key(variants[0])
-    for q in variants[1:]:
-        other = key(q)
-        if not other <= value:
-            value = other
-    return value
+#: The quantity rules' checks of the strongest current: (code, figure, limit field, margin,
+#: at_limit), one per ``_quantity_rule``, in table order.
+_STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
+
+
+def _unclear(ctx: RuleContext) -> frozenset[str]:
+    """The quantity rules whose figure of the strongest current (every phase and variant) does
+    not clear the limit by the rule's margin; worked out once per validation for all of them.
+    Every other current's figure is at most the strongest's, so the rest are done."""
+    known = ctx.shared.get("unclear")
+    if known is None:
+        env, flat = ctx.envelope, [q for tops in ctx.electrode_tops for q in tops]
+        out = []
+        for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
+            limit = getattr(env, field)
+            for q in flat:  # not (a <= b) is True for nan too: a nan never clears
+                if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
+                    out.append(code)
+                    break
+        known = ctx.shared["unclear"] = frozenset(out)
+    return known  # type: ignore[no-any-return]
 
 
 def _quantity_rule(
     code: str,
-    key: Callable[[PulseQuantities], float],
+    figure: str,
     what: str,
     unit: str,
     at_limit: bool = False,
     per_site: bool = True,
     margin: float = 0.0,
 ) -> Rule:
-    """A rule over one figure of every current. ``margin``: how far under the limit the
-    strongest current's figure must stay to clear the others unseen, for a figure whose
-    growth with the amplitude rests on a function that is not correctly rounded (log10)."""
+    """A rule over one figure (a PulseQuantities field) of every current. ``margin``: how far
+    under the limit the strongest current's figure must stay to clear the others unseen, for a
+    figure whose growth with the amplitude rests on a function that is not correctly rounded
+    (log10)."""
+    field = RULES[code].field
+    assert field is not None
+    index = PulseQuantities._fields.index(figure)
+    _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
-    def rule(ctx: RuleContext) -> Iterator[Violation]:
-        field = RULES[code].field
-        assert field is not None
-        limit = getattr(ctx.envelope, field)
-        if all(
-            (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
-            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
-            for q in tops
-        ):
-            return  # the strongest current stays under the limit, so every current does
+    def rule(ctx: RuleContext) -> Iterable[Violation]:
+        if code not in _unclear(ctx):
+            return ()  # the strongest current stays under the limit, so every current does
+        return _weaker(ctx, getattr(ctx.envelope, field))
+
+    def _weaker(ctx: RuleContext, limit: float) -> Iterator[Violation]:
         # Each phase, strongest current first, until one clears the limit (the rest do too).
         rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
         strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
         failing: dict[tuple[int, int], float] = {}
+        quantities = ctx.quantities
         for p in range(len(ctx.variants)):
             for r in strongest_first:
-                variants = ctx.quantities(rows[r], p)
-                value = key(variants[0]) if len(variants) == 1 else _largest(key, variants)
+                variants = quantities(rows[r], p)
+                value = variants[0][index]
+                for q in variants[1:]:  # the worst variant (a later nan is kept)
+                    if not q[index] <= value:
+                        value = q[index]
                 if (value + margin < limit) if at_limit else (value + margin <= limit):
                     break
                 if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
@@ -171,14 +187,18 @@ def _quantity_rule(
         # Reported in table order: [electrode][phase] per site, else [phase][channel].
         u = f" {unit}" if unit else ""
         tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
-        named: dict[int, tuple[str, str]] = {}
+        locs: dict[int, str] = {}
         for (first, second), value in sorted(failing.items()):
             r, p = (first, second) if per_site else (second, first)
-            if r not in named:
-                named[r] = _row(ctx, r, per_site)
-            loc, who = named[r]
+            loc = locs.get(r)
+            if loc is None:
+                loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
             yield finding(
-                code, f"phases[{p}].{loc}", f"{who}: {what} {value:.4g}{tail}", limit, value
+                code,
+                f"phases[{p}].{loc}",
+                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
+                limit,
+                value,
             )
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
@@ -189,37 +209,32 @@ def _quantity_rule(
     return rule
 
 
-def _row(ctx: RuleContext, r: int, per_site: bool) -> tuple[str, str]:
-    """(loc within a phase, who) of electrode or channel ``r``."""
+def _who(ctx: RuleContext, r: int, per_site: bool) -> str:
+    """Who electrode or channel ``r`` is: 'channel 1', 'site ST36-L (channels 1, 2)'."""
     if per_site:
-        electrode = ctx.electrodes[r]
-        return electrode.loc, electrode.describe(ctx.profile)
-    return f"channels[{r}]", f"channel {ctx.profile.channels[r].id}"
+        return ctx.electrodes[r].describe(ctx.profile)
+    return f"channel {ctx.profile.channels[r].id}"
 
 
-phase_charge_rule = _quantity_rule(
-    "phase-charge-max", attrgetter("phase_charge_uc"), "phase charge", "uC"
-)
-rms_current_rule = _quantity_rule("rms-current-max", attrgetter("rms_ma"), "r.m.s. current", "mA")
+phase_charge_rule = _quantity_rule("phase-charge-max", "phase_charge_uc", "phase charge", "uC")
+rms_current_rule = _quantity_rule("rms-current-max", "rms_ma", "r.m.s. current", "mA")
 pulse_energy_rule = _quantity_rule(
     "pulse-energy-max",
-    attrgetter("pulse_energy_mj"),
+    "pulse_energy_mj",
     "energy per pulse into 500 ohm",
     "mJ",
     per_site=False,
 )
 power_density_rule = _quantity_rule(
     "power-density-max",
-    attrgetter("power_density_w_cm2"),
+    "power_density_w_cm2",
     "average power density",
     "W/cm2",
     at_limit=True,
 )
-shannon_rule = _quantity_rule(
-    "charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "", margin=1e-9
-)
+shannon_rule = _quantity_rule("charge-density-shannon", "shannon_k", "Shannon k", "", margin=1e-9)
 current_density_rule = _quantity_rule(
-    "current-density-iec", attrgetter("current_density_ma_cm2"), "r.m.s. current density", "mA/cm2"
+    "current-density-iec", "current_density_ma_cm2", "r.m.s. current density", "mA/cm2"
 )
 
 
