@@ -86,15 +86,18 @@ class RuleContext:
         self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
         channels = profile.channels
         reason, site = _site_or_reason, _Site  # the Site, or why the text names none
-        parsed = [(reason(c.anode), reason(c.cathode)) for c in channels]
-        sites = tuple(
-            [(a if type(a) is site else None, c if type(c) is site else None) for a, c in parsed]
-        )
-        self.sites = sites
-        found = electrodes_of(
-            [(None if a is None else a.label, None if c is None else c.label) for a, c in sites]
-        )
-        self.electrodes = found
+        sites: list[Sites] = []
+        labels: list[tuple[str | None, str | None]] = []
+        for channel in channels:
+            a, c = reason(channel.anode), reason(channel.cathode)
+            if type(a) is not site:
+                a = None
+            if type(c) is not site:
+                c = None
+            sites.append((a, c))  # type: ignore[arg-type]
+            labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
+        self.sites = tuple(sites)
+        found = self.electrodes = electrodes_of(labels)
         own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
         amplitudes = self.amplitudes = tuple(
             [
@@ -127,12 +130,18 @@ class RuleContext:
 
     def quantities(self, amplitude: float, phase: int) -> Variants:
         """The quantities of a current of ``amplitude`` at each variant of phase ``phase``."""
-        figures = self._known.get((amplitude, phase))
+        key = (amplitude, phase)
+        figures = self._known.get(key)
         if figures is None:
-            shape, area = self._shape, self._area
-            figures = self._known[amplitude, phase] = tuple(
-                [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]]
-            )
+            shape, area, variants = self._shape, self._area, self.variants[phase]
+            if len(variants) == 1:
+                f, pw = variants[0]
+                figures = (pulse_quantities(amplitude, pw, f, shape, area),)
+            else:
+                figures = tuple(
+                    [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
+                )
+            self._known[key] = figures
         return figures
 
     @property

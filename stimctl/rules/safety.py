@@ -30,7 +30,6 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
-_RAMPS = ("ramp_up_s", "ramp_down_s", "window_ramp_s")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -334,8 +333,9 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
-    env, phases = ctx.envelope, ctx.profile.phases
-    total = ctx.profile.duration_s
+    env, profile = ctx.envelope, ctx.profile
+    phases = profile.phases
+    total = profile.duration_s
     if exceeds(total, env.max_session_s):
         yield finding(
             "duration-max",
@@ -344,50 +344,60 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_session_s,
             total,
         )
-    profile = ctx.profile
     top = ctx.top_amplitude_ma
     rate_max = env.max_ramp_rate_ma_per_s
+    previous = None
     for j, phase in enumerate(phases):
-        previous = phases[j - 1] if j else None
-        from_zero = previous is None or previous.ramp_down_s > 0 or previous.mode == "intermittent"
+        mode, up, down = phase.mode, phase.ramp_up_s, phase.ramp_down_s
+        intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
-        if from_zero and phase.ramp_up_s <= 0 and phase.mode != "intermittent":
+        if (
+            up <= 0
+            and not intermittent
+            and (previous is None or previous.ramp_down_s > 0 or previous.mode == "intermittent")
+        ):
             why = "the first phase" if previous is None else "a phase after one that ended at zero"
             yield finding(
                 "ramp-required",
                 f"phases[{j}].ramp_up_s",
                 f"{why} starts from zero: ramp_up_s must be > 0",
                 0.0,
-                phase.ramp_up_s,
+                up,
             )
-        edges = profile.window_ramp_s(j, rate_max, top) if phase.mode == "intermittent" else None
-        if edges is not None and phase.window_ramp_s is None and phase.on_s is not None:
+        previous = phase
+        edge = phase.window_ramp_s
+        if intermittent and edge is None and phase.on_s is not None:
+            edges = profile.window_ramp_s(j, rate_max, top)
+            on_s = phase.on_s
             try:
-                squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
+                squeezed = top / (on_s / 2)  # both default edges fitted into on_s
             except ZeroDivisionError:  # on_s too short for a float to halve
                 squeezed = math.inf
-            if exceeds(squeezed, rate_max):
+            if not squeezed <= rate_max:  # exceeds(), inline
                 yield finding(
                     "ramp-rate-max",
                     f"phases[{j}].on_s",
-                    f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
-                    f" ({top:.4g} mA) "
-                    f"needs {edges:.4g} s up and {edges:.4g} s down, more than on_s "
-                    f"{phase.on_s:g} s",
+                    lambda edges=edges, on_s=on_s: (
+                        f"on-window edges at {rate_max:g} mA/s:"
+                        f" {ctx.strongest_described()} ({top:.4g} mA) needs {edges:.4g} s up and"
+                        f" {edges:.4g} s down, more than on_s {on_s:g} s"
+                    ),
                     rate_max,
                     squeezed,
                 )
-        ramps = (phase.ramp_up_s, phase.ramp_down_s, phase.window_ramp_s)
-        for name, seconds in zip(_RAMPS, ramps, strict=True):
+        for name, seconds in (("ramp_up_s", up), ("ramp_down_s", down), ("window_ramp_s", edge)):
             if seconds is not None and seconds > 0:
                 rate = top / seconds
-                if exceeds(rate, env.max_ramp_rate_ma_per_s):
+                if not rate <= rate_max:  # exceeds(), inline
                     yield finding(
                         "ramp-rate-max",
                         f"phases[{j}].{name}",
-                        f"{ctx.strongest_described()}: {top:.4g} mA over {seconds:g} s is"
-                        f" {rate:.4g} mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
-                        env.max_ramp_rate_ma_per_s,
+                        lambda seconds=seconds, rate=rate: (
+                            f"{ctx.strongest_described()}:"
+                            f" {top:.4g} mA over {seconds:g} s is {rate:.4g} mA/s > {rate_max:g}"
+                            " mA/s"
+                        ),
+                        rate_max,
                         rate,
                     )
 
