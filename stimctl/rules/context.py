@@ -46,6 +46,7 @@ class RuleContext:
         "_known",
         "_shape",
         "amplitudes",
+        "any_shared",
         "channel_amplitudes",
         "electrode_tops",
         "electrodes",
@@ -66,6 +67,8 @@ class RuleContext:
     sites: tuple[Sites, ...]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
     electrodes: tuple[Electrode, ...]
+    #: True when some site is shared by channels (an electrode with a site).
+    any_shared: bool
     #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).
     amplitudes: tuple[float, ...]
     #: Per channel: its amplitude (mA).
@@ -98,12 +101,17 @@ class RuleContext:
             labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
         self.sites = tuple(sites)
         found = self.electrodes = electrodes_of(labels)
+        self.any_shared = found[-1].site is not None  # shared sites come last
         own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
-        amplitudes = self.amplitudes = tuple(
-            [
-                own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
-                for e in found
-            ]
+        amplitudes = self.amplitudes = (
+            tuple(
+                [
+                    own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
+                    for e in found
+                ]
+            )
+            if self.any_shared
+            else own  # every channel an electrode alone, in order
         )
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
@@ -115,12 +123,18 @@ class RuleContext:
                 for phase in profile.phases
             ]
         )
-        self._shape = profile.waveform.shape
-        self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
-        self._known: dict[tuple[float, int], Variants] = {}
+        shape = self._shape = profile.waveform.shape
+        needle = profile.needle
+        area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
         self._channel_tops: tuple[Variants, ...] | None = None
         self.shared = {}
-        self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
+        tops = self.electrode_tops = tuple(
+            [
+                tuple([pulse_quantities(top, pw, f, shape, area) for f, pw in variants])
+                for variants in self.variants
+            ]
+        )
+        self._known: dict[tuple[float, int], Variants] = {(top, p): q for p, q in enumerate(tops)}
 
     @classmethod
     def build(

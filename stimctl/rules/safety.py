@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 
-from stimctl.rules.context import Rule, RuleContext, exceeds, finding, outside, suffix
+from stimctl.rules.context import Rule, RuleContext, exceeds, finding, suffix
 from stimctl.rules.envelope import RULES, SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
@@ -43,7 +44,9 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_channels,
             len(channels),
         )
-    for i, channel in enumerate(channels if max(c.id for c in channels) > env.max_channels else ()):
+    for i, channel in enumerate(
+        channels if max([c.id for c in channels]) > env.max_channels else ()
+    ):
         if channel.id > env.max_channels:
             yield finding(
                 "channel-count-max",
@@ -63,7 +66,8 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    for electrode, total in zip(ctx.electrodes, ctx.amplitudes, strict=True):
+    pairs = zip(ctx.electrodes, ctx.amplitudes, strict=True) if ctx.any_shared else ()
+    for electrode, total in pairs:
         if electrode.site is None:
             continue  # a channel alone: judged above
         if exceeds(total, env.max_amplitude_ma):
@@ -85,7 +89,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for j, phase in enumerate(ctx.profile.phases):
         pws, fs = phase.pulse_width_us, phase.frequency_hz
         for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
-            if outside(pw, pw_lo, pw_hi):
+            if not pw_lo <= pw <= pw_hi:  # outside(), inline
                 yield finding(
                     "pulse-width-range",
                     f"phases[{j}].pulse_width_us{suffix(pws, k)}",
@@ -94,7 +98,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-            if outside(f, f_lo, f_hi):
+            if not f_lo <= f <= f_hi:  # outside(), inline
                 yield finding(
                     "frequency-range",
                     f"phases[{j}].frequency_hz{suffix(fs, k)}",
@@ -105,7 +109,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for p, tops in enumerate(ctx.electrode_tops):
         for v, q in enumerate(tops):  # the pulse's length does not depend on amplitude
             fit = 1e6 / q.min_period_us
-            if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
+            if q.frequency_hz <= fit or not f_lo <= q.frequency_hz <= f_hi:  # exceeds(), inline
                 continue
             loc = f"phases[{p}].frequency_hz"
             if isinstance(ctx.profile.phases[p].frequency_hz, tuple):
@@ -256,7 +260,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     for j, phase in enumerate(ctx.profile.phases):
         pws, fs = phase.pulse_width_us, phase.frequency_hz
         for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
-            if outside(pw, pw_lo, pw_hi) or (pw <= _U16 and pw.is_integer()):
+            if not pw_lo <= pw <= pw_hi or (pw <= _U16 and pw.is_integer()):  # outside(), inline
                 continue  # out of range (the range rule's), or a whole number of us
             if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
@@ -268,7 +272,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-            if outside(f, f_lo, f_hi) or (f <= _U16 / 10 and f.is_integer()):
+            if not f_lo <= f <= f_hi or (f <= _U16 / 10 and f.is_integer()):  # outside(), inline
                 continue  # out of range (the range rule's), or whole Hz: f / 0.1 is 10 f within
                 # a few ulp, far inside the tolerance
             if not f <= _U16 / 10 or _off_step(f, 0.1):
@@ -281,6 +285,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     f,
                 )
         times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
+        if min([t for t in times if t is not None]) >= 0.001:
+            continue  # every time is at least one tick
         for name, seconds in zip(_TIMES, times, strict=True):
             if seconds is not None and seconds < 0.001:
                 yield finding(
@@ -311,12 +317,17 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         return  # no net charge: nothing exceeds the tolerance
     # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
     amplitudes = ctx.channel_amplitudes
-    worst = max(
-        abs(net_charge_uc(i, pw, shape))
-        for phase in ctx.variants
-        for i in amplitudes
-        for _, pw in phase
-    )
+    if shape == "monophasic":
+        # the phase charge: a correctly rounded product of positive figures, never nan, so
+        # the strongest channel's is the largest in each phase and variant
+        strongest = max(amplitudes)
+        worst = max(
+            [net_charge_uc(strongest, pw, shape) for phase in ctx.variants for _, pw in phase]
+        )
+    else:
+        pws = [pw for phase in ctx.variants for i in amplitudes for _, pw in phase]
+        currents = [i for phase in ctx.variants for i in amplitudes for _ in phase]
+        worst = max(map(abs, map(net_charge_uc, currents, pws, repeat(shape))))
     if shape != "monophasic" and worst == 0.0:
         return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
