@@ -115,14 +115,17 @@ class RuleContext:
         )
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
-        self.variants = tuple(
-            [
-                ((phase.frequency_hz, phase.pulse_width_us),)
-                if type(phase.frequency_hz) is float and type(phase.pulse_width_us) is float
-                else phase.variants  # the pairs of dense_disperse
-                for phase in profile.phases
-            ]
-        )
+        variants = []
+        for phase in profile.phases:
+            f, pw = phase.frequency_hz, phase.pulse_width_us
+            if type(f) is float and type(pw) is float:
+                variants.append(((f, pw),))
+            elif type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+                variants.append(((f[0], pws[0]), (f[1], pws[1])))
+            else:
+                variants.append(phase.variants)
+        self.variants = tuple(variants)
         shape = self._shape = profile.waveform.shape
         needle = profile.needle
         area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
