@@ -22,7 +22,7 @@ from stimctl.rules.placement import (
 )
 from stimctl.rules.profile import Profile
 from stimctl.rules.quantities import PulseQuantities, net_charge_uc
-from stimctl.rules.violations import Violation
+from stimctl.rules.violations import Violation, violation_later
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
@@ -160,7 +160,7 @@ def _quantity_rule(
     under the limit the strongest current's figure must stay to clear the others unseen, for a
     figure whose growth with the amplitude rests on a function that is not correctly rounded
     (log10)."""
-    field = RULES[code].field
+    field, severity, source = RULES[code].field, RULES[code].severity, RULES[code].source
     assert field is not None
     index = PulseQuantities._fields.index(figure)
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
@@ -170,7 +170,7 @@ def _quantity_rule(
             return ()  # the strongest current stays under the limit, so every current does
         return _weaker(ctx, getattr(ctx.envelope, field))
 
-    def _weaker(ctx: RuleContext, limit: float) -> Iterator[Violation]:
+    def _weaker(ctx: RuleContext, limit: float) -> list[Violation]:
         # Each phase, strongest current first, until one clears the limit (the rest do too).
         rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
         strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
@@ -191,18 +191,24 @@ def _quantity_rule(
         u = f" {unit}" if unit else ""
         tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
         locs: dict[int, str] = {}
+        out = []
         for (first, second), value in sorted(failing.items()):
             r, p = (first, second) if per_site else (second, first)
             loc = locs.get(r)
             if loc is None:
                 loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
-            yield finding(
-                code,
-                f"phases[{p}].{loc}",
-                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
-                limit,
-                value,
+            out.append(  # finding(), with the table's severity and source looked up once
+                violation_later(
+                    code,
+                    severity,
+                    f"phases[{p}].{loc}",
+                    lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
+                    limit,
+                    value,
+                    source,
+                )
             )
+        return out
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
