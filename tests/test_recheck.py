@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hil.benchmarks.profilegen import generate
+from stimctl.rules.parsed import as_parsed
 from stimctl.rules.profile import (
     Channel,
     Phase,
     Profile,
     ProfileError,
-    as_parsed,
     load_profile,
     loads_profile,
     parse_profile,

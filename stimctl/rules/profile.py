@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-import weakref
 from collections.abc import Iterable, Mapping
-from operator import is_
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from stimctl.protocol.constants import ASYMMETRIC_RECOVERY_RATIO
 from stimctl.rules import acupoints, plaintoml
+from stimctl.rules.parsed import remember
 from stimctl.rules.violations import Violation
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "Profile",
     "ProfileError",
     "Waveform",
-    "as_parsed",
     "load_profile",
     "loads_profile",
     "parse_profile",
@@ -358,56 +356,11 @@ def parse_profile(data: Any) -> Profile:
     if not isinstance(data, Mapping):
         raise ProfileError([schema_violation("", "a profile must be a table/object")])
     try:
-        profile = Profile.model_validate(dict(data))
+        return remember(Profile.model_validate(dict(data)))
     except ValidationError as error:
         raise ProfileError(_violations_from(error)) from None
     except RecursionError:
         raise ProfileError([schema_violation("", "profile is nested too deeply")]) from None
-    _remember(profile)
-    return profile
-
-
-#: id() of each Profile ``parse_profile`` made and still alive -> (a weak reference to it,
-#: ``_parts`` of it as parsing left it). ``as_parsed`` asks it; model_copy, model_construct
-#: and subclasses make new objects, which are not in it.
-_PARSED: dict[int, tuple[weakref.ref[Profile], tuple[Any, ...]]] = {}
-
-
-def _parts(profile: Profile) -> tuple[Any, ...]:
-    """What a parsed profile is made of: its field values and the items of its two lists.
-    The sub-models (Needle, Waveform, Channel, Phase) are frozen and their values immutable,
-    so holding the same ones means holding the same figures; only writing past pydantic
-    (``object.__setattr__``, ``__dict__``) could change one, and that is no way to build a
-    profile."""
-    fields = profile.__dict__
-    return (*fields.values(), *fields["channels"], *fields["phases"])
-
-
-def _forget(ref: weakref.ref[Profile], key: int) -> None:
-    entry = _PARSED.get(key)
-    if entry is not None and entry[0] is ref:
-        del _PARSED[key]
-
-
-def _remember(profile: Profile) -> None:
-    key = id(profile)
-    ref = weakref.ref(profile, lambda dead: _forget(dead, key))
-    _PARSED[key] = (ref, _parts(profile))
-
-
-def as_parsed(profile: object) -> bool:
-    """True when ``profile`` is a Profile ``parse_profile`` made in this process and still
-    holds exactly the objects parsing gave it (by identity: a list edited in place or a field
-    set past the frozen model answers False). Much cheaper than ``recheck.sound``."""
-    entry = _PARSED.get(id(profile))
-    if entry is None or entry[0]() is not profile or profile.__pydantic_extra__ is not None:  # type: ignore[attr-defined]
-        return False
-    try:
-        now = _parts(profile)  # type: ignore[arg-type]
-    except (KeyError, TypeError):
-        return False
-    then = entry[1]
-    return len(now) == len(then) and all(map(is_, now, then))
 
 
 class _JsonObject(dict[str, Any]):

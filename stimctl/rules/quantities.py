@@ -115,7 +115,6 @@ def pulse_quantities(
     """
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
     q = 1.0 * i * pw / 1000.0
-    # net: net_charge_uc(i, pw, shape), its very operations inline (tests/test_quantities.py)
     if shape == "biphasic_symmetric":
         active_us = 2 * pw
         square_sum = 1.0 * i * i * active_us
@@ -124,7 +123,7 @@ def pulse_quantities(
         recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
         active_us = pw + recovery_us
         square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
-        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
+        net = q - 1.0 * recovery_ma * recovery_us / 1000.0  # net_charge_uc's operations
     else:
         active_us, square_sum = pw, 1.0 * i * i * pw
         net = q

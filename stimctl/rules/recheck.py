@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 from pydantic_core import PydanticCustomError
 
+from stimctl.rules.parsed import as_parsed
 from stimctl.rules.profile import (
     MAX_CHANNELS,
     MAX_PHASES,
@@ -33,7 +34,6 @@ from stimctl.rules.profile import (
     Profile,
     Shape,
     Waveform,
-    as_parsed,
 )
 
 __all__ = ["sound"]

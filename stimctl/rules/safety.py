@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from itertools import repeat
 
 from stimctl.rules.context import Rule, RuleContext, exceeds, finding, suffix
-from stimctl.rules.envelope import RULES, SafetyEnvelope
+from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
     PREGNANCY_POINTS,
@@ -21,8 +21,16 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile
-from stimctl.rules.quantities import PulseQuantities, net_charge_uc
-from stimctl.rules.violations import Violation, violation_later
+from stimctl.rules.quantities import net_charge_uc
+from stimctl.rules.quantity_rules import (
+    current_density_rule,
+    phase_charge_rule,
+    power_density_rule,
+    pulse_energy_rule,
+    rms_current_rule,
+    shannon_rule,
+)
+from stimctl.rules.violations import Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
@@ -122,129 +130,6 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                 fit,
                 q.frequency_hz,
             )
-
-
-#: The quantity rules' checks of the strongest current: (code, figure, limit field, margin,
-#: at_limit), one per ``_quantity_rule``, in table order.
-_STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
-
-
-def _unclear(ctx: RuleContext) -> frozenset[str]:
-    """The quantity rules whose figure of the strongest current (every phase and variant) does
-    not clear the limit by the rule's margin; worked out once per validation for all of them.
-    Every other current's figure is at most the strongest's, so the rest are done."""
-    known = ctx.shared.get("unclear")
-    if known is None:
-        env, flat = ctx.envelope, [q for tops in ctx.electrode_tops for q in tops]
-        out = []
-        for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
-            limit = getattr(env, field)
-            for q in flat:  # not (a <= b) is True for nan too: a nan never clears
-                if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
-                    out.append(code)
-                    break
-        known = ctx.shared["unclear"] = frozenset(out)
-    return known  # type: ignore[no-any-return]
-
-
-def _quantity_rule(
-    code: str,
-    figure: str,
-    what: str,
-    unit: str,
-    at_limit: bool = False,
-    per_site: bool = True,
-    margin: float = 0.0,
-) -> Rule:
-    """A rule over one figure (a PulseQuantities field) of every current. ``margin``: how far
-    under the limit the strongest current's figure must stay to clear the others unseen, for a
-    figure whose growth with the amplitude rests on a function that is not correctly rounded
-    (log10)."""
-    field, severity, source = RULES[code].field, RULES[code].severity, RULES[code].source
-    assert field is not None
-    index = PulseQuantities._fields.index(figure)
-    _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
-
-    def rule(ctx: RuleContext) -> Iterable[Violation]:
-        if code not in _unclear(ctx):
-            return ()  # the strongest current stays under the limit, so every current does
-        return _weaker(ctx, getattr(ctx.envelope, field))
-
-    def _weaker(ctx: RuleContext, limit: float) -> list[Violation]:
-        # Each phase, strongest current first, until one clears the limit (the rest do too).
-        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
-        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
-        failing: dict[tuple[int, int], float] = {}
-        quantities = ctx.quantities
-        for p in range(len(ctx.variants)):
-            for r in strongest_first:
-                variants = quantities(rows[r], p)
-                value = variants[0][index]
-                for q in variants[1:]:  # the worst variant (a later nan is kept)
-                    if not q[index] <= value:
-                        value = q[index]
-                if (value + margin < limit) if at_limit else (value + margin <= limit):
-                    break
-                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
-                    failing[(r, p) if per_site else (p, r)] = value
-        # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        u = f" {unit}" if unit else ""
-        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
-        locs: dict[int, str] = {}
-        out = []
-        for (first, second), value in sorted(failing.items()):
-            r, p = (first, second) if per_site else (second, first)
-            loc = locs.get(r)
-            if loc is None:
-                loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
-            out.append(  # finding(), with the table's severity and source looked up once
-                violation_later(
-                    code,
-                    severity,
-                    f"phases[{p}].{loc}",
-                    lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
-                    limit,
-                    value,
-                    source,
-                )
-            )
-        return out
-
-    rule.__name__ = rule.__qualname__ = code.replace("-", "_")
-    where = (
-        "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
-    )
-    rule.__doc__ = f"{code}: {what} per {where}, worst frequency variant."
-    return rule
-
-
-def _who(ctx: RuleContext, r: int, per_site: bool) -> str:
-    """Who electrode or channel ``r`` is: 'channel 1', 'site ST36-L (channels 1, 2)'."""
-    if per_site:
-        return ctx.electrodes[r].describe(ctx.profile)
-    return f"channel {ctx.profile.channels[r].id}"
-
-
-phase_charge_rule = _quantity_rule("phase-charge-max", "phase_charge_uc", "phase charge", "uC")
-rms_current_rule = _quantity_rule("rms-current-max", "rms_ma", "r.m.s. current", "mA")
-pulse_energy_rule = _quantity_rule(
-    "pulse-energy-max",
-    "pulse_energy_mj",
-    "energy per pulse into 500 ohm",
-    "mJ",
-    per_site=False,
-)
-power_density_rule = _quantity_rule(
-    "power-density-max",
-    "power_density_w_cm2",
-    "average power density",
-    "W/cm2",
-    at_limit=True,
-)
-shannon_rule = _quantity_rule("charge-density-shannon", "shannon_k", "Shannon k", "", margin=1e-9)
-current_density_rule = _quantity_rule(
-    "current-density-iec", "current_density_ma_cm2", "r.m.s. current density", "mA/cm2"
-)
 
 
 def _off_step(value: float, step: float) -> bool:
@@ -348,6 +233,28 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
+def _default_edges(ctx: RuleContext, j: int, on_s: float) -> Iterator[Violation]:
+    """ramp-rate-max of intermittent phase j's default on-window edges (no window_ramp_s)."""
+    top, rate_max = ctx.top_amplitude_ma, ctx.envelope.max_ramp_rate_ma_per_s
+    edges = ctx.profile.window_ramp_s(j, rate_max, top)
+    try:
+        squeezed = top / (on_s / 2)  # both default edges fitted into on_s
+    except ZeroDivisionError:  # on_s too short for a float to halve
+        squeezed = math.inf
+    if not squeezed <= rate_max:  # exceeds(), inline
+        yield finding(
+            "ramp-rate-max",
+            f"phases[{j}].on_s",
+            lambda: (
+                f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
+                f" ({top:.4g} mA) needs {edges:.4g} s up and {edges:.4g} s down, more than on_s"
+                f" {on_s:g} s"
+            ),
+            rate_max,
+            squeezed,
+        )
+
+
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
     env, profile = ctx.envelope, ctx.profile
@@ -384,24 +291,7 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
         previous = phase
         edge = phase.window_ramp_s
         if intermittent and edge is None and phase.on_s is not None:
-            edges = profile.window_ramp_s(j, rate_max, top)
-            on_s = phase.on_s
-            try:
-                squeezed = top / (on_s / 2)  # both default edges fitted into on_s
-            except ZeroDivisionError:  # on_s too short for a float to halve
-                squeezed = math.inf
-            if not squeezed <= rate_max:  # exceeds(), inline
-                yield finding(
-                    "ramp-rate-max",
-                    f"phases[{j}].on_s",
-                    lambda edges=edges, on_s=on_s: (
-                        f"on-window edges at {rate_max:g} mA/s:"
-                        f" {ctx.strongest_described()} ({top:.4g} mA) needs {edges:.4g} s up and"
-                        f" {edges:.4g} s down, more than on_s {on_s:g} s"
-                    ),
-                    rate_max,
-                    squeezed,
-                )
+            yield from _default_edges(ctx, j, phase.on_s)
         for name, seconds in (("ramp_up_s", up), ("ramp_down_s", down), ("window_ramp_s", edge)):
             if seconds is not None and seconds > 0:
                 rate = top / seconds
