@@ -86,7 +86,8 @@ class RuleContext:
     def __init__(
         self, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
     ) -> None:
-        self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
+        self.profile, self.envelope = profile, envelope
+        self.patient = patient if type(patient) is frozenset else frozenset(patient)
         channels = profile.channels
         reason, site = _site_or_reason, _Site  # the Site, or why the text names none
         sites: list[Sites] = []

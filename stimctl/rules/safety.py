@@ -332,5 +332,5 @@ def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
     """Every rule over one profile, in table order."""
-    ctx = RuleContext.build(profile, envelope, patient)
+    ctx = RuleContext(profile, envelope, patient)
     return [v for rule in ALL_RULES for v in rule(ctx)]
