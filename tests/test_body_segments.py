@@ -185,3 +185,20 @@ def test_periorbital_points_are_a_warning_of_their_own(code: str) -> None:
 def test_periorbital_rule_names_its_source() -> None:
     assert "BL2" in RULES["site-periorbital"].source
     assert RULES["site-periorbital"].severity == "warning"
+
+
+def test_the_path_table_gives_what_thoracic_path_gives_for_every_pair_of_sites() -> None:
+    """body.path_between reads thoracic_path's answers from a table made at import."""
+    from stimctl.rules import acupoints
+    from stimctl.rules.body import path_between, thoracic_path
+
+    sites = [
+        acupoints.parse_site(code if side is None else f"{code}-{side}")
+        for code, point in acupoints._load().items()
+        for side in (("L", "R") if point.bilateral else (None,))
+    ]
+    ends = {(s.point.region, s.side): s for s in sites}  # one site per (region, side)
+    assert len(ends) > 20
+    for a in ends.values():
+        for b in ends.values():
+            assert path_between(a, b) == thoracic_path(a, b)

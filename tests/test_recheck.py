@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hil.benchmarks.profilegen import generate
+from stimctl.rules.parsed import as_parsed
 from stimctl.rules.profile import (
     Channel,
     Phase,
@@ -155,3 +156,18 @@ def test_sound_never_trusts_what_parsing_would_refuse_or_change(
             for x, y in zip(again.phases, profile.phases, strict=True)
             for a, b in zip(x.__dict__.values(), y.__dict__.values(), strict=True)
         )
+
+
+def test_a_parsed_profile_edited_in_place_is_not_trusted_as_parsed() -> None:
+    """The registry of parsed profiles (profile.as_parsed) holds by identity: an item swapped
+    in a list, or a field set past the frozen model, sends the profile to the full re-check."""
+    profile = _seed()
+    assert as_parsed(profile)
+    profile.channels[0] = profile.channels[0].model_copy(update={"amplitude_ma": -5.0})
+    assert not as_parsed(profile) and not sound(profile)
+    assert "schema" in validate_profile(profile).codes
+    other = _seed()
+    object.__setattr__(other, "phases", [other.phases[0].model_copy(update={"ramp_up_s": -1.0})])
+    assert not as_parsed(other) and not sound(other)
+    assert "schema" in validate_profile(other).codes
+    assert not as_parsed(Profile.model_construct(**dict(_seed())))  # a copy: not what parsing made

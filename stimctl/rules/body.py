@@ -16,7 +16,8 @@ legal (IEC 60601-2-10 warns against transthoracic paths: across the chest, chest
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from types import SimpleNamespace
+from typing import Any, Literal, get_args
 
 from stimctl.rules.acupoints import Site
 
@@ -26,6 +27,7 @@ __all__ = [
     "SEGMENTS",
     "Segment",
     "lower_body",
+    "path_between",
     "segment_of",
     "thoracic_path",
 ]
@@ -147,3 +149,25 @@ def thoracic_path(a: Site, b: Site) -> str | None:
     if sa in THORAX or sb in THORAX:
         return " -> ".join(ends)
     return f"{ends[0]} -> thorax -> {ends[1]}"
+
+
+def _stand_in(region: str, side: str | None) -> Any:
+    """What the functions above read of a Site at ``region`` on ``side``."""
+    return SimpleNamespace(point=SimpleNamespace(region=region), side=side, label=region)
+
+
+#: thoracic_path of every pair of (region, side) ends, worked out once at import: the path
+#: rules ask it for every channel of every profile.
+_PATHS: dict[tuple[str, str | None, str, str | None], str | None] = {
+    (ra, sa, rb, sb): thoracic_path(_stand_in(ra, sa), _stand_in(rb, sb))
+    for ra, sa in _SEGMENTS
+    for rb, sb in _SEGMENTS
+}
+
+
+def path_between(a: Site, b: Site) -> str | None:
+    """``thoracic_path(a, b)``, from the table of every pair of ends."""
+    try:
+        return _PATHS[a.point.region, a.side, b.point.region, b.side]
+    except KeyError:
+        return thoracic_path(a, b)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, electrodes_of
@@ -10,7 +10,7 @@ from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
 from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
 from stimctl.rules.ruletable import RULES
-from stimctl.rules.violations import Severity, Value, Violation, violation
+from stimctl.rules.violations import Severity, Value, Violation, violation, violation_later
 
 __all__ = [
     "ENDS",
@@ -46,12 +46,14 @@ class RuleContext:
         "_known",
         "_shape",
         "amplitudes",
+        "any_shared",
         "channel_amplitudes",
         "electrode_tops",
         "electrodes",
         "envelope",
         "patient",
         "profile",
+        "shared",
         "sites",
         "strongest",
         "top_amplitude_ma",
@@ -65,6 +67,8 @@ class RuleContext:
     sites: tuple[Sites, ...]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
     electrodes: tuple[Electrode, ...]
+    #: True when some site is shared by channels (an electrode with a site).
+    any_shared: bool
     #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).
     amplitudes: tuple[float, ...]
     #: Per channel: its amplitude (mA).
@@ -76,44 +80,65 @@ class RuleContext:
     variants: tuple[tuple[tuple[float, float], ...], ...]
     #: [phase]: the quantities at each variant of the strongest electrode.
     electrode_tops: tuple[Variants, ...]
+    #: What one rule works out once for several (safety._unclear), by name.
+    shared: dict[str, object]
 
     def __init__(
         self, profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
     ) -> None:
-        self.profile, self.envelope, self.patient = profile, envelope, frozenset(patient)
+        self.profile, self.envelope = profile, envelope
+        self.patient = patient if type(patient) is frozenset else frozenset(patient)
         channels = profile.channels
         reason, site = _site_or_reason, _Site  # the Site, or why the text names none
-        parsed = [(reason(c.anode), reason(c.cathode)) for c in channels]
-        sites = tuple(
-            [(a if type(a) is site else None, c if type(c) is site else None) for a, c in parsed]
-        )
-        self.sites = sites
-        found = electrodes_of(
-            [(None if a is None else a.label, None if c is None else c.label) for a, c in sites]
-        )
-        self.electrodes = found
+        sites: list[Sites] = []
+        labels: list[tuple[str | None, str | None]] = []
+        for channel in channels:
+            a, c = reason(channel.anode), reason(channel.cathode)
+            if type(a) is not site:
+                a = None
+            if type(c) is not site:
+                c = None
+            sites.append((a, c))  # type: ignore[arg-type]
+            labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
+        self.sites = tuple(sites)
+        found = self.electrodes = electrodes_of(labels)
+        self.any_shared = found[-1].site is not None  # shared sites come last
         own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
-        amplitudes = self.amplitudes = tuple(
-            [
-                own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
-                for e in found
-            ]
+        amplitudes = self.amplitudes = (
+            tuple(
+                [
+                    own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
+                    for e in found
+                ]
+            )
+            if self.any_shared
+            else own  # every channel an electrode alone, in order
         )
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
-        self.variants = tuple(
+        variants = []
+        for phase in profile.phases:
+            f, pw = phase.frequency_hz, phase.pulse_width_us
+            if type(f) is float and type(pw) is float:
+                variants.append(((f, pw),))
+            elif type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+                variants.append(((f[0], pws[0]), (f[1], pws[1])))
+            else:
+                variants.append(phase.variants)
+        self.variants = tuple(variants)
+        shape = self._shape = profile.waveform.shape
+        needle = profile.needle
+        area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
+        self._channel_tops: tuple[Variants, ...] | None = None
+        self.shared = {}
+        tops = self.electrode_tops = tuple(
             [
-                ((phase.frequency_hz, phase.pulse_width_us),)
-                if type(phase.frequency_hz) is float and type(phase.pulse_width_us) is float
-                else phase.variants  # the pairs of dense_disperse
-                for phase in profile.phases
+                tuple([pulse_quantities(top, pw, f, shape, area) for f, pw in variants])
+                for variants in self.variants
             ]
         )
-        self._shape = profile.waveform.shape
-        self._area = needle_area_cm2(profile.needle.diameter_mm, profile.needle.insertion_mm)
-        self._known: dict[tuple[float, int], Variants] = {}
-        self._channel_tops: tuple[Variants, ...] | None = None
-        self.electrode_tops = tuple([self.quantities(top, p) for p in range(len(self.variants))])
+        self._known: dict[tuple[float, int], Variants] = {(top, p): q for p, q in enumerate(tops)}
 
     @classmethod
     def build(
@@ -123,12 +148,18 @@ class RuleContext:
 
     def quantities(self, amplitude: float, phase: int) -> Variants:
         """The quantities of a current of ``amplitude`` at each variant of phase ``phase``."""
-        figures = self._known.get((amplitude, phase))
+        key = (amplitude, phase)
+        figures = self._known.get(key)
         if figures is None:
-            shape, area = self._shape, self._area
-            figures = self._known[amplitude, phase] = tuple(
-                [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]]
-            )
+            shape, area, variants = self._shape, self._area, self.variants[phase]
+            if len(variants) == 1:
+                f, pw = variants[0]
+                figures = (pulse_quantities(amplitude, pw, f, shape, area),)
+            else:
+                figures = tuple(
+                    [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
+                )
+            self._known[key] = figures
         return figures
 
     @property
@@ -159,14 +190,26 @@ def site_or_none(text: str) -> acupoints.Site | None:
 def finding(
     code: str,
     loc: str,
-    message: str,
+    message: str | Callable[[], str],
     limit: Value = None,
     actual: Value = None,
     severity: Severity | None = None,
 ) -> Violation:
-    """A Violation of ``code`` with the rule table's severity (unless given) and source."""
+    """A Violation of ``code`` with the rule table's severity (unless given) and source.
+    ``message``: the text, or a function that makes it when it is first read (for messages
+    that format figures: most findings are only counted)."""
     rule = RULES[code]
-    return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    if type(message) is str:
+        return violation(code, severity or rule.severity, loc, message, limit, actual, rule.source)
+    return violation_later(
+        code,
+        severity or rule.severity,
+        loc,
+        message,  # type: ignore[arg-type]
+        limit,
+        actual,
+        rule.source,
+    )
 
 
 def exceeds(actual: float, limit: float) -> bool:
@@ -179,7 +222,7 @@ def outside(actual: float, lo: float, hi: float) -> bool:
     return not lo <= actual <= hi
 
 
-Rule = Callable[[RuleContext], Iterator[Violation]]
+Rule = Callable[[RuleContext], Iterable[Violation]]
 
 
 def suffix(value: float | tuple[float, ...], k: int) -> str:

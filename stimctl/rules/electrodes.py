@@ -101,6 +101,9 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
+    named = [label for pair in labels for label in pair if label is not None]
+    if len(set(named)) == len(named) and len(labels) <= len(_ALONE):
+        return _ALONE[: len(labels)]  # no label twice: every channel is an electrode alone
     users: dict[str, list[int]] = {}
     for i, (anode, cathode) in enumerate(labels):
         if anode is not None:

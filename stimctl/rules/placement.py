@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from stimctl.rules import acupoints
-from stimctl.rules.body import LIMB_SEGMENTS, lower_body, segment_of, thoracic_path
+from stimctl.rules.body import LIMB_SEGMENTS, lower_body, path_between, segment_of
 from stimctl.rules.context import ENDS, RuleContext, finding
 from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Violation
@@ -62,7 +62,7 @@ def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
 
 def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
     """channel-same-pair: a channel on the same two sites as an earlier one."""
-    if all(electrode.site is None for electrode in ctx.electrodes):
+    if not ctx.any_shared:
         return  # no site has two channels, so no two channels have both sites
     seen: dict[frozenset[str], int] = {}
     for i, (anode, cathode) in enumerate(ctx.sites):
@@ -86,18 +86,21 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
     """Sites (anterior neck, eye, periorbital, mouth) and current paths between body segments
     (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
     for i, (anode, cathode) in enumerate(ctx.sites):
-        for end, site in zip(ENDS, (anode, cathode), strict=True):
-            if site is not None and (
-                site.point.region in _SITE_REGIONS or site.point.code in _MOUTH_POINTS
-            ):
-                yield from _site_findings(site, f"channels[{i}].{end}")
+        if anode is not None and (
+            anode.point.region in _SITE_REGIONS or anode.point.code in _MOUTH_POINTS
+        ):
+            yield from _site_findings(anode, f"channels[{i}].anode")
+        if cathode is not None and (
+            cathode.point.region in _SITE_REGIONS or cathode.point.code in _MOUTH_POINTS
+        ):
+            yield from _site_findings(cathode, f"channels[{i}].cathode")
         if anode is None or cathode is None:
             continue
         segment = segment_of(anode)
         if segment in LIMB_SEGMENTS and segment_of(cathode) == segment:
             continue  # both on one limb, so on one side: no path crosses anything
         contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
-        path = thoracic_path(anode, cathode)
+        path = path_between(anode, cathode)
         if not contralateral and path is None:
             continue
         pair = f"{anode.label} -> {cathode.label}"

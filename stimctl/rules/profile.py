@@ -24,6 +24,7 @@ from pydantic_core import PydanticCustomError
 
 from stimctl.protocol.constants import ASYMMETRIC_RECOVERY_RATIO
 from stimctl.rules import acupoints, plaintoml
+from stimctl.rules.parsed import remember
 from stimctl.rules.violations import Violation
 
 __all__ = [
@@ -355,7 +356,7 @@ def parse_profile(data: Any) -> Profile:
     if not isinstance(data, Mapping):
         raise ProfileError([schema_violation("", "a profile must be a table/object")])
     try:
-        return Profile.model_validate(dict(data))
+        return remember(Profile.model_validate(dict(data)))
     except ValidationError as error:
         raise ProfileError(_violations_from(error)) from None
     except RecursionError:

@@ -118,13 +118,15 @@ def pulse_quantities(
     if shape == "biphasic_symmetric":
         active_us = 2 * pw
         square_sum = 1.0 * i * i * active_us
+        net = 0.0
     elif shape == "biphasic_asymmetric":
         recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
         active_us = pw + recovery_us
         square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
+        net = q - 1.0 * recovery_ma * recovery_us / 1000.0  # net_charge_uc's operations
     else:
         active_us, square_sum = pw, 1.0 * i * i * pw
-    net = 0.0 if shape == "biphasic_symmetric" else net_charge_uc(i, pw, shape)
+        net = q
     # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
     mean_square_ma2 = 1.0 * square_sum * f * 1e-6
     rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan

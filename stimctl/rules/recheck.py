@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 from pydantic_core import PydanticCustomError
 
+from stimctl.rules.parsed import as_parsed
 from stimctl.rules.profile import (
     MAX_CHANNELS,
     MAX_PHASES,
@@ -139,6 +140,8 @@ def _profile_sound(profile: Any) -> bool:
 
 def sound(profile: Any) -> bool:
     """True when ``profile`` holds exactly what ``parse_profile`` makes of its dump."""
+    if as_parsed(profile):  # made by parsing, and still made of what parsing gave it
+        return True
     try:
         return _profile_sound(profile)
     except KeyError:  # not exactly the model, or not exactly its fields

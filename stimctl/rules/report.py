@@ -8,7 +8,7 @@ from typing import Any
 from stimctl.rules.profile import Profile
 from stimctl.rules.violations import Violation
 
-__all__ = ["Report"]
+__all__ = ["Report", "report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +46,22 @@ class Report:
             "ok": self.ok,
             "violations": [v.to_dict() for v in self.violations],
         }
+
+
+_new = object.__new__
+_SET_VIOLATIONS, _SET_PROFILE, _SET_PATH, _SET_CODES = (
+    Report.__dict__[name].__set__ for name in ("violations", "profile", "path", "codes")
+)
+
+
+def report(
+    violations: tuple[Violation, ...], profile: Profile | None, path: str | None = None
+) -> Report:
+    """``Report(violations, profile, path)``, built in a fraction of the time (the frozen
+    dataclass's __init__ sets each field through object.__setattr__ by name)."""
+    made = _new(Report)
+    _SET_VIOLATIONS(made, violations)
+    _SET_PROFILE(made, profile)
+    _SET_PATH(made, path)
+    _SET_CODES(made, frozenset([v.code for v in violations]))
+    return made

@@ -7,11 +7,11 @@ patient flags) in ``stimctl.rules.placement``; ``ALL_RULES`` runs both in table 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
-from operator import attrgetter
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 
-from stimctl.rules.context import Rule, RuleContext, Variants, exceeds, finding, outside, suffix
-from stimctl.rules.envelope import RULES, SafetyEnvelope
+from stimctl.rules.context import Rule, RuleContext, exceeds, finding, suffix
+from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.placement import (
     PATIENT_FLAGS,
     PREGNANCY_POINTS,
@@ -21,7 +21,15 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile
-from stimctl.rules.quantities import PulseQuantities, net_charge_uc
+from stimctl.rules.quantities import net_charge_uc
+from stimctl.rules.quantity_rules import (
+    current_density_rule,
+    phase_charge_rule,
+    power_density_rule,
+    pulse_energy_rule,
+    rms_current_rule,
+    shannon_rule,
+)
 from stimctl.rules.violations import Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
@@ -31,7 +39,6 @@ __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
-_RAMPS = ("ramp_up_s", "ramp_down_s", "window_ramp_s")
 
 
 def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
@@ -45,7 +52,9 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_channels,
             len(channels),
         )
-    for i, channel in enumerate(channels if max(c.id for c in channels) > env.max_channels else ()):
+    for i, channel in enumerate(
+        channels if max([c.id for c in channels]) > env.max_channels else ()
+    ):
         if channel.id > env.max_channels:
             yield finding(
                 "channel-count-max",
@@ -65,7 +74,8 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    for electrode, total in zip(ctx.electrodes, ctx.amplitudes, strict=True):
+    pairs = zip(ctx.electrodes, ctx.amplitudes, strict=True) if ctx.any_shared else ()
+    for electrode, total in pairs:
         if electrode.site is None:
             continue  # a channel alone: judged above
         if exceeds(total, env.max_amplitude_ma):
@@ -87,7 +97,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for j, phase in enumerate(ctx.profile.phases):
         pws, fs = phase.pulse_width_us, phase.frequency_hz
         for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
-            if outside(pw, pw_lo, pw_hi):
+            if not pw_lo <= pw <= pw_hi:  # outside(), inline
                 yield finding(
                     "pulse-width-range",
                     f"phases[{j}].pulse_width_us{suffix(pws, k)}",
@@ -96,7 +106,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-            if outside(f, f_lo, f_hi):
+            if not f_lo <= f <= f_hi:  # outside(), inline
                 yield finding(
                     "frequency-range",
                     f"phases[{j}].frequency_hz{suffix(fs, k)}",
@@ -107,7 +117,7 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
     for p, tops in enumerate(ctx.electrode_tops):
         for v, q in enumerate(tops):  # the pulse's length does not depend on amplitude
             fit = 1e6 / q.min_period_us
-            if not exceeds(q.frequency_hz, fit) or not f_lo <= q.frequency_hz <= f_hi:
+            if q.frequency_hz <= fit or not f_lo <= q.frequency_hz <= f_hi:  # exceeds(), inline
                 continue
             loc = f"phases[{p}].frequency_hz"
             if isinstance(ctx.profile.phases[p].frequency_hz, tuple):
@@ -120,107 +130,6 @@ def timing_rules(ctx: RuleContext) -> Iterator[Violation]:
                 fit,
                 q.frequency_hz,
             )
-
-
-def _largest(key: Callable[[PulseQuantities], float], variants: Variants) -> float:
-    """The worst value of ``key`` over a phase's frequency variants (a later variant's value
-    is kept unless it is <= the one before, so a nan there wins)."""
-    value = key(variants[0])
-    for q in variants[1:]:
-        other = key(q)
-        if not other <= value:
-            value = other
-    return value
-
-
-def _quantity_rule(
-    code: str,
-    key: Callable[[PulseQuantities], float],
-    what: str,
-    unit: str,
-    at_limit: bool = False,
-    per_site: bool = True,
-    margin: float = 0.0,
-) -> Rule:
-    """A rule over one figure of every current. ``margin``: how far under the limit the
-    strongest current's figure must stay to clear the others unseen, for a figure whose
-    growth with the amplitude rests on a function that is not correctly rounded (log10)."""
-
-    def rule(ctx: RuleContext) -> Iterator[Violation]:
-        field = RULES[code].field
-        assert field is not None
-        limit = getattr(ctx.envelope, field)
-        if all(
-            (key(q) + margin < limit) if at_limit else (key(q) + margin <= limit)
-            for tops in ctx.electrode_tops  # no channel carries more than the strongest site
-            for q in tops
-        ):
-            return  # the strongest current stays under the limit, so every current does
-        # Each phase, strongest current first, until one clears the limit (the rest do too).
-        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
-        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
-        failing: dict[tuple[int, int], float] = {}
-        for p in range(len(ctx.variants)):
-            for r in strongest_first:
-                variants = ctx.quantities(rows[r], p)
-                value = key(variants[0]) if len(variants) == 1 else _largest(key, variants)
-                if (value + margin < limit) if at_limit else (value + margin <= limit):
-                    break
-                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
-                    failing[(r, p) if per_site else (p, r)] = value
-        # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        u = f" {unit}" if unit else ""
-        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
-        named: dict[int, tuple[str, str]] = {}
-        for (first, second), value in sorted(failing.items()):
-            r, p = (first, second) if per_site else (second, first)
-            if r not in named:
-                named[r] = _row(ctx, r, per_site)
-            loc, who = named[r]
-            yield finding(
-                code, f"phases[{p}].{loc}", f"{who}: {what} {value:.4g}{tail}", limit, value
-            )
-
-    rule.__name__ = rule.__qualname__ = code.replace("-", "_")
-    where = (
-        "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
-    )
-    rule.__doc__ = f"{code}: {what} per {where}, worst frequency variant."
-    return rule
-
-
-def _row(ctx: RuleContext, r: int, per_site: bool) -> tuple[str, str]:
-    """(loc within a phase, who) of electrode or channel ``r``."""
-    if per_site:
-        electrode = ctx.electrodes[r]
-        return electrode.loc, electrode.describe(ctx.profile)
-    return f"channels[{r}]", f"channel {ctx.profile.channels[r].id}"
-
-
-phase_charge_rule = _quantity_rule(
-    "phase-charge-max", attrgetter("phase_charge_uc"), "phase charge", "uC"
-)
-rms_current_rule = _quantity_rule("rms-current-max", attrgetter("rms_ma"), "r.m.s. current", "mA")
-pulse_energy_rule = _quantity_rule(
-    "pulse-energy-max",
-    attrgetter("pulse_energy_mj"),
-    "energy per pulse into 500 ohm",
-    "mJ",
-    per_site=False,
-)
-power_density_rule = _quantity_rule(
-    "power-density-max",
-    attrgetter("power_density_w_cm2"),
-    "average power density",
-    "W/cm2",
-    at_limit=True,
-)
-shannon_rule = _quantity_rule(
-    "charge-density-shannon", attrgetter("shannon_k"), "Shannon k", "", margin=1e-9
-)
-current_density_rule = _quantity_rule(
-    "current-density-iec", attrgetter("current_density_ma_cm2"), "r.m.s. current density", "mA/cm2"
-)
 
 
 def _off_step(value: float, step: float) -> bool:
@@ -242,7 +151,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
     for j, phase in enumerate(ctx.profile.phases):
         pws, fs = phase.pulse_width_us, phase.frequency_hz
         for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
-            if outside(pw, pw_lo, pw_hi) or (pw <= _U16 and pw.is_integer()):
+            if not pw_lo <= pw <= pw_hi or (pw <= _U16 and pw.is_integer()):  # outside(), inline
                 continue  # out of range (the range rule's), or a whole number of us
             if not pw <= _U16 or _off_step(pw, 1.0):
                 yield finding(
@@ -254,7 +163,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     pw,
                 )
         for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-            if outside(f, f_lo, f_hi) or (f <= _U16 / 10 and f.is_integer()):
+            if not f_lo <= f <= f_hi or (f <= _U16 / 10 and f.is_integer()):  # outside(), inline
                 continue  # out of range (the range rule's), or whole Hz: f / 0.1 is 10 f within
                 # a few ulp, far inside the tolerance
             if not f <= _U16 / 10 or _off_step(f, 0.1):
@@ -267,6 +176,8 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     f,
                 )
         times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
+        if min([t for t in times if t is not None]) >= 0.001:
+            continue  # every time is at least one tick
         for name, seconds in zip(_TIMES, times, strict=True):
             if seconds is not None and seconds < 0.001:
                 yield finding(
@@ -297,12 +208,17 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         return  # no net charge: nothing exceeds the tolerance
     # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
     amplitudes = ctx.channel_amplitudes
-    worst = max(
-        abs(net_charge_uc(i, pw, shape))
-        for phase in ctx.variants
-        for i in amplitudes
-        for _, pw in phase
-    )
+    if shape == "monophasic":
+        # the phase charge: a correctly rounded product of positive figures, never nan, so
+        # the strongest channel's is the largest in each phase and variant
+        strongest = max(amplitudes)
+        worst = max(
+            [net_charge_uc(strongest, pw, shape) for phase in ctx.variants for _, pw in phase]
+        )
+    else:
+        pws = [pw for phase in ctx.variants for i in amplitudes for _, pw in phase]
+        currents = [i for phase in ctx.variants for i in amplitudes for _ in phase]
+        worst = max(map(abs, map(net_charge_uc, currents, pws, repeat(shape))))
     if shape != "monophasic" and worst == 0.0:
         return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
@@ -317,10 +233,33 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         )
 
 
+def _default_edges(ctx: RuleContext, j: int, on_s: float) -> Iterator[Violation]:
+    """ramp-rate-max of intermittent phase j's default on-window edges (no window_ramp_s)."""
+    top, rate_max = ctx.top_amplitude_ma, ctx.envelope.max_ramp_rate_ma_per_s
+    edges = ctx.profile.window_ramp_s(j, rate_max, top)
+    try:
+        squeezed = top / (on_s / 2)  # both default edges fitted into on_s
+    except ZeroDivisionError:  # on_s too short for a float to halve
+        squeezed = math.inf
+    if not squeezed <= rate_max:  # exceeds(), inline
+        yield finding(
+            "ramp-rate-max",
+            f"phases[{j}].on_s",
+            lambda: (
+                f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
+                f" ({top:.4g} mA) needs {edges:.4g} s up and {edges:.4g} s down, more than on_s"
+                f" {on_s:g} s"
+            ),
+            rate_max,
+            squeezed,
+        )
+
+
 def session_rules(ctx: RuleContext) -> Iterator[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
-    env, phases = ctx.envelope, ctx.profile.phases
-    total = ctx.profile.duration_s
+    env, profile = ctx.envelope, ctx.profile
+    phases = profile.phases
+    total = profile.duration_s
     if exceeds(total, env.max_session_s):
         yield finding(
             "duration-max",
@@ -329,50 +268,43 @@ def session_rules(ctx: RuleContext) -> Iterator[Violation]:
             env.max_session_s,
             total,
         )
-    profile = ctx.profile
     top = ctx.top_amplitude_ma
     rate_max = env.max_ramp_rate_ma_per_s
+    previous = None
     for j, phase in enumerate(phases):
-        previous = phases[j - 1] if j else None
-        from_zero = previous is None or previous.ramp_down_s > 0 or previous.mode == "intermittent"
+        mode, up, down = phase.mode, phase.ramp_up_s, phase.ramp_down_s
+        intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
-        if from_zero and phase.ramp_up_s <= 0 and phase.mode != "intermittent":
+        if (
+            up <= 0
+            and not intermittent
+            and (previous is None or previous.ramp_down_s > 0 or previous.mode == "intermittent")
+        ):
             why = "the first phase" if previous is None else "a phase after one that ended at zero"
             yield finding(
                 "ramp-required",
                 f"phases[{j}].ramp_up_s",
                 f"{why} starts from zero: ramp_up_s must be > 0",
                 0.0,
-                phase.ramp_up_s,
+                up,
             )
-        edges = profile.window_ramp_s(j, rate_max, top) if phase.mode == "intermittent" else None
-        if edges is not None and phase.window_ramp_s is None and phase.on_s is not None:
-            try:
-                squeezed = top / (phase.on_s / 2)  # both default edges fitted into on_s
-            except ZeroDivisionError:  # on_s too short for a float to halve
-                squeezed = math.inf
-            if exceeds(squeezed, rate_max):
-                yield finding(
-                    "ramp-rate-max",
-                    f"phases[{j}].on_s",
-                    f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
-                    f" ({top:.4g} mA) "
-                    f"needs {edges:.4g} s up and {edges:.4g} s down, more than on_s "
-                    f"{phase.on_s:g} s",
-                    rate_max,
-                    squeezed,
-                )
-        ramps = (phase.ramp_up_s, phase.ramp_down_s, phase.window_ramp_s)
-        for name, seconds in zip(_RAMPS, ramps, strict=True):
+        previous = phase
+        edge = phase.window_ramp_s
+        if intermittent and edge is None and phase.on_s is not None:
+            yield from _default_edges(ctx, j, phase.on_s)
+        for name, seconds in (("ramp_up_s", up), ("ramp_down_s", down), ("window_ramp_s", edge)):
             if seconds is not None and seconds > 0:
                 rate = top / seconds
-                if exceeds(rate, env.max_ramp_rate_ma_per_s):
+                if not rate <= rate_max:  # exceeds(), inline
                     yield finding(
                         "ramp-rate-max",
                         f"phases[{j}].{name}",
-                        f"{ctx.strongest_described()}: {top:.4g} mA over {seconds:g} s is"
-                        f" {rate:.4g} mA/s > {env.max_ramp_rate_ma_per_s:g} mA/s",
-                        env.max_ramp_rate_ma_per_s,
+                        lambda seconds=seconds, rate=rate: (
+                            f"{ctx.strongest_described()}:"
+                            f" {top:.4g} mA over {seconds:g} s is {rate:.4g} mA/s > {rate_max:g}"
+                            " mA/s"
+                        ),
+                        rate_max,
                         rate,
                     )
 
@@ -400,5 +332,5 @@ def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
     """Every rule over one profile, in table order."""
-    ctx = RuleContext.build(profile, envelope, patient)
+    ctx = RuleContext(profile, envelope, patient)
     return [v for rule in ALL_RULES for v in rule(ctx)]

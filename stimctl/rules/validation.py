@@ -18,7 +18,7 @@ from stimctl.rules.profile import (
     schema_violation,
 )
 from stimctl.rules.recheck import sound
-from stimctl.rules.report import Report
+from stimctl.rules.report import Report, report
 from stimctl.rules.safety import run_rules
 from stimctl.rules.violations import Violation
 
@@ -40,7 +40,7 @@ _KNOWN_FLAGS = frozenset(PATIENT_FLAGS)
 
 def check_patient(patient: Iterable[str]) -> frozenset[str]:
     """The patient flags as a set; ValueError for a flag that is not in PATIENT_FLAGS."""
-    flags = frozenset(patient)
+    flags = patient if type(patient) is frozenset else frozenset(patient)
     if flags <= _KNOWN_FLAGS:
         return flags
     unknown = sorted(flags - _KNOWN_FLAGS)
@@ -73,7 +73,7 @@ def validate_profile(
         except ProfileError as error:
             return Report(error.violations, profile)
     violations = run_rules(judged, envelope or _DEFAULT_ENVELOPE, flags)
-    return Report(tuple(violations), judged)
+    return report(tuple(violations), judged)
 
 
 def validate_bytes(
@@ -90,7 +90,7 @@ def validate_bytes(
     except ProfileError as error:
         return Report(error.violations, None, path)
     violations = run_rules(profile, envelope or _DEFAULT_ENVELOPE, flags)
-    return Report(tuple(violations), profile, path)  # validate_profile's, with the path
+    return report(tuple(violations), profile, path)  # validate_profile's, with the path
 
 
 def validate_file(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -81,6 +82,60 @@ def violation(
     _SET_SEVERITY(made, severity)
     _SET_LOC(made, loc)
     _SET_MESSAGE(made, message)
+    _SET_LIMIT(made, limit)
+    _SET_ACTUAL(made, actual)
+    _SET_SOURCE(made, source)
+    return made
+
+
+_MESSAGE = Violation.__dict__["message"]  # the slot itself, past the frozen __setattr__
+
+
+class _LaterViolation(Violation):
+    """A Violation whose message is written when first read (``violation_later``): most
+    findings are only counted or checked for errors, and formatting figures is much of what a
+    finding costs. Equal to, hashed and shown as the Violation with that message."""
+
+    __slots__ = ()
+
+    @property  # type: ignore[override]
+    def message(self) -> str:
+        text = _MESSAGE.__get__(self)
+        if type(text) is not str:
+            text = text()
+            _MESSAGE.__set__(self, text)
+        return text  # type: ignore[no-any-return]
+
+    @message.setter
+    def message(self, text: str) -> None:  # dataclass __init__/__setstate__ write through here
+        _MESSAGE.__set__(self, text)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Violation):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in VIOLATION_KEYS)
+
+    __hash__ = Violation.__hash__
+
+    def __repr__(self) -> str:
+        return "Violation" + Violation.__repr__(self).removeprefix(type(self).__qualname__)
+
+
+def violation_later(
+    code: str,
+    severity: Severity,
+    loc: str,
+    message: Callable[[], str],
+    limit: Value = None,
+    actual: Value = None,
+    source: str = "",
+) -> Violation:
+    """``violation`` with the message made by ``message()`` when first read."""
+    made = _new(_LaterViolation)
+    _SET_CODE(made, code)
+    _SET_SEVERITY(made, severity)
+    _SET_LOC(made, loc)
+    _MESSAGE.__set__(made, message)
     _SET_LIMIT(made, limit)
     _SET_ACTUAL(made, actual)
     _SET_SOURCE(made, source)

@@ -1,0 +1,159 @@
+"""The quantity rules: one figure of every current (phase charge, r.m.s. current, energy per
+pulse, power density, Shannon k, current density) against its limit, strongest current first
+(``RuleContext``); ``safety.ALL_RULES`` runs them in table order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from stimctl.rules.context import Rule, RuleContext
+from stimctl.rules.envelope import RULES
+from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.violations import Severity, Violation, violation_later
+
+__all__ = [
+    "current_density_rule",
+    "phase_charge_rule",
+    "power_density_rule",
+    "pulse_energy_rule",
+    "rms_current_rule",
+    "shannon_rule",
+]
+
+#: The quantity rules' checks of the strongest current: (code, figure, limit field, margin,
+#: at_limit), one per ``_quantity_rule``, in table order.
+_STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
+
+
+def _unclear(ctx: RuleContext) -> frozenset[str]:
+    """The quantity rules whose figure of the strongest current (every phase and variant) does
+    not clear the limit by the rule's margin; worked out once per validation for all of them.
+    Every other current's figure is at most the strongest's, so the rest are done."""
+    known = ctx.shared.get("unclear")
+    if known is None:
+        env, flat = ctx.envelope, [q for tops in ctx.electrode_tops for q in tops]
+        out = []
+        for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
+            limit = getattr(env, field)
+            for q in flat:  # not (a <= b) is True for nan too: a nan never clears
+                if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
+                    out.append(code)
+                    break
+        known = ctx.shared["unclear"] = frozenset(out)
+    return known  # type: ignore[no-any-return]
+
+
+def _quantity_rule(
+    code: str,
+    figure: str,
+    what: str,
+    unit: str,
+    at_limit: bool = False,
+    per_site: bool = True,
+    margin: float = 0.0,
+) -> Rule:
+    """A rule over one figure (a PulseQuantities field) of every current. ``margin``: how far
+    under the limit the strongest current's figure must stay to clear the others unseen, for a
+    figure whose growth with the amplitude rests on a function that is not correctly rounded
+    (log10)."""
+    field, severity, source = RULES[code].field, RULES[code].severity, RULES[code].source
+    assert field is not None
+    index = PulseQuantities._fields.index(figure)
+    _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
+
+    def rule(ctx: RuleContext) -> Iterable[Violation]:
+        if code not in _unclear(ctx):
+            return ()  # the strongest current stays under the limit, so every current does
+        return _weaker(ctx, getattr(ctx.envelope, field))
+
+    def _weaker(ctx: RuleContext, limit: float) -> list[Violation]:
+        # Each phase, strongest current first, until one clears the limit (the rest do too).
+        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
+        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
+        failing: dict[tuple[int, int], float] = {}
+        quantities = ctx.quantities
+        for p in range(len(ctx.variants)):
+            for r in strongest_first:
+                variants = quantities(rows[r], p)
+                value = variants[0][index]
+                for q in variants[1:]:  # the worst variant (a later nan is kept)
+                    if not q[index] <= value:
+                        value = q[index]
+                if (value + margin < limit) if at_limit else (value + margin <= limit):
+                    break
+                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
+                    failing[(r, p) if per_site else (p, r)] = value
+        # Reported in table order: [electrode][phase] per site, else [phase][channel].
+        u = f" {unit}" if unit else ""
+        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+        rule = (code, severity, source)
+        return _failing_findings(ctx, failing, per_site, rule, limit, (what, tail))
+
+    rule.__name__ = rule.__qualname__ = code.replace("-", "_")
+    where = (
+        "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
+    )
+    rule.__doc__ = f"{code}: {what} per {where}, worst frequency variant."
+    return rule
+
+
+def _failing_findings(
+    ctx: RuleContext,
+    failing: dict[tuple[int, int], float],
+    per_site: bool,
+    rule: tuple[str, Severity, str],
+    limit: float,
+    message: tuple[str, str],
+) -> list[Violation]:
+    """A quantity rule's findings, in table order; ``rule``: its code, severity and source;
+    ``message``: what the figure is and the tail after its value."""
+    what, tail = message
+    code, severity, source = rule
+    locs: dict[int, str] = {}
+    out = []
+    for (first, second), value in sorted(failing.items()):
+        r, p = (first, second) if per_site else (second, first)
+        loc = locs.get(r)
+        if loc is None:
+            loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
+        out.append(  # finding(), with the table's severity and source looked up once
+            violation_later(
+                code,
+                severity,
+                f"phases[{p}].{loc}",
+                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
+                limit,
+                value,
+                source,
+            )
+        )
+    return out
+
+
+def _who(ctx: RuleContext, r: int, per_site: bool) -> str:
+    """Who electrode or channel ``r`` is: 'channel 1', 'site ST36-L (channels 1, 2)'."""
+    if per_site:
+        return ctx.electrodes[r].describe(ctx.profile)
+    return f"channel {ctx.profile.channels[r].id}"
+
+
+phase_charge_rule = _quantity_rule("phase-charge-max", "phase_charge_uc", "phase charge", "uC")
+rms_current_rule = _quantity_rule("rms-current-max", "rms_ma", "r.m.s. current", "mA")
+pulse_energy_rule = _quantity_rule(
+    "pulse-energy-max",
+    "pulse_energy_mj",
+    "energy per pulse into 500 ohm",
+    "mJ",
+    per_site=False,
+)
+power_density_rule = _quantity_rule(
+    "power-density-max",
+    "power_density_w_cm2",
+    "average power density",
+    "W/cm2",
+    at_limit=True,
+)
+shannon_rule = _quantity_rule("charge-density-shannon", "shannon_k", "Shannon k", "", margin=1e-9)
+current_density_rule = _quantity_rule(
+    "current-density-iec", "current_density_ma_cm2", "r.m.s. current density", "mA/cm2"
+)

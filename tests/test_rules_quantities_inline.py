@@ -1,0 +1,37 @@
+"""pulse_quantities computes the net charge with net_charge_uc's own operations inline (the
+rules make one PulseQuantities per phase and electrode): the two must agree bit for bit,
+extremes included (overflow to inf, inf - inf = nan)."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stimctl.rules.quantities import net_charge_uc, pulse_quantities
+
+_positive = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@given(
+    _positive,
+    _positive,
+    st.sampled_from(["biphasic_symmetric", "biphasic_asymmetric", "monophasic"]),
+)
+def test_pulse_quantities_net_charge_is_net_charge_uc(
+    amplitude_ma: float, pulse_width_us: float, shape: str
+) -> None:
+    q = pulse_quantities(amplitude_ma, pulse_width_us, 100.0, shape, 0.1178)  # type: ignore[arg-type]
+    assert _same(q.net_charge_uc, net_charge_uc(amplitude_ma, pulse_width_us, shape))  # type: ignore[arg-type]
+
+
+def test_extremes_agree() -> None:
+    for i, pw in [(1e300, 1e300), (1e-300, 1e-300), (3.0, 1e308), (1e308, 3.0), (5.0, 200.0)]:
+        for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
+            q = pulse_quantities(i, pw, 2.0, shape, 0.1178)  # type: ignore[arg-type]
+            assert _same(q.net_charge_uc, net_charge_uc(i, pw, shape))  # type: ignore[arg-type]
