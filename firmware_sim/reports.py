@@ -8,7 +8,7 @@ from typing import Any
 from firmware_sim.clock import RealClock
 from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
-from stimctl.protocol import IMPEDANCE_OPEN, ChannelImpedance, ImpedanceResult, Telemetry
+from stimctl.protocol import ChannelImpedance, ImpedanceResult, Telemetry
 from stimctl.protocol.framing import encode_payload
 from stimctl.protocol.payload import record_structs
 
