@@ -106,6 +106,16 @@ def dispatch(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer
     return handler(dev, item) if handler is not None else None
 
 
+def block(dev: DeviceCore, msg: Block) -> Answer:
+    """``dispatch`` for a BLOCK (the stream's frame, 50 a second): the same checks in order."""
+    if not dev.session_open:
+        return NakReason.NO_SESSION, 0
+    refused = dev.interlock.admit(Block.TYPE)
+    if refused is not None:
+        return refused, int(dev.state)
+    return _block(dev, msg)
+
+
 def _violation(dev: DeviceCore, err: LimitError) -> Answer:
     dev.pending_violation = err  # latched after the NAK has been sent
     return NakReason.OUT_OF_LIMITS, err.detail

@@ -22,6 +22,7 @@ from stimctl.protocol import (
     GAIN_UNITY,
     SEQ_MODULO,
     Ack,
+    Block,
     Fault,
     FaultEvent,
     FrameDecoder,
@@ -292,8 +293,9 @@ class Device:
                 return
         stage.pulse(now - 1, 1)
         fifo = self.fifo
-        fifo.elapsed += 1
-        if fifo.remaining <= 0:
+        fifo.elapsed = elapsed = fifo.elapsed + 1
+        current = fifo.current
+        if current is None or elapsed >= current.duration_ms * self.ticks_per_ms:  # remaining
             self._next_block()
 
     def _next_block(self) -> None:
@@ -417,29 +419,36 @@ class Device:
                 CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
             )
             self.trace.write("rx", type=name, seq=item.seq)
-        self._in_command = True
-        try:
-            repeated = commands.repeated(self, item, type_code)
-            if repeated is not None:
-                answer = repeated[0]  # a retransmission: answered again, not acted on again
-            elif isinstance(item, Hello):
-                answer = commands.hello(self, item)
-            else:
-                answer = commands.dispatch(self, item, type_code)
-                commands.remember(self, item, type_code, answer)
-            if answer is not None:
-                self.counters["naks"] += 1
-                self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
-                               reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip
-            elif not isinstance(item, Hello):
-                ack = _ACK.pack(item.seq, type_code)
-                self._put(encode_payload(Ack.TYPE, self.next_seq(), ack))
-        finally:
-            self._in_command = False
-        if self._deferred:
-            deferred, self._deferred = self._deferred, []
-            for msg in deferred:
-                self.send(replace(msg, seq=self.next_seq()))
+        if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
+            self._answer(item.seq, type_code, commands.block(self, item))
+        else:
+            self._in_command = True
+            try:
+                repeated = commands.repeated(self, item, type_code)
+                if repeated is not None:
+                    answer = repeated[0]  # a retransmission: answered again, not acted on again
+                elif isinstance(item, Hello):
+                    answer = commands.hello(self, item)
+                else:
+                    answer = commands.dispatch(self, item, type_code)
+                    commands.remember(self, item, type_code, answer)
+                if answer is not None or not isinstance(item, Hello):
+                    self._answer(item.seq, type_code, answer)
+            finally:
+                self._in_command = False
+            if self._deferred:
+                deferred, self._deferred = self._deferred, []
+                for msg in deferred:
+                    self.send(replace(msg, seq=self.next_seq()))
         if self.pending_violation is not None:
             err, self.pending_violation = self.pending_violation, None
             self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)
+
+    def _answer(self, seq: int, type_code: int, answer: commands.Answer) -> None:
+        """ACK (answer None) or NAK a frame of the host's."""
+        if answer is None:
+            self._put(encode_payload(Ack.TYPE, self.next_seq(), _ACK.pack(seq, type_code)))
+            return
+        self.counters["naks"] += 1
+        self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,
+                      reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip

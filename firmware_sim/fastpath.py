@@ -23,7 +23,8 @@ _FOREVER = 1 << 62
 
 
 def quiet_horizon(dev: DeviceCore) -> int:
-    """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
+    """How many ticks from now can run in bulk: nothing but pulses can happen in them. (Asked
+    twice per streamed block: written with plain comparisons, no min() or property calls.)"""
     if dev.rx_buffer:
         return 0  # bytes to process
     state = dev.interlock.state
@@ -45,8 +46,9 @@ def quiet_horizon(dev: DeviceCore) -> int:
     if dev.session_open:
         if dev.next_telemetry < event:
             event = dev.next_telemetry
-        if not dev.interlock.latched and dev.last_rx_tick + dev.watchdog_ticks < event:
-            event = dev.last_rx_tick + dev.watchdog_ticks
+        silence_ends = dev.last_rx_tick + dev.watchdog_ticks
+        if silence_ends < event and not dev.interlock.latched:
+            event = silence_ends
     if dev.impedance_due is not None and dev.impedance_due[0] < event:
         event = dev.impedance_due[0]
     if dev.scheduled_faults and dev.first_start_tick is not None:
@@ -55,10 +57,16 @@ def quiet_horizon(dev: DeviceCore) -> int:
         if not stage.settled:
             event = min(event, now + next_slew_step(stage))
         # boundaries to blocks of the same settings change nothing: a quiet stretch crosses them
-        unchanged = dev.fifo.unchanged_ticks(event - now)
-        if now + unchanged < event:
-            event = now + unchanged
-    return max(0, event - now - 1)
+        fifo = dev.fifo
+        current = fifo.current
+        if current is None:
+            return 0  # the next tick ends the stream (underrun, last block) or waits for one
+        playing = current.duration_ms * fifo.ticks_per_ms - fifo.elapsed  # fifo.remaining
+        if now + playing < event:
+            unchanged = fifo.unchanged_ticks(event - now)
+            if now + unchanged < event:
+                event = now + unchanged
+    return event - now - 1 if event > now else 0
 
 
 def next_slew_step(stage: OutputStage) -> int:
@@ -82,7 +90,7 @@ def run_quiet(dev: DeviceCore, ticks: int) -> None:
     stage = dev.output_stage
     if stage.drifting:
         stage.drift(ticks)
-    if dev.state is State.RUNNING:
+    if dev.interlock.state is State.RUNNING:
         if not stage.settled:
             stage.earn_slew_credit(ticks)
         stage.pulse(dev.tick_count, ticks)
