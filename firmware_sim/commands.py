@@ -77,6 +77,11 @@ def remember(dev: DeviceCore, item: Message | Invalid, type_code: int, answer: A
         dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
 
+def rx_name(item: Message | Invalid, type_code: int) -> str:
+    """A received frame's name in the trace: its message class, or its type code."""
+    return CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
+
+
 def is_estop(item: Message | Invalid) -> bool:
     """ESTOP is obeyed from any CRC-valid frame of its type, whatever its version field or payload
     length: a stop must never be refused for its form (docs/PROTOCOL.md, "Commands and answers")."""

@@ -18,7 +18,6 @@ from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
-    CATALOGUE,
     GAIN_UNITY,
     SEQ_MODULO,
     Ack,
@@ -415,10 +414,7 @@ class Device:
         self.counters["frames_rx"] += 1
         type_code = item.TYPE if isinstance(item, Message) else item.type_code
         if self.trace.enabled:
-            name = (
-                CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
-            )
-            self.trace.write("rx", type=name, seq=item.seq)
+            self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
         if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
             self._answer(item.seq, type_code, commands.block(self, item))
         else:
