@@ -120,9 +120,8 @@ class Device:
             out = bytes(self._tx)
             self._tx.clear()
             return out
-        n = size
-        out = bytes(self._tx[:n])
-        del self._tx[:n]
+        out = bytes(self._tx[:size])
+        del self._tx[:size]
         return out
 
     def tick(self) -> None:
@@ -182,17 +181,18 @@ class Device:
         early (True) at the first tick after which bytes are waiting to be read."""
         end = self.tick_count + ticks
         by_tick = self.config.tick_by_tick
+        put = None if until_output or self.link.delay_ms else self._put  # telemetry in bulk
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
             if not by_tick:
-                quiet = quiet_horizon(self)
+                left = end - self.tick_count
+                quiet = quiet_horizon(self, put is None, left)
                 if quiet > 0:
-                    left = end - self.tick_count
                     if quiet >= left:
-                        run_quiet(self, left)
+                        run_quiet(self, left, put)
                         break
-                    run_quiet(self, quiet)  # the next tick holds the event that ends the stretch
+                    run_quiet(self, quiet, put)  # the next tick holds the event ending the run
             self.tick()
         return bool(self._tx)
 
