@@ -1,7 +1,9 @@
 """`python -m hil.bench`: every performance figure in one report (table + JSON).
 
 Groups (``--only GROUP,...``; all but soak by default, ``--soak`` adds it): estop, watchdog,
-stream, codec, validate, sim (virtual speed-up, idle CPU, orphan lifetime), tick, soak."""
+stream, codec, validate, sim (virtual speed-up, idle CPU, orphan lifetime), tick, soak.
+The soak's durations: ``STIMCTL_SOAK_RUN_MIN`` and ``STIMCTL_SOAK_TUI_MIN`` (minutes, default 10
+and 2; 0 skips that part); ``STIMCTL_SOAK_KEEP=DIR`` keeps its records and device traces."""
 
 from __future__ import annotations
 
@@ -239,13 +241,12 @@ def _link_noise(o: Options) -> list[Figure]:
 def _soak(o: Options) -> list[Figure]:
     from hil.benchmarks import soak
 
-    run_min, tui_min = (0.5, 0.5) if o.quick else (10.0, 2.0)
+    run_min, tui_min, keep = soak.durations(o.quick, os.environ)
     o.log(f"soak: {run_min:g} min stimctl run + {tui_min:g} min TUI under 2 CPU-bound processes")
-    r = soak.measure(run_min, tui_min)
-    return [
-        Figure("soak.run", r["run"], "", "stimctl run vs stimctl sim (pty), loaded"),
-        Figure("soak.tui", r["tui"], "", "TUI session (Pilot), loaded"),
-    ]
+    r = soak.measure(run_min, tui_min, keep=keep)
+    whats = {"run": "stimctl run vs stimctl sim (pty), loaded",
+             "tui": "TUI session (Pilot), loaded"}  # fmt: skip
+    return [Figure(f"soak.{part}", r[part], "", what) for part, what in whats.items() if part in r]
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,13 @@ def main(argv: list[str] | None = None) -> int:
         groups = selected(args.only, args.soak)
     except ValueError as exc:
         parser.error(str(exc))
+    if "soak" in groups:
+        from hil.benchmarks import soak
+
+        try:
+            soak.durations(args.quick, os.environ)
+        except ValueError as exc:
+            parser.error(str(exc))
 
     def log(text: str) -> None:
         print(f"[hil.bench] {text}", file=sys.stderr, flush=True)

@@ -21,8 +21,7 @@ import pytest
 from pytest_mock import MockerFixture
 
 from stimctl.controller import Controller
-from stimctl.host import link as link_module
-from stimctl.host.link import Link
+from stimctl.host import linkretry
 from stimctl.host.record import summarise
 from stimctl.host.status import HostState, Outcome
 from stimctl.protocol import (
@@ -233,12 +232,12 @@ def test_hello_is_repeated_with_a_new_frame_before_the_smallest_watchdog_could_e
         clock[0] += 0.001
         return clock[0]
 
-    monkeypatch.setattr(link_module, "time", SimpleNamespace(monotonic=monotonic))
+    monkeypatch.setattr(linkretry, "time", SimpleNamespace(monotonic=monotonic))
     sent: list[float] = []
     fake = SimpleNamespace(device_ms=None, lost=None, send=lambda msg, track: sent.append(clock[0]))
-    pending = link_module._Pending(Hello(protocol_version=PROTOCOL_VERSION))
+    pending = linkretry.Pending(Hello(protocol_version=PROTOCOL_VERSION))
     pending.done = SimpleNamespace(wait=lambda timeout: False)  # type: ignore[assignment]
-    Link._handshake(fake, pending, deadline=1.0)  # type: ignore[arg-type]
+    linkretry.handshake(fake, pending, deadline=1.0)  # type: ignore[arg-type]
     gaps_ms = [(b - a) * 1000 for a, b in itertools.pairwise(sent)]
     assert len(sent) >= 1000 // MIN_WATCHDOG_MS and pending.attempts == len(sent)
     assert max(gaps_ms) < MIN_WATCHDOG_MS and max(gaps_ms) <= HELLO_RETRY_MS + 5

@@ -1,35 +1,53 @@
-"""Serial link: any pyserial URL, a reader thread that owns reads, request/ack, sequence numbers.
+"""Serial link: a framed, sequenced connection to one device (request/ack, HELLO, keep-alive).
 
-I/O and frame handling are apart, as in pyserial's ``threaded`` module: ``ReaderThread`` reads
-bytes and hands them to a ``FrameProtocol`` (``data_received`` / ``connection_lost``), which
-decodes frames with the shared codec and routes answers to waiting requests. Every other message
-goes to the ``on_message`` callback, on the reader thread. Writes are direct (no TX queue), under
-one lock, so an ESTOP from any thread goes out ahead of whatever is computed next.
+``linkport`` opens the port and runs the reader thread (``ReaderThread`` feeds a ``FrameProtocol``,
+as in pyserial's ``threaded``); ``linkretry`` holds waiting answers and retransmission;
+``keepalive`` the writer thread that feeds the device watchdog. ``Link`` routes answers to waiting
+requests, every other message to ``on_message`` (reader thread). Writes are direct (no TX queue),
+under one lock, so an ESTOP from any thread goes out ahead of whatever is computed next.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import serial
 
 from stimctl.host.errors import CommandRejected, LinkError, ProtocolMismatch
-from stimctl.host.simprocess import register_stimsim_urls
+from stimctl.host.heapfreeze import HeapFreeze
+from stimctl.host.keepalive import PROBE_SILENCE_S, KeepAlive, favour_link_threads, probe
+from stimctl.host.linkport import (
+    FrameProtocol,
+    OnLost,
+    ReaderThread,
+    discard_pending_output,
+    hand_over,
+    open_serial,
+    time_gate,
+    time_hold,
+)
+from stimctl.host.linkretry import (
+    COMMAND_RETRY_DEVICE_MS,
+    COMMAND_RETRY_S,
+    Answered,
+    OnReply,
+    await_answer,
+    handshake,
+    reason_name,
+)
+from stimctl.host.linkretry import Pending as _Pending
+from stimctl.host.threadpriority import NORMAL
 from stimctl.protocol import (
     CATALOGUE_HASH,
-    HELLO_RETRY_MS,
     MIN_WATCHDOG_MS,
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
     DeviceInfo,
-    FrameDecoder,
     Heartbeat,
     Hello,
     Invalid,
@@ -43,118 +61,13 @@ from stimctl.protocol import (
 from stimctl.protocol.messages import wire_name
 
 __all__ = [
-    "COMMAND_RETRY_DEVICE_MS",
-    "COMMAND_RETRY_S",
-    "FrameProtocol",
-    "Link",
-    "ReaderThread",
-    "hand_over",
-    "open_serial",
-]
+    "COMMAND_RETRY_DEVICE_MS", "COMMAND_RETRY_S", "FrameProtocol", "Link", "OnLost", "OnMessage",
+    "OnReply", "ReaderThread", "hand_over", "open_serial",
+]  # fmt: skip
 
-log = logging.getLogger(__name__)
-
-#: An unanswered command is written again, with the same seq (the device answers a repeat
-#: without acting on it twice), after this much host time ...
-COMMAND_RETRY_S = 0.25
-#: ... or after this much device time (its telemetry clock), whichever comes first: on the
-#: lock-step simulator device time runs far faster than host time while the host waits.
-COMMAND_RETRY_DEVICE_MS = 100
-#: No frame at all from the device for this long (host time): say HELLO once to reopen.
-PROBE_SILENCE_S = 0.25
 _MAX_PENDING = 4096
-_READ_TIMEOUT_S = 0.05
 
 OnMessage = Callable[[Message], None]
-OnLost = Callable[[BaseException | None], None]
-OnReply = Callable[[Message, Message | None], None]  # (command, Ack/Nak or None on link loss)
-
-
-def open_serial(url: str, baudrate: int = 115200) -> serial.SerialBase:
-    """Open a device path or any pyserial URL (stimsim://, socket://, rfc2217://, loop://)."""
-    if url.startswith("stimsim://"):
-        register_stimsim_urls()
-    exclusive = {} if "://" in url else {"exclusive": True}  # device paths: flock the port
-    try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=_READ_TIMEOUT_S, **exclusive)
-    except (serial.SerialException, OSError, ValueError) as exc:
-        raise LinkError(f"cannot open {url}: {exc}") from None
-
-
-class FrameProtocol:
-    """Frame handling, no I/O: bytes in, decoded messages out (pyserial threaded ``Protocol``)."""
-
-    def __init__(self, on_item: Callable[[Message | Invalid], None], on_lost: OnLost) -> None:
-        self.decoder = FrameDecoder()
-        self._on_item = on_item
-        self._on_lost = on_lost
-
-    def data_received(self, data: bytes) -> None:
-        for item in self.decoder.feed(data):
-            self._on_item(item)
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._on_lost(exc)
-
-
-class ReaderThread(threading.Thread):
-    """Owns the port's reads; stops on ``close()`` or when the port fails (EIO, unplug)."""
-
-    def __init__(self, port: serial.SerialBase, protocol: FrameProtocol) -> None:
-        super().__init__(name="stimctl-link-reader", daemon=True)
-        self.port = port
-        self.protocol = protocol
-        self._alive = True
-
-    def run(self) -> None:
-        error: BaseException | None = None
-        while self._alive:
-            try:
-                data = self.port.read(1)  # the first byte, or nothing within the read timeout
-                waiting = self.port.in_waiting if data else 0
-                if waiting:  # and what came with it: frames reach the decoder whole
-                    data += self.port.read(waiting)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial's posix port after close() from another thread
-                error = exc if self._alive else None
-                break
-            if data:
-                try:
-                    self.protocol.data_received(data)
-                except Exception as exc:  # a bug in a handler must not kill the link silently
-                    log.exception("frame handler failed")
-                    error = exc
-                    break
-        self.protocol.connection_lost(error)
-
-    def stop(self) -> None:
-        self._alive = False
-
-
-class _Answered:
-    """``threading.Event``'s set/is_set for an answer nobody waits for (``send``: the reply
-    goes to ``on_reply`` or ``on_message``): a block's round trip makes no lock or condition."""
-
-    __slots__ = ("_set",)
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-@dataclass(slots=True)
-class _Pending:
-    msg: Message
-    on_reply: OnReply | None = None
-    done: threading.Event | _Answered = field(default_factory=threading.Event)
-    reply: Message | None = None
-    error: BaseException | None = None
-    attempts: int = 1
 
 
 class Link:
@@ -165,13 +78,8 @@ class Link:
     handshake and checks protocol version and catalogue hash.
     """
 
-    def __init__(
-        self,
-        port: serial.SerialBase,
-        url: str,
-        on_message: OnMessage,
-        on_lost: OnLost,
-    ) -> None:
+    def __init__(self, port: serial.SerialBase, url: str, on_message: OnMessage,
+                 on_lost: OnLost) -> None:  # fmt: skip
         self.url = url
         self.port = port
         self._on_message = on_message
@@ -195,11 +103,13 @@ class Link:
         self.probes = 0  # HELLO after a silence
         self.probed_at: float | None = None  # host time of the last HELLO probe
         self.unanswered_probes = 0  # HELLO probes sent since the device last said anything
-        self._keepalive: threading.Thread | None = None
+        self._keepalive: KeepAlive | None = None
+        self.priority = NORMAL  # what the keep-alive and reader threads got (threadpriority)
+        self.tx_gap_max_s = 0.0  # longest host-time silence between writes, output live
+        self.heap = HeapFreeze()  # short GC pauses while output can be live (keep-alive on)
         self._request_lock = threading.RLock()
-        self._stop_keepalive = threading.Event()
-        self._time_gate = _time_gate(port)
-        self._time_hold = _time_hold(port)
+        self._time_gate = time_gate(port)
+        self._time_hold = time_hold(port)
         self._waiters = 0
         self.protocol = FrameProtocol(self._on_item, self._connection_lost)
         self.reader = ReaderThread(port, self.protocol)
@@ -226,11 +136,7 @@ class Link:
         """A frame was handed to a host thread that must react at its device time: a lock-step
         simulator holds device time (also while others wait) until the returned release is
         called. On any other port both do nothing."""
-        if self._time_hold is None:
-            return _nothing
-        hold, release = self._time_hold
-        hold()
-        return release
+        return self._time_hold()
 
     @contextlib.contextmanager
     def _lockstep_wait(self, gate: Callable[[], contextlib.AbstractContextManager[object]]
@@ -280,20 +186,13 @@ class Link:
             sent = renumbered(msg, self._next_seq())
             frame = encode(sent)
             if track and not isinstance(sent, Heartbeat):
-                pending = _Pending(sent, on_reply, threading.Event() if waited else _Answered())
+                pending = _Pending(sent, on_reply, threading.Event() if waited else Answered())
                 with self._plock:
                     self._pending[sent.seq] = pending
                     while len(self._pending) > _MAX_PENDING:
                         self._pending.popitem(last=False)
-            if self.mute:
-                return sent, pending
-            try:
-                self.port.write(frame)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                self._connection_lost(exc)
-                raise LinkError(f"link to {self.url} lost: {exc}") from None
-            self.tx_frames += 1
-            self.last_tx = time.monotonic()
+            if not self.mute:
+                self._port_write(frame)
         return sent, pending
 
     def write_urgent(self, msg: Message) -> Message:
@@ -308,14 +207,8 @@ class Link:
             with self._plock:
                 self._pending[sent.seq] = _Pending(sent)
             if not self.mute:
-                try:
-                    _discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
-                    self.port.write(b"\x00" + encode(sent))
-                except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                    self._connection_lost(exc)
-                    raise LinkError(f"link to {self.url} lost: {exc}") from None
-                self.tx_frames += 1
-                self.last_tx = time.monotonic()
+                discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
+                self._port_write(b"\x00" + encode(sent))
         return sent
 
     def request(self, msg: Message, timeout: float = 1.0) -> Message:
@@ -336,7 +229,7 @@ class Link:
             sent, pending = self._send(msg, None, True, waited=True)
             assert pending is not None
             with self.waiting():
-                answered = self._await(sent, pending, deadline)
+                answered = await_answer(self, sent, pending, deadline)
             if not answered:
                 with self._plock:
                     self._pending.pop(sent.seq, None)
@@ -360,97 +253,58 @@ class Link:
                 self.hello(timeout=max(0.05, deadline - time.monotonic()), retries=0)
                 continue
             if isinstance(reply, Nak):
-                raise CommandRejected(wire_name(type(msg)), _reason(reply.reason), reply.detail)
+                raise CommandRejected(wire_name(type(msg)), reason_name(reply.reason), reply.detail)
             assert reply is not None
             return reply
 
-    def _await(self, sent: Message, pending: _Pending, deadline: float) -> bool:
-        """Wait for the answer to ``sent``, writing the same frame again while none comes."""
-        frame = encode(sent)
-        done = pending.done
-        assert isinstance(done, threading.Event)  # _send(waited=True)
-        since_s, since_ms = time.monotonic(), self.device_ms
-        while True:
-            now = time.monotonic()
-            if done.wait(max(0.0, min(0.02, deadline - now))):
-                return True
-            now = time.monotonic()
-            if now >= deadline or self.lost is not None:
-                return False
-            late_ms = (
-                since_ms is not None
-                and self.device_ms is not None
-                and (self.device_ms - since_ms >= COMMAND_RETRY_DEVICE_MS)
-            )
-            if now - since_s >= COMMAND_RETRY_S or late_ms:
-                since_s, since_ms = now, self.device_ms
-                pending.attempts += 1
-                self.commands_resent += 1
-                log.info("%s seq %d: no answer yet, sent again", type(sent).__name__, sent.seq)
-                self._write(frame)
-
-    def _write(self, frame: bytes) -> None:
+    def write_again(self, frame: bytes) -> None:
         """Write a frame already encoded (a retransmission); LinkError when the port is gone."""
         with self._wlock:
             if self.lost is not None or self._closing:
                 raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
-            if self.mute:
-                return
-            try:
-                self.port.write(frame)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                self._connection_lost(exc)
-                raise LinkError(f"link to {self.url} lost: {exc}") from None
-            self.tx_frames += 1
-            self.last_tx = time.monotonic()
+            if not self.mute:
+                self._port_write(frame)
+
+    def _port_write(self, frame: bytes) -> None:
+        """Put ``frame`` on the port (the caller holds the write lock); LinkError when the port
+        is gone. Counts frames and the longest silence while output could be live (real time)."""
+        try:
+            self.port.write(frame)
+        except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            self._connection_lost(exc)
+            raise LinkError(f"link to {self.url} lost: {exc}") from None
+        now = time.monotonic()
+        if self._keepalive is not None and self.heap.live:
+            self.tx_gap_max_s = max(self.tx_gap_max_s, now - self.last_tx)
+        self.tx_frames += 1
+        self.last_tx = now
 
     # --- keep-alive (its own thread) ---------------------------------------------------------
-    def start_keepalive(self, interval_s: float) -> None:
+    def start_keepalive(self, interval_s: float, *, realtime: bool = True) -> None:
         """HEARTBEAT whenever nothing was written for ``interval_s`` of host time, from a thread
         of its own: the device watchdog never depends on the reader thread, the telemetry
         handling or a UI keeping up. Not on a virtual-clock simulator (host time means nothing
-        to it; the telemetry-paced heartbeat of the DeviceMirror feeds it)."""
+        to it; the telemetry-paced heartbeat of the DeviceMirror feeds it).
+
+        ``realtime``: the keep-alive and reader threads ask for SCHED_RR (threadpriority), so
+        that a busy PC's scheduler does not hold the whole host silent past the watchdog; where
+        that is not allowed they run as before and ``priority`` says why."""
         if self._keepalive is not None or getattr(self.port, "virtual", False) is True:
             return
-        self._keepalive = threading.Thread(
-            target=self._keep_alive, args=(interval_s,), name="stimctl-keepalive", daemon=True
-        )
+        if realtime:
+            self.priority = favour_link_threads(self.reader.native_id)
+        self.last_tx = time.monotonic()
+        granted = realtime and not self.priority.startswith(NORMAL)
+        self._keepalive = KeepAlive(self, interval_s, realtime=granted)
         self._keepalive.start()
 
     @property
     def keepalive_running(self) -> bool:
         return self._keepalive is not None and self._keepalive.is_alive()
 
-    def _keep_alive(self, interval_s: float) -> None:
-        tick = max(0.001, interval_s / 4)
-        while not self._stop_keepalive.wait(tick):
-            if not self.is_open:
-                return
-            if time.monotonic() - self.last_tx >= interval_s:
-                with contextlib.suppress(LinkError):
-                    self.send(Heartbeat(), track=False)
-            self.probe_if_silent()
-
     def probe_if_silent(self, after_s: float = PROBE_SILENCE_S) -> bool:
-        """HELLO when no TELEMETRY came for ``after_s``, and again every ``after_s`` until one
-        comes: a device that rebooted, or that ended an idle session the host had left silent,
-        sends no telemetry (it still answers HEARTBEAT) until it hears HELLO (allowed in every
-        state; it changes no state), and a probe may be lost too. True if one was sent."""
-        if not self.device_can_speak or not self.is_open:
-            return False
-        now = time.monotonic()
-        if now - self.last_telemetry <= after_s:
-            return False
-        probed = self.probed_at
-        if probed is not None and probed > self.last_telemetry and now - probed < after_s:
-            return False
-        with contextlib.suppress(LinkError):
-            self.send(Hello(protocol_version=PROTOCOL_VERSION), track=False)
-            self.probes += 1
-            self.unanswered_probes += 1
-            self.probed_at = now
-            return True
-        return False
+        """HELLO while the device sends no TELEMETRY (keepalive.probe); True if one was sent."""
+        return probe(self, after_s)
 
     def hello(self, timeout: float = 2.0, retries: int = 2) -> DeviceInfo:
         """Handshake: HELLO, answered by DEVICE_INFO; ProtocolMismatch on version/hash drift."""
@@ -460,7 +314,7 @@ class Link:
             self._hello = pending
         try:
             with self.waiting():
-                self._handshake(pending, time.monotonic() + budget)
+                handshake(self, pending, time.monotonic() + budget)
         finally:
             with self._plock:
                 self._hello = None
@@ -476,7 +330,7 @@ class Link:
             )
         if isinstance(info, Nak):
             raise ProtocolMismatch(
-                f"device refused HELLO ({_reason(info.reason)}): host speaks protocol version"
+                f"device refused HELLO ({reason_name(info.reason)}): host speaks protocol version"
                 f" {PROTOCOL_VERSION}"
             )
         assert isinstance(info, DeviceInfo)
@@ -498,29 +352,6 @@ class Link:
             )
         return info
 
-    def _handshake(self, pending: _Pending, deadline: float) -> None:
-        """HELLO until DEVICE_INFO (or a refusal) comes: again, each time with a new seq, every
-        HELLO_RETRY_MS of host time (before a session there is no device clock; this is shorter
-        than any watchdog a device may have, so a session opened by a HELLO whose DEVICE_INFO
-        was lost does not end before the next HELLO), or COMMAND_RETRY_DEVICE_MS of device time
-        while TELEMETRY flows (a re-handshake). HELLO changes no device state."""
-        self.send(pending.msg, track=False)
-        since_s, since_ms = time.monotonic(), self.device_ms
-        while not pending.done.wait(max(0.0, min(0.02, deadline - time.monotonic()))):
-            now = time.monotonic()
-            if now >= deadline or self.lost is not None:
-                return
-            late_ms = (
-                since_ms is not None
-                and self.device_ms is not None
-                and (self.device_ms - since_ms >= COMMAND_RETRY_DEVICE_MS)
-            )
-            if now - since_s >= HELLO_RETRY_MS / 1000 or late_ms:
-                since_s, since_ms = now, self.device_ms
-                pending.attempts += 1
-                with contextlib.suppress(LinkError):
-                    self.send(pending.msg, track=False)
-
     # --- reading (reader thread) -------------------------------------------------------------
     def _on_item(self, item: Message | Invalid) -> None:
         self.last_rx = time.monotonic()
@@ -528,6 +359,8 @@ class Link:
             self.device_ms = item.time_ms
             self.last_telemetry = self.last_rx
             self.unanswered_probes = 0
+            if self._keepalive is not None:  # real time: see heapfreeze
+                self.heap.device_state(item.state)
             self._on_message(item)
             return
         if isinstance(item, Invalid):
@@ -602,56 +435,11 @@ class Link:
     def close(self) -> None:
         """Stop the reader and close the port (idempotent; never raises)."""
         self._closing = True
-        self._stop_keepalive.set()
+        if self._keepalive is not None:
+            self._keepalive.stop()
+        self.heap.thaw()
         self.reader.stop()
         if threading.current_thread() is not self.reader:
             self.reader.join(timeout=1.0)
         with contextlib.suppress(Exception):
             self.port.close()
-
-
-def _time_gate(
-    port: serial.SerialBase,
-) -> Callable[[], contextlib.AbstractContextManager[object]] | None:
-    """A lock-step simulator's ``host_waiting`` (looked up on the class: mocks invent
-    attributes); None for every other port."""
-    hook = getattr(type(port), "host_waiting", None)
-    if not callable(hook) or getattr(port, "lockstep", False) is not True:
-        return None
-    return lambda: hook(port)
-
-
-def _time_hold(port: serial.SerialBase) -> tuple[Callable[[], None], Callable[[], None]] | None:
-    """A lock-step simulator's ``hold_time`` and ``release_time``; None for every other port."""
-    hold = getattr(type(port), "hold_time", None)
-    release = getattr(type(port), "release_time", None)
-    if not callable(hold) or not callable(release) or _time_gate(port) is None:
-        return None
-    return lambda: hold(port), lambda: release(port)
-
-
-def _nothing() -> None:
-    pass
-
-
-def _discard_pending_output(port: serial.SerialBase) -> None:
-    """Drop what the OS still holds for a local serial port (tcflush TCOFLUSH): at 115200 baud a
-    kernel buffer of BLOCKs is hundreds of ms of wire time. Network ports (rfc2217:// would wait
-    for the server's purge acknowledgement) and simulated ones are left alone."""
-    if isinstance(port, serial.Serial):
-        with contextlib.suppress(serial.SerialException, OSError):
-            port.reset_output_buffer()
-
-
-def hand_over() -> None:
-    """After waking a thread that waits for the device: let it run now, not after the
-    interpreter's switch interval (5 ms). It answers sooner, and on the lock-step simulator it
-    stops device time sooner (about 1 ms of device time after an answer, not about 1 s)."""
-    time.sleep(0)
-
-
-def _reason(code: int) -> str:
-    try:
-        return NakReason(code).name
-    except ValueError:
-        return f"reason {code}"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 
 from stimctl.host.arming import channel_mask, impedance_readings
-from stimctl.host.errors import LinkError, StimctlError
+from stimctl.host.errors import CommandRejected, LinkError, StimctlError
 from stimctl.host.link import Link, hand_over
 from stimctl.host.session import Session
 from stimctl.host.snapshots import status_of, telemetry_line
@@ -155,10 +155,20 @@ class DeviceMirror:
         result lost on the link costs another check: asked again when none has come
         IMPEDANCE_RESULT_WAIT_MS of device time (or IMPEDANCE_RESULT_WAIT_S) after the ACK."""
         deadline = time.monotonic() + timeout
+        self._impedance_done.clear()
+        self._impedance = None
+        asked = False
         while True:
-            self._impedance_done.clear()
-            self._impedance = None
-            self._ctx.commander.command(link, msg, timeout=max(0.05, deadline - time.monotonic()))
+            try:
+                self._ctx.commander.command(
+                    link, msg, timeout=max(0.05, deadline - time.monotonic())
+                )
+            except CommandRejected as exc:
+                # Asked again while the device still measures (telemetry that came in a burst
+                # made device time jump): its first result is on the way, so wait for that.
+                if not asked or exc.reason != "BAD_STATE":
+                    raise
+            asked = True
             since_s, since_ms = time.monotonic(), link.device_ms
             while not self._impedance_done.wait(min(0.02, max(0.0, deadline - time.monotonic()))):
                 now = time.monotonic()

@@ -99,6 +99,8 @@ def summary_line(session: Session) -> dict[str, Any] | None:
             "frame_errors": link.frame_errors if link is not None else 0,
             "sessions_reopened": link.sessions_reopened if link is not None else 0,
             "hello_probes": link.probes if link is not None else 0,
+            "tx_gap_max_ms": round(link.tx_gap_max_s * 1000, 1) if link is not None else 0.0,
+            "priority": link.priority if link is not None else "",
         },
     }  # fmt: skip
 
