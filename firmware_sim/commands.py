@@ -77,6 +77,11 @@ def remember(dev: DeviceCore, item: Message | Invalid, type_code: int, answer: A
         dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
 
+def rx_name(item: Message | Invalid, type_code: int) -> str:
+    """A received frame's name in the trace: its message class, or its type code."""
+    return CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
+
+
 def is_estop(item: Message | Invalid) -> bool:
     """ESTOP is obeyed from any CRC-valid frame of its type, whatever its version field or payload
     length: a stop must never be refused for its form (docs/PROTOCOL.md, "Commands and answers")."""
@@ -104,6 +109,16 @@ def dispatch(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer
         return refused, int(dev.state)
     handler = _HANDLERS.get(type(item))
     return handler(dev, item) if handler is not None else None
+
+
+def block(dev: DeviceCore, msg: Block) -> Answer:
+    """``dispatch`` for a BLOCK (the stream's frame, 50 a second): the same checks in order."""
+    if not dev.session_open:
+        return NakReason.NO_SESSION, 0
+    refused = dev.interlock.admit(Block.TYPE)
+    if refused is not None:
+        return refused, int(dev.state)
+    return _block(dev, msg)
 
 
 def _violation(dev: DeviceCore, err: LimitError) -> Answer:

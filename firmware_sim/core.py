@@ -33,6 +33,7 @@ class DeviceCore(Protocol):
     ticks_per_ms: int
     tick_us: int
     watchdog_ticks: int
+    telemetry_ticks: int
     tick_count: int
     link: LinkFaults
     trace: TraceWriter

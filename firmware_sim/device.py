@@ -18,10 +18,10 @@ from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
-    CATALOGUE,
     GAIN_UNITY,
     SEQ_MODULO,
     Ack,
+    Block,
     Fault,
     FaultEvent,
     FrameDecoder,
@@ -120,9 +120,8 @@ class Device:
             out = bytes(self._tx)
             self._tx.clear()
             return out
-        n = size
-        out = bytes(self._tx[:n])
-        del self._tx[:n]
+        out = bytes(self._tx[:size])
+        del self._tx[:size]
         return out
 
     def tick(self) -> None:
@@ -182,17 +181,18 @@ class Device:
         early (True) at the first tick after which bytes are waiting to be read."""
         end = self.tick_count + ticks
         by_tick = self.config.tick_by_tick
+        put = None if until_output or self.link.delay_ms else self._put  # telemetry in bulk
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
             if not by_tick:
-                quiet = quiet_horizon(self)
+                left = end - self.tick_count
+                quiet = quiet_horizon(self, put is None, left)
                 if quiet > 0:
-                    left = end - self.tick_count
                     if quiet >= left:
-                        run_quiet(self, left)
+                        run_quiet(self, left, put)
                         break
-                    run_quiet(self, quiet)  # the next tick holds the event that ends the stretch
+                    run_quiet(self, quiet, put)  # the next tick holds the event ending the run
             self.tick()
         return bool(self._tx)
 
@@ -292,8 +292,9 @@ class Device:
                 return
         stage.pulse(now - 1, 1)
         fifo = self.fifo
-        fifo.elapsed += 1
-        if fifo.remaining <= 0:
+        fifo.elapsed = elapsed = fifo.elapsed + 1
+        current = fifo.current
+        if current is None or elapsed >= current.duration_ms * self.ticks_per_ms:  # remaining
             self._next_block()
 
     def _next_block(self) -> None:
@@ -413,33 +414,37 @@ class Device:
         self.counters["frames_rx"] += 1
         type_code = item.TYPE if isinstance(item, Message) else item.type_code
         if self.trace.enabled:
-            name = (
-                CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"
-            )
-            self.trace.write("rx", type=name, seq=item.seq)
-        self._in_command = True
-        try:
-            repeated = commands.repeated(self, item, type_code)
-            if repeated is not None:
-                answer = repeated[0]  # a retransmission: answered again, not acted on again
-            elif isinstance(item, Hello):
-                answer = commands.hello(self, item)
-            else:
-                answer = commands.dispatch(self, item, type_code)
-                commands.remember(self, item, type_code, answer)
-            if answer is not None:
-                self.counters["naks"] += 1
-                self.send(Nak(seq=self.next_seq(), ack_seq=item.seq, ack_type=type_code & 0xFF,
-                               reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip
-            elif not isinstance(item, Hello):
-                ack = _ACK.pack(item.seq, type_code)
-                self._put(encode_payload(Ack.TYPE, self.next_seq(), ack))
-        finally:
-            self._in_command = False
-        if self._deferred:
-            deferred, self._deferred = self._deferred, []
-            for msg in deferred:
-                self.send(replace(msg, seq=self.next_seq()))
+            self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
+        if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
+            self._answer(item.seq, type_code, commands.block(self, item))
+        else:
+            self._in_command = True
+            try:
+                repeated = commands.repeated(self, item, type_code)
+                if repeated is not None:
+                    answer = repeated[0]  # a retransmission: answered again, not acted on again
+                elif isinstance(item, Hello):
+                    answer = commands.hello(self, item)
+                else:
+                    answer = commands.dispatch(self, item, type_code)
+                    commands.remember(self, item, type_code, answer)
+                if answer is not None or not isinstance(item, Hello):
+                    self._answer(item.seq, type_code, answer)
+            finally:
+                self._in_command = False
+            if self._deferred:
+                deferred, self._deferred = self._deferred, []
+                for msg in deferred:
+                    self.send(replace(msg, seq=self.next_seq()))
         if self.pending_violation is not None:
             err, self.pending_violation = self.pending_violation, None
             self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)
+
+    def _answer(self, seq: int, type_code: int, answer: commands.Answer) -> None:
+        """ACK (answer None) or NAK a frame of the host's."""
+        if answer is None:
+            self._put(encode_payload(Ack.TYPE, self.next_seq(), _ACK.pack(seq, type_code)))
+            return
+        self.counters["naks"] += 1
+        self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,
+                      reason=answer[0], detail=answer[1] & 0xFFFFFFFF))  # fmt: skip

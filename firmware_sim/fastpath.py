@@ -14,6 +14,9 @@ Pulses and charge are counted in closed form per run of unchanged settings (outp
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from firmware_sim import reports
 from firmware_sim.core import DeviceCore
 from firmware_sim.faults import spec_tick
 from firmware_sim.output import OutputStage
@@ -22,8 +25,11 @@ from stimctl.protocol import State
 _FOREVER = 1 << 62
 
 
-def quiet_horizon(dev: DeviceCore) -> int:
-    """How many ticks from now can run in bulk: nothing but pulses can happen in them."""
+def quiet_horizon(dev: DeviceCore, telemetry: bool = True, enough: int = _FOREVER) -> int:
+    """How many ticks from now can run in bulk: nothing but pulses can happen in them (with
+    ``telemetry`` False, nothing but pulses and TELEMETRY frames: see ``run_quiet``); looked for
+    no further than ``enough`` ticks. Asked per streamed block: written with plain comparisons,
+    no min() or property calls."""
     if dev.rx_buffer:
         return 0  # bytes to process
     state = dev.interlock.state
@@ -37,16 +43,17 @@ def quiet_horizon(dev: DeviceCore) -> int:
     if stage.drifting and stage.any_output:
         return 0
     now = dev.tick_count
-    event = _FOREVER
+    event = now + enough + 1 if enough < _FOREVER else _FOREVER
     if dev.rx_delayed:
         event = dev.rx_delayed[0][0]
     if dev.tx_delayed and dev.tx_delayed[0][0] < event:
         event = dev.tx_delayed[0][0]
     if dev.session_open:
-        if dev.next_telemetry < event:
-            event = dev.next_telemetry
-        if not dev.interlock.latched and dev.last_rx_tick + dev.watchdog_ticks < event:
-            event = dev.last_rx_tick + dev.watchdog_ticks
+        if (telemetry or stage.drifting) and dev.next_telemetry < event:
+            event = dev.next_telemetry  # (drift runs tick by tick up to each report, as ticks do)
+        silence_ends = dev.last_rx_tick + dev.watchdog_ticks
+        if silence_ends < event and not dev.interlock.latched:
+            event = silence_ends
     if dev.impedance_due is not None and dev.impedance_due[0] < event:
         event = dev.impedance_due[0]
     if dev.scheduled_faults and dev.first_start_tick is not None:
@@ -55,10 +62,16 @@ def quiet_horizon(dev: DeviceCore) -> int:
         if not stage.settled:
             event = min(event, now + next_slew_step(stage))
         # boundaries to blocks of the same settings change nothing: a quiet stretch crosses them
-        unchanged = dev.fifo.unchanged_ticks(event - now)
-        if now + unchanged < event:
-            event = now + unchanged
-    return max(0, event - now - 1)
+        fifo = dev.fifo
+        current = fifo.current
+        if current is None:
+            return 0  # the next tick ends the stream (underrun, last block) or waits for one
+        playing = current.duration_ms * fifo.ticks_per_ms - fifo.elapsed  # fifo.remaining
+        if now + playing < event:
+            unchanged = fifo.unchanged_ticks(event - now)
+            if now + unchanged < event:
+                event = now + unchanged
+    return event - now - 1 if event > now else 0
 
 
 def next_slew_step(stage: OutputStage) -> int:
@@ -77,12 +90,30 @@ def next_slew_step(stage: OutputStage) -> int:
     return soonest
 
 
-def run_quiet(dev: DeviceCore, ticks: int) -> None:
-    """Run ``ticks`` quiet ticks at once: electrode drift, pulses, block time, the tick count."""
+def run_quiet(dev: DeviceCore, ticks: int, put: Callable[[bytes], None] | None = None) -> None:
+    """Run ``ticks`` quiet ticks at once. With ``put`` (the horizon was asked without telemetry),
+    the TELEMETRY frames due in them are put on the link at their ticks: such a tick is a quiet
+    tick and then its report, as in ``Device.tick`` (nothing else is due in it)."""
+    if put is not None and dev.session_open:
+        end = dev.tick_count + ticks
+        while True:
+            due = dev.next_telemetry if dev.next_telemetry > dev.tick_count else dev.tick_count + 1
+            if due > end:
+                break
+            _run_quiet(dev, due - dev.tick_count)
+            dev.next_telemetry = due + dev.telemetry_ticks
+            put(reports.telemetry_frame(dev))
+        ticks = end - dev.tick_count
+    if ticks:
+        _run_quiet(dev, ticks)
+
+
+def _run_quiet(dev: DeviceCore, ticks: int) -> None:
+    """Electrode drift, pulses, block time and the tick count of ``ticks`` quiet ticks."""
     stage = dev.output_stage
     if stage.drifting:
         stage.drift(ticks)
-    if dev.state is State.RUNNING:
+    if dev.interlock.state is State.RUNNING:
         if not stage.settled:
             stage.earn_slew_credit(ticks)
         stage.pulse(dev.tick_count, ticks)

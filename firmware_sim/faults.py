@@ -87,7 +87,7 @@ class LinkFaults:
 
     def apply(self, data: bytes) -> bytes:
         """Drop and flip bytes (delay is the device's job: it holds bytes until due)."""
-        if not self.corrupting or not data:
+        if not (self.drop or self.flip) or not data:  # not corrupting (inlined: every frame)
             return data
         out = bytearray()
         rng = self.rng

@@ -79,11 +79,12 @@ class BlockFifo:
     def play(self, ticks: int) -> None:
         """``ticks`` ticks of playing, across the boundaries of blocks that play on with the same
         settings (``unchanged_ticks``: the caller stays within it)."""
-        self.elapsed += ticks
-        while self.current is not None and self.elapsed >= self.duration_ticks(self.current):
-            carry = self.elapsed - self.duration_ticks(self.current)
-            self.pop()
-            self.elapsed = carry
+        elapsed = self.elapsed + ticks
+        current = self.current
+        while current is not None and elapsed >= current.duration_ms * self.ticks_per_ms:
+            elapsed -= current.duration_ms * self.ticks_per_ms
+            current = self.pop()
+        self.elapsed = elapsed
 
     @property
     def block_index(self) -> int:
@@ -101,7 +102,8 @@ class BlockFifo:
     def duplicate(self, block: Block) -> bool:
         """A block already accepted since ARM (its ACK was lost and the host sent it again):
         ACKed again, never queued twice."""
-        return block.index < self.next_block
+        expected = self.expected
+        return block.index < (expected if expected is not None else self.next_block)
 
     def admit(self, block: Block) -> tuple[NakReason, int] | None:
         """Sequence and capacity checks (limits are checked before this)."""
@@ -109,7 +111,7 @@ class BlockFifo:
             return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
         if len(self.queue) + (self.current is not None) >= self.depth:
             return NakReason.FIFO_FULL, FifoLimit.DEPTH << 16 | min(self.blocks, 0xFFFF)
-        if self.queued_ticks + self.duration_ticks(block) > self.lookahead_ticks:
+        if self.queued_ticks + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
             queued_ms = min(self.queued_ticks // self.ticks_per_ms, 0xFFFF)
             return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
         return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware_sim.limits import HardwareLimits
-from stimctl.protocol import ACC_WRAP, ASYMMETRIC_RECOVERY_RATIO, Fault, Shape
+from stimctl.protocol import ACC_WRAP, ASYMMETRIC_RECOVERY_RATIO, IMPEDANCE_OPEN, Fault, Shape
 
 OPEN_CIRCUIT_OHM = 10_000_000  # what an injected open electrode looks like
 
@@ -240,16 +240,21 @@ class OutputStage:
             self.count_pulses()
         self._run0, self._run = tick0, ticks
 
-    def pulse_counts(self) -> list[int]:
-        """Each channel's pulse count up to the last tick played, the uncounted run included
-        without counting it (its charge and log wait): what telemetry reports 50 times a second."""
+    def telemetry_records(self, values: list[int]) -> None:
+        """Append each channel's TELEMETRY record (target, measured, impedance, pulses) to
+        ``values``, capped to their fields (50 of these a second). Pulses up to the last tick
+        played, the uncounted run included without counting it (its charge and log wait)."""
         run = self._run
-        if not run:
-            return [ch.pulses for ch in self._chans]
-        return [
-            ch.pulses + (ch.acc + ch.increment * run) // ACC_WRAP if ch.delivered_ua else ch.pulses
-            for ch in self._chans
-        ]
+        for ch in self._chans:
+            ua = ch.delivered_ua
+            pulses = ch.pulses
+            if run and ua:
+                pulses += (ch.acc + ch.increment * run) // ACC_WRAP
+            measured = ch.measured_ua if ch.overcurrent else ua
+            ohm = ch.impedance_ohm  # >= 0
+            values += (ch.target_ua, measured if measured < 0xFFFF else 0xFFFF,
+                       int(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN,
+                       pulses & 0xFFFFFFFF)  # fmt: skip
 
     def count_pulses(self) -> None:
         """Count the pulses and charge of the ticks played but not counted yet."""

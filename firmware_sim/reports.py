@@ -8,7 +8,7 @@ from typing import Any
 from firmware_sim.clock import RealClock
 from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
-from stimctl.protocol import IMPEDANCE_OPEN, ChannelImpedance, ImpedanceResult, Telemetry
+from stimctl.protocol import ChannelImpedance, ImpedanceResult, Telemetry
 from stimctl.protocol.framing import encode_payload
 from stimctl.protocol.payload import record_structs
 
@@ -30,21 +30,26 @@ def _telemetry_struct(channels: int) -> struct.Struct:
 
 def telemetry_frame(dev: DeviceCore) -> bytes:
     """One TELEMETRY frame, packed from the device's state without building message objects
-    (50 of them a second); takes the next device sequence number."""
-    stage = dev.output_stage
-    chans = stage.outputs
-    pulses = stage.pulse_counts()
+    (50 of them a second); takes the next device sequence number. The FIFO's and channels'
+    figures are read from their fields here (the hot path of a streamed session)."""
     fifo = dev.fifo
     interlock = dev.interlock
+    tpm = dev.ticks_per_ms
+    current = fifo.current
+    if current is None:
+        blocks, queued = len(fifo.queue), fifo.queued_ms
+        index = fifo.last_index if fifo.last_index is not None else 0
+    else:
+        blocks, index = len(fifo.queue) + 1, current.index
+        queued = fifo.queued_ms + current.duration_ms - -(-fifo.elapsed // tpm)
+    channels = dev.config.channels
     values: list[int] = [
         dev.uptime_ms(), interlock.state, interlock.fault, interlock.fault_channel,
-        min(fifo.blocks, 255), min(fifo.queued_ticks // dev.ticks_per_ms, 0xFFFF),
-        fifo.block_index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, len(chans),
+        blocks if blocks < 255 else 255, queued if queued < 0xFFFF else 0xFFFF,
+        index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, channels,
     ]  # fmt: skip
-    for ch, count in zip(chans, pulses, strict=True):
-        values += (ch.target_ua, min(ch.measured_ua, 0xFFFF),
-                   min(int(ch.impedance_ohm), IMPEDANCE_OPEN), count & 0xFFFFFFFF)  # fmt: skip
-    payload = _telemetry_struct(len(chans)).pack(*values)
+    dev.output_stage.telemetry_records(values)
+    payload = _telemetry_struct(channels).pack(*values)
     return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
 
 
