@@ -18,12 +18,16 @@ from stimctl.protocol import (
     Block,
     ChannelSetting,
     ChannelTelemetry,
+    FrameDecoder,
     Message,
     Nak,
     NakReason,
     State,
     Telemetry,
+    encode,
+    renumbered,
 )
+from stimctl.protocol.framing import encode_payload
 from stimctl.rules.profile import load_profile
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
@@ -50,23 +54,25 @@ def _reference_block(s: Schedule, index: int, device_channels: int) -> Block:
 
 
 class _FakeLink:
-    """Numbers what the streamer writes and keeps each frame with its answer callback."""
+    """Numbers what the streamer writes (packed, as ``Link.send_packed``), decodes each frame
+    with the codec and keeps it with its answer callback."""
 
     def __init__(self) -> None:
         self.seq = 0
         self.sent: list[tuple[Block, object]] = []
 
-    def send(self, msg: Message, on_reply: object) -> Message:
-        assert isinstance(msg, Block)
+    def send_packed(self, type_code: int, payload: bytes, on_answer: object, tag: int) -> int:
         self.seq += 1
-        sent = Block(seq=self.seq, index=msg.index, duration_ms=msg.duration_ms,
-                     flags=msg.flags, channels=msg.channels)  # fmt: skip
-        self.sent.append((sent, on_reply))
-        return sent
+        frame = encode_payload(type_code, self.seq, payload)
+        (sent,) = FrameDecoder().feed(frame)
+        assert isinstance(sent, Block) and sent.index == tag
+        assert frame == encode(sent)  # the bytes encode() makes of the same message
+        self.sent.append((sent, on_answer))
+        return self.seq
 
 
 def _streamer(s: Schedule, link: _FakeLink, channels: int = 4) -> Streamer:
-    return Streamer(s, channels, link.send, lambda block: None, target_ms=200,
+    return Streamer(s, channels, link.send_packed, lambda index, channels: None, target_ms=200,
                     max_lookahead_ms=250, fifo_depth=16)  # fmt: skip
 
 
@@ -79,6 +85,20 @@ def test_every_block_of_the_library_is_the_schedule_row_in_any_order(path: Path)
     order = [*range(0, min(n, 700)), *range(n - 1, max(-1, n - 700), -1), *range(0, n, 97)]
     for index in order:
         assert streamer.block(index) == _reference_block(s, index, 4), index
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.stem)
+def test_the_frames_written_packed_are_the_schedule_rows_encoded(path: Path) -> None:
+    s = _schedule(path)
+    link = _FakeLink()
+    streamer = _streamer(s, link, channels=4)
+    streamer.prime()
+    streamer.started(0)
+    for now in range(20, 20 * 400, 20):  # the device takes everything written so far
+        streamer.on_telemetry(_telemetry(now, 0, 0, streamer.next_index), now)
+    assert len(link.sent) >= min(s.n_blocks, 300)
+    for sent, _ in link.sent:
+        assert sent == renumbered(_reference_block(s, sent.index, 4), sent.seq), sent.index
 
 
 def test_blocks_with_the_same_settings_share_one_channel_tuple_and_others_do_not() -> None:
@@ -144,7 +164,7 @@ def test_lookahead_in_flight_is_the_sum_over_the_blocks_in_flight_after_any_answ
                 reason = NakReason.FIFO_FULL if kind == "fifo_full" else NakReason.BLOCK_SEQUENCE
                 detail = max(0, block.index - 1) if kind == "sequence" else 0
                 reply = Nak(ack_seq=block.seq, ack_type=Block.TYPE, reason=reason, detail=detail)
-            on_reply(block, reply)  # type: ignore[operator]
+            on_reply(block.index, block.seq, reply)  # type: ignore[operator]
         in_flight = sum(f.duration_ms for f in streamer._unacked.values())
         assert streamer.lookahead_ms() == fifo_ms + in_flight
         assert all(i < streamer.next_index for i in streamer._unacked)
