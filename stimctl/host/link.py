@@ -350,26 +350,6 @@ class Link:
                 self.heap.device_state(item.state)
             self._on_message(item)
             return
-        if isinstance(item, Invalid):
-            if item.version != PROTOCOL_VERSION:
-                with self._plock:
-                    hello = self._hello
-                if hello is not None and not hello.done.is_set():
-                    hello.error = ProtocolMismatch(
-                        f"protocol version mismatch: device frames carry version {item.version},"
-                        f" host speaks {PROTOCOL_VERSION}"
-                    )
-                    hello.done.set()
-            return
-        if isinstance(item, DeviceInfo):
-            with self._plock:
-                hello = self._hello
-            if hello is not None:
-                hello.reply = item
-                hello.done.set()
-                hand_over()
-            self._on_message(item)
-            return
         if isinstance(item, (Ack, Nak)):  # (a tuple: ``Ack | Nak`` builds a Union per call)
             with self._plock:
                 pending = self._pending.pop(item.ack_seq, None)
@@ -393,6 +373,26 @@ class Link:
                     pending.on_reply(pending.msg, item)
                     return
                 hand_over()  # a request() may be waiting for this answer
+            self._on_message(item)
+            return
+        if isinstance(item, Invalid):
+            if item.version != PROTOCOL_VERSION:
+                with self._plock:
+                    hello = self._hello
+                if hello is not None and not hello.done.is_set():
+                    hello.error = ProtocolMismatch(
+                        f"protocol version mismatch: device frames carry version {item.version},"
+                        f" host speaks {PROTOCOL_VERSION}"
+                    )
+                    hello.done.set()
+            return
+        if isinstance(item, DeviceInfo):
+            with self._plock:
+                hello = self._hello
+            if hello is not None:
+                hello.reply = item
+                hello.done.set()
+                hand_over()
             self._on_message(item)
             return
         self._on_message(item)

@@ -289,7 +289,8 @@ class DeviceMirror:
             if isinstance(msg, Telemetry):
                 notify = bool(self._telemetry_waiters)
                 self._on_telemetry(msg)
-                self._hand_to_waiters()
+                if notify:
+                    self._hand_to_waiters()
                 if self._ctx.journal.subscribers.wanted("telemetry"):
                     status = status_of(session)
             elif isinstance(msg, StateEvent):
@@ -325,7 +326,8 @@ class DeviceMirror:
         session = self._session
         session.count_telemetry(tel)
         state = _state(tel.state)
-        session.device_reported(state, tel.time_ms)
+        if state is not session.device_state:  # (most frames: no move, no call)
+            session.device_reported(state, tel.time_ms)
         if state in (State.FAULT, State.ESTOP):
             session.device_latched()
             if self._ctx.interlock.fault is None:

@@ -444,6 +444,7 @@ def _no_blocks(index: int) -> int:
 
 
 def _pulse_widths(schedule: Schedule) -> Callable[[int], int]:
-    """Block index -> the schedule's pulse width (us) there; past the end, the last block's."""
-    item, last = schedule.pulse_width_us.item, schedule.n_blocks - 1
-    return (lambda i: item(i if i < last else last)) if last >= 0 else _no_blocks
+    """Block index -> the schedule's pulse width (us) there; past the end, the last block's
+    (plain ints: looked up at every telemetry frame)."""
+    widths, last = schedule.pulse_width_us.tolist(), schedule.n_blocks - 1
+    return (lambda i: widths[i if i < last else last]) if last >= 0 else _no_blocks

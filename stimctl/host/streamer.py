@@ -235,10 +235,11 @@ class Streamer:
 
     def _fill(self, device_now_ms: float | None) -> int:
         written = 0
-        while not self.halted and self.next_index < self._n_blocks:
+        unacked, stats, n_blocks = self._unacked, self.stats, self._n_blocks
+        while not self.halted and self.next_index < n_blocks:
             if self._device_fifo_ms + self._unacked_ms >= self.target_ms:
                 break
-            if self._device_fifo_blocks + len(self._unacked) >= self.max_blocks:
+            if self._device_fifo_blocks + len(unacked) >= self.max_blocks:
                 break
             index = self.next_index
             row = self._row(index)
@@ -249,20 +250,21 @@ class Streamer:
                 self._on_error("HOST_LIMIT", refusal)
                 break
             duration = row.duration_ms
-            if self._running and device_now_ms is not None and self._dry_at_ms is not None:
-                if device_now_ms > self._dry_at_ms:
-                    self.stats.late += 1
-                self._dry_at_ms = max(self._dry_at_ms, device_now_ms) + duration
+            dry_at = self._dry_at_ms
+            if self._running and device_now_ms is not None and dry_at is not None:
+                if device_now_ms > dry_at:
+                    stats.late += 1
+                self._dry_at_ms = (dry_at if dry_at >= device_now_ms else device_now_ms) + duration
             flight = _InFlight(duration, self._now_ms)
-            replaced = self._unacked.get(index)
-            self._unacked[index] = flight
+            replaced = unacked.get(index)
+            unacked[index] = flight
             self._unacked_ms += duration - (replaced.duration_ms if replaced else 0)
             self.next_index = index + 1
             if index < self._high:
-                self.stats.resent += 1
+                stats.resent += 1
             else:
                 self._high = index + 1
-                self.stats.sent += 1
+                stats.sent += 1
             written += 1
             try:
                 payload = _BLOCK.pack(index, duration, BLOCK_FLAG_LAST if row.last else 0)
