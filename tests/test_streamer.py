@@ -4,8 +4,10 @@ cheap, and still the same frames and the same pacing)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -112,6 +114,16 @@ def test_blocks_with_the_same_settings_share_one_channel_tuple_and_others_do_not
                                                         c.pulse_width_us))  # fmt: skip
         assert by_settings.setdefault(key, block.channels) is block.channels
     assert len(by_settings) == 2  # 2 Hz / 600 us and 100 Hz / 200 us
+
+
+def test_a_block_the_wire_cannot_carry_halts_the_stream_with_the_codecs_reason() -> None:
+    s = _schedule(PROFILES / "short-demo.toml")
+    s = dataclasses.replace(s, amplitude_ua=s.amplitude_ua.astype(np.int64) + 70_000)  # > u16
+    link = _FakeLink()
+    streamer = _streamer(s, link)
+    assert streamer.prime() == 1  # counted as written, as any block whose write failed
+    assert link.sent == [] and streamer.halted
+    assert streamer.halt_reason.startswith("write failed: Block: cannot pack")
 
 
 def test_a_block_beyond_the_schedule_is_an_index_error() -> None:

@@ -23,6 +23,7 @@ back by index and seq, and the lookahead in flight is a running sum.
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from stimctl.protocol import (
     Nak,
     NakReason,
     Telemetry,
+    encode,
 )
 from stimctl.protocol.payload import record_structs
 from stimctl.rules.envelope import STREAM_TARGET_MS
@@ -137,7 +139,7 @@ class Streamer:
         self._rows: list[BlockRow] = []  # schedule rows _rows_from.._rows_from + len - 1
         self._rows_from = 0
         # settings row -> its channel records and their packed bytes (count byte first)
-        self._settings: dict[tuple[int, ...], tuple[tuple[ChannelSetting, ...], bytes]] = {}
+        self._settings: dict[tuple[int, ...], tuple[tuple[ChannelSetting, ...], bytes | None]] = {}
 
     # --- queries --------------------------------------------------------------------------
     @property
@@ -267,6 +269,8 @@ class Streamer:
                 stats.sent += 1
             written += 1
             try:
+                if records is None:
+                    encode(self.block(index))  # raises the codec's PayloadError (which field)
                 payload = _BLOCK.pack(index, duration, BLOCK_FLAG_LAST if row.last else 0)
                 flight.seq = self._send(Block.TYPE, payload + records, self._answered, index)
             except Exception as exc:  # link gone: the controller latches LINK_LOST
@@ -285,7 +289,7 @@ class Streamer:
             channels=self._setting(row)[0],
         )
 
-    def _setting(self, row: BlockRow) -> tuple[tuple[ChannelSetting, ...], bytes]:
+    def _setting(self, row: BlockRow) -> tuple[tuple[ChannelSetting, ...], bytes | None]:
         """The channel records of a row's settings (one tuple per distinct settings, as the
         guard keeps its verdicts by it) and those records packed."""
         key = (row.frequency_dhz, row.pulse_width_us, *row.amplitude_ua)
@@ -296,9 +300,13 @@ class Streamer:
                 ChannelSetting(amps[col], freq, pw) if col is not None else ChannelSetting(0, 0, pw)
                 for col in self._columns
             )
-            records = bytes([len(channels)]) + b"".join(
-                _SETTING.pack(c.amplitude_ua, c.frequency_dhz, c.pulse_width_us) for c in channels
-            )
+            try:
+                records: bytes | None = bytes([len(channels)]) + b"".join(
+                    _SETTING.pack(c.amplitude_ua, c.frequency_dhz, c.pulse_width_us)
+                    for c in channels
+                )
+            except struct.error:  # not on the wire: _fill lets the codec say why
+                records = None
             if len(self._settings) >= _SETTINGS_KEPT:
                 self._settings.clear()
             kept = self._settings[key] = (channels, records)
