@@ -354,8 +354,8 @@ class DeviceMirror:
         HEARTBEAT with every telemetry frame after which nothing else was written: paced on
         device time, and with a frame per telemetry period a run of lost telemetry frames must
         be ten long (200 ms) before the watchdog sees silence."""
-        link = self._ctx.connection.open_link()
-        if link is None or link.keepalive_running:
+        link = self._ctx.connection.link  # (open_link(), without its call: once a frame)
+        if link is None or not link.is_open or link.keepalive_running:
             return
         if link.tx_frames == self._hb_frames:
             with contextlib.suppress(LinkError):

@@ -194,14 +194,15 @@ class Streamer:
             self._device_fifo_ms = tel.fifo_ms
             self._device_fifo_blocks = tel.fifo_blocks
             self._accept(tel.next_block)
-            overdue = []
-            for index, flight in self._unacked.items():
-                if flight.sent_ms is None:
-                    flight.sent_ms = device_now_ms
-                elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
-                    overdue.append(index)
-            if overdue:  # lost on the way (or its NAK was): again from the first it lacks
-                self._go_back(min(overdue))
+            if self._unacked:  # (mostly none: each block's ACK came before this frame)
+                overdue = []
+                for index, flight in self._unacked.items():
+                    if flight.sent_ms is None:
+                        flight.sent_ms = device_now_ms
+                    elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
+                        overdue.append(index)
+                if overdue:  # lost on the way (or its NAK was): again from the first it lacks
+                    self._go_back(min(overdue))
             if self._running:
                 self._dry_at_ms = tel.time_ms + self._device_fifo_ms + self._unacked_ms
                 empty = tel.fifo_blocks == 0 and not self.all_sent
