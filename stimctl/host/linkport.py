@@ -54,8 +54,9 @@ class FrameProtocol:
         self._on_lost = on_lost
 
     def data_received(self, data: bytes) -> None:
+        on_item = self._on_item
         for item in self.decoder.feed(data):
-            self._on_item(item)
+            on_item(item)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._on_lost(exc)

@@ -326,21 +326,23 @@ class Streamer:
 
     def _answered(self, index: int, seq: int, reply: Message | None) -> None:
         """ACK/NAK of block ``index`` written as frame ``seq`` (reader thread)."""
-        self._answer(index, seq, reply)
+        if isinstance(reply, Ack):  # in order only: the device has every block up to it
+            with self.lock:
+                self.stats.acked += 1
+                self._accept(index + 1)
+        else:
+            self._answer(index, seq, reply)
         if self._waiters:
             hand_over()  # a START waits for this: let it run before device time runs on
 
     def _answer(self, index: int, seq: int, reply: Message | None) -> None:
+        """No answer (link lost: None) or a NAK."""
         with self.lock:
             flight = self._unacked.get(index)
             current = flight is not None and flight.seq in (-1, seq)
             if reply is None:
                 if current:
                     self._forget(index)
-                return
-            if isinstance(reply, Ack):  # in order only: the device has every block up to it
-                self.stats.acked += 1
-                self._accept(index + 1)
                 return
             if not isinstance(reply, Nak):
                 return
