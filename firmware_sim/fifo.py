@@ -46,10 +46,10 @@ class BlockFifo:
     @property
     def queued_ticks(self) -> int:
         """Remaining time of the playing block plus every queued block."""
-        total = self.queued_ms * self.ticks_per_ms
-        if self.current is not None:
-            total += self.duration_ticks(self.current) - self.elapsed
-        return total
+        current = self.current
+        if current is None:
+            return self.queued_ms * self.ticks_per_ms
+        return (self.queued_ms + current.duration_ms) * self.ticks_per_ms - self.elapsed
 
     @property
     def blocks(self) -> int:
@@ -69,7 +69,7 @@ class BlockFifo:
         current = self.current
         if current is None:
             return 0
-        ticks = self.duration_ticks(current) - self.elapsed
+        ticks = current.duration_ms * self.ticks_per_ms - self.elapsed  # duration_ticks, inlined
         for block in self.queue:
             if ticks >= enough or not same_settings(current, block):
                 break

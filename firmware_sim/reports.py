@@ -43,13 +43,16 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
         blocks, index = len(fifo.queue) + 1, current.index
         queued = fifo.queued_ms + current.duration_ms - -(-fifo.elapsed // tpm)
     channels = dev.config.channels
+    next_block = fifo.expected  # fifo.next_block, inlined
+    if next_block is None:
+        next_block = (fifo.last_index if fifo.last_index is not None else -1) + 1
     values: list[int] = [
         dev.uptime_ms(), interlock.state, interlock.fault, interlock.fault_channel,
         blocks if blocks < 255 else 255, queued if queued < 0xFFFF else 0xFFFF,
-        index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, channels,
+        index & 0xFFFFFFFF, next_block & 0xFFFFFFFF, channels,
     ]  # fmt: skip
     dev.output_stage.telemetry_records(values)
-    payload = _telemetry_struct(channels).pack(*values)
+    payload = (_TELEMETRY_WITH.get(channels) or _telemetry_struct(channels)).pack(*values)
     return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
 
 
