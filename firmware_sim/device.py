@@ -187,7 +187,7 @@ class Device:
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            if not by_tick:
+            if not by_tick and not self.rx_buffer:  # bytes to handle: the next tick is no quiet one
                 left = end - self.tick_count
                 quiet = quiet_horizon(self, put is None, left)
                 if quiet > 0:
@@ -391,7 +391,7 @@ class Device:
 
     def _handle(self, item: Message | Invalid, now: int) -> None:
         self.last_rx_tick = now
-        self.last_rx_ms = self.time_ms
+        self.last_rx_ms = self.tick_count * self.tick_us // 1000  # time_ms, inlined
         self.counters["frames_rx"] += 1
         type_code = item.TYPE if isinstance(item, Message) else item.type_code
         if self.trace.enabled:

@@ -70,8 +70,9 @@ class BlockFifo:
         if current is None:
             return 0
         ticks = current.duration_ms * self.ticks_per_ms - self.elapsed  # duration_ticks, inlined
-        for block in self.queue:
-            if ticks >= enough or not same_settings(current, block):
+        settings = current.channels
+        for block in self.queue:  # same_settings(current, block), inlined
+            if ticks >= enough or (block.channels is not settings and block.channels != settings):
                 break
             ticks += block.duration_ms * self.ticks_per_ms
         return ticks
@@ -109,10 +110,14 @@ class BlockFifo:
         """Sequence and capacity checks (limits are checked before this)."""
         if self.expected is None or block.index != self.expected:
             return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
-        if len(self.queue) + (self.current is not None) >= self.depth:
+        if len(self.queue) + (self.current is not None) >= self.depth:  # self.blocks
             return NakReason.FIFO_FULL, FifoLimit.DEPTH << 16 | min(self.blocks, 0xFFFF)
-        if self.queued_ticks + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
-            queued_ms = min(self.queued_ticks // self.ticks_per_ms, 0xFFFF)
+        current = self.current
+        queued = self.queued_ms * self.ticks_per_ms  # queued_ticks, inlined
+        if current is not None:
+            queued += current.duration_ms * self.ticks_per_ms - self.elapsed
+        if queued + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
+            queued_ms = min(queued // self.ticks_per_ms, 0xFFFF)
             return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
         return None
 

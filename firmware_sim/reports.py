@@ -51,7 +51,7 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
     else:
         blocks, index = len(fifo.queue) + 1, current.index
         queued = fifo.queued_ms + current.duration_ms - -(-fifo.elapsed // dev.ticks_per_ms)
-    channels = dev.config.channels
+    channels = dev.limits.channels  # dev.config.channels, without the property
     next_block = fifo.expected  # fifo.next_block, inlined
     if next_block is None:
         next_block = (fifo.last_index if fifo.last_index is not None else -1) + 1
