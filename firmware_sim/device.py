@@ -136,7 +136,7 @@ class Device:
             stage.drift(1)
         state = self.interlock.state
         if state is State.RUNNING or state is State.STOPPING:
-            self._output_step(now)
+            self._output_step(now, state)
         if self.rx_delayed or self.tx_delayed:
             self._release(now)
         if self.rx_buffer:
@@ -247,10 +247,8 @@ class Device:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
         targets.configure(self, ramp_now)
 
-    def _output_step(self, now: int) -> None:
-        state = self.interlock.state
-        if state is not State.RUNNING and state is not State.STOPPING:
-            return
+    def _output_step(self, now: int, state: State) -> None:
+        """The output of the tick ending at ``now`` in ``state`` (RUNNING or STOPPING)."""
         stage = self.output_stage
         if state is State.RUNNING and self.reramp_rate_na_per_s:
             targets.reramp_step(self)

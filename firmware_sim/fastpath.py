@@ -96,12 +96,10 @@ def run_quiet(dev: DeviceCore, ticks: int, put: Callable[[bytes], None] | None =
     tick and then its report, as in ``Device.tick`` (nothing else is due in it)."""
     if put is not None and dev.session_open:
         end = dev.tick_count + ticks
-        while True:
-            due = dev.next_telemetry if dev.next_telemetry > dev.tick_count else dev.tick_count + 1
-            if due > end:
-                break
+        due = dev.next_telemetry if dev.next_telemetry > dev.tick_count else dev.tick_count + 1
+        while due <= end:
             _run_quiet(dev, due - dev.tick_count)
-            dev.next_telemetry = due + dev.telemetry_ticks
+            dev.next_telemetry = due = due + dev.telemetry_ticks  # > the tick now: the next due
             put(reports.telemetry_frame(dev))
         ticks = end - dev.tick_count
     if ticks:

@@ -110,7 +110,7 @@ class FrameDecoder:
                     out.append(item)
             self._discarding = False
             self._buf.clear()
-        for encoded in whole[first:]:  # frames that lie whole in ``data``: decoded in place
+        for encoded in whole[first:] if first else whole:  # frames whole in ``data``: in place
             if len(encoded) > MAX_ENCODED:  # what _accumulate would count and drop
                 stats.overflows += 1
             elif encoded:
