@@ -46,6 +46,18 @@ _ACK = struct.Struct(HEADER_FORMAT + record_structs(Ack)[0].format.lstrip("<")) 
 class Device:
     """A model of the stimulator firmware, driven by ticks. Not thread-safe: wrap it in a lock."""
 
+    # Slots: the device has more fields than an instance dict shares keys for (30), and its hot
+    # path reads them per frame; __dict__ keeps other attributes possible (tests, benches).
+    __slots__ = (
+        "__dict__", "__weakref__", "_deferred", "_in_command", "_tx", "armed_mask", "block_passed",
+        "boot_tick", "clock", "config", "counters", "decoder", "fifo", "first_start_tick", "gains",
+        "impedance_due", "interlock", "last_command", "last_rx_ms", "last_rx_tick", "limits",
+        "link", "next_telemetry", "output_stage", "pending_violation", "reramp_from_tick",
+        "reramp_rate_na_per_s", "rx_buffer", "rx_delayed", "scheduled_faults", "session_open",
+        "stop_end", "stop_from", "stop_ticks", "telemetry_ticks", "tick_count", "tick_us",
+        "ticks_per_ms", "trace", "tx_delayed", "tx_seq", "watchdog_ticks",
+    )  # fmt: skip
+
     def __init__(
         self, config: DeviceConfig | None = None, clock: VirtualClock | RealClock | None = None
     ) -> None:
