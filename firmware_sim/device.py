@@ -11,7 +11,7 @@ from firmware_sim import commands, faults, reports, targets
 from firmware_sim.boot import boot
 from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.config import DeviceConfig
-from firmware_sim.fastpath import quiet_horizon, run_quiet
+from firmware_sim.fastpath import RUNNING, STOPPING, quiet_horizon, run_quiet
 from firmware_sim.faults import LinkFaults
 from firmware_sim.fifo import same_settings
 from firmware_sim.interlock import LIVE_STATES, Event
@@ -147,7 +147,7 @@ class Device:
         if stage.drifting:
             stage.drift(1)
         state = self.interlock.state
-        if state is State.RUNNING or state is State.STOPPING:
+        if state is RUNNING or state is STOPPING:
             self._output_step(now, state)
         if self.rx_delayed or self.tx_delayed:
             self._release(now)
@@ -262,9 +262,9 @@ class Device:
     def _output_step(self, now: int, state: State) -> None:
         """The output of the tick ending at ``now`` in ``state`` (RUNNING or STOPPING)."""
         stage = self.output_stage
-        if state is State.RUNNING and self.reramp_rate_na_per_s:
+        if state is RUNNING and self.reramp_rate_na_per_s:
             targets.reramp_step(self)
-        if state is State.STOPPING:
+        if state is STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
                 self.fifo.clear()
@@ -291,7 +291,7 @@ class Device:
         if block is not None:
             if (
                 ended is None
-                or self.state is not State.RUNNING
+                or self.state is not RUNNING
                 or self.reramp_rate_na_per_s
                 or not same_settings(ended, block)
             ):
@@ -301,7 +301,7 @@ class Device:
             self.output_stage.zero_all()
             self.armed_mask = 0
             self.apply_state(Event.FINISHED)
-        elif self.state is State.STOPPING:
+        elif self.state is STOPPING:
             self.fifo.current, self.fifo.elapsed = ended, 0  # keep playing it while ramping down
         else:
             self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
