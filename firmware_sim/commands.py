@@ -135,11 +135,7 @@ def block(dev: DeviceCore, msg: Block) -> Answer:
         if err is not None:
             return _violation(dev, err)
         dev.block_passed = key
-    refused_fifo = fifo.admit(msg)
-    if refused_fifo is not None:
-        return refused_fifo
-    fifo.push(msg)
-    return None
+    return fifo.offer(msg)  # queued (ACK) or refused (NAK)
 
 
 def _violation(dev: DeviceCore, err: LimitError) -> Answer:

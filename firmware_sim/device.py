@@ -120,13 +120,16 @@ class Device:
         """Bytes from the port (through the link faults); handled at the next tick, or at once
         by ``service_rx`` (a real-time server's receive interrupt)."""
         link = self.link
-        data = link.apply(bytes(data)) if link.drop or link.flip else bytes(data)
+        if link.drop or link.flip:
+            data = link.apply(bytes(data))
         if not data:
             return
         if link.delay_ms:
-            self.rx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
+            self.rx_delayed.append(
+                (self.tick_count + link.delay_ms * self.ticks_per_ms, bytes(data))
+            )
         else:
-            self.rx_buffer += data
+            self.rx_buffer += data  # a copy (the caller may reuse its buffer)
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""

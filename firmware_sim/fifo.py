@@ -106,8 +106,9 @@ class BlockFifo:
         expected = self.expected
         return block.index < (expected if expected is not None else self.next_block)
 
-    def admit(self, block: Block) -> tuple[NakReason, int] | None:
-        """Sequence and capacity checks (limits are checked before this)."""
+    def offer(self, block: Block) -> tuple[NakReason, int] | None:
+        """Sequence and capacity checks (limits are checked before this); a block that passes
+        them is queued (None), one that does not is refused (NAK reason, detail)."""
         if self.expected is None or block.index != self.expected:
             return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
         if len(self.queue) + (self.current is not None) >= self.depth:  # self.blocks
@@ -119,13 +120,11 @@ class BlockFifo:
         if queued + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
             queued_ms = min(queued // self.ticks_per_ms, 0xFFFF)
             return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
-        return None
-
-    def push(self, block: Block) -> None:
         self.queue.append(block)
         self.queued_ms += block.duration_ms
         self.last_index = block.index
         self.expected = None if block.flags & BLOCK_FLAG_LAST else block.index + 1
+        return None
 
     def pop(self) -> Block | None:
         """Make the next queued block the playing one (None when the queue is empty)."""
