@@ -97,6 +97,14 @@ def parse_url(url: str) -> SimOptions:
     return opts
 
 
+def _began_at(duration: float | None, began: float) -> Timeout:
+    """A pyserial ``Timeout`` of ``duration`` seconds that began at ``began`` (monotonic)."""
+    wall = Timeout(duration)
+    if duration is not None:
+        wall.target_time = began + duration
+    return wall
+
+
 class Serial(SerialBase):
     """A serial port whose other end is a simulated stimulator (a firmware_sim Device)."""
 
@@ -299,28 +307,39 @@ class Serial(SerialBase):
     def _read_virtual(self, dev: Device, size: int, out: bytearray) -> None:
         """The rest of a virtual-clock read (``out``: what ``read`` found pending, too little):
         run the device until it has sent enough or the read's time is over, taking what it
-        sent after each run."""
+        sent after each run. The read's wall-time limit is set up only when something waits
+        for wall time (a closed lock-step gate, a paced clock): most reads need none."""
+        timeout, began = self._timeout, time.monotonic()
         deadline = None
-        if self._timeout is not None:
-            deadline = dev.tick_count + int(self._timeout * dev.config.tick_hz)
-        wall = Timeout(self._timeout)
+        if timeout is not None:
+            deadline = dev.tick_count + int(timeout * dev.config.tick_hz)
+        wall: Timeout | None = None
+        gate, paced = self._gate_lock, self._paced_clock
         while len(out) < size and self.is_open and not self._cancel:
-            if not self._time_may_run(wall):
-                break
+            if self._lockstep:
+                with gate:  # the lock itself: Condition.__enter__ is a Python call
+                    open_now = self._host_waits and not self._holds
+                if not open_now:
+                    wall = wall or _began_at(timeout, began)
+                    if not self._time_may_run(wall):
+                        break
             with self.lock:
                 budget = self._chunk_ticks
                 if deadline is not None:
                     budget = min(budget, deadline - dev.tick_count)
                     if budget <= 0:
                         break
-                allowed = self._paced(dev, wall)
-                if allowed is not None:
+                if paced is not None:
+                    wall = wall or _began_at(timeout, began)
+                    allowed = self._paced(dev, wall)
+                    assert allowed is not None
                     if allowed < 0:
                         break  # paced, and the read's time is over
-                    if allowed > 0:
-                        budget = min(budget, allowed)
-                if allowed != 0:  # 0: paced, waited (wall time) for the clock; look again
-                    dev.run_until_output(budget)
+                    if allowed == 0:  # paced, waited (wall time) for the clock; look again
+                        out += dev.read_tx(size - len(out))
+                        continue
+                    budget = min(budget, allowed)
+                dev.run_ticks(budget, until_output=True)
                 out += dev.read_tx(size - len(out))
 
     def _paced(self, dev: Device, wall: Timeout) -> int | None:
