@@ -295,6 +295,27 @@ class Serial(SerialBase):
             self._read_realtime(dev, size, out)
         return bytes(out)
 
+    def read_some(self) -> bytes:
+        """``read(1)``, then what else the device has sent with that byte (a reader thread's
+        ``read(1)`` + ``in_waiting`` + ``read(n)`` in one call): b"" when the read's time is
+        over first."""
+        dev = self._device()
+        if not self._virtual:
+            data = self.read(1)
+            with self.lock:
+                return data + dev.read_tx() if data else data
+        self._cancel = False
+        with self.lock:
+            first = dev.read_tx()
+        if first or self._timeout == 0:
+            return first
+        out = bytearray()
+        self._read_virtual(dev, 1, out)
+        if out:
+            with self.lock:
+                out += dev.read_tx()
+        return bytes(out)
+
     def _read_realtime(self, dev: Device, size: int, out: bytearray) -> None:
         timeout = Timeout(self._timeout)
         with self.lock:

@@ -74,12 +74,16 @@ class ReaderThread(threading.Thread):
     def run(self) -> None:
         error: BaseException | None = None
         port, received = self.port, self.protocol.data_received
+        read_some = _read_some(port)
         while self._alive:
             try:
-                data = port.read(1)  # the first byte, or nothing within the read timeout
-                waiting = port.in_waiting if data else 0
-                if waiting:  # and what came with it: frames reach the decoder whole
-                    data += port.read(waiting)
+                if read_some is not None:  # the simulator: the three steps below in one call
+                    data = read_some()
+                else:
+                    data = port.read(1)  # the first byte, or nothing within the read timeout
+                    waiting = port.in_waiting if data else 0
+                    if waiting:  # and what came with it: frames reach the decoder whole
+                        data += port.read(waiting)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix port after close() from another thread
                 error = exc if self._alive else None
@@ -95,6 +99,15 @@ class ReaderThread(threading.Thread):
 
     def stop(self) -> None:
         self._alive = False
+
+
+def _read_some(port: serial.SerialBase) -> Callable[[], bytes] | None:
+    """A simulated port's ``read_some`` (looked up on the class, as ``time_gate`` does): the
+    first byte and what came with it; None for every other port."""
+    if not callable(getattr(type(port), "read_some", None)):
+        return None
+    read_some: Callable[[], bytes] = port.read_some  # type: ignore[attr-defined]
+    return read_some
 
 
 def time_gate(
