@@ -305,15 +305,13 @@ class Serial(SerialBase):
             with self.lock:
                 return data + dev.read_tx() if data else data
         self._cancel = False
-        with self.lock:
-            first = dev.read_tx()
-        if first or self._timeout == 0:
-            return first
-        out = bytearray()
-        self._read_virtual(dev, 1, out)
-        if out:
+        if dev.tx_pending:  # (a length, read without the lock as in_waiting does)
             with self.lock:
-                out += dev.read_tx()
+                return dev.read_tx()
+        if self._timeout == 0:
+            return b""
+        out = bytearray()
+        self._read_virtual(dev, 1, out, rest=True)
         return bytes(out)
 
     def _read_realtime(self, dev: Device, size: int, out: bytearray) -> None:
@@ -325,11 +323,12 @@ class Serial(SerialBase):
                     break
                 self._data.wait(timeout.time_left() if self._timeout is not None else 0.1)
 
-    def _read_virtual(self, dev: Device, size: int, out: bytearray) -> None:
+    def _read_virtual(self, dev: Device, size: int, out: bytearray, *, rest: bool = False) -> None:
         """The rest of a virtual-clock read (``out``: what ``read`` found pending, too little):
         run the device until it has sent enough or the read's time is over, taking what it
-        sent after each run. The read's wall-time limit is set up only when something waits
-        for wall time (a closed lock-step gate, a paced clock): most reads need none."""
+        sent after each run (``rest``: all of it, not only up to ``size``). The read's wall-time
+        limit is set up only when something waits for wall time (a closed lock-step gate, a
+        paced clock): most reads need none."""
         timeout, began = self._timeout, time.monotonic()
         deadline = None
         if timeout is not None:
@@ -357,11 +356,11 @@ class Serial(SerialBase):
                     if allowed < 0:
                         break  # paced, and the read's time is over
                     if allowed == 0:  # paced, waited (wall time) for the clock; look again
-                        out += dev.read_tx(size - len(out))
+                        out += dev.read_tx(-1 if rest else size - len(out))
                         continue
                     budget = min(budget, allowed)
                 dev.run_ticks(budget, until_output=True)
-                out += dev.read_tx(size - len(out))
+                out += dev.read_tx(-1 if rest else size - len(out))
 
     def _paced(self, dev: Device, wall: Timeout) -> int | None:
         """``speed=N`` on the virtual clock: how many ticks device time may run now (at most N
