@@ -264,8 +264,10 @@ class Serial(SerialBase):
         return 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
-        dev = self._device()
-        payload = to_bytes(data)
+        dev = self.device  # (``_device()`` and ``to_bytes`` without their calls: once a frame)
+        if dev is None or not self.is_open:
+            raise PortNotOpenError()
+        payload = data if type(data) is bytes else to_bytes(data)
         with self.lock:
             dev.receive(payload)
             if not self._virtual:  # real time: the receive interrupt, on the writer's thread
@@ -299,7 +301,9 @@ class Serial(SerialBase):
         """``read(1)``, then what else the device has sent with that byte (a reader thread's
         ``read(1)`` + ``in_waiting`` + ``read(n)`` in one call): b"" when the read's time is
         over first."""
-        dev = self._device()
+        dev = self.device
+        if dev is None or not self.is_open:
+            raise PortNotOpenError()
         if not self._virtual:
             data = self.read(1)
             with self.lock:
