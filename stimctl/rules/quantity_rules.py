@@ -84,10 +84,8 @@ def _quantity_rule(
                 if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
                     failing[(r, p) if per_site else (p, r)] = value
         # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        u = f" {unit}" if unit else ""
-        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
         rule = (code, severity, source)
-        return _failing_findings(ctx, failing, per_site, rule, limit, (what, tail))
+        return _failing_findings(ctx, failing, per_site, rule, limit, (what, unit, at_limit))
 
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
@@ -103,15 +101,22 @@ def _failing_findings(
     per_site: bool,
     rule: tuple[str, Severity, str],
     limit: float,
-    message: tuple[str, str],
+    message: tuple[str, str, bool],
 ) -> list[Violation]:
     """A quantity rule's findings, in table order; ``rule``: its code, severity and source;
-    ``message``: what the figure is and the tail after its value."""
-    what, tail = message
+    ``message``: what the figure is, its unit and whether reaching the limit fails."""
+    what, unit, at_limit = message
+    u = f" {unit}" if unit else ""
+
+    def tail() -> str:  # after the value in the message (written only when one is read)
+        return f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+
     code, severity, source = rule
     locs: dict[int, str] = {}
     out = []
-    for (first, second), value in sorted(failing.items()):
+    for key in sorted(failing):
+        first, second = key
+        value = failing[key]
         r, p = (first, second) if per_site else (second, first)
         loc = locs.get(r)
         if loc is None:
@@ -121,7 +126,7 @@ def _failing_findings(
                 code,
                 severity,
                 f"phases[{p}].{loc}",
-                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
+                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail()}",
                 limit,
                 value,
                 source,
