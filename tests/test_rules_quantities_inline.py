@@ -9,7 +9,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stimctl.rules.quantities import net_charge_uc, pulse_quantities
+from stimctl.rules.quantities import current_density_ma_cm2, net_charge_uc, pulse_quantities
 
 _positive = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
 
@@ -35,3 +35,20 @@ def test_extremes_agree() -> None:
         for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
             q = pulse_quantities(i, pw, 2.0, shape, 0.1178)  # type: ignore[arg-type]
             assert _same(q.net_charge_uc, net_charge_uc(i, pw, shape))  # type: ignore[arg-type]
+
+
+@given(
+    _positive,
+    _positive,
+    _positive,
+    st.sampled_from(["biphasic_symmetric", "biphasic_asymmetric", "monophasic"]),
+    st.one_of(_positive, st.just(0.0)),
+)
+def test_current_density_alone_is_pulse_quantities_own(
+    amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: str, area: float
+) -> None:
+    """The IEC rule works out the current density alone (current_density_ma_cm2) for the
+    currents it walks: the very figure pulse_quantities gives, bit for bit."""
+    q = pulse_quantities(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
+    alone = current_density_ma_cm2(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
+    assert _same(alone, q.current_density_ma_cm2)

@@ -8,7 +8,12 @@ from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
-from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
+from stimctl.rules.quantities import (
+    PulseQuantities,
+    current_density_ma_cm2,
+    needle_area_cm2,
+    pulse_quantities,
+)
 from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Severity, Value, Violation, violation, violation_later
 
@@ -161,6 +166,15 @@ class RuleContext:
                 )
             self._known[key] = figures
         return figures
+
+    def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
+        """``quantities(amplitude, phase)``'s current densities, without the other figures
+        where those are not known yet (the IEC rule walks every current over its limit)."""
+        known = self._known.get((amplitude, phase))
+        if known is not None:
+            return tuple([q.current_density_ma_cm2 for q in known])
+        shape, area, density = self._shape, self._area, current_density_ma_cm2
+        return tuple([density(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:

@@ -59,6 +59,7 @@ def _quantity_rule(
     field, severity, source = RULES[code].field, RULES[code].severity, RULES[code].source
     assert field is not None
     index = PulseQuantities._fields.index(figure)
+    direct = figure == "current_density_ma_cm2"  # worked out alone (current_densities)
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
     def rule(ctx: RuleContext) -> Iterable[Violation]:
@@ -71,14 +72,20 @@ def _quantity_rule(
         rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
         strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
         failing: dict[tuple[int, int], float] = {}
-        quantities = ctx.quantities
+        quantities = ctx.current_densities if direct else ctx.quantities
         for p in range(len(ctx.variants)):
             for r in strongest_first:
                 variants = quantities(rows[r], p)
-                value = variants[0][index]
-                for q in variants[1:]:  # the worst variant (a later nan is kept)
-                    if not q[index] <= value:
-                        value = q[index]
+                if direct:  # the figure itself (RuleContext.current_densities)
+                    value = variants[0]
+                    for x in variants[1:]:  # the worst variant (a later nan is kept)
+                        if not x <= value:
+                            value = x
+                else:
+                    value = variants[0][index]
+                    for q in variants[1:]:  # the worst variant (a later nan is kept)
+                        if not q[index] <= value:
+                            value = q[index]
                 if (value + margin < limit) if at_limit else (value + margin <= limit):
                     break
                 if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
