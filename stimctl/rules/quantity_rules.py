@@ -63,7 +63,8 @@ def _quantity_rule(
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
     def rule(ctx: RuleContext) -> Iterable[Violation]:
-        if code not in _unclear(ctx):
+        unclear = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
+        if code not in (_unclear(ctx) if unclear is None else unclear):  # type: ignore[operator]
             return ()  # the strongest current stays under the limit, so every current does
         return _weaker(ctx, getattr(ctx.envelope, field))
 

@@ -176,7 +176,7 @@ def resolution_rule(ctx: RuleContext) -> Iterator[Violation]:
                     f,
                 )
         times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
-        if min([t for t in times if t is not None]) >= 0.001:
+        if all(t is None or t >= 0.001 for t in times):
             continue  # every time is at least one tick
         for name, seconds in zip(_TIMES, times, strict=True):
             if seconds is not None and seconds < 0.001:
