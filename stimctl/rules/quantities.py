@@ -9,6 +9,7 @@ give inf or nan, never an exception.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,6 +23,7 @@ __all__ = [
     "current_density_ma_cm2",
     "needle_area_cm2",
     "net_charge_uc",
+    "net_charges_uc",
     "operating_points",
     "phase_pulse_count",
     "pulse_quantities",
@@ -43,16 +45,24 @@ def net_charge_uc(amplitude_ma: float, pulse_width_us: float, shape: Shape) -> f
     """Net charge per pulse, uC: 0 for biphasic_symmetric, the leading phase's charge less the
     recovery's for biphasic_asymmetric (0 unless a product overflows), the phase charge for
     monophasic (``PulseQuantities.net_charge_uc``)."""
+    return net_charges_uc((amplitude_ma,), (pulse_width_us,), shape)[0]
+
+
+def net_charges_uc(
+    amplitudes_ma: Iterable[float], pulse_widths_us: Iterable[float], shape: Shape
+) -> list[float]:
+    """``net_charge_uc`` of each (amplitude, pulse width) pair, in one call (the charge
+    balance rule judges every channel in every phase and variant)."""
+    pairs = zip(amplitudes_ma, pulse_widths_us, strict=True)
     if shape == "biphasic_symmetric":
-        return 0.0
-    q = 1.0 * amplitude_ma * pulse_width_us / 1000.0
-    if shape == "biphasic_asymmetric":
-        recovery_ma, recovery_us = (
-            amplitude_ma * (1.0 / ASYMMETRIC_RATIO),
-            pulse_width_us * ASYMMETRIC_RATIO,
-        )
-        return q - 1.0 * recovery_ma * recovery_us / 1000.0
-    return q
+        return [0.0 for _ in pairs]
+    if shape == "biphasic_asymmetric":  # leading phase less recovery (i / ratio, pw x ratio)
+        inverse = 1.0 / ASYMMETRIC_RATIO
+        return [
+            1.0 * i * pw / 1000.0 - 1.0 * (i * inverse) * (pw * ASYMMETRIC_RATIO) / 1000.0
+            for i, pw in pairs
+        ]
+    return [1.0 * i * pw / 1000.0 for i, pw in pairs]
 
 
 def _per_area(value: float) -> float:

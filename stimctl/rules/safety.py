@@ -21,7 +21,7 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile
-from stimctl.rules.quantities import net_charge_uc
+from stimctl.rules.quantities import net_charges_uc
 from stimctl.rules.quantity_rules import (
     current_density_rule,
     phase_charge_rule,
@@ -212,13 +212,12 @@ def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
         # the phase charge: a correctly rounded product of positive figures, never nan, so
         # the strongest channel's is the largest in each phase and variant
         strongest = max(amplitudes)
-        worst = max(
-            [net_charge_uc(strongest, pw, shape) for phase in ctx.variants for _, pw in phase]
-        )
+        pws = [pw for phase in ctx.variants for _, pw in phase]
+        worst = max(net_charges_uc(repeat(strongest, len(pws)), pws, shape))
     else:
         pws = [pw for phase in ctx.variants for i in amplitudes for _, pw in phase]
         currents = [i for phase in ctx.variants for i in amplitudes for _ in phase]
-        worst = max(map(abs, map(net_charge_uc, currents, pws, repeat(shape))))
+        worst = max(map(abs, net_charges_uc(currents, pws, shape)))
     if shape != "monophasic" and worst == 0.0:
         return  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
