@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
-from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, needle_area_cm2
 from stimctl.rules.violations import Severity, Violation, violation_later
 
 __all__ = [
@@ -59,42 +59,18 @@ def _quantity_rule(
     field, severity, source = RULES[code].field, RULES[code].severity, RULES[code].source
     assert field is not None
     index = PulseQuantities._fields.index(figure)
-    direct = figure == "current_density_ma_cm2"  # worked out alone (current_densities)
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
     def rule(ctx: RuleContext) -> Iterable[Violation]:
         unclear = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
         if code not in (_unclear(ctx) if unclear is None else unclear):  # type: ignore[operator]
             return ()  # the strongest current stays under the limit, so every current does
-        return _weaker(ctx, getattr(ctx.envelope, field))
+        limit = getattr(ctx.envelope, field)
+        failing = _weaker(ctx, limit, per_site, check)
+        return _failing_findings(ctx, failing, per_site, (code, severity, source), limit, message)
 
-    def _weaker(ctx: RuleContext, limit: float) -> list[Violation]:
-        # Each phase, strongest current first, until one clears the limit (the rest do too).
-        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
-        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
-        failing: dict[tuple[int, int], float] = {}
-        quantities = ctx.current_densities if direct else ctx.quantities
-        for p in range(len(ctx.variants)):
-            for r in strongest_first:
-                variants = quantities(rows[r], p)
-                if direct:  # the figure itself (RuleContext.current_densities)
-                    value = variants[0]
-                    for x in variants[1:]:  # the worst variant (a later nan is kept)
-                        if not x <= value:
-                            value = x
-                else:
-                    value = variants[0][index]
-                    for q in variants[1:]:  # the worst variant (a later nan is kept)
-                        if not q[index] <= value:
-                            value = q[index]
-                if (value + margin < limit) if at_limit else (value + margin <= limit):
-                    break
-                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
-                    failing[(r, p) if per_site else (p, r)] = value
-        # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        rule = (code, severity, source)
-        return _failing_findings(ctx, failing, per_site, rule, limit, (what, unit, at_limit))
-
+    check = (-1 if figure == "current_density_ma_cm2" else index, margin, at_limit)
+    message = (what, unit, at_limit)
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
         "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
@@ -103,16 +79,54 @@ def _quantity_rule(
     return rule
 
 
+def _weaker(
+    ctx: RuleContext, limit: float, per_site: bool, check: tuple[int, float, bool]
+) -> list[tuple[int, int, float]]:
+    """(electrode or channel, phase, figure) of each current over the limit, in table order:
+    [electrode][phase] per site, else [phase][channel]. Each phase is walked strongest
+    current first, until one clears the limit by the margin (every weaker one does too).
+    ``check``: the figure's PulseQuantities index (-1: the current density, worked out alone
+    with ``current_density_ma_cm2``), the margin and whether reaching the limit fails."""
+    index, margin, at_limit = check
+    rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
+    strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
+    failing: list[tuple[int, int, float]] = []
+    profile, quantities = ctx.profile, ctx.quantities
+    shape, needle = profile.waveform.shape, profile.needle
+    area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)  # RuleContext's
+    for p, variants in enumerate(ctx.variants):
+        (f, pw), rest = variants[0], variants[1:]
+        for r in strongest_first:
+            if index < 0:  # the figure alone; the worst variant (a later nan is kept)
+                value = current_density_ma_cm2(rows[r], pw, f, shape, area)
+                for f2, pw2 in rest:
+                    x = current_density_ma_cm2(rows[r], pw2, f2, shape, area)
+                    if not x <= value:
+                        value = x
+            else:
+                figures = quantities(rows[r], p)
+                value = figures[0][index]
+                for q in figures[1:]:  # the worst variant (a later nan is kept)
+                    if not q[index] <= value:
+                        value = q[index]
+            if (value + margin < limit) if at_limit else (value + margin <= limit):
+                break
+            if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
+                failing.append((r, p, value) if per_site else (p, r, value))
+    failing.sort()  # (row, phase) or (phase, row): all distinct, so the figure never decides
+    return failing
+
+
 def _failing_findings(
     ctx: RuleContext,
-    failing: dict[tuple[int, int], float],
+    failing: list[tuple[int, int, float]],
     per_site: bool,
     rule: tuple[str, Severity, str],
     limit: float,
     message: tuple[str, str, bool],
 ) -> list[Violation]:
-    """A quantity rule's findings, in table order; ``rule``: its code, severity and source;
-    ``message``: what the figure is, its unit and whether reaching the limit fails."""
+    """A quantity rule's findings (``_weaker``'s, in its order); ``rule``: its code, severity
+    and source; ``message``: what the figure is, its unit and whether reaching the limit fails."""
     what, unit, at_limit = message
     u = f" {unit}" if unit else ""
 
@@ -122,9 +136,7 @@ def _failing_findings(
     code, severity, source = rule
     locs: dict[int, str] = {}
     out = []
-    for key in sorted(failing):
-        first, second = key
-        value = failing[key]
+    for first, second, value in failing:
         r, p = (first, second) if per_site else (second, first)
         loc = locs.get(r)
         if loc is None:
