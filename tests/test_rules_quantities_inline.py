@@ -9,7 +9,12 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stimctl.rules.quantities import current_density_ma_cm2, net_charge_uc, pulse_quantities
+from stimctl.rules.quantities import (
+    current_density_ma_cm2,
+    net_charge_uc,
+    pulse_quantities,
+    recovery_exact,
+)
 
 _positive = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
 
@@ -52,3 +57,25 @@ def test_current_density_alone_is_pulse_quantities_own(
     q = pulse_quantities(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
     alone = current_density_ma_cm2(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
     assert _same(alone, q.current_density_ma_cm2)
+
+
+@given(
+    st.floats(min_value=2.0**-1000, max_value=1e149),
+    st.floats(min_value=0.0, max_value=1e149),
+)
+def test_recovery_exact_means_no_net_charge(amplitude_ma: float, pulse_width_us: float) -> None:
+    """The charge balance rule skips the net charges where recovery_exact holds: there every
+    biphasic_asymmetric net charge is exactly zero."""
+    assert recovery_exact([amplitude_ma, 1.0], [pulse_width_us, 1.0])
+    assert net_charge_uc(amplitude_ma, pulse_width_us, "biphasic_asymmetric") == 0.0
+
+
+def test_recovery_exact_leaves_extremes_and_nan_to_the_net_charges() -> None:
+    for amplitudes, widths in [
+        ([1e-310], [200.0]),
+        ([5.0, 1e200], [200.0]),
+        ([5.0], [200.0, 1e200]),
+        ([math.nan, 5.0], [200.0]),
+        ([5.0], [200.0, math.nan]),
+    ]:
+        assert not recovery_exact(amplitudes, widths)

@@ -9,7 +9,7 @@ give inf or nan, never an exception.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ __all__ = [
     "operating_points",
     "phase_pulse_count",
     "pulse_quantities",
+    "recovery_exact",
     "variant_seconds",
 ]
 
@@ -63,6 +64,27 @@ def net_charges_uc(
             for i, pw in pairs
         ]
     return [1.0 * i * pw / 1000.0 for i, pw in pairs]
+
+
+#: ASYMMETRIC_RATIO is a power of two (4): the recovery's scalings, i / ratio and pw x ratio,
+#: are then exact, and its charge is the leading phase's to the last bit (``recovery_exact``).
+_RATIO_POWER_OF_TWO = math.frexp(ASYMMETRIC_RATIO)[0] == 0.5
+#: Amplitudes and pulse widths within these bounds keep both scalings and the product i x pw
+#: inside the float range (i / ratio stays normal; pw x ratio and i x pw do not overflow).
+_EXACT_MIN_MA, _EXACT_MAX = 2.0**-1000, 1e150
+
+
+def recovery_exact(amplitudes_ma: Sequence[float], pulse_widths_us: Sequence[float]) -> bool:
+    """True when ``net_charge_uc`` of biphasic_asymmetric is exactly 0 for every amplitude and
+    pulse width: both charges are then the same real product rounded once, so they are
+    equal. False says nothing (work the net charges out)."""
+    return (
+        _RATIO_POWER_OF_TWO
+        and sum(amplitudes_ma) <= _EXACT_MAX  # not nan, so min() below is the minimum
+        and min(amplitudes_ma) >= _EXACT_MIN_MA
+        and sum(pulse_widths_us) <= _EXACT_MAX
+        and min(pulse_widths_us) >= 0.0
+    )
 
 
 def _per_area(value: float) -> float:

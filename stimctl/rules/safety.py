@@ -23,7 +23,7 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile
-from stimctl.rules.quantities import net_charges_uc
+from stimctl.rules.quantities import net_charges_uc, recovery_exact
 from stimctl.rules.quantity_rules import (
     current_density_rule,
     phase_charge_rule,
@@ -37,20 +37,34 @@ from stimctl.rules.violations import Violation
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
 
-def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
+def channel_rules(ctx: RuleContext) -> list[Violation]:
     """channel-count-max (count and ids) and amplitude-max per channel and per shared site."""
     env, channels = ctx.envelope, ctx.profile.channels
+    out = []
     if len(channels) > env.max_channels:
-        yield finding(
-            "channel-count-max",
-            "channels",
-            f"{len(channels)} channels > {env.max_channels} allowed",
-            env.max_channels,
-            len(channels),
+        out.append(
+            finding(
+                "channel-count-max",
+                "channels",
+                f"{len(channels)} channels > {env.max_channels} allowed",
+                env.max_channels,
+                len(channels),
+            )
         )
-    for i, channel in enumerate(
-        channels if max([c.id for c in channels]) > env.max_channels else ()
-    ):
+    if max([c.id for c in channels]) > env.max_channels:
+        out.extend(_ids_above(ctx))
+    if not max(ctx.channel_amplitudes) <= env.max_amplitude_ma:
+        out.extend(_amplitudes_above(ctx))
+    # the strongest electrode's plateau: when it is within the limit, every site's is
+    if ctx.any_shared and not ctx.top_amplitude_ma <= env.max_amplitude_ma:
+        out.extend(_sites_above(ctx))
+    return out
+
+
+def _ids_above(ctx: RuleContext) -> Iterator[Violation]:
+    """channel-count-max of each channel id above the envelope's channel count."""
+    env = ctx.envelope
+    for i, channel in enumerate(ctx.profile.channels):
         if channel.id > env.max_channels:
             yield finding(
                 "channel-count-max",
@@ -60,8 +74,12 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_channels,
                 channel.id,
             )
-    highest = max(ctx.channel_amplitudes)
-    for i, channel in enumerate(channels if not highest <= env.max_amplitude_ma else ()):
+
+
+def _amplitudes_above(ctx: RuleContext) -> Iterator[Violation]:
+    """amplitude-max of each channel above the limit."""
+    env = ctx.envelope
+    for i, channel in enumerate(ctx.profile.channels):
         if exceeds(channel.amplitude_ma, env.max_amplitude_ma):
             yield finding(
                 "amplitude-max",
@@ -70,8 +88,12 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
                 env.max_amplitude_ma,
                 channel.amplitude_ma,
             )
-    pairs = zip(ctx.electrodes, ctx.amplitudes, strict=True) if ctx.any_shared else ()
-    for electrode, amplitude in pairs:
+
+
+def _sites_above(ctx: RuleContext) -> Iterator[Violation]:
+    """amplitude-max of each shared site whose channels add up above the limit."""
+    env = ctx.envelope
+    for electrode, amplitude in zip(ctx.electrodes, ctx.amplitudes, strict=True):
         if electrode.site is None:
             continue  # a channel alone: judged above
         if exceeds(amplitude, env.max_amplitude_ma):
@@ -85,35 +107,38 @@ def channel_rules(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
-def charge_balance_rule(ctx: RuleContext) -> Iterator[Violation]:
+def charge_balance_rule(ctx: RuleContext) -> list[Violation]:
     """charge-imbalance: monophasic, or a non-zero net charge per pulse."""
     shape = ctx.profile.waveform.shape
     if shape == "biphasic_symmetric":
-        return  # no net charge: nothing exceeds the tolerance
-    # in table order, [phase][channel][variant] (max() keeps a nan only where it comes first)
+        return []  # no net charge: nothing exceeds the tolerance
     amplitudes = ctx.channel_amplitudes
+    pws = [pw for phase in ctx.variants for _, pw in phase]
     if shape == "monophasic":
         # the phase charge: a correctly rounded product of positive figures, never nan, so
         # the strongest channel's is the largest in each phase and variant
-        strongest = max(amplitudes)
-        pws = [pw for phase in ctx.variants for _, pw in phase]
-        worst = max(net_charges_uc(repeat(strongest, len(pws)), pws, shape))
-    else:
+        worst = max(net_charges_uc(repeat(max(amplitudes), len(pws)), pws, shape))
+    elif recovery_exact(amplitudes, pws):
+        return []  # every net charge is exactly 0: nothing exceeds the tolerance
+    else:  # in table order, [phase][channel][variant] (max() keeps a nan only where it is first)
         pws = [pw for phase in ctx.variants for i in amplitudes for _, pw in phase]
         currents = [i for phase in ctx.variants for i in amplitudes for _ in phase]
         worst = max(map(abs, net_charges_uc(currents, pws, shape)))
-    if shape != "monophasic" and worst == 0.0:
-        return  # nothing to compare with the tolerance (which is >= 0)
+        if worst == 0.0:
+            return []  # nothing to compare with the tolerance (which is >= 0)
     # the largest phase charge is the strongest channel's (it grows with the amplitude)
     tolerance = 1e-9 * max([q.phase_charge_uc for tops in ctx.channel_tops for q in tops])
-    if shape == "monophasic" or exceeds(worst, tolerance):
-        yield finding(
+    if shape != "monophasic" and not exceeds(worst, tolerance):
+        return []
+    return [
+        finding(
             "charge-imbalance",
             "waveform.shape",
             f"{shape} leaves {worst:.4g} uC net charge per pulse; use a biphasic shape",
             0.0,
             worst,
         )
+    ]
 
 
 ALL_RULES: tuple[Rule, ...] = (
