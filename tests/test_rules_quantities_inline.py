@@ -14,6 +14,7 @@ from stimctl.rules.quantities import (
     net_charge_uc,
     pulse_quantities,
     recovery_exact,
+    shannon_k,
 )
 
 _positive = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
@@ -79,3 +80,14 @@ def test_recovery_exact_leaves_extremes_and_nan_to_the_net_charges() -> None:
         ([5.0], [200.0, math.nan]),
     ]:
         assert not recovery_exact(amplitudes, widths)
+
+
+@given(_positive, _positive, st.one_of(_positive, st.just(0.0)))
+def test_shannon_k_alone_is_pulse_quantities_own(
+    amplitude_ma: float, pulse_width_us: float, area: float
+) -> None:
+    """The Shannon rule works out k alone (shannon_k) for the currents it walks: the very
+    figure pulse_quantities gives, bit for bit."""
+    for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
+        q = pulse_quantities(amplitude_ma, pulse_width_us, 100.0, shape, area)  # type: ignore[arg-type]
+        assert _same(shannon_k(amplitude_ma, pulse_width_us, area), q.shannon_k)

@@ -28,6 +28,7 @@ __all__ = [
     "phase_pulse_count",
     "pulse_quantities",
     "recovery_exact",
+    "shannon_k",
     "variant_seconds",
 ]
 
@@ -138,8 +139,8 @@ def _train(
     amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: Shape
 ) -> tuple[float, float, float, float]:
     """(active time us, square sum mA^2 x us per pulse, mean square mA^2, r.m.s. mA) of a
-    train: the figures behind every density (``pulse_quantities``, ``current_density_ma_cm2``).
-    """
+    train: the figures behind every density (``pulse_quantities``; ``current_density_ma_cm2``
+    does the same operations inline, tests/test_rules_quantities_inline.py)."""
     i, pw = amplitude_ma, pulse_width_us
     if shape == "biphasic_symmetric":
         active_us = 2 * pw
@@ -164,12 +165,32 @@ def current_density_ma_cm2(
     area_cm2: float,
 ) -> float:
     """``pulse_quantities(...).current_density_ma_cm2`` alone: r.m.s. current per needle area
-    (the IEC rule works it out for every current over the limit)."""
-    rms = _train(amplitude_ma, pulse_width_us, frequency_hz, shape)[3]
+    (the IEC rule works it out for every current over the limit), ``_train``'s operations
+    inline."""
+    i, pw = amplitude_ma, pulse_width_us
+    if shape == "biphasic_symmetric":
+        square_sum = 1.0 * i * i * (2 * pw)
+    elif shape == "biphasic_asymmetric":
+        recovery_ma = i * (1.0 / ASYMMETRIC_RATIO)
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * (pw * ASYMMETRIC_RATIO)
+    else:
+        square_sum = 1.0 * i * i * pw
+    mean_square_ma2 = 1.0 * square_sum * frequency_hz * 1e-6
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     try:
         return rms / area_cm2
     except ZeroDivisionError:
         return _per_area(rms)
+
+
+def shannon_k(amplitude_ma: float, pulse_width_us: float, area_cm2: float) -> float:
+    """``pulse_quantities(...).shannon_k`` alone, with its operations (the Shannon rule works
+    it out for every current over the limit)."""
+    q = 1.0 * amplitude_ma * pulse_width_us / 1000.0
+    try:
+        return _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
+    except (ValueError, ZeroDivisionError):
+        return math.nan
 
 
 def pulse_quantities(

@@ -4,11 +4,12 @@ pulse, power density, Shannon k, current density) against its limit, strongest c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
-from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, needle_area_cm2
+from stimctl.rules.profile import Shape
+from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, shannon_k
 from stimctl.rules.violations import Severity, Violation, violation_later
 
 __all__ = [
@@ -31,10 +32,11 @@ def _unclear(ctx: RuleContext) -> frozenset[str]:
     Every other current's figure is at most the strongest's, so the rest are done."""
     known = ctx.shared.get("unclear")
     if known is None:
-        env, flat = ctx.envelope, [q for tops in ctx.electrode_tops for q in tops]
+        flat = [q for tops in ctx.electrode_tops for q in tops]
+        limits = ctx.envelope.__dict__  # the limits by field, past pydantic's slow getattr
         out = []
         for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
-            limit = getattr(env, field)
+            limit = limits[field]
             for q in flat:  # not (a <= b) is True for nan too: a nan never clears
                 if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
                     out.append(code)
@@ -69,7 +71,7 @@ def _quantity_rule(
         failing = _weaker(ctx, limit, per_site, check)
         return _failing_findings(ctx, failing, per_site, (code, severity, source), limit, message)
 
-    check = (-1 if figure == "current_density_ma_cm2" else index, margin, at_limit)
+    check = (index, margin, at_limit, _ALONE.get(figure))
     message = (what, unit, at_limit)
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
@@ -79,28 +81,42 @@ def _quantity_rule(
     return rule
 
 
+def _shannon_alone(i: float, pw: float, f: float, shape: Shape, area: float) -> float:
+    """``shannon_k`` with ``_ALONE``'s arguments (k depends on neither f nor the shape)."""
+    return shannon_k(i, pw, area)
+
+
+#: Figures worked out alone for the currents a rule walks (not all of PulseQuantities).
+_ALONE: dict[str, Callable[[float, float, float, Shape, float], float]] = {
+    "current_density_ma_cm2": current_density_ma_cm2,
+    "shannon_k": _shannon_alone,
+}
+
+
 def _weaker(
-    ctx: RuleContext, limit: float, per_site: bool, check: tuple[int, float, bool]
+    ctx: RuleContext,
+    limit: float,
+    per_site: bool,
+    check: tuple[int, float, bool, Callable[[float, float, float, Shape, float], float] | None],
 ) -> list[tuple[int, int, float]]:
     """(electrode or channel, phase, figure) of each current over the limit, in table order:
     [electrode][phase] per site, else [phase][channel]. Each phase is walked strongest
     current first, until one clears the limit by the margin (every weaker one does too).
-    ``check``: the figure's PulseQuantities index (-1: the current density, worked out alone
-    with ``current_density_ma_cm2``), the margin and whether reaching the limit fails."""
-    index, margin, at_limit = check
+    ``check``: the figure's PulseQuantities index, the margin, whether reaching the limit
+    fails, and the function working the figure out alone (None: ``RuleContext.quantities``)."""
+    index, margin, at_limit, alone = check
     rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
     strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
     failing: list[tuple[int, int, float]] = []
-    profile, quantities = ctx.profile, ctx.quantities
-    shape, needle = profile.waveform.shape, profile.needle
-    area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)  # RuleContext's
+    quantities, top = ctx.quantities, ctx.electrode_tops[0][0]
+    shape, area = top.shape, top.area_cm2  # the profile's, as RuleContext works them out
     for p, variants in enumerate(ctx.variants):
         (f, pw), rest = variants[0], variants[1:]
         for r in strongest_first:
-            if index < 0:  # the figure alone; the worst variant (a later nan is kept)
-                value = current_density_ma_cm2(rows[r], pw, f, shape, area)
+            if alone is not None:  # the worst variant (a later nan is kept)
+                value = alone(rows[r], pw, f, shape, area)
                 for f2, pw2 in rest:
-                    x = current_density_ma_cm2(rows[r], pw2, f2, shape, area)
+                    x = alone(rows[r], pw2, f2, shape, area)
                     if not x <= value:
                         value = x
             else:
