@@ -26,6 +26,8 @@ _PHASE = itemgetter(
     *("duration_s", "mode", "frequency_hz", "pulse_width_us", "switch_s", "on_s", "off_s"),
     *("ramp_up_s", "ramp_down_s", "window_ramp_s"),
 )
+#: The SafetyEnvelope limits the walk compares with, read the same way.
+_LIMITS = itemgetter("pulse_width_us", "frequency_hz", "max_ramp_rate_ma_per_s", "max_session_s")
 
 
 def timing_rules(ctx: RuleContext) -> list[Violation]:
@@ -57,12 +59,9 @@ def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
 
 def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
     """``_phase_findings``: each phase's usual values (one pulse width and frequency in range
-    and whole, every time at least a tick, gentle ramps) pass a quick look; the rest are
-    judged by the field's own check."""
-    env = ctx.envelope
-    pw_lo, pw_hi = env.pulse_width_us
-    f_lo, f_hi = env.frequency_hz
-    top, rate_max = ctx.top_amplitude_ma, env.max_ramp_rate_ma_per_s
+    and whole, times of a tick or more, gentle ramps) pass a quick look, the rest a full one."""
+    (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
+    top = ctx.top_amplitude_ma
     timing: list[Violation] = []
     fits: list[Violation] = []  # the pulse must fit its period: after every range finding
     resolution: list[Violation] = []
@@ -100,7 +99,10 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             session.append(_ramp_required(j, up, j == 0))
         down_before, mode_before = down, mode
         if intermittent and edge is None and on_s is not None:
-            session.extend(_default_edges(ctx, j, on_s))
+            half = on_s / 2  # both default edges fitted into on_s (inf: too short to halve)
+            squeezed = top / half if half != 0 else math.inf
+            if not squeezed <= rate_max:  # exceeds(), inline
+                session.append(_default_edges(ctx, j, on_s, squeezed))
         if up > 0 and not top / up <= rate_max:  # exceeds(), inline
             session.append(_steep(ctx, j, "ramp_up_s", up))
         if down > 0 and not top / down <= rate_max:
@@ -108,8 +110,11 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if edge is not None and edge > 0 and not top / edge <= rate_max:
             session.append(_steep(ctx, j, "window_ramp_s", edge))
     timing += fits
-    resolution.extend(_amplitude_resolution(ctx))
-    session[:0] = _duration(ctx, total(durations))  # Profile.duration_s, from the walk's reads
+    if max(ctx.channel_amplitudes) > _U16 / 1000:
+        resolution.extend(_amplitude_resolution(ctx))
+    seconds = total(durations)  # Profile.duration_s, from the walk's reads
+    if not seconds <= most:  # exceeds(), inline
+        session.insert(0, _duration(ctx, seconds))
     return timing, resolution, session
 
 
@@ -203,8 +208,7 @@ def _unfit(j: int, v: int, pair: bool, q: PulseQuantities, fit: float) -> Violat
 def _amplitude_resolution(ctx: RuleContext) -> Iterator[Violation]:
     """device-resolution of amplitudes in range but above the protocol's u16 of uA."""
     env = ctx.envelope
-    channels = ctx.profile.channels if max(ctx.channel_amplitudes) > _U16 / 1000 else ()
-    for i, channel in enumerate(channels):
+    for i, channel in enumerate(ctx.profile.channels):
         amplitude = channel.amplitude_ma
         if amplitude <= env.max_amplitude_ma and exceeds(amplitude, _U16 / 1000):
             yield finding(
@@ -250,39 +254,34 @@ def _off_step(value: float, step: float) -> bool:
     return not abs(units - round(units)) <= _RESOLUTION_TOLERANCE * max(1.0, units)
 
 
-def _default_edges(ctx: RuleContext, j: int, on_s: float) -> Iterator[Violation]:
-    """ramp-rate-max of intermittent phase j's default on-window edges (no window_ramp_s)."""
+def _default_edges(ctx: RuleContext, j: int, on_s: float, squeezed: float) -> Violation:
+    """ramp-rate-max of intermittent phase j's default on-window edges (no window_ramp_s):
+    fitted into on_s they climb at ``squeezed`` mA/s, above the limit."""
     top, rate_max = ctx.top_amplitude_ma, ctx.envelope.max_ramp_rate_ma_per_s
-    try:
-        squeezed = top / (on_s / 2)  # both default edges fitted into on_s
-    except ZeroDivisionError:  # on_s too short for a float to halve
-        squeezed = math.inf
-    if not squeezed <= rate_max:  # exceeds(), inline
-        edges = ctx.profile.window_ramp_s(j, rate_max, top)
-        yield finding(
-            "ramp-rate-max",
-            f"phases[{j}].on_s",
-            lambda: (
-                f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
-                f" ({top:.4g} mA) needs {edges:.4g} s up and {edges:.4g} s down, more than on_s"
-                f" {on_s:g} s"
-            ),
-            rate_max,
-            squeezed,
-        )
+    edges = ctx.profile.window_ramp_s(j, rate_max, top)
+    return finding(
+        "ramp-rate-max",
+        f"phases[{j}].on_s",
+        lambda: (
+            f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
+            f" ({top:.4g} mA) needs {edges:.4g} s up and {edges:.4g} s down, more than on_s"
+            f" {on_s:g} s"
+        ),
+        rate_max,
+        squeezed,
+    )
 
 
-def _duration(ctx: RuleContext, seconds: float) -> Iterator[Violation]:
-    """duration-max of the whole session (``seconds``: Profile.duration_s)."""
+def _duration(ctx: RuleContext, seconds: float) -> Violation:
+    """duration-max: the whole session (``seconds``: Profile.duration_s) is too long."""
     env = ctx.envelope
-    if exceeds(seconds, env.max_session_s):
-        yield finding(
-            "duration-max",
-            "phases",
-            f"session {seconds:g} s > {env.max_session_s:g} s",
-            env.max_session_s,
-            seconds,
-        )
+    return finding(
+        "duration-max",
+        "phases",
+        f"session {seconds:g} s > {env.max_session_s:g} s",
+        env.max_session_s,
+        seconds,
+    )
 
 
 def _ramp_required(j: int, up: float, first: bool) -> Violation:
