@@ -19,6 +19,7 @@ __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 #: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
 _RESOLUTION_TOLERANCE = 1e-6
 _U16 = 0xFFFF
+_U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
 #: A Phase's fields, read from its __dict__ in one call: pydantic models answer attribute
 #: reads through BaseModel.__getattr__'s slow hook, several times a dict read.
@@ -165,13 +166,12 @@ def _frequencies(
                     f,
                 )
             )
-        # whole Hz: f / 0.1 is 10 f within a few ulp, far inside the tolerance
-        elif not (f <= _U16 / 10 and f.is_integer()) and (not f <= _U16 / 10 or _off_step(f, 0.1)):
+        elif not _tenths(f):
             resolution.append(
                 finding(
                     "device-resolution",
                     f"phases[{j}].frequency_hz{suffix(fs, k)}",
-                    f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16 / 10:g} Hz"
+                    f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16_TENTHS:g} Hz"
                     " (the device's resolution)",
                     "0.1 Hz",
                     f,
@@ -238,12 +238,12 @@ def _whole_us(pw: float) -> bool:
 
 def _tenths(f: float) -> bool:
     """A frequency the device takes as written: a multiple of 0.1 Hz up to u16 tenths."""
-    if not f <= _U16 / 10:
+    if not f <= _U16_TENTHS:
         return False
     if f.is_integer():  # f / 0.1 is 10 f within a few ulp, far inside the tolerance
         return True
     units = f / 0.1  # not _off_step(f, 0.1), inline: f is in the envelope's finite range
-    return abs(units - round(units)) <= _RESOLUTION_TOLERANCE * max(1.0, units)
+    return abs(units - round(units)) <= _RESOLUTION_TOLERANCE * (units if units > 1.0 else 1.0)
 
 
 def _off_step(value: float, step: float) -> bool:

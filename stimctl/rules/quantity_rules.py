@@ -67,7 +67,7 @@ def _quantity_rule(
         unclear = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
         if code not in (_unclear(ctx) if unclear is None else unclear):  # type: ignore[operator]
             return ()  # the strongest current stays under the limit, so every current does
-        limit = getattr(ctx.envelope, field)
+        limit = ctx.envelope.__dict__[field]  # past pydantic's slow getattr
         failing = _weaker(ctx, limit, per_site, check)
         return _failing_findings(ctx, failing, per_site, (code, severity, source), limit, message)
 
@@ -153,7 +153,10 @@ def _failing_findings(
     locs: dict[int, str] = {}
     out = []
     for first, second, value in failing:
-        r, p = (first, second) if per_site else (second, first)
+        if per_site:
+            r, p = first, second
+        else:
+            p, r = first, second
         loc = locs.get(r)
         if loc is None:
             loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import repeat
+from operator import itemgetter
 
 from stimctl.rules.context import Rule, RuleContext, exceeds, finding
 from stimctl.rules.envelope import SafetyEnvelope
@@ -36,27 +37,32 @@ from stimctl.rules.violations import Violation
 
 __all__ = ["ALL_RULES", "PATIENT_FLAGS", "PREGNANCY_POINTS", "RuleContext", "run_rules"]
 
+#: The SafetyEnvelope limits channel_rules compares with, from its __dict__ in one call
+#: (pydantic answers attribute reads through BaseModel.__getattr__'s slow hook).
+_CHANNEL_LIMITS = itemgetter("max_channels", "max_amplitude_ma")
+
 
 def channel_rules(ctx: RuleContext) -> list[Violation]:
     """channel-count-max (count and ids) and amplitude-max per channel and per shared site."""
-    env, channels = ctx.envelope, ctx.profile.channels
+    max_channels, max_amplitude = _CHANNEL_LIMITS(ctx.envelope.__dict__)
+    channels = ctx.profile.channels
     out = []
-    if len(channels) > env.max_channels:
+    if len(channels) > max_channels:
         out.append(
             finding(
                 "channel-count-max",
                 "channels",
-                f"{len(channels)} channels > {env.max_channels} allowed",
-                env.max_channels,
+                f"{len(channels)} channels > {max_channels} allowed",
+                max_channels,
                 len(channels),
             )
         )
-    if max([c.id for c in channels]) > env.max_channels:
+    if max([c.id for c in channels]) > max_channels:
         out.extend(_ids_above(ctx))
-    if not max(ctx.channel_amplitudes) <= env.max_amplitude_ma:
+    if not max(ctx.channel_amplitudes) <= max_amplitude:
         out.extend(_amplitudes_above(ctx))
     # the strongest electrode's plateau: when it is within the limit, every site's is
-    if ctx.any_shared and not ctx.top_amplitude_ma <= env.max_amplitude_ma:
+    if ctx.any_shared and not ctx.top_amplitude_ma <= max_amplitude:
         out.extend(_sites_above(ctx))
     return out
 
