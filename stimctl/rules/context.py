@@ -8,7 +8,12 @@ from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
-from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
+from stimctl.rules.quantities import (
+    PulseQuantities,
+    current_density_ma_cm2,
+    needle_area_cm2,
+    pulse_quantities,
+)
 from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Severity, Value, Violation, violation, violation_later
 
@@ -92,6 +97,7 @@ class RuleContext:
         reason, site = _site_or_reason, _Site  # the Site, or why the text names none
         sites: list[Sites] = []
         labels: list[tuple[str | None, str | None]] = []
+        own: list[float] = []
         for channel in channels:
             a, c = reason(channel.anode), reason(channel.cathode)
             if type(a) is not site:
@@ -100,10 +106,11 @@ class RuleContext:
                 c = None
             sites.append((a, c))  # type: ignore[arg-type]
             labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
+            own.append(channel.amplitude_ma)
         self.sites = tuple(sites)
         found = self.electrodes = electrodes_of(labels)
         self.any_shared = found[-1].site is not None  # shared sites come last
-        own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
+        self.channel_amplitudes = tuple(own)
         amplitudes = self.amplitudes = (
             tuple(
                 [
@@ -112,33 +119,35 @@ class RuleContext:
                 ]
             )
             if self.any_shared
-            else own  # every channel an electrode alone, in order
+            else self.channel_amplitudes  # every channel an electrode alone, in order
         )
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
-        variants = []
-        for phase in profile.phases:
-            f, pw = phase.frequency_hz, phase.pulse_width_us
-            if type(f) is float and type(pw) is float:
-                variants.append(((f, pw),))
-            elif type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
-                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
-                variants.append(((f[0], pws[0]), (f[1], pws[1])))
-            else:
-                variants.append(phase.variants)
-        self.variants = tuple(variants)
         shape = self._shape = profile.waveform.shape
         needle = profile.needle
         area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
         self._channel_tops: tuple[Variants, ...] | None = None
         self.shared = {}
-        tops = self.electrode_tops = tuple(
-            [
-                tuple([pulse_quantities(top, pw, f, shape, area) for f, pw in variants])
-                for variants in self.variants
-            ]
-        )
-        self._known: dict[tuple[float, int], Variants] = {(top, p): q for p, q in enumerate(tops)}
+        # Per phase: its variants, and the strongest electrode's quantities at each.
+        variants: list[tuple[tuple[float, float], ...]] = []
+        tops: list[Variants] = []
+        known: dict[tuple[float, int], Variants] = {}
+        for p, phase in enumerate(profile.phases):
+            f, pw = phase.frequency_hz, phase.pulse_width_us
+            if type(f) is float and type(pw) is float:
+                variants.append(((f, pw),))
+                figures: Variants = (pulse_quantities(top, pw, f, shape, area),)
+            else:
+                if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+                    pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+                    variants.append(((f[0], pws[0]), (f[1], pws[1])))
+                else:
+                    variants.append(phase.variants)
+                figures = tuple([pulse_quantities(top, w, h, shape, area) for h, w in variants[p]])
+            tops.append(figures)
+            known[(top, p)] = figures
+        self.variants, self.electrode_tops = tuple(variants), tuple(tops)
+        self._known = known
 
     @classmethod
     def build(
@@ -161,6 +170,15 @@ class RuleContext:
                 )
             self._known[key] = figures
         return figures
+
+    def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
+        """``quantities(amplitude, phase)``'s current densities, without the other figures
+        where those are not known yet (the IEC rule walks every current over its limit)."""
+        known = self._known.get((amplitude, phase))
+        if known is not None:
+            return tuple([q.current_density_ma_cm2 for q in known])
+        shape, area, density = self._shape, self._area, current_density_ma_cm2
+        return tuple([density(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:

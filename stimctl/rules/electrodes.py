@@ -77,8 +77,9 @@ class Electrode(NamedTuple):
     @property
     def loc(self) -> str:
         """``channels[i]`` for one channel, ``site[ST36-L].channels[0,1]`` for a shared site."""
-        if not self.shared:
-            return f"channels[{self.channels[0]}]"
+        channels = self.channels
+        if len(channels) == 1:  # not self.shared
+            return f"channels[{channels[0]}]"
         return f"site[{self.site}].channels[{','.join(str(i) for i in self.channels)}]"
 
     def describe(self, profile: Profile) -> str:
@@ -101,20 +102,23 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
-    named = [label for pair in labels for label in pair if label is not None]
-    if len(set(named)) == len(named) and len(labels) <= len(_ALONE):
-        return _ALONE[: len(labels)]  # no label twice: every channel is an electrode alone
     users: dict[str, list[int]] = {}
+    twice = False  # some label used by a second channel
     for i, (anode, cathode) in enumerate(labels):
-        if anode is not None:
-            users.setdefault(anode, []).append(i)
-        if cathode is not None and cathode != anode:
-            users.setdefault(cathode, []).append(i)
+        for label in (anode,) if anode == cathode else (anode, cathode):
+            if label is not None:
+                channels = users.get(label)
+                if channels is None:
+                    users[label] = [i]
+                else:
+                    channels.append(i)
+                    twice = True
+    n = len(labels)
+    if not twice and n <= len(_ALONE):
+        return _ALONE[:n]  # no site twice: every channel is an electrode alone
     shared = {label: tuple(channels) for label, channels in users.items() if len(channels) > 1}
-    if not shared and len(labels) <= len(_ALONE):
-        return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
     alone = [
-        Electrode(None, (i,))
+        _ALONE[i] if i < len(_ALONE) else Electrode(None, (i,))
         for i, (anode, cathode) in enumerate(labels)
         if anode is None or cathode is None or anode not in shared or cathode not in shared
     ]
