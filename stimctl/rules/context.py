@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from stimctl.rules import acupoints
-from stimctl.rules.electrodes import Electrode, electrodes_of
+from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile, total
 from stimctl.rules.quantities import (
@@ -93,12 +93,11 @@ class RuleContext:
     ) -> None:
         self.profile, self.envelope = profile, envelope
         self.patient = patient if type(patient) is frozenset else frozenset(patient)
-        channels = profile.channels
         reason, site = _site_or_reason, _Site  # the Site, or why the text names none
         sites: list[Sites] = []
-        labels: list[tuple[str | None, str | None]] = []
+        labels: list[Labels] = []
         own: list[float] = []
-        for channel in channels:
+        for channel in profile.channels:
             a, c = reason(channel.anode), reason(channel.cathode)
             if type(a) is not site:
                 a = None
@@ -114,7 +113,7 @@ class RuleContext:
         amplitudes = self.amplitudes = (
             tuple(
                 [
-                    own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
+                    own[e.channels[0]] if e.site is None else total([own[i] for i in e.channels])
                     for e in found
                 ]
             )
@@ -127,27 +126,25 @@ class RuleContext:
         needle = profile.needle
         area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
         self._channel_tops: tuple[Variants, ...] | None = None
+        self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
         self.shared = {}
         # Per phase: its variants, and the strongest electrode's quantities at each.
         variants: list[tuple[tuple[float, float], ...]] = []
         tops: list[Variants] = []
-        known: dict[tuple[float, int], Variants] = {}
-        for p, phase in enumerate(profile.phases):
+        for phase in profile.phases:
             f, pw = phase.frequency_hz, phase.pulse_width_us
             if type(f) is float and type(pw) is float:
                 variants.append(((f, pw),))
-                figures: Variants = (pulse_quantities(top, pw, f, shape, area),)
+                tops.append((pulse_quantities(top, pw, f, shape, area),))
+                continue
+            if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+                pairs = ((f[0], pws[0]), (f[1], pws[1]))
             else:
-                if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
-                    pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
-                    variants.append(((f[0], pws[0]), (f[1], pws[1])))
-                else:
-                    variants.append(phase.variants)
-                figures = tuple([pulse_quantities(top, w, h, shape, area) for h, w in variants[p]])
-            tops.append(figures)
-            known[(top, p)] = figures
+                pairs = phase.variants
+            variants.append(pairs)
+            tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
         self.variants, self.electrode_tops = tuple(variants), tuple(tops)
-        self._known = known
 
     @classmethod
     def build(
@@ -157,6 +154,8 @@ class RuleContext:
 
     def quantities(self, amplitude: float, phase: int) -> Variants:
         """The quantities of a current of ``amplitude`` at each variant of phase ``phase``."""
+        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
+            return self.electrode_tops[phase]
         key = (amplitude, phase)
         figures = self._known.get(key)
         if figures is None:
@@ -172,13 +171,17 @@ class RuleContext:
         return figures
 
     def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
-        """``quantities(amplitude, phase)``'s current densities, without the other figures
-        where those are not known yet (the IEC rule walks every current over its limit)."""
-        known = self._known.get((amplitude, phase))
-        if known is not None:
-            return tuple([q.current_density_ma_cm2 for q in known])
-        shape, area, density = self._shape, self._area, current_density_ma_cm2
-        return tuple([density(amplitude, pw, f, shape, area) for f, pw in self.variants[phase]])
+        """``quantities(amplitude, phase)``'s current densities, worked out alone (the same
+        operations) except for the strongest current's, which are known: the IEC rule walks
+        every current over its limit."""
+        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
+            return tuple([q.current_density_ma_cm2 for q in self.electrode_tops[phase]])
+        shape, area, variants = self._shape, self._area, self.variants[phase]
+        if len(variants) == 1:
+            f, pw = variants[0]
+            return (current_density_ma_cm2(amplitude, pw, f, shape, area),)
+        density = current_density_ma_cm2
+        return tuple([density(amplitude, pw, f, shape, area) for f, pw in variants])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:
