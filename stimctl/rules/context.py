@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
@@ -93,19 +94,19 @@ class RuleContext:
     ) -> None:
         self.profile, self.envelope = profile, envelope
         self.patient = patient if type(patient) is frozenset else frozenset(patient)
-        reason, site = _site_or_reason, _Site  # the Site, or why the text names none
+        # Field values are read from the models' __dict__: each attribute read of a pydantic
+        # model goes through its __getattr__ hook, which costs as much again.
+        fields = profile.__dict__
+        site_of = _site_or_none
         sites: list[Sites] = []
         labels: list[Labels] = []
         own: list[float] = []
-        for channel in profile.channels:
-            a, c = reason(channel.anode), reason(channel.cathode)
-            if type(a) is not site:
-                a = None
-            if type(c) is not site:
-                c = None
-            sites.append((a, c))  # type: ignore[arg-type]
-            labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
-            own.append(channel.amplitude_ma)
+        for channel in fields["channels"]:
+            values = channel.__dict__
+            a, c = site_of(values["anode"]), site_of(values["cathode"])
+            sites.append((a, c))
+            labels.append((a and a.label, c and c.label))
+            own.append(values["amplitude_ma"])
         self.sites = tuple(sites)
         found = self.electrodes = electrodes_of(labels)
         self.any_shared = found[-1].site is not None  # shared sites come last
@@ -122,17 +123,18 @@ class RuleContext:
         )
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
-        shape = self._shape = profile.waveform.shape
-        needle = profile.needle
-        area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
+        shape = self._shape = fields["waveform"].shape
+        needle = fields["needle"].__dict__
+        area = self._area = needle_area_cm2(needle["diameter_mm"], needle["insertion_mm"])
         self._channel_tops: tuple[Variants, ...] | None = None
         self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
         self.shared = {}
         # Per phase: its variants, and the strongest electrode's quantities at each.
         variants: list[tuple[tuple[float, float], ...]] = []
         tops: list[Variants] = []
-        for phase in profile.phases:
-            f, pw = phase.frequency_hz, phase.pulse_width_us
+        for phase in fields["phases"]:
+            values = phase.__dict__
+            f, pw = values["frequency_hz"], values["pulse_width_us"]
             if type(f) is float and type(pw) is float:
                 variants.append(((f, pw),))
                 tops.append((pulse_quantities(top, pw, f, shape, area),))
@@ -198,6 +200,13 @@ class RuleContext:
 
 
 _site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
+
+
+@lru_cache(maxsize=4096)
+def _site_or_none(text: str) -> acupoints.Site | None:
+    """``acupoints.site_or_reason`` without the reason (remembered as it is)."""
+    site = _site_or_reason(text)
+    return site if type(site) is _Site else None
 
 
 def site_or_none(text: str) -> acupoints.Site | None:
