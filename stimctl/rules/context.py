@@ -8,7 +8,7 @@ from functools import lru_cache
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Profile, total
+from stimctl.rules.profile import Phase, Profile, Shape, total
 from stimctl.rules.quantities import (
     PulseQuantities,
     current_density_ma_cm2,
@@ -111,16 +111,14 @@ class RuleContext:
         found = self.electrodes = electrodes_of(labels)
         self.any_shared = found[-1].site is not None  # shared sites come last
         self.channel_amplitudes = tuple(own)
-        amplitudes = self.amplitudes = (
-            tuple(
-                [
-                    own[e.channels[0]] if e.site is None else total([own[i] for i in e.channels])
-                    for e in found
-                ]
-            )
-            if self.any_shared
-            else self.channel_amplitudes  # every channel an electrode alone, in order
-        )
+        if self.any_shared:  # plain loops here: a comprehension is a call of its own
+            sums: list[float] = []
+            for e in found:
+                users = e.channels
+                sums.append(own[users[0]] if e.site is None else total(map(own.__getitem__, users)))
+            amplitudes = self.amplitudes = tuple(sums)
+        else:  # every channel an electrode alone, in order
+            amplitudes = self.amplitudes = self.channel_amplitudes
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
         shape = self._shape = fields["waveform"].shape
@@ -129,24 +127,7 @@ class RuleContext:
         self._channel_tops: tuple[Variants, ...] | None = None
         self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
         self.shared = {}
-        # Per phase: its variants, and the strongest electrode's quantities at each.
-        variants: list[tuple[tuple[float, float], ...]] = []
-        tops: list[Variants] = []
-        for phase in fields["phases"]:
-            values = phase.__dict__
-            f, pw = values["frequency_hz"], values["pulse_width_us"]
-            if type(f) is float and type(pw) is float:
-                variants.append(((f, pw),))
-                tops.append((pulse_quantities(top, pw, f, shape, area),))
-                continue
-            if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
-                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
-                pairs = ((f[0], pws[0]), (f[1], pws[1]))
-            else:
-                pairs = phase.variants
-            variants.append(pairs)
-            tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
-        self.variants, self.electrode_tops = tuple(variants), tuple(tops)
+        self.variants, self.electrode_tops = _variants_and_tops(fields["phases"], top, shape, area)
 
     @classmethod
     def build(
@@ -165,6 +146,12 @@ class RuleContext:
             if len(variants) == 1:
                 f, pw = variants[0]
                 figures = (pulse_quantities(amplitude, pw, f, shape, area),)
+            elif len(variants) == 2:  # no comprehension (a call of its own) for the pair
+                (f, pw), (f2, pw2) = variants
+                figures = (
+                    pulse_quantities(amplitude, pw, f, shape, area),
+                    pulse_quantities(amplitude, pw2, f2, shape, area),
+                )
             else:
                 figures = tuple(
                     [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
@@ -177,12 +164,25 @@ class RuleContext:
         operations) except for the strongest current's, which are known: the IEC rule walks
         every current over its limit."""
         if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
-            return tuple([q.current_density_ma_cm2 for q in self.electrode_tops[phase]])
-        shape, area, variants = self._shape, self._area, self.variants[phase]
+            tops = self.electrode_tops[phase]
+            if len(tops) == 1:
+                return (tops[0].current_density_ma_cm2,)
+            return tuple([q.current_density_ma_cm2 for q in tops])
+        shape, area, variants, density = (
+            self._shape,
+            self._area,
+            self.variants[phase],
+            current_density_ma_cm2,
+        )
         if len(variants) == 1:
             f, pw = variants[0]
-            return (current_density_ma_cm2(amplitude, pw, f, shape, area),)
-        density = current_density_ma_cm2
+            return (density(amplitude, pw, f, shape, area),)
+        if len(variants) == 2:  # no comprehension (a call of its own) for the pair
+            (f, pw), (f2, pw2) = variants
+            return (
+                density(amplitude, pw, f, shape, area),
+                density(amplitude, pw2, f2, shape, area),
+            )
         return tuple([density(amplitude, pw, f, shape, area) for f, pw in variants])
 
     @property
@@ -200,6 +200,36 @@ class RuleContext:
 
 
 _site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
+
+
+def _variants_and_tops(
+    phases: list[Phase], top: float, shape: Shape, area: float
+) -> tuple[tuple[tuple[tuple[float, float], ...], ...], tuple[Variants, ...]]:
+    """Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``), and the
+    quantities of a current of ``top`` mA at each."""
+    variants: list[tuple[tuple[float, float], ...]] = []
+    tops: list[Variants] = []
+    for phase in phases:
+        values = phase.__dict__
+        f, pw = values["frequency_hz"], values["pulse_width_us"]
+        if type(f) is float and type(pw) is float:
+            variants.append(((f, pw),))
+            tops.append((pulse_quantities(top, pw, f, shape, area),))
+            continue
+        if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+            pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+            variants.append(((f[0], pws[0]), (f[1], pws[1])))
+            tops.append(
+                (
+                    pulse_quantities(top, pws[0], f[0], shape, area),
+                    pulse_quantities(top, pws[1], f[1], shape, area),
+                )
+            )
+            continue
+        pairs = phase.variants
+        variants.append(pairs)
+        tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
+    return tuple(variants), tuple(tops)
 
 
 @lru_cache(maxsize=4096)

@@ -125,13 +125,17 @@ def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     n = len(labels)
     if not twice and n <= len(_ALONE):
         return _ALONE[:n]  # no site twice: every channel is an electrode alone
-    shared = {label: channels for label, channels in users.items() if len(channels) > 1}
-    found = [
-        _ALONE[i] if i < len(_ALONE) else _electrode((None, (i,)))
-        for i, (anode, cathode) in enumerate(labels)
-        if anode not in shared or cathode not in shared  # None is never in shared
-    ]
-    found += [_electrode((label, tuple(channels))) for label, channels in shared.items()]
+    # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
+    shared: dict[str, list[int]] = {}
+    for label, channels in users.items():
+        if len(channels) > 1:
+            shared[label] = channels
+    found: list[Electrode] = []
+    for i, (anode, cathode) in enumerate(labels):
+        if anode not in shared or cathode not in shared:  # None is never in shared
+            found.append(_ALONE[i] if i < len(_ALONE) else _electrode((None, (i,))))
+    for label, channels in shared.items():
+        found.append(_electrode((label, tuple(channels))))
     return tuple(found)
 
 
