@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import lru_cache
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
@@ -97,13 +96,17 @@ class RuleContext:
         # Field values are read from the models' __dict__: each attribute read of a pydantic
         # model goes through its __getattr__ hook, which costs as much again.
         fields = profile.__dict__
-        site_of = _site_or_none
+        known = _SITES
         sites: list[Sites] = []
         labels: list[Labels] = []
         own: list[float] = []
         for channel in fields["channels"]:
             values = channel.__dict__
-            a, c = site_of(values["anode"]), site_of(values["cathode"])
+            anode, cathode = values["anode"], values["cathode"]
+            try:
+                a, c = known[anode], known[cathode]
+            except KeyError:
+                a, c = _site_or_none(anode), _site_or_none(cathode)
             sites.append((a, c))
             labels.append((a and a.label, c and c.label))
             own.append(values["amplitude_ma"])
@@ -232,11 +235,20 @@ def _variants_and_tops(
     return tuple(variants), tuple(tops)
 
 
-@lru_cache(maxsize=4096)
+#: text -> the Site it names, or None: ``acupoints.site_or_reason`` without the reason, read
+#: with a plain dict lookup (an lru_cache call costs several times more). Profiles use a few
+#: hundred sites over and over; cleared past _SITES_KEPT texts, so no input grows it forever.
+_SITES: dict[str, acupoints.Site | None] = {}
+_SITES_KEPT = 4096
+
+
 def _site_or_none(text: str) -> acupoints.Site | None:
-    """``acupoints.site_or_reason`` without the reason (remembered as it is)."""
+    """The Site ``text`` names, or None (and remembered in _SITES)."""
+    if len(_SITES) >= _SITES_KEPT:
+        _SITES.clear()
     site = _site_or_reason(text)
-    return site if type(site) is _Site else None
+    found = _SITES[text] = site if type(site) is _Site else None
+    return found
 
 
 def site_or_none(text: str) -> acupoints.Site | None:
