@@ -450,16 +450,17 @@ def _private_tmpfs_works() -> bool:
 
 
 @pytest.mark.skipif(not _private_tmpfs_works(), reason="no private mount namespace (unshare -rm)")
-@pytest.mark.parametrize("fills", [False, True], ids=["full", "fills"])
+@pytest.mark.parametrize("fills", [None, "RUNNING", "ARMED"], ids=["full", "fills", "armed"])
 def test_a_real_tmpfs_full_from_the_start_or_filling_mid_session(fills, tmp_path) -> None:
-    """Full before the session (exit 1, nothing armed), or filled once the device is RUNNING
-    (exit 3, ramp-down): the fill point is the record's RUNNING line, not a guess at its size."""
+    """Full before the session (exit 1, nothing armed), or filled once the record shows the device
+    ARMED or RUNNING (exit 3, stopped): the fill point is a record line, not a guess at its size.
+    (CI: filled between the RUNNING line and START's own line, the CLI said "nothing was armed".)"""
     disk = tmp_path / "disk"
     disk.mkdir()
     run = f'"{sys.executable}" -m stimctl run {DEMO} --yes --speed max --record {disk}/r.jsonl'
     fill = f"dd if=/dev/zero of={disk}/filler bs=1k count=64 2>/dev/null"
     if fills:
-        started = f'grep -q \'"device_to":"RUNNING"\' {disk}/r.jsonl 2>/dev/null'
+        started = f'grep -q \'"device_to":"{fills}"\' {disk}/r.jsonl 2>/dev/null'
         body = (
             f"{run} & pid=$!; n=0; until {started} || [ $n -ge 3000 ]; do sleep 0.01; n=$((n+1)); "
             f"done; {fill}; wait $pid"

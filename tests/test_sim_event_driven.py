@@ -223,19 +223,24 @@ def test_the_cases_cover_live_output_ramps_faults_and_every_mode() -> None:
     assert {f"channels{n}" for n in range(1, 9)} <= seen
 
 
+def _count_full_ticks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now on, count the device's full ticks (``Device.tick`` calls) in the returned cell."""
+    ticks = [0]
+    original = Device.tick
+
+    def counted(self: Device) -> None:
+        ticks[0] += 1
+        original(self)
+
+    monkeypatch.setattr(Device, "tick", counted)
+    return ticks
+
+
 def test_a_slew_ramp_runs_one_tick_per_dac_step_not_per_millisecond(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """500 uA under the 2 uA/ms ceiling takes 250 ms in 10 uA steps: the event-driven path runs
     a full tick only at the 50 steps (and the block, telemetry and input events), not 250."""
-    calls = 0
-    original = Device.tick
-
-    def counted(self: Device) -> None:
-        nonlocal calls
-        calls += 1
-        original(self)
-
     dev = Device(DeviceConfig(limits=HardwareLimits(channels=1), watchdog_ms=5000))
     host = ScriptedHost(dev)
     host.open_session(1)
@@ -247,13 +252,13 @@ def test_a_slew_ramp_runs_one_tick_per_dac_step_not_per_millisecond(
     for block in blocks[:4]:
         host.send(block)
     assert isinstance(host.command(Start()), Ack)
-    monkeypatch.setattr(Device, "tick", counted)
+    ticks = _count_full_ticks(monkeypatch)
     host.pump(100)
     host.send(blocks[4])
     host.send(blocks[5])
     host.pump(155)
     assert dev.output_stage.channels[0].delivered_ua == 500
-    assert calls < 80
+    assert ticks[0] < 80
 
 
 def test_a_boundary_between_blocks_of_the_same_settings_costs_no_tick(
@@ -261,14 +266,6 @@ def test_a_boundary_between_blocks_of_the_same_settings_costs_no_tick(
 ) -> None:
     """A plateau streamed in 20 ms blocks: over 200 ms the event-driven path runs a full tick
     for the 10 telemetry frames and the received blocks, not for the 10 block boundaries."""
-    calls = 0
-    original = Device.tick
-
-    def counted(self: Device) -> None:
-        nonlocal calls
-        calls += 1
-        original(self)
-
     dev = Device(DeviceConfig(limits=HardwareLimits(channels=2), watchdog_ms=5000))
     host = ScriptedHost(dev)
     host.open_session(3)
@@ -280,8 +277,8 @@ def test_a_boundary_between_blocks_of_the_same_settings_costs_no_tick(
     host.pump(100)  # 100 uA reached after 50 ms (slew ceiling 2 uA/ms)
     for block in blocks[12:]:
         host.send(block)
-    monkeypatch.setattr(Device, "tick", counted)
+    ticks = _count_full_ticks(monkeypatch)
     host.pump(200)
     assert dev.state is State.RUNNING and dev.fifo.block_index == 15
     assert [ch.delivered_ua for ch in dev.output_stage.channels] == [100, 100]
-    assert calls <= 12  # 10 telemetry frames, the input, and nothing per block
+    assert ticks[0] <= 12  # 10 telemetry frames, the input, and nothing per block

@@ -114,11 +114,15 @@ class RunSession:
                 self.ctl.abort()
             say("aborted by the operator; output is zero")
             code = EXIT_ABORTED
-        except RecordFailed as error:  # raised only before ARM: the opening lines are not on disk
-            say(f"refused: {error}; nothing was armed")
+        except RecordFailed as error:
+            if self.ctl is not None and self.ctl.fault is not None:  # after ARM: latched, stopped
+                say(f"stopped: {error}")
+                code = EXIT_FAULT
+            else:  # before ARM: the opening lines are not on disk
+                say(f"refused: {error}; nothing was armed")
+                code = EXIT_REFUSED
             if error.rescue is not None:  # connect closed the record already
                 say(error.rescue.text())
-            code = EXIT_REFUSED
         except ValidationRefused as error:
             self.violations = [v.code for v in error.report.violations]
             say(f"{self.profile_path}: refused by validation against the effective envelope")
