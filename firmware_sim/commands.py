@@ -112,13 +112,30 @@ def dispatch(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer
 
 
 def block(dev: DeviceCore, msg: Block) -> Answer:
-    """``dispatch`` for a BLOCK (the stream's frame, 50 a second): the same checks in order."""
+    """``dispatch`` for a BLOCK (the stream's frame, 50 a second): the same checks in order,
+    then the BLOCK's own (its handler: ``dispatch``'s checks again change nothing)."""
     if not dev.session_open:
         return NakReason.NO_SESSION, 0
     refused = dev.interlock.admit(Block.TYPE)
     if refused is not None:
         return refused, int(dev.state)
-    return _block(dev, msg)
+    if len(msg.channels) > dev.limits.channels:  # dev.config.channels, without the property
+        return NakReason.BAD_CHANNEL, len(msg.channels)
+    fifo = dev.fifo
+    if fifo.duplicate(msg):
+        dev.counters["duplicates"] += 1
+        return None  # ACKed again, not queued again
+    # the checks are a pure function of these: a stream repeats a few settings block after block
+    key = (msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, *dev.gains)
+    if key != dev.block_passed:
+        err = dev.limits.check_block(
+            msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
+            dev.config.max_lookahead_ms,
+        )  # fmt: skip
+        if err is not None:
+            return _violation(dev, err)
+        dev.block_passed = key
+    return fifo.offer(msg)  # queued (ACK) or refused (NAK)
 
 
 def _violation(dev: DeviceCore, err: LimitError) -> Answer:
@@ -190,29 +207,6 @@ def _disarm(dev: DeviceCore, msg: Disarm) -> Answer:
     return None
 
 
-def _block(dev: DeviceCore, msg: Block) -> Answer:
-    if len(msg.channels) > dev.config.channels:
-        return NakReason.BAD_CHANNEL, len(msg.channels)
-    if dev.fifo.duplicate(msg):
-        dev.counters["duplicates"] += 1
-        return None  # ACKed again, not queued again
-    # the checks are a pure function of these: a stream repeats a few settings block after block
-    key = (msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, *dev.gains)
-    if key != dev.block_passed:
-        err = dev.limits.check_block(
-            msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
-            dev.config.max_lookahead_ms,
-        )  # fmt: skip
-        if err is not None:
-            return _violation(dev, err)
-        dev.block_passed = key
-    refused = dev.fifo.admit(msg)
-    if refused is not None:
-        return refused
-    dev.fifo.push(msg)
-    return None
-
-
 def _start(dev: DeviceCore, msg: Start) -> Answer:
     if not dev.fifo.queue:
         return NakReason.BAD_STATE, 0
@@ -281,7 +275,7 @@ def _adjust(dev: DeviceCore, msg: Adjust) -> Answer:
 
 _HANDLERS: dict[type, Callable[[DeviceCore, Any], Answer]] = {
     Goodbye: _goodbye, ImpedanceCheck: _impedance_check, Arm: _arm,
-    Disarm: _disarm, Block: _block, Start: _start, Pause: _pause,
+    Disarm: _disarm, Block: block, Start: _start, Pause: _pause,
     Resume: _resume, Stop: _stop, ClearFault: _clear_fault,
     Adjust: _adjust, Heartbeat: lambda dev, msg: None,
 }  # fmt: skip

@@ -35,6 +35,8 @@ class DeviceCore(Protocol):
     watchdog_ticks: int
     telemetry_ticks: int
     tick_count: int
+    boot_tick: int  # tick_count at the last boot: uptime_ms counts from it
+    tx_seq: int  # the sequence number of the device's next frame (next_seq takes it)
     link: LinkFaults
     trace: TraceWriter
     decoder: FrameDecoder

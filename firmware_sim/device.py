@@ -2,48 +2,61 @@
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from dataclasses import replace
 from typing import Any
 
 from firmware_sim import commands, faults, reports, targets
+from firmware_sim.boot import boot
 from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.config import DeviceConfig
-from firmware_sim.fastpath import quiet_horizon, run_quiet
+from firmware_sim.fastpath import RUNNING, STOPPING, quiet_horizon, run_quiet
 from firmware_sim.faults import LinkFaults
-from firmware_sim.fifo import BlockFifo, same_settings
-from firmware_sim.interlock import LIVE_STATES, Event, Interlock
+from firmware_sim.fifo import same_settings
+from firmware_sim.interlock import LIVE_STATES, Event
 from firmware_sim.limits import LimitError
 from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
-    GAIN_UNITY,
+    PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
     Block,
     Fault,
     FaultEvent,
-    FrameDecoder,
     Hello,
     Invalid,
     Message,
     Nak,
-    Shape,
     State,
     StateEvent,
     encode,
 )
-from stimctl.protocol.framing import encode_payload
+from stimctl.protocol.constants import HEADER_FORMAT
+from stimctl.protocol.framing import encode_body
 from stimctl.protocol.payload import record_structs
 
 __all__ = ["Device", "DeviceConfig"]
 
-_ACK = record_structs(Ack)[0]
+_ACK = struct.Struct(HEADER_FORMAT + record_structs(Ack)[0].format.lstrip("<"))  # a whole body
 
 
 class Device:
     """A model of the stimulator firmware, driven by ticks. Not thread-safe: wrap it in a lock."""
+
+    # Slots: the device has more fields than an instance dict shares keys for (30), and its hot
+    # path reads them per frame; __dict__ keeps other attributes possible (tests, benches).
+    __slots__ = (
+        "__dict__", "__weakref__", "_deferred", "_in_command", "_tx", "armed_mask", "block_passed",
+        "boot_tick", "clock", "config", "counters", "decoder", "fifo", "first_start_tick", "gains",
+        "impedance_due", "interlock", "last_command", "last_rx_ms", "last_rx_tick", "limits",
+        "link", "next_telemetry", "output_stage", "pending_violation", "reramp_from_tick",
+        "reramp_rate_na_per_s", "rx_buffer", "rx_delayed", "scheduled_faults", "session_open",
+        "stop_end", "stop_from", "stop_ticks", "telemetry_ticks", "tick_count", "tick_us",
+        "ticks_per_ms", "trace", "tx_delayed", "tx_seq", "watchdog_ticks",
+    )  # fmt: skip
 
     def __init__(
         self, config: DeviceConfig | None = None, clock: VirtualClock | RealClock | None = None
@@ -78,7 +91,7 @@ class Device:
             cfg.limits, self.tick_us, [cfg.impedance(c) for c in range(1, cfg.channels + 1)],
             cfg.pulse_log_ms, self._on_output,
         )  # fmt: skip
-        self._boot()
+        boot(self)
         self.session_open = False
         self.apply_state(Event.BOOTED)
         for spec in cfg.faults:
@@ -106,13 +119,17 @@ class Device:
     def receive(self, data: bytes) -> None:
         """Bytes from the port (through the link faults); handled at the next tick, or at once
         by ``service_rx`` (a real-time server's receive interrupt)."""
-        data = self.link.apply(bytes(data))
+        link = self.link
+        if link.drop or link.flip:
+            data = link.apply(bytes(data))
         if not data:
             return
-        if self.link.delay_ms:
-            self.rx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
+        if link.delay_ms:
+            self.rx_delayed.append(
+                (self.tick_count + link.delay_ms * self.ticks_per_ms, bytes(data))
+            )
         else:
-            self.rx_buffer += data
+            self.rx_buffer += data  # a copy (the caller may reuse its buffer)
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""
@@ -133,8 +150,8 @@ class Device:
         if stage.drifting:
             stage.drift(1)
         state = self.interlock.state
-        if state is State.RUNNING or state is State.STOPPING:
-            self._output_step(now)
+        if state is RUNNING or state is STOPPING:
+            self._output_step(now, state)
         if self.rx_delayed or self.tx_delayed:
             self._release(now)
         if self.rx_buffer:
@@ -185,7 +202,7 @@ class Device:
         while self.tick_count < end:
             if until_output and self._tx:
                 return True
-            if not by_tick:
+            if not by_tick and not self.rx_buffer:  # bytes to handle: the next tick is no quiet one
                 left = end - self.tick_count
                 quiet = quiet_horizon(self, put is None, left)
                 if quiet > 0:
@@ -224,36 +241,12 @@ class Device:
         """Per-channel pulses, charge_uc, net_charge_uc; tick lateness under a real clock."""
         return reports.stats(self)
 
-    # --- boot, reset ---------------------------------------------------------------------------
-
-    def _boot(self) -> None:
-        cfg = self.config
-        self.boot_tick = self.tick_count
-        self.decoder = FrameDecoder()
-        self.interlock = Interlock(cfg.channels, cfg.impedance_valid_ms)
-        lookahead = cfg.max_lookahead_ms * self.ticks_per_ms
-        self.fifo = BlockFifo(cfg.fifo_depth, lookahead, self.ticks_per_ms)
-        self.armed_mask = 0
-        self.gains = [GAIN_UNITY] * cfg.channels
-        self._tx_seq = 0
-        # the last control command answered: (seq, type, answer, tick), for duplicate detection
-        self.last_command: tuple[int, int, commands.Answer, int] | None = None
-        self.last_rx_tick = self.tick_count
-        self.next_telemetry = self.tick_count + self.telemetry_ticks
-        self.impedance_due: tuple[int, int] | None = None
-        self.stop_end = 0
-        self.stop_ticks = 0
-        self.stop_from: list[int] = []
-        self.reramp_rate_na_per_s = 0  # RESUME's re-ramp line; 0: none (the slew ceiling alone)
-        self.reramp_from_tick = 0
-        self.block_passed: tuple[object, ...] = ()
-        self.output_stage.zero_all()
-        self.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
+    # --- reset --------------------------------------------------------------------------------
 
     def brown_out(self) -> None:
         """Brown-out: all device state lost; reboot into FAULT(DEVICE_RESET), session kept open."""
         self.rx_buffer.clear()
-        self._boot()
+        boot(self)
         change = self.interlock.fire(Event.RESET)
         assert change is not None
         self.interlock.fault, self.interlock.fault_channel = Fault.DEVICE_RESET, 0
@@ -269,14 +262,12 @@ class Device:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
         targets.configure(self, ramp_now)
 
-    def _output_step(self, now: int) -> None:
-        state = self.interlock.state
-        if state is not State.RUNNING and state is not State.STOPPING:
-            return
+    def _output_step(self, now: int, state: State) -> None:
+        """The output of the tick ending at ``now`` in ``state`` (RUNNING or STOPPING)."""
         stage = self.output_stage
-        if state is State.RUNNING and self.reramp_rate_na_per_s:
+        if state is RUNNING and self.reramp_rate_na_per_s:
             targets.reramp_step(self)
-        if state is State.STOPPING:
+        if state is STOPPING:
             if now >= self.stop_end:
                 stage.zero_all()
                 self.fifo.clear()
@@ -303,7 +294,7 @@ class Device:
         if block is not None:
             if (
                 ended is None
-                or self.state is not State.RUNNING
+                or self.state is not RUNNING
                 or self.reramp_rate_na_per_s
                 or not same_settings(ended, block)
             ):
@@ -313,7 +304,7 @@ class Device:
             self.output_stage.zero_all()
             self.armed_mask = 0
             self.apply_state(Event.FINISHED)
-        elif self.state is State.STOPPING:
+        elif self.state is STOPPING:
             self.fifo.current, self.fifo.elapsed = ended, 0  # keep playing it while ramping down
         else:
             self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
@@ -358,8 +349,8 @@ class Device:
         return (self.tick_count - self.boot_tick) * self.tick_us // 1000 & 0xFFFFFFFF
 
     def next_seq(self) -> int:
-        seq = self._tx_seq
-        self._tx_seq = (seq + 1) % SEQ_MODULO
+        seq = self.tx_seq
+        self.tx_seq = (seq + 1) % SEQ_MODULO
         return seq
 
     def _emit(self, msg: Message) -> None:
@@ -377,11 +368,14 @@ class Device:
 
     def _put(self, frame: bytes) -> None:
         """Put a complete frame on the link (through its faults and delay)."""
-        data = self.link.apply(frame)
-        if self.link.delay_ms:
-            self.tx_delayed.append((self.tick_count + self.link.delay_ms * self.ticks_per_ms, data))
+        link = self.link  # link.apply and _tx_append inlined: two frames per streamed block
+        data = link.apply(frame) if link.drop or link.flip else frame
+        if link.delay_ms:
+            self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, data))
+        elif len(self._tx) + len(data) > self.config.tx_buffer_max:
+            self.counters["tx_dropped"] += len(data)
         else:
-            self._tx_append(data)
+            self._tx += data
 
     def _tx_append(self, data: bytes) -> None:
         if len(self._tx) + len(data) > self.config.tx_buffer_max:
@@ -410,7 +404,7 @@ class Device:
 
     def _handle(self, item: Message | Invalid, now: int) -> None:
         self.last_rx_tick = now
-        self.last_rx_ms = self.time_ms
+        self.last_rx_ms = self.tick_count * self.tick_us // 1000  # time_ms, inlined
         self.counters["frames_rx"] += 1
         type_code = item.TYPE if isinstance(item, Message) else item.type_code
         if self.trace.enabled:
@@ -443,7 +437,9 @@ class Device:
     def _answer(self, seq: int, type_code: int, answer: commands.Answer) -> None:
         """ACK (answer None) or NAK a frame of the host's."""
         if answer is None:
-            self._put(encode_payload(Ack.TYPE, self.next_seq(), _ACK.pack(seq, type_code)))
+            tx_seq = self.tx_seq  # next_seq, inlined
+            self.tx_seq = (tx_seq + 1) % SEQ_MODULO
+            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, seq, type_code)))
             return
         self.counters["naks"] += 1
         self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,

@@ -46,10 +46,10 @@ class BlockFifo:
     @property
     def queued_ticks(self) -> int:
         """Remaining time of the playing block plus every queued block."""
-        total = self.queued_ms * self.ticks_per_ms
-        if self.current is not None:
-            total += self.duration_ticks(self.current) - self.elapsed
-        return total
+        current = self.current
+        if current is None:
+            return self.queued_ms * self.ticks_per_ms
+        return (self.queued_ms + current.duration_ms) * self.ticks_per_ms - self.elapsed
 
     @property
     def blocks(self) -> int:
@@ -69,9 +69,10 @@ class BlockFifo:
         current = self.current
         if current is None:
             return 0
-        ticks = self.duration_ticks(current) - self.elapsed
-        for block in self.queue:
-            if ticks >= enough or not same_settings(current, block):
+        ticks = current.duration_ms * self.ticks_per_ms - self.elapsed  # duration_ticks, inlined
+        settings = current.channels
+        for block in self.queue:  # same_settings(current, block), inlined
+            if ticks >= enough or (block.channels is not settings and block.channels != settings):
                 break
             ticks += block.duration_ms * self.ticks_per_ms
         return ticks
@@ -105,22 +106,25 @@ class BlockFifo:
         expected = self.expected
         return block.index < (expected if expected is not None else self.next_block)
 
-    def admit(self, block: Block) -> tuple[NakReason, int] | None:
-        """Sequence and capacity checks (limits are checked before this)."""
+    def offer(self, block: Block) -> tuple[NakReason, int] | None:
+        """Sequence and capacity checks (limits are checked before this); a block that passes
+        them is queued (None), one that does not is refused (NAK reason, detail)."""
         if self.expected is None or block.index != self.expected:
             return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
-        if len(self.queue) + (self.current is not None) >= self.depth:
+        if len(self.queue) + (self.current is not None) >= self.depth:  # self.blocks
             return NakReason.FIFO_FULL, FifoLimit.DEPTH << 16 | min(self.blocks, 0xFFFF)
-        if self.queued_ticks + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
-            queued_ms = min(self.queued_ticks // self.ticks_per_ms, 0xFFFF)
+        current = self.current
+        queued = self.queued_ms * self.ticks_per_ms  # queued_ticks, inlined
+        if current is not None:
+            queued += current.duration_ms * self.ticks_per_ms - self.elapsed
+        if queued + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
+            queued_ms = min(queued // self.ticks_per_ms, 0xFFFF)
             return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
-        return None
-
-    def push(self, block: Block) -> None:
         self.queue.append(block)
         self.queued_ms += block.duration_ms
         self.last_index = block.index
         self.expected = None if block.flags & BLOCK_FLAG_LAST else block.index + 1
+        return None
 
     def pop(self) -> Block | None:
         """Make the next queued block the playing one (None when the queue is empty)."""

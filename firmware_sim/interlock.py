@@ -134,7 +134,7 @@ class Interlock:
 
     def admit(self, type_code: int) -> NakReason | None:
         """Whether a command of this type is accepted in the current state."""
-        if self.latched and type_code not in ACCEPTED_WHEN_LATCHED:
+        if self.state in _LATCHED and type_code not in ACCEPTED_WHEN_LATCHED:  # self.latched
             return NakReason.FAULT_LATCHED
         if self.state not in ALLOWED.get(type_code, _NOWHERE):
             return NakReason.BAD_STATE

@@ -8,22 +8,31 @@ from typing import Any
 from firmware_sim.clock import RealClock
 from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
-from stimctl.protocol import ChannelImpedance, ImpedanceResult, Telemetry
-from stimctl.protocol.framing import encode_payload
+from stimctl.protocol import (
+    PROTOCOL_VERSION,
+    SEQ_MODULO,
+    ChannelImpedance,
+    ImpedanceResult,
+    Telemetry,
+)
+from stimctl.protocol.constants import HEADER_FORMAT
+from stimctl.protocol.framing import encode_body
 from stimctl.protocol.payload import record_structs
 
 _TELEMETRY, _TELEMETRY_CHANNEL = record_structs(Telemetry)
 assert _TELEMETRY_CHANNEL is not None
-_TELEMETRY_WITH: dict[int, struct.Struct] = {}  # channel count -> the whole payload's struct
+_TELEMETRY_WITH: dict[int, struct.Struct] = {}  # channel count -> the whole body's struct
 
 
 def _telemetry_struct(channels: int) -> struct.Struct:
-    """The payload: the fixed fields, the record count, the records (one struct, one pack)."""
+    """The frame's body: header, the fixed fields, the record count, the records (one struct,
+    one pack)."""
     whole = _TELEMETRY_WITH.get(channels)
     if whole is None:
         assert _TELEMETRY_CHANNEL is not None
         record = _TELEMETRY_CHANNEL.format.lstrip("<")
-        whole = struct.Struct(_TELEMETRY.format + "B" + record * channels)
+        fixed = _TELEMETRY.format.lstrip("<")
+        whole = struct.Struct(HEADER_FORMAT + fixed + "B" + record * channels)
         _TELEMETRY_WITH[channels] = whole
     return whole
 
@@ -31,26 +40,32 @@ def _telemetry_struct(channels: int) -> struct.Struct:
 def telemetry_frame(dev: DeviceCore) -> bytes:
     """One TELEMETRY frame, packed from the device's state without building message objects
     (50 of them a second); takes the next device sequence number. The FIFO's and channels'
-    figures are read from their fields here (the hot path of a streamed session)."""
+    figures, the uptime (``uptime_ms``) and the sequence number (``next_seq``) are read from
+    their fields here (the hot path of a streamed session)."""
     fifo = dev.fifo
     interlock = dev.interlock
-    tpm = dev.ticks_per_ms
     current = fifo.current
     if current is None:
         blocks, queued = len(fifo.queue), fifo.queued_ms
         index = fifo.last_index if fifo.last_index is not None else 0
     else:
         blocks, index = len(fifo.queue) + 1, current.index
-        queued = fifo.queued_ms + current.duration_ms - -(-fifo.elapsed // tpm)
-    channels = dev.config.channels
+        queued = fifo.queued_ms + current.duration_ms - -(-fifo.elapsed // dev.ticks_per_ms)
+    channels = dev.limits.channels  # dev.config.channels, without the property
+    next_block = fifo.expected  # fifo.next_block, inlined
+    if next_block is None:
+        next_block = (fifo.last_index if fifo.last_index is not None else -1) + 1
+    seq = dev.tx_seq
+    dev.tx_seq = (seq + 1) % SEQ_MODULO
     values: list[int] = [
-        dev.uptime_ms(), interlock.state, interlock.fault, interlock.fault_channel,
+        PROTOCOL_VERSION, Telemetry.TYPE, seq,
+        (dev.tick_count - dev.boot_tick) * dev.tick_us // 1000 & 0xFFFFFFFF,
+        interlock.state, interlock.fault, interlock.fault_channel,
         blocks if blocks < 255 else 255, queued if queued < 0xFFFF else 0xFFFF,
-        index & 0xFFFFFFFF, fifo.next_block & 0xFFFFFFFF, channels,
+        index & 0xFFFFFFFF, next_block & 0xFFFFFFFF, channels,
     ]  # fmt: skip
     dev.output_stage.telemetry_records(values)
-    payload = _telemetry_struct(channels).pack(*values)
-    return encode_payload(Telemetry.TYPE, dev.next_seq(), payload)
+    return encode_body((_TELEMETRY_WITH.get(channels) or _telemetry_struct(channels)).pack(*values))
 
 
 def measure_impedance(dev: DeviceCore, mask: int) -> ImpedanceResult:

@@ -19,10 +19,7 @@ class TraceWriter:
         self._now_ns = now_ns
         self._device_ms = device_ms
         self._file: IO[str] | None = open(path, "a", buffering=1) if path else None  # noqa: SIM115
-
-    @property
-    def enabled(self) -> bool:
-        return self._file is not None
+        self.enabled = self._file is not None  # written with _file (a plain field: read per frame)
 
     def write(self, event: str, **fields: Any) -> None:
         if self._file is None:
@@ -34,3 +31,4 @@ class TraceWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+            self.enabled = False

@@ -269,7 +269,7 @@ def test_close_while_running_brings_the_output_to_zero(ctl: Controller) -> None:
 def test_catalogue_mismatch_at_connect_raises_protocol_mismatch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("stimctl.host.link.CATALOGUE_HASH", 0x12345678)
+    monkeypatch.setattr("stimctl.host.linkretry.CATALOGUE_HASH", 0x12345678)
     with pytest.raises(ProtocolMismatch, match="catalogue mismatch"):
         Controller.connect(None, speed=math.inf)
 

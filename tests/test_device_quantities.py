@@ -284,5 +284,6 @@ def test_the_session_guard_knows_the_loaded_profile_s_shared_sites() -> None:
     for ch in (1, 2):  # both at their prescription (gain 1000 permille), as after ARM
         session.adjusted(ch, 3.5, 1000, at=0.0)
     assert session.shared_sites == {"ST36-L": (1, 2)}
-    why = session.guard(_block((3500, 20, 1000), (3500, 20, 1000)))
+    block = _block((3500, 20, 1000), (3500, 20, 1000))
+    why = session.guard(block.index, block.channels)
     assert why is not None and "site ST36-L (channels 1, 2): 7 uC per phase" in why

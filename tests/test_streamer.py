@@ -4,8 +4,10 @@ cheap, and still the same frames and the same pacing)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,12 +20,16 @@ from stimctl.protocol import (
     Block,
     ChannelSetting,
     ChannelTelemetry,
+    FrameDecoder,
     Message,
     Nak,
     NakReason,
     State,
     Telemetry,
+    encode,
+    renumbered,
 )
+from stimctl.protocol.framing import encode_payload
 from stimctl.rules.profile import load_profile
 
 PROFILES = Path(__file__).resolve().parent.parent / "profiles"
@@ -50,23 +56,25 @@ def _reference_block(s: Schedule, index: int, device_channels: int) -> Block:
 
 
 class _FakeLink:
-    """Numbers what the streamer writes and keeps each frame with its answer callback."""
+    """Numbers what the streamer writes (packed, as ``Link.send_packed``), decodes each frame
+    with the codec and keeps it with its answer callback."""
 
     def __init__(self) -> None:
         self.seq = 0
         self.sent: list[tuple[Block, object]] = []
 
-    def send(self, msg: Message, on_reply: object) -> Message:
-        assert isinstance(msg, Block)
+    def send_packed(self, type_code: int, payload: bytes, on_answer: object, tag: int) -> int:
         self.seq += 1
-        sent = Block(seq=self.seq, index=msg.index, duration_ms=msg.duration_ms,
-                     flags=msg.flags, channels=msg.channels)  # fmt: skip
-        self.sent.append((sent, on_reply))
-        return sent
+        frame = encode_payload(type_code, self.seq, payload)
+        (sent,) = FrameDecoder().feed(frame)
+        assert isinstance(sent, Block) and sent.index == tag
+        assert frame == encode(sent)  # the bytes encode() makes of the same message
+        self.sent.append((sent, on_answer))
+        return self.seq
 
 
 def _streamer(s: Schedule, link: _FakeLink, channels: int = 4) -> Streamer:
-    return Streamer(s, channels, link.send, lambda block: None, target_ms=200,
+    return Streamer(s, channels, link.send_packed, lambda index, channels: None, target_ms=200,
                     max_lookahead_ms=250, fifo_depth=16)  # fmt: skip
 
 
@@ -81,6 +89,20 @@ def test_every_block_of_the_library_is_the_schedule_row_in_any_order(path: Path)
         assert streamer.block(index) == _reference_block(s, index, 4), index
 
 
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.stem)
+def test_the_frames_written_packed_are_the_schedule_rows_encoded(path: Path) -> None:
+    s = _schedule(path)
+    link = _FakeLink()
+    streamer = _streamer(s, link, channels=4)
+    streamer.prime()
+    streamer.started(0)
+    for now in range(20, 20 * 400, 20):  # the device takes everything written so far
+        streamer.on_telemetry(_telemetry(now, 0, 0, streamer.next_index), now)
+    assert len(link.sent) >= min(s.n_blocks, 300)
+    for sent, _ in link.sent:
+        assert sent == renumbered(_reference_block(s, sent.index, 4), sent.seq), sent.index
+
+
 def test_blocks_with_the_same_settings_share_one_channel_tuple_and_others_do_not() -> None:
     s = _schedule(PROFILES / "han-dense-disperse.toml")
     streamer = _streamer(s, _FakeLink())
@@ -92,6 +114,16 @@ def test_blocks_with_the_same_settings_share_one_channel_tuple_and_others_do_not
                                                         c.pulse_width_us))  # fmt: skip
         assert by_settings.setdefault(key, block.channels) is block.channels
     assert len(by_settings) == 2  # 2 Hz / 600 us and 100 Hz / 200 us
+
+
+def test_a_block_the_wire_cannot_carry_halts_the_stream_with_the_codecs_reason() -> None:
+    s = _schedule(PROFILES / "short-demo.toml")
+    s = dataclasses.replace(s, amplitude_ua=s.amplitude_ua.astype(np.int64) + 70_000)  # > u16
+    link = _FakeLink()
+    streamer = _streamer(s, link)
+    assert streamer.prime() == 1  # counted as written, as any block whose write failed
+    assert link.sent == [] and streamer.halted
+    assert streamer.halt_reason.startswith("write failed: Block: cannot pack")
 
 
 def test_a_block_beyond_the_schedule_is_an_index_error() -> None:
@@ -144,7 +176,7 @@ def test_lookahead_in_flight_is_the_sum_over_the_blocks_in_flight_after_any_answ
                 reason = NakReason.FIFO_FULL if kind == "fifo_full" else NakReason.BLOCK_SEQUENCE
                 detail = max(0, block.index - 1) if kind == "sequence" else 0
                 reply = Nak(ack_seq=block.seq, ack_type=Block.TYPE, reason=reason, detail=detail)
-            on_reply(block, reply)  # type: ignore[operator]
+            on_reply(block.index, block.seq, reply)  # type: ignore[operator]
         in_flight = sum(f.duration_ms for f in streamer._unacked.values())
         assert streamer.lookahead_ms() == fifo_ms + in_flight
         assert all(i < streamer.next_index for i in streamer._unacked)

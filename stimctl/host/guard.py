@@ -63,6 +63,18 @@ class BlockGuard:
         shared_sites: Mapping[str, tuple[int, ...]],
     ) -> str | None:
         """Exactly ``check_block(block, envelope, gain_permille, shared_sites)``."""
+        return self.settings(block.index, block.channels, envelope, gain_permille, shared_sites)
+
+    def settings(
+        self,
+        index: int,
+        channels: tuple[ChannelSetting, ...],
+        envelope: SafetyEnvelope,
+        gain_permille: Mapping[int, int],
+        shared_sites: Mapping[str, tuple[int, ...]],
+    ) -> str | None:
+        """The same for block ``index`` with settings ``channels`` (a streamer that writes
+        blocks packed has no Block message to hand over)."""
         verdicts = self._verdicts
         if (
             envelope is not self._envelope
@@ -72,7 +84,6 @@ class BlockGuard:
             verdicts.clear()
             self._envelope = envelope
             self._gains, self._sites = dict(gain_permille), dict(shared_sites)
-        channels = block.channels
         kept = verdicts.get(id(channels))
         if kept is not None and kept[0] is channels:
             why = kept[1]
@@ -81,7 +92,7 @@ class BlockGuard:
             if len(verdicts) >= VERDICTS_KEPT:
                 verdicts.clear()
             verdicts[id(channels)] = (channels, why)
-        return None if why is None else f"block {block.index}{why}"
+        return None if why is None else f"block {index}{why}"
 
 
 def _check_channels(

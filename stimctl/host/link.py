@@ -34,16 +34,17 @@ from stimctl.host.linkretry import (
     COMMAND_RETRY_DEVICE_MS,
     COMMAND_RETRY_S,
     Answered,
+    OnAnswer,
     OnReply,
+    Packed,
     await_answer,
+    device_info_of,
     handshake,
     reason_name,
 )
 from stimctl.host.linkretry import Pending as _Pending
 from stimctl.host.threadpriority import NORMAL
 from stimctl.protocol import (
-    CATALOGUE_HASH,
-    MIN_WATCHDOG_MS,
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
@@ -58,6 +59,7 @@ from stimctl.protocol import (
     encode,
     renumbered,
 )
+from stimctl.protocol.framing import encode_payload
 from stimctl.protocol.messages import wire_name
 
 __all__ = [
@@ -86,7 +88,7 @@ class Link:
         self._on_lost = on_lost
         self._wlock = threading.Lock()
         self._plock = threading.Lock()
-        self._pending: OrderedDict[int, _Pending] = OrderedDict()
+        self._pending: OrderedDict[int, _Pending | Packed] = OrderedDict()
         self._hello: _Pending | None = None
         self._seq = 0
         self.tx_frames = 0
@@ -174,6 +176,23 @@ class Link:
         if the link is lost first). LinkError when the port is gone.
         """
         return self._send(msg, on_reply, track, waited=False)[0]
+
+    def send_packed(self, type_code: int, payload: bytes, on_answer: OnAnswer, tag: int) -> int:
+        """Write a frame whose payload the caller packed (``payload.record_structs``: a BLOCK
+        without message objects); returns its seq. ``on_answer(tag, seq, answer)`` runs on the
+        reader thread when the ACK/NAK arrives (None if the link is lost first)."""
+        with self._wlock:
+            if self.lost is not None or self._closing:
+                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            seq = self._next_seq()
+            frame = encode_payload(type_code, seq, payload)
+            with self._plock:
+                self._pending[seq] = Packed(tag, seq, on_answer)
+                while len(self._pending) > _MAX_PENDING:
+                    self._pending.popitem(last=False)
+            if not self.mute:
+                self._port_write(frame)
+        return seq
 
     def _send(
         self, msg: Message, on_reply: OnReply | None, track: bool, *, waited: bool
@@ -318,39 +337,7 @@ class Link:
         finally:
             with self._plock:
                 self._hello = None
-        if pending.error is not None:
-            if isinstance(pending.error, ProtocolMismatch):
-                raise pending.error
-            raise LinkError(f"link to {self.url} lost during HELLO: {pending.error}")
-        info = pending.reply
-        if info is None:
-            raise LinkError(
-                f"no answer to HELLO from {self.url} within {budget:g} s"
-                f" ({pending.attempts} attempt{'s' * (pending.attempts > 1)})"
-            )
-        if isinstance(info, Nak):
-            raise ProtocolMismatch(
-                f"device refused HELLO ({reason_name(info.reason)}): host speaks protocol version"
-                f" {PROTOCOL_VERSION}"
-            )
-        assert isinstance(info, DeviceInfo)
-        if info.watchdog_ms < MIN_WATCHDOG_MS:
-            raise ProtocolMismatch(
-                f"device watchdog {info.watchdog_ms} ms is below the protocol's minimum"
-                f" {MIN_WATCHDOG_MS} ms (the host's HELLO pacing relies on it)"
-            )
-        if info.protocol_version != PROTOCOL_VERSION:
-            raise ProtocolMismatch(
-                f"protocol version mismatch: device speaks {info.protocol_version},"
-                f" host speaks {PROTOCOL_VERSION}"
-            )
-        if info.catalogue_hash != CATALOGUE_HASH:
-            raise ProtocolMismatch(
-                f"message catalogue mismatch: device hash {info.catalogue_hash:#010x},"
-                f" host hash {CATALOGUE_HASH:#010x} (host and firmware built from different"
-                " protocol definitions)"
-            )
-        return info
+        return device_info_of(pending, self.url, budget)
 
     # --- reading (reader thread) -------------------------------------------------------------
     def _on_item(self, item: Message | Invalid) -> None:
@@ -361,6 +348,31 @@ class Link:
             self.unanswered_probes = 0
             if self._keepalive is not None:  # real time: see heapfreeze
                 self.heap.device_state(item.state)
+            self._on_message(item)
+            return
+        if isinstance(item, (Ack, Nak)):  # (a tuple: ``Ack | Nak`` builds a Union per call)
+            with self._plock:
+                pending = self._pending.pop(item.ack_seq, None)
+                hello = self._hello
+            if type(pending) is Packed:
+                pending.on_answer(pending.tag, pending.seq, item)
+                return
+            if (
+                pending is None
+                and isinstance(item, Nak)
+                and hello is not None
+                and (item.ack_type == Hello.TYPE or item.reason == NakReason.VERSION)
+            ):
+                hello.reply = item
+                hello.done.set()
+                return
+            if pending is not None:
+                pending.reply = item
+                pending.done.set()
+                if pending.on_reply is not None:
+                    pending.on_reply(pending.msg, item)
+                    return
+                hand_over()  # a request() may be waiting for this answer
             self._on_message(item)
             return
         if isinstance(item, Invalid):
@@ -383,28 +395,6 @@ class Link:
                 hand_over()
             self._on_message(item)
             return
-        if isinstance(item, (Ack, Nak)):  # (a tuple: ``Ack | Nak`` builds a Union per call)
-            with self._plock:
-                pending = self._pending.pop(item.ack_seq, None)
-                hello = self._hello
-            if (
-                pending is None
-                and isinstance(item, Nak)
-                and hello is not None
-                and (item.ack_type == Hello.TYPE or item.reason == NakReason.VERSION)
-            ):
-                hello.reply = item
-                hello.done.set()
-                return
-            if pending is not None:
-                pending.reply = item
-                pending.done.set()
-                if pending.on_reply is not None:
-                    pending.on_reply(pending.msg, item)
-                    return
-                hand_over()  # a request() may be waiting for this answer
-            self._on_message(item)
-            return
         self._on_message(item)
 
     def _lost_text(self) -> str:
@@ -420,7 +410,10 @@ class Link:
             self._pending.clear()
             hello = self._hello
         for p in [*pending, *([hello] if hello else [])]:
-            if not p.done.is_set():
+            if isinstance(p, Packed):
+                with contextlib.suppress(Exception):
+                    p.on_answer(p.tag, p.seq, None)
+            elif not p.done.is_set():
                 p.error = exc or LinkError("link closed")
                 p.done.set()
                 if p.on_reply is not None:

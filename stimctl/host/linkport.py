@@ -54,8 +54,9 @@ class FrameProtocol:
         self._on_lost = on_lost
 
     def data_received(self, data: bytes) -> None:
+        on_item = self._on_item
         for item in self.decoder.feed(data):
-            self._on_item(item)
+            on_item(item)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._on_lost(exc)
@@ -72,19 +73,20 @@ class ReaderThread(threading.Thread):
 
     def run(self) -> None:
         error: BaseException | None = None
+        port, received = self.port, self.protocol.data_received
         while self._alive:
             try:
-                data = self.port.read(1)  # the first byte, or nothing within the read timeout
-                waiting = self.port.in_waiting if data else 0
+                data = port.read(1)  # the first byte, or nothing within the read timeout
+                waiting = port.in_waiting if data else 0
                 if waiting:  # and what came with it: frames reach the decoder whole
-                    data += self.port.read(waiting)
+                    data += port.read(waiting)
             except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
                 # TypeError/AttributeError: pyserial's posix port after close() from another thread
                 error = exc if self._alive else None
                 break
             if data:
                 try:
-                    self.protocol.data_received(data)
+                    received(data)
                 except Exception as exc:  # a bug in a handler must not kill the link silently
                     log.exception("frame handler failed")
                     error = exc

@@ -17,12 +17,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from stimctl.host.errors import LinkError
-from stimctl.protocol import HELLO_RETRY_MS, Message, NakReason, encode
+from stimctl.host.errors import LinkError, ProtocolMismatch
+from stimctl.protocol import (
+    CATALOGUE_HASH,
+    HELLO_RETRY_MS,
+    MIN_WATCHDOG_MS,
+    PROTOCOL_VERSION,
+    DeviceInfo,
+    Message,
+    Nak,
+    NakReason,
+    encode,
+)
 
 __all__ = [
-    "COMMAND_RETRY_DEVICE_MS", "COMMAND_RETRY_S", "Answered", "OnReply", "Pending", "await_answer",
-    "handshake", "reason_name",
+    "COMMAND_RETRY_DEVICE_MS", "COMMAND_RETRY_S", "Answered", "OnAnswer", "OnReply", "Packed",
+    "Pending", "await_answer", "check_device_info", "device_info_of", "handshake", "reason_name",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -35,6 +45,7 @@ COMMAND_RETRY_S = 0.25
 COMMAND_RETRY_DEVICE_MS = 100
 
 OnReply = Callable[[Message, Message | None], None]  # (command, Ack/Nak or None on link loss)
+OnAnswer = Callable[[int, int, Message | None], None]  # (tag, seq, Ack/Nak or None on link loss)
 
 
 class Link(Protocol):
@@ -64,6 +75,16 @@ class Answered:
 
     def is_set(self) -> bool:
         return self._set
+
+
+class Packed:
+    """A frame its sender packed itself (``Link.send_packed``: a BLOCK, no message object)
+    waiting for its ACK/NAK, which goes to ``on_answer(tag, seq, answer)``."""
+
+    __slots__ = ("on_answer", "seq", "tag")
+
+    def __init__(self, tag: int, seq: int, on_answer: OnAnswer) -> None:
+        self.tag, self.seq, self.on_answer = tag, seq, on_answer
 
 
 @dataclass(slots=True)
@@ -124,6 +145,51 @@ def handshake(link: Link, pending: Pending, deadline: float) -> None:
             pending.attempts += 1
             with contextlib.suppress(LinkError):
                 link.send(pending.msg, track=False)
+
+
+def device_info_of(pending: Pending, url: str, budget: float) -> DeviceInfo:
+    """The DEVICE_INFO that answered a HELLO (``pending``, given ``budget`` seconds); LinkError
+    when none came or the link was lost, ProtocolMismatch when it was refused or speaks another
+    protocol."""
+    if pending.error is not None:
+        if isinstance(pending.error, ProtocolMismatch):
+            raise pending.error
+        raise LinkError(f"link to {url} lost during HELLO: {pending.error}")
+    info = pending.reply
+    if info is None:
+        raise LinkError(
+            f"no answer to HELLO from {url} within {budget:g} s"
+            f" ({pending.attempts} attempt{'s' * (pending.attempts > 1)})"
+        )
+    if isinstance(info, Nak):
+        raise ProtocolMismatch(
+            f"device refused HELLO ({reason_name(info.reason)}): host speaks protocol version"
+            f" {PROTOCOL_VERSION}"
+        )
+    assert isinstance(info, DeviceInfo)
+    check_device_info(info)
+    return info
+
+
+def check_device_info(info: DeviceInfo) -> None:
+    """ProtocolMismatch unless the DEVICE_INFO that answered HELLO speaks this host's protocol:
+    version, message catalogue, and a watchdog no shorter than the protocol's minimum."""
+    if info.watchdog_ms < MIN_WATCHDOG_MS:
+        raise ProtocolMismatch(
+            f"device watchdog {info.watchdog_ms} ms is below the protocol's minimum"
+            f" {MIN_WATCHDOG_MS} ms (the host's HELLO pacing relies on it)"
+        )
+    if info.protocol_version != PROTOCOL_VERSION:
+        raise ProtocolMismatch(
+            f"protocol version mismatch: device speaks {info.protocol_version},"
+            f" host speaks {PROTOCOL_VERSION}"
+        )
+    if info.catalogue_hash != CATALOGUE_HASH:
+        raise ProtocolMismatch(
+            f"message catalogue mismatch: device hash {info.catalogue_hash:#010x},"
+            f" host hash {CATALOGUE_HASH:#010x} (host and firmware built from different"
+            " protocol definitions)"
+        )
 
 
 def reason_name(code: int) -> str:

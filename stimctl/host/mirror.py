@@ -289,7 +289,8 @@ class DeviceMirror:
             if isinstance(msg, Telemetry):
                 notify = bool(self._telemetry_waiters)
                 self._on_telemetry(msg)
-                self._hand_to_waiters()
+                if notify:
+                    self._hand_to_waiters()
                 if self._ctx.journal.subscribers.wanted("telemetry"):
                     status = status_of(session)
             elif isinstance(msg, StateEvent):
@@ -325,7 +326,8 @@ class DeviceMirror:
         session = self._session
         session.count_telemetry(tel)
         state = _state(tel.state)
-        session.device_reported(state, tel.time_ms)
+        if state is not session.device_state:  # (most frames: no move, no call)
+            session.device_reported(state, tel.time_ms)
         if state in (State.FAULT, State.ESTOP):
             session.device_latched()
             if self._ctx.interlock.fault is None:
@@ -352,8 +354,8 @@ class DeviceMirror:
         HEARTBEAT with every telemetry frame after which nothing else was written: paced on
         device time, and with a frame per telemetry period a run of lost telemetry frames must
         be ten long (200 ms) before the watchdog sees silence."""
-        link = self._ctx.connection.open_link()
-        if link is None or link.keepalive_running:
+        link = self._ctx.connection.link  # (open_link(), without its call: once a frame)
+        if link is None or not link.is_open or link.keepalive_running:
             return
         if link.tx_frames == self._hb_frames:
             with contextlib.suppress(LinkError):

@@ -29,7 +29,7 @@ from stimctl.host.guard import BlockGuard
 from stimctl.host.interlock import Command, Interlock
 from stimctl.host.status import FaultInfo, HostState, Outcome
 from stimctl.host.streamer import DEFAULT_TARGET_MS, Streamer
-from stimctl.protocol import Block, Message, Nak, NakReason, State, Telemetry
+from stimctl.protocol import ChannelSetting, Message, Nak, NakReason, State, Telemetry
 from stimctl.rules.electrodes import site_channels
 from stimctl.rules.envelope import DEFAULT_STOP_RAMP_MS
 
@@ -141,7 +141,7 @@ class Session:
             self._clock_offset_ms = None
             self._active = True
             self.streamer = Streamer(
-                self.schedule, device.channels, lambda m, cb: link.send(m, cb), self.guard,
+                self.schedule, device.channels, link.send_packed, self.guard,
                 target_ms=DEFAULT_TARGET_MS, max_lookahead_ms=device.max_lookahead_ms,
                 fifo_depth=device.fifo_depth, on_error=on_stream_error, on_nak=self._block_nak,
             )  # fmt: skip
@@ -149,10 +149,10 @@ class Session:
                                          "warnings_acknowledged": confirm_warnings,
                                          "operator_confirmed": True})  # fmt: skip
 
-    def _block_nak(self, block: Block, nak: Nak) -> None:
+    def _block_nak(self, index: int, seq: int, nak: Nak) -> None:
         """Reader thread: a refused BLOCK goes into the record (ACKed blocks are only counted)."""
         reason = NakReason(nak.reason).name if nak.reason in NakReason._value2member_map_ else ""
-        self.ctx.journal.write("command", {"name": "BLOCK", "index": block.index, "seq": block.seq,
+        self.ctx.journal.write("command", {"name": "BLOCK", "index": index, "seq": seq,
                                            "result": "nak", "reason": reason or str(nak.reason),
                                            "detail": nak.detail}, durable=False)  # fmt: skip
 
@@ -431,10 +431,12 @@ class Session:
             return self._stop_outcome or Outcome.STOPPED
         return None
 
-    def guard(self, block: Block) -> str | None:
-        """Host runtime guard (``stimctl.host.guard``): a BLOCK within the effective envelope at
-        the current gains, per channel and per shared electrode site."""
-        return self._guard(block, self.ctx.connection.envelope, self.gain, self.shared_sites)
+    def guard(self, index: int, channels: tuple[ChannelSetting, ...]) -> str | None:
+        """Host runtime guard (``stimctl.host.guard``): BLOCK ``index`` with settings ``channels``
+        within the effective envelope at the current gains, per channel and per shared site."""
+        return self._guard.settings(
+            index, channels, self.ctx.connection.envelope, self.gain, self.shared_sites
+        )
 
 
 def _no_blocks(index: int) -> int:
@@ -442,6 +444,7 @@ def _no_blocks(index: int) -> int:
 
 
 def _pulse_widths(schedule: Schedule) -> Callable[[int], int]:
-    """Block index -> the schedule's pulse width (us) there; past the end, the last block's."""
-    item, last = schedule.pulse_width_us.item, schedule.n_blocks - 1
-    return (lambda i: item(i if i < last else last)) if last >= 0 else _no_blocks
+    """Block index -> the schedule's pulse width (us) there; past the end, the last block's
+    (plain ints: looked up at every telemetry frame)."""
+    widths, last = schedule.pulse_width_us.tolist(), schedule.n_blocks - 1
+    return (lambda i: widths[i if i < last else last]) if last >= 0 else _no_blocks

@@ -15,18 +15,21 @@ written is written again from the first one the device lacks. Answers to a block
 such a rewind are stale and ignored (an ACK is always good news: the device has that block).
 
 A block's round trip is kept cheap (issue 15): schedule rows are read as plain ints a chunk at a
-time, the channel records of a settings row are built once and the same tuple is reused for
-every block with those settings (so the codec packs them once), and the lookahead in flight is
-a running sum.
+time, the channel records of a settings row are built and packed once and reused for every block
+with those settings, a block goes out as its packed payload (the codec's ``record_structs``, the
+same bytes ``encode`` makes of the ``Block``; no message object per block) and its answer comes
+back by index and seq, and the lookahead in flight is a running sum.
 """
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from stimctl.host.link import hand_over
+from stimctl.host.linkretry import OnAnswer
 from stimctl.host.schedule import BlockRow, Schedule
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
@@ -38,7 +41,9 @@ from stimctl.protocol import (
     Nak,
     NakReason,
     Telemetry,
+    encode,
 )
+from stimctl.protocol.payload import record_structs
 from stimctl.rules.envelope import STREAM_TARGET_MS
 
 __all__ = ["DEFAULT_TARGET_MS", "RESEND_AFTER_MS", "StreamStats", "Streamer"]
@@ -54,8 +59,12 @@ RESEND_AFTER_MS = 60
 _ROWS_CHUNK = 256
 _SETTINGS_KEPT = 1024
 
-Send = Callable[[Message, Callable[[Message, Message | None], None]], Message | None]
-Guard = Callable[[Block], str | None]  # -> None if the block is within the envelope
+#: (type code, payload, on_answer, tag = block index) -> the frame's seq (``Link.send_packed``)
+Send = Callable[[int, bytes, OnAnswer, int], int]
+#: (block index, its channel settings) -> None if the block is within the envelope, else why not
+Guard = Callable[[int, tuple[ChannelSetting, ...]], str | None]
+_BLOCK, _SETTING = record_structs(Block)
+assert _SETTING is not None
 
 
 @dataclass(slots=True)
@@ -95,14 +104,14 @@ class Streamer:
         max_lookahead_ms: int = 250,
         fifo_depth: int = 16,
         on_error: Callable[[str, str], None] | None = None,
-        on_nak: Callable[[Block, Nak], None] | None = None,
+        on_nak: Callable[[int, int, Nak], None] | None = None,
     ) -> None:
         self.schedule = schedule
         self.device_channels = device_channels
         self._send = send
         self._guard = guard
         self._on_error = on_error or (lambda code, reason: None)  # (fault code, why)
-        self._on_nak = on_nak or (lambda block, nak: None)
+        self._on_nak = on_nak or (lambda index, seq, nak: None)
         self.target_ms = min(target_ms, max_lookahead_ms - 2 * schedule.block_ms)
         self.max_blocks = max(1, fifo_depth - 2)
         self.lock = threading.RLock()
@@ -129,7 +138,8 @@ class Streamer:
         self._n_blocks = schedule.n_blocks
         self._rows: list[BlockRow] = []  # schedule rows _rows_from.._rows_from + len - 1
         self._rows_from = 0
-        self._settings: dict[tuple[int, ...], tuple[ChannelSetting, ...]] = {}
+        # settings row -> its channel records and their packed bytes (count byte first)
+        self._settings: dict[tuple[int, ...], tuple[tuple[ChannelSetting, ...], bytes | None]] = {}
 
     # --- queries --------------------------------------------------------------------------
     @property
@@ -184,14 +194,15 @@ class Streamer:
             self._device_fifo_ms = tel.fifo_ms
             self._device_fifo_blocks = tel.fifo_blocks
             self._accept(tel.next_block)
-            overdue = []
-            for index, flight in self._unacked.items():
-                if flight.sent_ms is None:
-                    flight.sent_ms = device_now_ms
-                elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
-                    overdue.append(index)
-            if overdue:  # lost on the way (or its NAK was): again from the first it lacks
-                self._go_back(min(overdue))
+            if self._unacked:  # (mostly none: each block's ACK came before this frame)
+                overdue = []
+                for index, flight in self._unacked.items():
+                    if flight.sent_ms is None:
+                        flight.sent_ms = device_now_ms
+                    elif tel.time_ms - flight.sent_ms >= RESEND_AFTER_MS:
+                        overdue.append(index)
+                if overdue:  # lost on the way (or its NAK was): again from the first it lacks
+                    self._go_back(min(overdue))
             if self._running:
                 self._dry_at_ms = tel.time_ms + self._device_fifo_ms + self._unacked_ms
                 empty = tel.fifo_blocks == 0 and not self.all_sent
@@ -227,61 +238,80 @@ class Streamer:
 
     def _fill(self, device_now_ms: float | None) -> int:
         written = 0
-        while not self.halted and self.next_index < self._n_blocks:
+        unacked, stats, n_blocks = self._unacked, self.stats, self._n_blocks
+        while not self.halted and self.next_index < n_blocks:
             if self._device_fifo_ms + self._unacked_ms >= self.target_ms:
                 break
-            if self._device_fifo_blocks + len(self._unacked) >= self.max_blocks:
+            if self._device_fifo_blocks + len(unacked) >= self.max_blocks:
                 break
-            block = self.block(self.next_index)
-            refusal = self._guard(block)
+            index = self.next_index
+            row = self._row(index)
+            channels, records = self._setting(row)
+            refusal = self._guard(index, channels)
             if refusal is not None:
                 self.halt(refusal)
                 self._on_error("HOST_LIMIT", refusal)
                 break
-            if self._running and device_now_ms is not None and self._dry_at_ms is not None:
-                if device_now_ms > self._dry_at_ms:
-                    self.stats.late += 1
-                self._dry_at_ms = max(self._dry_at_ms, device_now_ms) + block.duration_ms
-            flight = _InFlight(block.duration_ms, self._now_ms)
-            replaced = self._unacked.get(block.index)
-            self._unacked[block.index] = flight
-            self._unacked_ms += block.duration_ms - (replaced.duration_ms if replaced else 0)
-            self.next_index += 1
-            if block.index < self._high:
-                self.stats.resent += 1
+            duration = row.duration_ms
+            dry_at = self._dry_at_ms
+            if self._running and device_now_ms is not None and dry_at is not None:
+                if device_now_ms > dry_at:
+                    stats.late += 1
+                self._dry_at_ms = (dry_at if dry_at >= device_now_ms else device_now_ms) + duration
+            flight = _InFlight(duration, self._now_ms)
+            replaced = unacked.get(index)
+            unacked[index] = flight
+            self._unacked_ms += duration - (replaced.duration_ms if replaced else 0)
+            self.next_index = index + 1
+            if index < self._high:
+                stats.resent += 1
             else:
-                self._high = block.index + 1
-                self.stats.sent += 1
+                self._high = index + 1
+                stats.sent += 1
             written += 1
             try:
-                sent = self._send(block, self._answered)
+                if records is None:
+                    encode(self.block(index))  # raises the codec's PayloadError (which field)
+                payload = _BLOCK.pack(index, duration, BLOCK_FLAG_LAST if row.last else 0)
+                flight.seq = self._send(Block.TYPE, payload + records, self._answered, index)
             except Exception as exc:  # link gone: the controller latches LINK_LOST
                 self.halt(f"write failed: {exc}")
                 break
-            if isinstance(sent, Block):
-                flight.seq = sent.seq
         return written
 
     def block(self, index: int) -> Block:
-        """The BLOCK frame for schedule row ``index`` (unused device channels at zero)."""
+        """The BLOCK for schedule row ``index`` (unused device channels at zero), as a message:
+        what ``_fill`` writes packed."""
         row = self._row(index)
+        return Block(
+            index=index,
+            duration_ms=row.duration_ms,
+            flags=BLOCK_FLAG_LAST if row.last else 0,
+            channels=self._setting(row)[0],
+        )
+
+    def _setting(self, row: BlockRow) -> tuple[tuple[ChannelSetting, ...], bytes | None]:
+        """The channel records of a row's settings (one tuple per distinct settings, as the
+        guard keeps its verdicts by it) and those records packed."""
         key = (row.frequency_dhz, row.pulse_width_us, *row.amplitude_ua)
-        channels = self._settings.get(key)
-        if channels is None:
+        kept = self._settings.get(key)
+        if kept is None:
             freq, pw, amps = row.frequency_dhz, row.pulse_width_us, row.amplitude_ua
             channels = tuple(
                 ChannelSetting(amps[col], freq, pw) if col is not None else ChannelSetting(0, 0, pw)
                 for col in self._columns
             )
+            try:
+                records: bytes | None = bytes([len(channels)]) + b"".join(
+                    _SETTING.pack(c.amplitude_ua, c.frequency_dhz, c.pulse_width_us)
+                    for c in channels
+                )
+            except struct.error:  # not on the wire: _fill lets the codec say why
+                records = None
             if len(self._settings) >= _SETTINGS_KEPT:
                 self._settings.clear()
-            self._settings[key] = channels
-        return Block(
-            index=index,
-            duration_ms=row.duration_ms,
-            flags=BLOCK_FLAG_LAST if row.last else 0,
-            channels=channels,
-        )
+            kept = self._settings[key] = (channels, records)
+        return kept
 
     def _row(self, index: int) -> BlockRow:
         """Schedule row ``index`` in plain ints (IndexError beyond the schedule)."""
@@ -294,41 +324,42 @@ class Streamer:
             at = index - self._rows_from
         return self._rows[at]
 
-    def _answered(self, msg: Message, reply: Message | None) -> None:
-        """ACK/NAK of a block (reader thread)."""
-        self._answer(msg, reply)
+    def _answered(self, index: int, seq: int, reply: Message | None) -> None:
+        """ACK/NAK of block ``index`` written as frame ``seq`` (reader thread)."""
+        if isinstance(reply, Ack):  # in order only: the device has every block up to it
+            with self.lock:
+                self.stats.acked += 1
+                self._accept(index + 1)
+        else:
+            self._answer(index, seq, reply)
         if self._waiters:
             hand_over()  # a START waits for this: let it run before device time runs on
 
-    def _answer(self, msg: Message, reply: Message | None) -> None:
-        assert isinstance(msg, Block)
+    def _answer(self, index: int, seq: int, reply: Message | None) -> None:
+        """No answer (link lost: None) or a NAK."""
         with self.lock:
-            flight = self._unacked.get(msg.index)
-            current = flight is not None and flight.seq in (-1, msg.seq)
+            flight = self._unacked.get(index)
+            current = flight is not None and flight.seq in (-1, seq)
             if reply is None:
                 if current:
-                    self._forget(msg.index)
-                return
-            if isinstance(reply, Ack):  # in order only: the device has every block up to it
-                self.stats.acked += 1
-                self._accept(msg.index + 1)
+                    self._forget(index)
                 return
             if not isinstance(reply, Nak):
                 return
             self.stats.naks += 1
-            self._on_nak(msg, reply)
+            self._on_nak(index, seq, reply)
             if reply.reason == NakReason.FIFO_FULL:
                 if current:  # not taken: this block and every later one go again
-                    self._go_back(msg.index)
+                    self._go_back(index)
                 return
             if reply.reason == NakReason.BLOCK_SEQUENCE and reply.detail != NO_BLOCK:
-                if current and reply.detail < msg.index:  # one before it was lost on the way
+                if current and reply.detail < index:  # one before it was lost on the way
                     self._accept(reply.detail)
                     self._go_back(reply.detail)
                     self._fill(self._now_ms)
                 return
             if not self.halted:
-                reason = f"block {msg.index} refused: {_reason(reply)}"
+                reason = f"block {index} refused: {_reason(reply)}"
                 self.halt(reason)
                 self._on_error("STREAM_REFUSED", reason)
 

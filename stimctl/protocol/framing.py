@@ -50,6 +50,13 @@ def encode_payload(type_code: int, seq: int, payload: bytes) -> bytes:
     return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
+def encode_body(body: bytes) -> bytes:
+    """The complete wire frame for a body already packed: header (PROTOCOL_VERSION, type, seq)
+    and payload, e.g. in one struct with ``HEADER_FORMAT`` in front of the payload's format.
+    The caller vouches for the body."""
+    return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invalid:
     """A frame that passed its CRC but could not be understood (unknown type, bad payload,
@@ -103,7 +110,7 @@ class FrameDecoder:
                     out.append(item)
             self._discarding = False
             self._buf.clear()
-        for encoded in whole[first:]:  # frames that lie whole in ``data``: decoded in place
+        for encoded in whole[first:] if first else whole:  # frames whole in ``data``: in place
             if len(encoded) > MAX_ENCODED:  # what _accumulate would count and drop
                 stats.overflows += 1
             elif encoded:

@@ -293,7 +293,8 @@ def _frame_unpacker(layout: _Layout) -> Callable[[int, bytes], Message]:
         return plain
     names = ["seq", *layout.names, *(["channels"] if layout.item else [])]
     namespace: dict[str, Any] = {"plain": plain, "unpack": layout.fixed.unpack_from,
-                                 "items": _items, "layout": layout}  # fmt: skip
+                                 "items": _items, "layout": layout, "cls": layout.cls,
+                                 "seen": layout.items_seen.get}  # fmt: skip
     building = _building(layout.cls, names, True, namespace)
     fixed_end = HEADER_SIZE + layout.fixed.size
     count = len(layout.names)
@@ -307,7 +308,10 @@ def _frame_unpacker(layout: _Layout) -> Callable[[int, bytes], Message]:
             f"    end = len(frame) - {CRC_SIZE}\n"
             f"    if end <= {fixed_end}:\n        return plain(v0, frame)\n"
         )
-        records = f"    v{count + 1} = items(layout.cls, layout, frame[{fixed_end}:end])\n"
+        records = (  # a record list seen before (the same settings block after block): shared
+            f"    rest = frame[{fixed_end}:end]\n    v{count + 1} = seen(rest)\n"
+            f"    if v{count + 1} is None:\n        v{count + 1} = items(cls, layout, rest)\n"
+        )
     source = f"def unpack_frame(v0, frame):\n{check}{read}{records}{building}    return obj\n"
     return _compiled("unpack_frame", source, namespace)
 
