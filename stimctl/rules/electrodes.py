@@ -15,6 +15,7 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from stimctl.rules import acupoints
@@ -90,6 +91,8 @@ class Electrode(NamedTuple):
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
+#: ``Electrode((site, channels))``: the named tuple without its Python-level __new__.
+_electrode = partial(tuple.__new__, Electrode)
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
 
@@ -105,24 +108,35 @@ def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     users: dict[str, list[int]] = {}
     twice = False  # some label used by a second channel
     for i, (anode, cathode) in enumerate(labels):
-        for label in (anode,) if anode == cathode else (anode, cathode):
-            if label is not None:
-                channels = users.get(label)
-                if channels is None:
-                    users[label] = [i]
-                else:
-                    channels.append(i)
-                    twice = True
+        if anode is not None:
+            channels = users.get(anode)
+            if channels is None:
+                users[anode] = [i]
+            else:
+                channels.append(i)
+                twice = True
+        if cathode is not None and cathode != anode:
+            channels = users.get(cathode)
+            if channels is None:
+                users[cathode] = [i]
+            else:
+                channels.append(i)
+                twice = True
     n = len(labels)
     if not twice and n <= len(_ALONE):
         return _ALONE[:n]  # no site twice: every channel is an electrode alone
-    shared = {label: tuple(channels) for label, channels in users.items() if len(channels) > 1}
-    alone = [
-        _ALONE[i] if i < len(_ALONE) else Electrode(None, (i,))
-        for i, (anode, cathode) in enumerate(labels)
-        if anode is None or cathode is None or anode not in shared or cathode not in shared
-    ]
-    return (*alone, *(Electrode(label, channels) for label, channels in shared.items()))
+    # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
+    shared: dict[str, list[int]] = {}
+    for label, channels in users.items():
+        if len(channels) > 1:
+            shared[label] = channels
+    found: list[Electrode] = []
+    for i, (anode, cathode) in enumerate(labels):
+        if anode not in shared or cathode not in shared:  # None is never in shared
+            found.append(_ALONE[i] if i < len(_ALONE) else _electrode((None, (i,))))
+    for label, channels in shared.items():
+        found.append(_electrode((label, tuple(channels))))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
