@@ -171,4 +171,10 @@ def run_rules(
 ) -> list[Violation]:
     """Every rule over one profile, in table order."""
     ctx = RuleContext(profile, envelope, patient)
-    return [v for rule in ALL_RULES for v in rule(ctx)]
+    try:
+        return [v for rule in ALL_RULES for v in rule(ctx)]
+    finally:
+        # Findings format their messages lazily from ctx; ctx.shared holds findings (the phase
+        # walk's). Cleared, no reference cycle is left: ctx goes when its findings go, without
+        # waiting for the cyclic collector (whose full passes walk every live object).
+        ctx.shared.clear()
