@@ -164,6 +164,6 @@ def test_quantity_rules_find_what_judging_every_current_finds(seed: int) -> None
 
 def test_every_whole_frequency_the_device_takes_is_on_its_tenth_hz_step() -> None:
     """resolution_rule skips the division for whole Hz: that shortcut rests on this."""
-    from stimctl.rules.safety import _off_step
+    from stimctl.rules.phase_rules import _off_step
 
     assert not any(_off_step(float(f), 0.1) for f in range(0, 0xFFFF // 10 + 1))

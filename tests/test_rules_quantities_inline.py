@@ -9,7 +9,13 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stimctl.rules.quantities import net_charge_uc, pulse_quantities
+from stimctl.rules.quantities import (
+    current_density_ma_cm2,
+    net_charge_uc,
+    pulse_quantities,
+    recovery_exact,
+    shannon_k,
+)
 
 _positive = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
 
@@ -35,3 +41,53 @@ def test_extremes_agree() -> None:
         for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
             q = pulse_quantities(i, pw, 2.0, shape, 0.1178)  # type: ignore[arg-type]
             assert _same(q.net_charge_uc, net_charge_uc(i, pw, shape))  # type: ignore[arg-type]
+
+
+@given(
+    _positive,
+    _positive,
+    _positive,
+    st.sampled_from(["biphasic_symmetric", "biphasic_asymmetric", "monophasic"]),
+    st.one_of(_positive, st.just(0.0)),
+)
+def test_current_density_alone_is_pulse_quantities_own(
+    amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: str, area: float
+) -> None:
+    """The IEC rule works out the current density alone (current_density_ma_cm2) for the
+    currents it walks: the very figure pulse_quantities gives, bit for bit."""
+    q = pulse_quantities(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
+    alone = current_density_ma_cm2(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
+    assert _same(alone, q.current_density_ma_cm2)
+
+
+@given(
+    st.floats(min_value=2.0**-1000, max_value=1e149),
+    st.floats(min_value=0.0, max_value=1e149),
+)
+def test_recovery_exact_means_no_net_charge(amplitude_ma: float, pulse_width_us: float) -> None:
+    """The charge balance rule skips the net charges where recovery_exact holds: there every
+    biphasic_asymmetric net charge is exactly zero."""
+    assert recovery_exact([amplitude_ma, 1.0], [pulse_width_us, 1.0])
+    assert net_charge_uc(amplitude_ma, pulse_width_us, "biphasic_asymmetric") == 0.0
+
+
+def test_recovery_exact_leaves_extremes_and_nan_to_the_net_charges() -> None:
+    for amplitudes, widths in [
+        ([1e-310], [200.0]),
+        ([5.0, 1e200], [200.0]),
+        ([5.0], [200.0, 1e200]),
+        ([math.nan, 5.0], [200.0]),
+        ([5.0], [200.0, math.nan]),
+    ]:
+        assert not recovery_exact(amplitudes, widths)
+
+
+@given(_positive, _positive, st.one_of(_positive, st.just(0.0)))
+def test_shannon_k_alone_is_pulse_quantities_own(
+    amplitude_ma: float, pulse_width_us: float, area: float
+) -> None:
+    """The Shannon rule works out k alone (shannon_k) for the currents it walks: the very
+    figure pulse_quantities gives, bit for bit."""
+    for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
+        q = pulse_quantities(amplitude_ma, pulse_width_us, 100.0, shape, area)  # type: ignore[arg-type]
+        assert _same(shannon_k(amplitude_ma, pulse_width_us, area), q.shannon_k)

@@ -33,6 +33,7 @@ __all__ = [
     "MERIDIANS",
     "MERIDIAN_ALIASES",
     "REGIONS",
+    "REGION_SIDES",
     "Point",
     "Region",
     "Site",
@@ -95,6 +96,12 @@ MERIDIAN_ALIASES: dict[str, str] = {
     "UB": "BL",
 }
 
+#: Every (region, side) a site can name; ``Site.region_side`` is its index here, so a table of
+#: what follows from where two electrodes sit (placement.py's current paths) is a list.
+REGION_SIDES: tuple[tuple[str, Literal["L", "R"] | None], ...] = tuple(
+    (region, side) for region in REGIONS for side in ("L", "R", None)
+)
+_REGION_SIDE_INDEX = {pair: i for i, pair in enumerate(REGION_SIDES)}
 _MIDLINE_MERIDIANS = frozenset({"GV", "CV"})
 _DATA_FILE = "data/acupoints.json"
 _PATTERN = re.compile(r"(?P<mer>[A-Z]+)[ -]?(?P<num>[0-9]+)(?:[ -]?(?P<side>[LR]))?")
@@ -134,12 +141,15 @@ class Site:
     label: str = field(init=False, repr=False, compare=False)
     #: True when the input differed from the canonical label (alias, case, hyphen...).
     normalised: bool = field(init=False, repr=False, compare=False)
+    #: The index of (point.region, side) in REGION_SIDES.
+    region_side: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # Worked out once: the rules read both for every electrode of every profile.
+        # Worked out once: the rules read them for every electrode of every profile.
         label = self.point.code if self.side is None else f"{self.point.code}-{self.side}"
         object.__setattr__(self, "label", label)
         object.__setattr__(self, "normalised", self.text != label)
+        object.__setattr__(self, "region_side", _REGION_SIDE_INDEX[self.point.region, self.side])
 
 
 @cache

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from stimctl.rules import acupoints
-from stimctl.rules.electrodes import Electrode, electrodes_of
+from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Profile, total
-from stimctl.rules.quantities import PulseQuantities, needle_area_cm2, pulse_quantities
+from stimctl.rules.profile import Phase, Profile, Shape, total
+from stimctl.rules.quantities import (
+    PulseQuantities,
+    current_density_ma_cm2,
+    needle_area_cm2,
+    pulse_quantities,
+)
 from stimctl.rules.ruletable import RULES
 from stimctl.rules.violations import Severity, Value, Violation, violation, violation_later
 
@@ -88,57 +93,44 @@ class RuleContext:
     ) -> None:
         self.profile, self.envelope = profile, envelope
         self.patient = patient if type(patient) is frozenset else frozenset(patient)
-        channels = profile.channels
-        reason, site = _site_or_reason, _Site  # the Site, or why the text names none
+        # Field values are read from the models' __dict__: each attribute read of a pydantic
+        # model goes through its __getattr__ hook, which costs as much again.
+        fields = profile.__dict__
+        known = _SITES
         sites: list[Sites] = []
-        labels: list[tuple[str | None, str | None]] = []
-        for channel in channels:
-            a, c = reason(channel.anode), reason(channel.cathode)
-            if type(a) is not site:
-                a = None
-            if type(c) is not site:
-                c = None
-            sites.append((a, c))  # type: ignore[arg-type]
-            labels.append((a and a.label, c and c.label))  # type: ignore[union-attr]
+        labels: list[Labels] = []
+        own: list[float] = []
+        for channel in fields["channels"]:
+            values = channel.__dict__
+            anode, cathode = values["anode"], values["cathode"]
+            try:
+                a, c = known[anode], known[cathode]
+            except KeyError:
+                a, c = _site_or_none(anode), _site_or_none(cathode)
+            sites.append((a, c))
+            labels.append((a and a.label, c and c.label))
+            own.append(values["amplitude_ma"])
         self.sites = tuple(sites)
         found = self.electrodes = electrodes_of(labels)
         self.any_shared = found[-1].site is not None  # shared sites come last
-        own = self.channel_amplitudes = tuple([c.amplitude_ma for c in channels])
-        amplitudes = self.amplitudes = (
-            tuple(
-                [
-                    own[e.channels[0]] if e.site is None else total(own[i] for i in e.channels)
-                    for e in found
-                ]
-            )
-            if self.any_shared
-            else own  # every channel an electrode alone, in order
-        )
+        self.channel_amplitudes = tuple(own)
+        if self.any_shared:  # plain loops here: a comprehension is a call of its own
+            sums: list[float] = []
+            for e in found:
+                users = e.channels
+                sums.append(own[users[0]] if e.site is None else total(map(own.__getitem__, users)))
+            amplitudes = self.amplitudes = tuple(sums)
+        else:  # every channel an electrode alone, in order
+            amplitudes = self.amplitudes = self.channel_amplitudes
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
-        variants = []
-        for phase in profile.phases:
-            f, pw = phase.frequency_hz, phase.pulse_width_us
-            if type(f) is float and type(pw) is float:
-                variants.append(((f, pw),))
-            elif type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
-                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
-                variants.append(((f[0], pws[0]), (f[1], pws[1])))
-            else:
-                variants.append(phase.variants)
-        self.variants = tuple(variants)
-        shape = self._shape = profile.waveform.shape
-        needle = profile.needle
-        area = self._area = needle_area_cm2(needle.diameter_mm, needle.insertion_mm)
+        shape = self._shape = fields["waveform"].shape
+        needle = fields["needle"].__dict__
+        area = self._area = needle_area_cm2(needle["diameter_mm"], needle["insertion_mm"])
         self._channel_tops: tuple[Variants, ...] | None = None
+        self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
         self.shared = {}
-        tops = self.electrode_tops = tuple(
-            [
-                tuple([pulse_quantities(top, pw, f, shape, area) for f, pw in variants])
-                for variants in self.variants
-            ]
-        )
-        self._known: dict[tuple[float, int], Variants] = {(top, p): q for p, q in enumerate(tops)}
+        self.variants, self.electrode_tops = _variants_and_tops(fields["phases"], top, shape, area)
 
     @classmethod
     def build(
@@ -148,6 +140,8 @@ class RuleContext:
 
     def quantities(self, amplitude: float, phase: int) -> Variants:
         """The quantities of a current of ``amplitude`` at each variant of phase ``phase``."""
+        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
+            return self.electrode_tops[phase]
         key = (amplitude, phase)
         figures = self._known.get(key)
         if figures is None:
@@ -155,12 +149,44 @@ class RuleContext:
             if len(variants) == 1:
                 f, pw = variants[0]
                 figures = (pulse_quantities(amplitude, pw, f, shape, area),)
+            elif len(variants) == 2:  # no comprehension (a call of its own) for the pair
+                (f, pw), (f2, pw2) = variants
+                figures = (
+                    pulse_quantities(amplitude, pw, f, shape, area),
+                    pulse_quantities(amplitude, pw2, f2, shape, area),
+                )
             else:
                 figures = tuple(
                     [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
                 )
             self._known[key] = figures
         return figures
+
+    def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
+        """``quantities(amplitude, phase)``'s current densities, worked out alone (the same
+        operations) except for the strongest current's, which are known: the IEC rule walks
+        every current over its limit."""
+        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
+            tops = self.electrode_tops[phase]
+            if len(tops) == 1:
+                return (tops[0].current_density_ma_cm2,)
+            return tuple([q.current_density_ma_cm2 for q in tops])
+        shape, area, variants, density = (
+            self._shape,
+            self._area,
+            self.variants[phase],
+            current_density_ma_cm2,
+        )
+        if len(variants) == 1:
+            f, pw = variants[0]
+            return (density(amplitude, pw, f, shape, area),)
+        if len(variants) == 2:  # no comprehension (a call of its own) for the pair
+            (f, pw), (f2, pw2) = variants
+            return (
+                density(amplitude, pw, f, shape, area),
+                density(amplitude, pw2, f2, shape, area),
+            )
+        return tuple([density(amplitude, pw, f, shape, area) for f, pw in variants])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:
@@ -177,6 +203,52 @@ class RuleContext:
 
 
 _site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
+
+
+def _variants_and_tops(
+    phases: list[Phase], top: float, shape: Shape, area: float
+) -> tuple[tuple[tuple[tuple[float, float], ...], ...], tuple[Variants, ...]]:
+    """Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``), and the
+    quantities of a current of ``top`` mA at each."""
+    variants: list[tuple[tuple[float, float], ...]] = []
+    tops: list[Variants] = []
+    for phase in phases:
+        values = phase.__dict__
+        f, pw = values["frequency_hz"], values["pulse_width_us"]
+        if type(f) is float and type(pw) is float:
+            variants.append(((f, pw),))
+            tops.append((pulse_quantities(top, pw, f, shape, area),))
+            continue
+        if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+            pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+            variants.append(((f[0], pws[0]), (f[1], pws[1])))
+            tops.append(
+                (
+                    pulse_quantities(top, pws[0], f[0], shape, area),
+                    pulse_quantities(top, pws[1], f[1], shape, area),
+                )
+            )
+            continue
+        pairs = phase.variants
+        variants.append(pairs)
+        tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
+    return tuple(variants), tuple(tops)
+
+
+#: text -> the Site it names, or None: ``acupoints.site_or_reason`` without the reason, read
+#: with a plain dict lookup (an lru_cache call costs several times more). Profiles use a few
+#: hundred sites over and over; cleared past _SITES_KEPT texts, so no input grows it forever.
+_SITES: dict[str, acupoints.Site | None] = {}
+_SITES_KEPT = 4096
+
+
+def _site_or_none(text: str) -> acupoints.Site | None:
+    """The Site ``text`` names, or None (and remembered in _SITES)."""
+    if len(_SITES) >= _SITES_KEPT:
+        _SITES.clear()
+    site = _site_or_reason(text)
+    found = _SITES[text] = site if type(site) is _Site else None
+    return found
 
 
 def site_or_none(text: str) -> acupoints.Site | None:

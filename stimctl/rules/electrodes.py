@@ -15,6 +15,7 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from stimctl.rules import acupoints
@@ -77,8 +78,9 @@ class Electrode(NamedTuple):
     @property
     def loc(self) -> str:
         """``channels[i]`` for one channel, ``site[ST36-L].channels[0,1]`` for a shared site."""
-        if not self.shared:
-            return f"channels[{self.channels[0]}]"
+        channels = self.channels
+        if len(channels) == 1:  # not self.shared
+            return f"channels[{channels[0]}]"
         return f"site[{self.site}].channels[{','.join(str(i) for i in self.channels)}]"
 
     def describe(self, profile: Profile) -> str:
@@ -89,6 +91,8 @@ class Electrode(NamedTuple):
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
+#: ``Electrode((site, channels))``: the named tuple without its Python-level __new__.
+_electrode = partial(tuple.__new__, Electrode)
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
 
@@ -101,24 +105,38 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
-    named = [label for pair in labels for label in pair if label is not None]
-    if len(set(named)) == len(named) and len(labels) <= len(_ALONE):
-        return _ALONE[: len(labels)]  # no label twice: every channel is an electrode alone
     users: dict[str, list[int]] = {}
+    twice = False  # some label used by a second channel
     for i, (anode, cathode) in enumerate(labels):
         if anode is not None:
-            users.setdefault(anode, []).append(i)
+            channels = users.get(anode)
+            if channels is None:
+                users[anode] = [i]
+            else:
+                channels.append(i)
+                twice = True
         if cathode is not None and cathode != anode:
-            users.setdefault(cathode, []).append(i)
-    shared = {label: tuple(channels) for label, channels in users.items() if len(channels) > 1}
-    if not shared and len(labels) <= len(_ALONE):
-        return _ALONE[: len(labels)]  # no site twice: every channel is an electrode alone
-    alone = [
-        Electrode(None, (i,))
-        for i, (anode, cathode) in enumerate(labels)
-        if anode is None or cathode is None or anode not in shared or cathode not in shared
-    ]
-    return (*alone, *(Electrode(label, channels) for label, channels in shared.items()))
+            channels = users.get(cathode)
+            if channels is None:
+                users[cathode] = [i]
+            else:
+                channels.append(i)
+                twice = True
+    n = len(labels)
+    if not twice and n <= len(_ALONE):
+        return _ALONE[:n]  # no site twice: every channel is an electrode alone
+    # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
+    shared: dict[str, list[int]] = {}
+    for label, channels in users.items():
+        if len(channels) > 1:
+            shared[label] = channels
+    found: list[Electrode] = []
+    for i, (anode, cathode) in enumerate(labels):
+        if anode not in shared or cathode not in shared:  # None is never in shared
+            found.append(_ALONE[i] if i < len(_ALONE) else _electrode((None, (i,))))
+    for label, channels in shared.items():
+        found.append(_electrode((label, tuple(channels))))
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,11 +47,14 @@ def as_parsed(profile: object) -> bool:
     holds exactly the objects parsing gave it (by identity: a list edited in place or a field
     set past the frozen model answers False). Much cheaper than ``recheck.sound``."""
     entry = _PARSED.get(id(profile))
-    if entry is None or entry[0]() is not profile or profile.__pydantic_extra__ is not None:
+    if entry is None:
         return False
-    try:
-        now = _parts(profile)
+    ref, then = entry
+    if ref() is not profile or profile.__pydantic_extra__ is not None:
+        return False
+    try:  # _parts(profile), inline: validate_profile asks for every profile
+        fields = profile.__dict__
+        now = (*fields.values(), *fields["channels"], *fields["phases"])
     except (KeyError, TypeError):
         return False
-    then = entry[1]
     return len(now) == len(then) and all(map(is_, now, then))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import cache
+from typing import NamedTuple
 
 from stimctl.rules import acupoints
 from stimctl.rules.body import LIMB_SEGMENTS, lower_body, path_between, segment_of
@@ -29,10 +31,24 @@ PREGNANCY_POINTS = frozenset({"LI4", "SP6", "BL60", "BL67", "GB21"})
 PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
 
 
-def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
+def sites_rule(ctx: RuleContext) -> Iterable[Violation]:
     """point-unknown, point-alias, and anode = cathode (schema)."""
-    for i, sites in enumerate(ctx.sites):
-        anode, cathode = sites
+    for i, (anode, cathode) in enumerate(ctx.sites):
+        if (
+            anode is None
+            or cathode is None
+            or anode.normalised
+            or cathode.normalised
+            or anode.label == cathode.label
+        ):
+            return _site_text_findings(ctx, i)
+    return ()  # every site written as its label, no channel on one site
+
+
+def _site_text_findings(ctx: RuleContext, first: int) -> Iterator[Violation]:
+    """``sites_rule``'s findings, from channel ``first`` (the first with one) on."""
+    for i in range(first, len(ctx.sites)):
+        sites = anode, cathode = ctx.sites[i]
         if anode is None or cathode is None or anode.normalised or cathode.normalised:
             channel = ctx.profile.channels[i]
             for end, site in zip(ENDS, sites, strict=True):
@@ -60,53 +76,113 @@ def sites_rule(ctx: RuleContext) -> Iterator[Violation]:
             )
 
 
-def same_pair_rule(ctx: RuleContext) -> Iterator[Violation]:
+def same_pair_rule(ctx: RuleContext) -> Iterable[Violation]:
     """channel-same-pair: a channel on the same two sites as an earlier one."""
     if not ctx.any_shared:
-        return  # no site has two channels, so no two channels have both sites
-    seen: dict[frozenset[str], int] = {}
+        return ()  # no site has two channels, so no two channels have both sites
+    seen: dict[tuple[str, str], int] = {}
+    found = []
     for i, (anode, cathode) in enumerate(ctx.sites):
-        if anode is None or cathode is None or anode.label == cathode.label:
+        if anode is None or cathode is None:
             continue
-        pair = frozenset((anode.label, cathode.label))
-        first = seen.setdefault(pair, i)
+        a, c = anode.label, cathode.label
+        if a == c:
+            continue
+        first = seen.setdefault((a, c) if a < c else (c, a), i)  # the pair, either way round
         if first != i:
             ids = ctx.profile.channels[first].id, ctx.profile.channels[i].id
-            yield finding(
-                "channel-same-pair",
-                f"channels[{i}]",
-                f"channels {ids[0]} and {ids[1]} both run between {anode.label} and"
-                f" {cathode.label}: their currents add in the same needles",
-                None,
-                f"{anode.label} -> {cathode.label}",
+            found.append(
+                finding(
+                    "channel-same-pair",
+                    f"channels[{i}]",
+                    f"channels {ids[0]} and {ids[1]} both run between {a} and {c}: their"
+                    " currents add in the same needles",
+                    None,
+                    f"{a} -> {c}",
+                )
             )
+    return found
 
 
-def path_rules(ctx: RuleContext) -> Iterator[Violation]:
+class _Crossing(NamedTuple):
+    """What ``path_rules`` reports of a channel between two places (region and side): the
+    same for every pair of sites at those places."""
+
+    contralateral: bool
+    #: Both ends on the lower body (``lower_body``): crossing the midline is only a warning.
+    lower: bool
+    #: ``thoracic_path``, or None.
+    thoracic: str | None
+    #: Across the head (contralateral, both ends on it).
+    cerebral: bool
+
+
+def _crossing(anode: acupoints.Site, cathode: acupoints.Site) -> _Crossing | None:
+    """The path findings of a channel from ``anode`` to ``cathode``; None when it has none."""
+    segment = segment_of(anode)
+    if segment in LIMB_SEGMENTS and segment_of(cathode) == segment:
+        return None  # both on one limb, so on one side: no path crosses anything
+    contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
+    path = path_between(anode, cathode)
+    if not contralateral and path is None:
+        return None
+    lower = contralateral and lower_body(anode) and lower_body(cathode)
+    lower &= (segment_of(anode) == "lower trunk") == (segment_of(cathode) == "lower trunk")
+    cerebral = contralateral and segment_of(anode) == segment_of(cathode) == "head"
+    return _Crossing(contralateral, lower, path, cerebral)
+
+
+_PLACES = len(acupoints.REGION_SIDES)
+#: [anode.region_side * _PLACES + cathode.region_side] -> ``_crossing``, filled as each pair
+#: of places is first met (a fact of the body model alone, the same for every profile).
+_CROSSINGS: dict[int, _Crossing | None] = {}
+
+
+def _crossing_at(anode: acupoints.Site, cathode: acupoints.Site) -> _Crossing | None:
+    key = anode.region_side * _PLACES + cathode.region_side
+    try:
+        return _CROSSINGS[key]
+    except KeyError:
+        crossing = _CROSSINGS[key] = _crossing(anode, cathode)
+        return crossing
+
+
+def path_rules(ctx: RuleContext) -> Iterable[Violation]:
     """Sites (anterior neck, eye, periorbital, mouth) and current paths between body segments
     (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
+    crossings, places, marked = _CROSSINGS, _PLACES, _marked_points()
     for i, (anode, cathode) in enumerate(ctx.sites):
-        if anode is not None and (
-            anode.point.region in _SITE_REGIONS or anode.point.code in _MOUTH_POINTS
-        ):
+        if anode is None or cathode is None:
+            site = cathode if anode is None else anode
+            if site is not None and site.point.code in marked:
+                return _path_findings(ctx, i)
+            continue
+        if anode.point.code in marked or cathode.point.code in marked:
+            return _path_findings(ctx, i)
+        key = anode.region_side * places + cathode.region_side
+        crossing = crossings[key] if key in crossings else _crossing_at(anode, cathode)
+        if crossing is not None:
+            return _path_findings(ctx, i)
+    return ()  # no marked site, no path between segments
+
+
+def _path_findings(ctx: RuleContext, first: int) -> Iterator[Violation]:
+    """``path_rules``' findings, from channel ``first`` (the first with one) on."""
+    marked = _marked_points()
+    for i in range(first, len(ctx.sites)):
+        anode, cathode = ctx.sites[i]
+        if anode is not None and anode.point.code in marked:
             yield from _site_findings(anode, f"channels[{i}].anode")
-        if cathode is not None and (
-            cathode.point.region in _SITE_REGIONS or cathode.point.code in _MOUTH_POINTS
-        ):
+        if cathode is not None and cathode.point.code in marked:
             yield from _site_findings(cathode, f"channels[{i}].cathode")
         if anode is None or cathode is None:
             continue
-        segment = segment_of(anode)
-        if segment in LIMB_SEGMENTS and segment_of(cathode) == segment:
-            continue  # both on one limb, so on one side: no path crosses anything
-        contralateral = None not in (anode.side, cathode.side) and anode.side != cathode.side
-        path = path_between(anode, cathode)
-        if not contralateral and path is None:
+        crossing = _crossing_at(anode, cathode)
+        if crossing is None:
             continue
         pair = f"{anode.label} -> {cathode.label}"
-        if contralateral:
-            lower = lower_body(anode) and lower_body(cathode)
-            lower &= (segment_of(anode) == "lower trunk") == (segment_of(cathode) == "lower trunk")
+        if crossing.contralateral:
+            lower = crossing.lower
             yield finding(
                 "path-contralateral",
                 f"channels[{i}]",
@@ -116,15 +192,15 @@ def path_rules(ctx: RuleContext) -> Iterator[Violation]:
                 pair,
                 "warning" if lower else None,
             )
-        if path is not None:
+        if crossing.thoracic is not None:
             yield finding(
                 "path-transthoracic",
                 f"channels[{i}]",
-                f"{pair}: current path {path} crosses the thorax",
+                f"{pair}: current path {crossing.thoracic} crosses the thorax",
                 None,
                 pair,
             )
-        if contralateral and segment_of(anode) == segment_of(cathode) == "head":
+        if crossing.cerebral:
             yield finding(
                 "path-transcerebral",
                 f"channels[{i}]",
@@ -141,6 +217,13 @@ def _lower_part(site: acupoints.Site) -> str:
 #: The regions and points ``_site_findings`` reports (a fast path skips every other site).
 _SITE_REGIONS = frozenset({"anterior_neck", "eye", "periorbital"})
 _MOUTH_POINTS = INTRAORAL_POINTS | LIP_POINTS
+
+
+@cache
+def _marked_points() -> frozenset[str]:
+    """The codes of every point ``_site_findings`` reports (_SITE_REGIONS, _MOUTH_POINTS)."""
+    regions = _SITE_REGIONS
+    return _MOUTH_POINTS | {c for c, p in acupoints.catalogue().items() if p.region in regions}
 
 
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
@@ -175,8 +258,12 @@ def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
         )
 
 
-def patient_rules(ctx: RuleContext) -> Iterator[Violation]:
+def patient_rules(ctx: RuleContext) -> Iterable[Violation]:
     """patient-pregnancy-point, -implanted-device, -epilepsy, -anticoagulant."""
+    return _patient_findings(ctx) if ctx.patient else ()
+
+
+def _patient_findings(ctx: RuleContext) -> Iterator[Violation]:
     if "implanted-device" in ctx.patient:
         yield finding(
             "patient-implanted-device",

@@ -9,6 +9,7 @@ give inf or nan, never an exception.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -19,11 +20,15 @@ __all__ = [
     "LOAD_OHM",
     "OperatingPoint",
     "PulseQuantities",
+    "current_density_ma_cm2",
     "needle_area_cm2",
     "net_charge_uc",
+    "net_charges_uc",
     "operating_points",
     "phase_pulse_count",
     "pulse_quantities",
+    "recovery_exact",
+    "shannon_k",
     "variant_seconds",
 ]
 
@@ -42,16 +47,45 @@ def net_charge_uc(amplitude_ma: float, pulse_width_us: float, shape: Shape) -> f
     """Net charge per pulse, uC: 0 for biphasic_symmetric, the leading phase's charge less the
     recovery's for biphasic_asymmetric (0 unless a product overflows), the phase charge for
     monophasic (``PulseQuantities.net_charge_uc``)."""
+    return net_charges_uc((amplitude_ma,), (pulse_width_us,), shape)[0]
+
+
+def net_charges_uc(
+    amplitudes_ma: Iterable[float], pulse_widths_us: Iterable[float], shape: Shape
+) -> list[float]:
+    """``net_charge_uc`` of each (amplitude, pulse width) pair, in one call (the charge
+    balance rule judges every channel in every phase and variant)."""
+    pairs = zip(amplitudes_ma, pulse_widths_us, strict=True)
     if shape == "biphasic_symmetric":
-        return 0.0
-    q = 1.0 * amplitude_ma * pulse_width_us / 1000.0
-    if shape == "biphasic_asymmetric":
-        recovery_ma, recovery_us = (
-            amplitude_ma * (1.0 / ASYMMETRIC_RATIO),
-            pulse_width_us * ASYMMETRIC_RATIO,
-        )
-        return q - 1.0 * recovery_ma * recovery_us / 1000.0
-    return q
+        return [0.0 for _ in pairs]
+    if shape == "biphasic_asymmetric":  # leading phase less recovery (i / ratio, pw x ratio)
+        inverse = 1.0 / ASYMMETRIC_RATIO
+        return [
+            1.0 * i * pw / 1000.0 - 1.0 * (i * inverse) * (pw * ASYMMETRIC_RATIO) / 1000.0
+            for i, pw in pairs
+        ]
+    return [1.0 * i * pw / 1000.0 for i, pw in pairs]
+
+
+#: ASYMMETRIC_RATIO is a power of two (4): the recovery's scalings, i / ratio and pw x ratio,
+#: are then exact, and its charge is the leading phase's to the last bit (``recovery_exact``).
+_RATIO_POWER_OF_TWO = math.frexp(ASYMMETRIC_RATIO)[0] == 0.5
+#: Amplitudes and pulse widths within these bounds keep both scalings and the product i x pw
+#: inside the float range (i / ratio stays normal; pw x ratio and i x pw do not overflow).
+_EXACT_MIN_MA, _EXACT_MAX = 2.0**-1000, 1e150
+
+
+def recovery_exact(amplitudes_ma: Sequence[float], pulse_widths_us: Sequence[float]) -> bool:
+    """True when ``net_charge_uc`` of biphasic_asymmetric is exactly 0 for every amplitude and
+    pulse width: both charges are then the same real product rounded once, so they are
+    equal. False says nothing (work the net charges out)."""
+    return (
+        _RATIO_POWER_OF_TWO
+        and sum(amplitudes_ma) <= _EXACT_MAX  # not nan, so min() below is the minimum
+        and min(amplitudes_ma) >= _EXACT_MIN_MA
+        and sum(pulse_widths_us) <= _EXACT_MAX
+        and min(pulse_widths_us) >= 0.0
+    )
 
 
 def _per_area(value: float) -> float:
@@ -101,6 +135,64 @@ class PulseQuantities(NamedTuple):
     min_period_us: float
 
 
+def _train(
+    amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: Shape
+) -> tuple[float, float, float, float]:
+    """(active time us, square sum mA^2 x us per pulse, mean square mA^2, r.m.s. mA) of a
+    train: the figures behind every density (``pulse_quantities``; ``current_density_ma_cm2``
+    does the same operations inline, tests/test_rules_quantities_inline.py)."""
+    i, pw = amplitude_ma, pulse_width_us
+    if shape == "biphasic_symmetric":
+        active_us = 2 * pw
+        square_sum = 1.0 * i * i * active_us
+    elif shape == "biphasic_asymmetric":
+        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
+        active_us = pw + recovery_us
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
+    else:
+        active_us, square_sum = pw, 1.0 * i * i * pw
+    # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
+    mean_square_ma2 = 1.0 * square_sum * frequency_hz * 1e-6
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    return active_us, square_sum, mean_square_ma2, rms
+
+
+def current_density_ma_cm2(
+    amplitude_ma: float,
+    pulse_width_us: float,
+    frequency_hz: float,
+    shape: Shape,
+    area_cm2: float,
+) -> float:
+    """``pulse_quantities(...).current_density_ma_cm2`` alone: r.m.s. current per needle area
+    (the IEC rule works it out for every current over the limit), ``_train``'s operations
+    inline."""
+    i, pw = amplitude_ma, pulse_width_us
+    if shape == "biphasic_symmetric":
+        square_sum = 1.0 * i * i * (2 * pw)
+    elif shape == "biphasic_asymmetric":
+        recovery_ma = i * (1.0 / ASYMMETRIC_RATIO)
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * (pw * ASYMMETRIC_RATIO)
+    else:
+        square_sum = 1.0 * i * i * pw
+    mean_square_ma2 = 1.0 * square_sum * frequency_hz * 1e-6
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    try:
+        return rms / area_cm2
+    except ZeroDivisionError:
+        return _per_area(rms)
+
+
+def shannon_k(amplitude_ma: float, pulse_width_us: float, area_cm2: float) -> float:
+    """``pulse_quantities(...).shannon_k`` alone, with its operations (the Shannon rule works
+    it out for every current over the limit)."""
+    q = 1.0 * amplitude_ma * pulse_width_us / 1000.0
+    try:
+        return _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
+    except (ValueError, ZeroDivisionError):
+        return math.nan
+
+
 def pulse_quantities(
     amplitude_ma: float,
     pulse_width_us: float,
@@ -116,20 +208,12 @@ def pulse_quantities(
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
     q = 1.0 * i * pw / 1000.0
     if shape == "biphasic_symmetric":
-        active_us = 2 * pw
-        square_sum = 1.0 * i * i * active_us
         net = 0.0
-    elif shape == "biphasic_asymmetric":
-        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
-        active_us = pw + recovery_us
-        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
-        net = q - 1.0 * recovery_ma * recovery_us / 1000.0  # net_charge_uc's operations
+    elif shape == "biphasic_asymmetric":  # net_charge_uc's operations
+        net = q - 1.0 * (i * (1.0 / ASYMMETRIC_RATIO)) * (pw * ASYMMETRIC_RATIO) / 1000.0
     else:
-        active_us, square_sum = pw, 1.0 * i * i * pw
         net = q
-    # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
-    mean_square_ma2 = 1.0 * square_sum * f * 1e-6
-    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
+    active_us, square_sum, mean_square_ma2, rms = _train(i, pw, f, shape)
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
     energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
     power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
@@ -137,7 +221,7 @@ def pulse_quantities(
         shannon = _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
     except (ValueError, ZeroDivisionError):
         shannon = math.nan
-    try:
+    try:  # current_density_ma_cm2's division
         power_density, current_density = power_w / area_cm2, rms / area_cm2
     except ZeroDivisionError:
         power_density, current_density = _per_area(power_w), _per_area(rms)

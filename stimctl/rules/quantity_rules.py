@@ -4,11 +4,12 @@ pulse, power density, Shannon k, current density) against its limit, strongest c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
-from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.profile import Shape
+from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, shannon_k
 from stimctl.rules.violations import Severity, Violation, violation_later
 
 __all__ = [
@@ -31,10 +32,11 @@ def _unclear(ctx: RuleContext) -> frozenset[str]:
     Every other current's figure is at most the strongest's, so the rest are done."""
     known = ctx.shared.get("unclear")
     if known is None:
-        env, flat = ctx.envelope, [q for tops in ctx.electrode_tops for q in tops]
+        flat = [q for tops in ctx.electrode_tops for q in tops]
+        limits = ctx.envelope.__dict__  # the limits by field, past pydantic's slow getattr
         out = []
         for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
-            limit = getattr(env, field)
+            limit = limits[field]
             for q in flat:  # not (a <= b) is True for nan too: a nan never clears
                 if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
                     out.append(code)
@@ -62,33 +64,15 @@ def _quantity_rule(
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
     def rule(ctx: RuleContext) -> Iterable[Violation]:
-        if code not in _unclear(ctx):
+        unclear = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
+        if code not in (_unclear(ctx) if unclear is None else unclear):  # type: ignore[operator]
             return ()  # the strongest current stays under the limit, so every current does
-        return _weaker(ctx, getattr(ctx.envelope, field))
+        limit = ctx.envelope.__dict__[field]  # past pydantic's slow getattr
+        failing = _weaker(ctx, limit, per_site, check)
+        return _failing_findings(ctx, failing, per_site, (code, severity, source), limit, message)
 
-    def _weaker(ctx: RuleContext, limit: float) -> list[Violation]:
-        # Each phase, strongest current first, until one clears the limit (the rest do too).
-        rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
-        strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
-        failing: dict[tuple[int, int], float] = {}
-        quantities = ctx.quantities
-        for p in range(len(ctx.variants)):
-            for r in strongest_first:
-                variants = quantities(rows[r], p)
-                value = variants[0][index]
-                for q in variants[1:]:  # the worst variant (a later nan is kept)
-                    if not q[index] <= value:
-                        value = q[index]
-                if (value + margin < limit) if at_limit else (value + margin <= limit):
-                    break
-                if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
-                    failing[(r, p) if per_site else (p, r)] = value
-        # Reported in table order: [electrode][phase] per site, else [phase][channel].
-        u = f" {unit}" if unit else ""
-        tail = f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
-        rule = (code, severity, source)
-        return _failing_findings(ctx, failing, per_site, rule, limit, (what, tail))
-
+    check = (index, margin, at_limit, _ALONE.get(figure))
+    message = (what, unit, at_limit)
     rule.__name__ = rule.__qualname__ = code.replace("-", "_")
     where = (
         "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
@@ -97,22 +81,82 @@ def _quantity_rule(
     return rule
 
 
+def _shannon_alone(i: float, pw: float, f: float, shape: Shape, area: float) -> float:
+    """``shannon_k`` with ``_ALONE``'s arguments (k depends on neither f nor the shape)."""
+    return shannon_k(i, pw, area)
+
+
+#: Figures worked out alone for the currents a rule walks (not all of PulseQuantities).
+_ALONE: dict[str, Callable[[float, float, float, Shape, float], float]] = {
+    "current_density_ma_cm2": current_density_ma_cm2,
+    "shannon_k": _shannon_alone,
+}
+
+
+def _weaker(
+    ctx: RuleContext,
+    limit: float,
+    per_site: bool,
+    check: tuple[int, float, bool, Callable[[float, float, float, Shape, float], float] | None],
+) -> list[tuple[int, int, float]]:
+    """(electrode or channel, phase, figure) of each current over the limit, in table order:
+    [electrode][phase] per site, else [phase][channel]. Each phase is walked strongest
+    current first, until one clears the limit by the margin (every weaker one does too).
+    ``check``: the figure's PulseQuantities index, the margin, whether reaching the limit
+    fails, and the function working the figure out alone (None: ``RuleContext.quantities``)."""
+    index, margin, at_limit, alone = check
+    rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
+    strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
+    failing: list[tuple[int, int, float]] = []
+    quantities, top = ctx.quantities, ctx.electrode_tops[0][0]
+    shape, area = top.shape, top.area_cm2  # the profile's, as RuleContext works them out
+    for p, variants in enumerate(ctx.variants):
+        (f, pw), rest = variants[0], variants[1:]
+        for r in strongest_first:
+            if alone is not None:  # the worst variant (a later nan is kept)
+                value = alone(rows[r], pw, f, shape, area)
+                for f2, pw2 in rest:
+                    x = alone(rows[r], pw2, f2, shape, area)
+                    if not x <= value:
+                        value = x
+            else:
+                figures = quantities(rows[r], p)
+                value = figures[0][index]
+                for q in figures[1:]:  # the worst variant (a later nan is kept)
+                    if not q[index] <= value:
+                        value = q[index]
+            if (value + margin < limit) if at_limit else (value + margin <= limit):
+                break
+            if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
+                failing.append((r, p, value) if per_site else (p, r, value))
+    failing.sort()  # (row, phase) or (phase, row): all distinct, so the figure never decides
+    return failing
+
+
 def _failing_findings(
     ctx: RuleContext,
-    failing: dict[tuple[int, int], float],
+    failing: list[tuple[int, int, float]],
     per_site: bool,
     rule: tuple[str, Severity, str],
     limit: float,
-    message: tuple[str, str],
+    message: tuple[str, str, bool],
 ) -> list[Violation]:
-    """A quantity rule's findings, in table order; ``rule``: its code, severity and source;
-    ``message``: what the figure is and the tail after its value."""
-    what, tail = message
+    """A quantity rule's findings (``_weaker``'s, in its order); ``rule``: its code, severity
+    and source; ``message``: what the figure is, its unit and whether reaching the limit fails."""
+    what, unit, at_limit = message
+    u = f" {unit}" if unit else ""
+
+    def tail() -> str:  # after the value in the message (written only when one is read)
+        return f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+
     code, severity, source = rule
     locs: dict[int, str] = {}
     out = []
-    for (first, second), value in sorted(failing.items()):
-        r, p = (first, second) if per_site else (second, first)
+    for first, second, value in failing:
+        if per_site:
+            r, p = first, second
+        else:
+            p, r = first, second
         loc = locs.get(r)
         if loc is None:
             loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
@@ -121,7 +165,7 @@ def _failing_findings(
                 code,
                 severity,
                 f"phases[{p}].{loc}",
-                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail}",
+                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail()}",
                 limit,
                 value,
                 source,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.parsed import as_parsed
 from stimctl.rules.placement import PATIENT_FLAGS
 from stimctl.rules.profile import (
     Profile,
@@ -36,6 +37,7 @@ __all__ = [
 PROFILE_SUFFIXES = (".toml", ".json")
 _DEFAULT_ENVELOPE = SafetyEnvelope()
 _KNOWN_FLAGS = frozenset(PATIENT_FLAGS)
+_NO_FLAGS: frozenset[str] = frozenset()
 
 
 def check_patient(patient: Iterable[str]) -> frozenset[str]:
@@ -65,9 +67,9 @@ def validate_profile(
     profile as parsing makes it: the given one when it holds exactly that (``recheck.sound``),
     else its dump parsed again, and the report carries the profile judged.
     """
-    flags = check_patient(patient)
+    flags = check_patient(patient) if patient else _NO_FLAGS
     judged = profile
-    if not sound(profile):
+    if not (as_parsed(profile) or sound(profile)):  # as_parsed: sound's first, cheap answer
         try:
             judged = parse_profile(profile.model_dump(by_alias=True))
         except ProfileError as error:

@@ -1,0 +1,312 @@
+"""The timing, resolution and session rules (pulse-width-range, frequency-range,
+device-resolution, duration-max, ramp-required, ramp-rate-max): one walk of the phases for
+all three; ``safety.ALL_RULES`` runs them in table order."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from operator import itemgetter
+
+from stimctl.rules.context import RuleContext, exceeds, finding, suffix
+from stimctl.rules.profile import Phase, total
+from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.violations import Violation
+
+__all__ = ["resolution_rule", "session_rules", "timing_rules"]
+
+#: Device resolution (docs/PROTOCOL.md, BLOCK): frequency in 0.1 Hz, pulse width in 1 us (u16),
+#: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
+_RESOLUTION_TOLERANCE = 1e-6
+_U16 = 0xFFFF
+_U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
+_TIMES = ("duration_s", "switch_s", "on_s", "off_s")
+#: A Phase's fields, read from its __dict__ in one call: pydantic models answer attribute
+#: reads through BaseModel.__getattr__'s slow hook, several times a dict read.
+_PHASE = itemgetter(
+    *("duration_s", "mode", "frequency_hz", "pulse_width_us", "switch_s", "on_s", "off_s"),
+    *("ramp_up_s", "ramp_down_s", "window_ramp_s"),
+)
+#: The SafetyEnvelope limits the walk compares with, read the same way.
+_LIMITS = itemgetter("pulse_width_us", "frequency_hz", "max_ramp_rate_ma_per_s", "max_session_s")
+
+
+def timing_rules(ctx: RuleContext) -> list[Violation]:
+    """pulse-width-range and frequency-range (including: the pulse must fit its period)."""
+    return _phase_findings(ctx)[0]
+
+
+def resolution_rule(ctx: RuleContext) -> list[Violation]:
+    """device-resolution: values the device cannot be sent as written (docs/PROTOCOL.md).
+
+    Values outside the envelope's range are left to the range rules (one finding per fault).
+    """
+    return _phase_findings(ctx)[1]
+
+
+def session_rules(ctx: RuleContext) -> list[Violation]:
+    """duration-max, ramp-required and ramp-rate-max."""
+    return _phase_findings(ctx)[2]
+
+
+def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
+    """The timing, resolution and session findings, each list in its rule's order, from one
+    walk of the phases (``_walk_phases``, done for the first of the three rules to ask)."""
+    known = ctx.shared.get("phases")
+    if known is None:
+        known = ctx.shared["phases"] = _walk_phases(ctx)
+    return known  # type: ignore[return-value]
+
+
+def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
+    """``_phase_findings``: each phase's usual values (one pulse width and frequency in range
+    and whole, times of a tick or more, gentle ramps) pass a quick look, the rest a full one."""
+    (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
+    top = ctx.top_amplitude_ma
+    timing: list[Violation] = []
+    fits: list[Violation] = []  # the pulse must fit its period: after every range finding
+    resolution: list[Violation] = []
+    session: list[Violation] = []
+    durations = []
+    down_before, mode_before = None, None  # the previous phase's ramp_down_s and mode
+    for j, phase in enumerate(ctx.profile.phases):
+        duration, mode, fs, pws, switch_s, on_s, off_s, up, down, edge = _PHASE(phase.__dict__)
+        durations.append(duration)
+        whole = type(pws) is float and pw_lo <= pws <= pw_hi and pws <= _U16 and pws.is_integer()
+        if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):
+            _pulse_widths(ctx, j, timing, resolution)
+        if not (type(fs) is float and f_lo <= fs <= f_hi and _tenths(fs)) and not _clean(
+            fs, f_lo, f_hi, _tenths
+        ):
+            _frequencies(ctx, j, timing, resolution)
+        if not (
+            duration >= 0.001
+            and (switch_s is None or switch_s >= 0.001)
+            and (on_s is None or on_s >= 0.001)
+            and (off_s is None or off_s >= 0.001)
+        ):
+            resolution.extend(_short_times(j, phase))
+        for v, q in enumerate(ctx.electrode_tops[j]):  # the pulse's length: not the amplitude's
+            fit = 1e6 / q.min_period_us
+            if not (q.frequency_hz <= fit or not f_lo <= q.frequency_hz <= f_hi):
+                fits.append(_unfit(j, v, isinstance(fs, tuple), q, fit))
+        intermittent = mode == "intermittent"
+        # an intermittent phase starts with an on-window, which has edges of its own
+        if (
+            up <= 0
+            and not intermittent
+            and (j == 0 or down_before > 0 or mode_before == "intermittent")  # type: ignore[operator]
+        ):
+            session.append(_ramp_required(j, up, j == 0))
+        down_before, mode_before = down, mode
+        if intermittent and edge is None and on_s is not None:
+            half = on_s / 2  # both default edges fitted into on_s (inf: too short to halve)
+            squeezed = top / half if half != 0 else math.inf
+            if not squeezed <= rate_max:  # exceeds(), inline
+                session.append(_default_edges(ctx, j, on_s, squeezed))
+        if up > 0 and not top / up <= rate_max:  # exceeds(), inline
+            session.append(_steep(ctx, j, "ramp_up_s", up))
+        if down > 0 and not top / down <= rate_max:
+            session.append(_steep(ctx, j, "ramp_down_s", down))
+        if edge is not None and edge > 0 and not top / edge <= rate_max:
+            session.append(_steep(ctx, j, "window_ramp_s", edge))
+    timing += fits
+    if max(ctx.channel_amplitudes) > _U16 / 1000:
+        resolution.extend(_amplitude_resolution(ctx))
+    seconds = total(durations)  # Profile.duration_s, from the walk's reads
+    if not seconds <= most:  # exceeds(), inline
+        session.insert(0, _duration(ctx, seconds))
+    return timing, resolution, session
+
+
+def _pulse_widths(
+    ctx: RuleContext, j: int, timing: list[Violation], resolution: list[Violation]
+) -> None:
+    """pulse-width-range and device-resolution of phase j's pulse width(s)."""
+    pw_lo, pw_hi = ctx.envelope.pulse_width_us
+    pws = ctx.profile.phases[j].pulse_width_us
+    for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
+        if not pw_lo <= pw <= pw_hi:  # outside(), inline
+            timing.append(
+                finding(
+                    "pulse-width-range",
+                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
+                    f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
+                    f"{pw_lo:g}..{pw_hi:g}",
+                    pw,
+                )
+            )
+        elif not _whole_us(pw):
+            resolution.append(
+                finding(
+                    "device-resolution",
+                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
+                    f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
+                    " (the device's resolution)",
+                    "1 us",
+                    pw,
+                )
+            )
+
+
+def _frequencies(
+    ctx: RuleContext, j: int, timing: list[Violation], resolution: list[Violation]
+) -> None:
+    """frequency-range and device-resolution of phase j's frequency (or pair)."""
+    f_lo, f_hi = ctx.envelope.frequency_hz
+    fs = ctx.profile.phases[j].frequency_hz
+    for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
+        if not f_lo <= f <= f_hi:  # outside(), inline
+            timing.append(
+                finding(
+                    "frequency-range",
+                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
+                    f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
+                    f"{f_lo:g}..{f_hi:g}",
+                    f,
+                )
+            )
+        elif not _tenths(f):
+            resolution.append(
+                finding(
+                    "device-resolution",
+                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
+                    f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16_TENTHS:g} Hz"
+                    " (the device's resolution)",
+                    "0.1 Hz",
+                    f,
+                )
+            )
+
+
+def _short_times(j: int, phase: Phase) -> Iterator[Violation]:
+    """device-resolution of phase j's times under the device's 1 ms tick."""
+    times = (phase.duration_s, phase.switch_s, phase.on_s, phase.off_s)
+    for name, seconds in zip(_TIMES, times, strict=True):
+        if seconds is not None and seconds < 0.001:
+            yield finding(
+                "device-resolution",
+                f"phases[{j}].{name}",
+                f"{name} {seconds:g} s is shorter than the device's 1 ms tick",
+                0.001,
+                seconds,
+            )
+
+
+def _unfit(j: int, v: int, pair: bool, q: PulseQuantities, fit: float) -> Violation:
+    """frequency-range: variant v of phase j too fast for its pulse to fit its period."""
+    return finding(
+        "frequency-range",
+        f"phases[{j}].frequency_hz[{v}]" if pair else f"phases[{j}].frequency_hz",
+        f"a {q.active_time_us:g} us pulse does not fit a {q.frequency_hz:g} Hz"
+        f" period (max {fit:.4g} Hz)",
+        fit,
+        q.frequency_hz,
+    )
+
+
+def _amplitude_resolution(ctx: RuleContext) -> Iterator[Violation]:
+    """device-resolution of amplitudes in range but above the protocol's u16 of uA."""
+    env = ctx.envelope
+    for i, channel in enumerate(ctx.profile.channels):
+        amplitude = channel.amplitude_ma
+        if amplitude <= env.max_amplitude_ma and exceeds(amplitude, _U16 / 1000):
+            yield finding(
+                "device-resolution",
+                f"channels[{i}].amplitude_ma",
+                f"amplitude {channel.amplitude_ma:g} mA does not fit the protocol"
+                f" (max {_U16 / 1000:g} mA)",
+                _U16 / 1000,
+                channel.amplitude_ma,
+            )
+
+
+def _clean(
+    values: float | tuple[float, ...], lo: float, hi: float, grid: Callable[[float], bool]
+) -> bool:
+    """True when every item of a field is in lo..hi and on the device's ``grid``: no range
+    or resolution finding (the usual case)."""
+    if type(values) is float:
+        return lo <= values <= hi and grid(values)
+    return all([lo <= v <= hi and grid(v) for v in values])  # type: ignore[union-attr]
+
+
+def _whole_us(pw: float) -> bool:
+    """A pulse width the device takes as written: a whole number of us up to u16."""
+    return pw <= _U16 and (pw.is_integer() or not _off_step(pw, 1.0))
+
+
+def _tenths(f: float) -> bool:
+    """A frequency the device takes as written: a multiple of 0.1 Hz up to u16 tenths."""
+    if not f <= _U16_TENTHS:
+        return False
+    if f.is_integer():  # f / 0.1 is 10 f within a few ulp, far inside the tolerance
+        return True
+    units = f / 0.1  # not _off_step(f, 0.1), inline: f is in the envelope's finite range
+    return abs(units - round(units)) <= _RESOLUTION_TOLERANCE * (units if units > 1.0 else 1.0)
+
+
+def _off_step(value: float, step: float) -> bool:
+    """True unless ``value`` is a whole number of ``step`` (within the tolerance)."""
+    units = value / step
+    if not math.isfinite(units):
+        return True
+    return not abs(units - round(units)) <= _RESOLUTION_TOLERANCE * max(1.0, units)
+
+
+def _default_edges(ctx: RuleContext, j: int, on_s: float, squeezed: float) -> Violation:
+    """ramp-rate-max of intermittent phase j's default on-window edges (no window_ramp_s):
+    fitted into on_s they climb at ``squeezed`` mA/s, above the limit."""
+    top, rate_max = ctx.top_amplitude_ma, ctx.envelope.max_ramp_rate_ma_per_s
+    edges = ctx.profile.window_ramp_s(j, rate_max, top)
+    return finding(
+        "ramp-rate-max",
+        f"phases[{j}].on_s",
+        lambda: (
+            f"on-window edges at {rate_max:g} mA/s: {ctx.strongest_described()}"
+            f" ({top:.4g} mA) needs {edges:.4g} s up and {edges:.4g} s down, more than on_s"
+            f" {on_s:g} s"
+        ),
+        rate_max,
+        squeezed,
+    )
+
+
+def _duration(ctx: RuleContext, seconds: float) -> Violation:
+    """duration-max: the whole session (``seconds``: Profile.duration_s) is too long."""
+    env = ctx.envelope
+    return finding(
+        "duration-max",
+        "phases",
+        f"session {seconds:g} s > {env.max_session_s:g} s",
+        env.max_session_s,
+        seconds,
+    )
+
+
+def _ramp_required(j: int, up: float, first: bool) -> Violation:
+    """ramp-required: phase j starts from zero (the first, or after one that ended at zero)."""
+    why = "the first phase" if first else "a phase after one that ended at zero"
+    return finding(
+        "ramp-required",
+        f"phases[{j}].ramp_up_s",
+        f"{why} starts from zero: ramp_up_s must be > 0",
+        0.0,
+        up,
+    )
+
+
+def _steep(ctx: RuleContext, j: int, name: str, seconds: float) -> Violation:
+    """ramp-rate-max: phase j's ramp ``name`` takes the strongest plateau up or down too fast."""
+    top, rate_max = ctx.top_amplitude_ma, ctx.envelope.max_ramp_rate_ma_per_s
+    rate = top / seconds
+    return finding(
+        "ramp-rate-max",
+        f"phases[{j}].{name}",
+        lambda: (
+            f"{ctx.strongest_described()}:"
+            f" {top:.4g} mA over {seconds:g} s is {rate:.4g} mA/s > {rate_max:g} mA/s"
+        ),
+        rate_max,
+        rate,
+    )
