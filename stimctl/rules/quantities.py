@@ -135,28 +135,6 @@ class PulseQuantities(NamedTuple):
     min_period_us: float
 
 
-def _train(
-    amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: Shape
-) -> tuple[float, float, float, float]:
-    """(active time us, square sum mA^2 x us per pulse, mean square mA^2, r.m.s. mA) of a
-    train: the figures behind every density (``pulse_quantities``; ``current_density_ma_cm2``
-    does the same operations inline, tests/test_rules_quantities_inline.py)."""
-    i, pw = amplitude_ma, pulse_width_us
-    if shape == "biphasic_symmetric":
-        active_us = 2 * pw
-        square_sum = 1.0 * i * i * active_us
-    elif shape == "biphasic_asymmetric":
-        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
-        active_us = pw + recovery_us
-        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
-    else:
-        active_us, square_sum = pw, 1.0 * i * i * pw
-    # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
-    mean_square_ma2 = 1.0 * square_sum * frequency_hz * 1e-6
-    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
-    return active_us, square_sum, mean_square_ma2, rms
-
-
 def current_density_ma_cm2(
     amplitude_ma: float,
     pulse_width_us: float,
@@ -165,8 +143,8 @@ def current_density_ma_cm2(
     area_cm2: float,
 ) -> float:
     """``pulse_quantities(...).current_density_ma_cm2`` alone: r.m.s. current per needle area
-    (the IEC rule works it out for every current over the limit), ``_train``'s operations
-    inline."""
+    (the IEC rule works it out for every current over the limit), ``pulse_quantities``'
+    operations (tests/test_rules_quantities_inline.py)."""
     i, pw = amplitude_ma, pulse_width_us
     if shape == "biphasic_symmetric":
         square_sum = 1.0 * i * i * (2 * pw)
@@ -207,13 +185,20 @@ def pulse_quantities(
     """
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
     q = 1.0 * i * pw / 1000.0
+    # the train in one pass: net charge, active time and square sum (mA^2 x us per pulse)
     if shape == "biphasic_symmetric":
-        net = 0.0
+        net, active_us = 0.0, 2 * pw
+        square_sum = 1.0 * i * i * active_us
     elif shape == "biphasic_asymmetric":  # net_charge_uc's operations
-        net = q - 1.0 * (i * (1.0 / ASYMMETRIC_RATIO)) * (pw * ASYMMETRIC_RATIO) / 1000.0
+        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
+        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
+        active_us = pw + recovery_us
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
     else:
-        net = q
-    active_us, square_sum, mean_square_ma2, rms = _train(i, pw, f, shape)
+        net, active_us, square_sum = q, pw, 1.0 * i * i * pw
+    # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
+    mean_square_ma2 = 1.0 * square_sum * f * 1e-6
+    rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
     energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
     power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
