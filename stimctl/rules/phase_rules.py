@@ -17,7 +17,7 @@ __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 
 #: Device resolution (docs/PROTOCOL.md, BLOCK): frequency in 0.1 Hz, pulse width in 1 us (u16),
 #: amplitude in uA (u16), times in 1 ms ticks. Values within this fraction of a step count as on it.
-_RESOLUTION_TOLERANCE = 1e-6
+_RESOLUTION_TOLERANCE = _TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
@@ -27,6 +27,9 @@ _PHASE = itemgetter(
     *("duration_s", "mode", "frequency_hz", "pulse_width_us", "switch_s", "on_s", "off_s"),
     *("ramp_up_s", "ramp_down_s", "window_ramp_s"),
 )
+#: PulseQuantities' min_period_us and frequency_hz, read by index in the walk.
+_MIN_PERIOD = PulseQuantities._fields.index("min_period_us")
+_FREQUENCY = PulseQuantities._fields.index("frequency_hz")
 #: The SafetyEnvelope limits the walk compares with, read the same way.
 _LIMITS = itemgetter("pulse_width_us", "frequency_hz", "max_ramp_rate_ma_per_s", "max_session_s")
 
@@ -59,10 +62,9 @@ def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
 
 
 def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
-    """``_phase_findings``: each phase's usual values (one pulse width and frequency in range
-    and whole, times of a tick or more, gentle ramps) pass a quick look, the rest a full one."""
+    """``_phase_findings``: a quick look at each phase's usual values, a full one at the rest."""
     (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
-    top = ctx.top_amplitude_ma
+    top, tops = ctx.top_amplitude_ma, ctx.electrode_tops
     timing: list[Violation] = []
     fits: list[Violation] = []  # the pulse must fit its period: after every range finding
     resolution: list[Violation] = []
@@ -75,9 +77,11 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         whole = type(pws) is float and pw_lo <= pws <= pw_hi and pws <= _U16 and pws.is_integer()
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):
             _pulse_widths(ctx, j, timing, resolution)
-        if not (type(fs) is float and f_lo <= fs <= f_hi and _tenths(fs)) and not _clean(
-            fs, f_lo, f_hi, _tenths
-        ):
+        tenths = type(fs) is float and f_lo <= fs <= f_hi and fs <= _U16_TENTHS
+        if tenths:  # _tenths(fs), inline (an integer fs passes too: 10 fs within a few ulp)
+            units = fs / 0.1
+            tenths = abs(units - round(units)) <= _TOLERANCE * (units if units > 1.0 else 1.0)
+        if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
             _frequencies(ctx, j, timing, resolution)
         if not (
             duration >= 0.001
@@ -86,9 +90,9 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             and (off_s is None or off_s >= 0.001)
         ):
             resolution.extend(_short_times(j, phase))
-        for v, q in enumerate(ctx.electrode_tops[j]):  # the pulse's length: not the amplitude's
-            fit = 1e6 / q.min_period_us
-            if not (q.frequency_hz <= fit or not f_lo <= q.frequency_hz <= f_hi):
+        for v, q in enumerate(tops[j]):  # the pulse's length: not the amplitude's
+            fit, f = 1e6 / q[_MIN_PERIOD], q[_FREQUENCY]  # by index: a tuple's fastest read
+            if not (f <= fit or not f_lo <= f <= f_hi):
                 fits.append(_unfit(j, v, isinstance(fs, tuple), q, fit))
         intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
@@ -228,6 +232,9 @@ def _clean(
     or resolution finding (the usual case)."""
     if type(values) is float:
         return lo <= values <= hi and grid(values)
+    if len(values) == 2:  # type: ignore[arg-type]  # a pair: no comprehension (a call of its own)
+        a, b = values  # type: ignore[misc]
+        return lo <= a <= hi and grid(a) and lo <= b <= hi and grid(b)
     return all([lo <= v <= hi and grid(v) for v in values])  # type: ignore[union-attr]
 
 
