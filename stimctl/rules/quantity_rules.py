@@ -13,20 +13,24 @@ from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, sh
 from stimctl.rules.violations import Severity, Violation, violation_later
 
 __all__ = [
+    "RULE_CODES",
     "current_density_rule",
     "phase_charge_rule",
     "power_density_rule",
     "pulse_energy_rule",
     "rms_current_rule",
     "shannon_rule",
+    "unclear",
 ]
 
 #: The quantity rules' checks of the strongest current: (code, figure, limit field, margin,
 #: at_limit), one per ``_quantity_rule``, in table order.
 _STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
+#: Each quantity rule's code: the rule finds nothing unless its code is in ``unclear(ctx)``.
+RULE_CODES: dict[Rule, str] = {}
 
 
-def _unclear(ctx: RuleContext) -> frozenset[str]:
+def unclear(ctx: RuleContext) -> frozenset[str]:
     """The quantity rules whose figure of the strongest current (every phase and variant) does
     not clear the limit by the rule's margin; worked out once per validation for all of them.
     Every other current's figure is at most the strongest's, so the rest are done."""
@@ -64,8 +68,8 @@ def _quantity_rule(
     _STRONGEST_CHECKS.append((code, index, field, margin, at_limit))
 
     def rule(ctx: RuleContext) -> Iterable[Violation]:
-        unclear = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
-        if code not in (_unclear(ctx) if unclear is None else unclear):  # type: ignore[operator]
+        known = ctx.shared.get("unclear")  # worked out by the first quantity rule to ask
+        if code not in (unclear(ctx) if known is None else known):  # type: ignore[operator]
             return ()  # the strongest current stays under the limit, so every current does
         limit = ctx.envelope.__dict__[field]  # past pydantic's slow getattr
         failing = _weaker(ctx, limit, per_site, check)
@@ -78,6 +82,7 @@ def _quantity_rule(
         "(phase, electrode site: channels sharing it summed)" if per_site else "(phase, channel)"
     )
     rule.__doc__ = f"{code}: {what} per {where}, worst frequency variant."
+    RULE_CODES[rule] = code
     return rule
 
 

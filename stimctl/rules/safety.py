@@ -26,12 +26,14 @@ from stimctl.rules.placement import (
 from stimctl.rules.profile import Profile
 from stimctl.rules.quantities import net_charges_uc, recovery_exact
 from stimctl.rules.quantity_rules import (
+    RULE_CODES,
     current_density_rule,
     phase_charge_rule,
     power_density_rule,
     pulse_energy_rule,
     rms_current_rule,
     shannon_rule,
+    unclear,
 )
 from stimctl.rules.violations import Violation
 
@@ -166,13 +168,29 @@ ALL_RULES: tuple[Rule, ...] = (
 )
 
 
+#: unclear(ctx) -> ALL_RULES less the quantity rules whose code it lacks (``_rules_for``).
+_RULES_FOR: dict[frozenset[str], tuple[Rule, ...]] = {}
+
+
+def _rules_for(codes: frozenset[str]) -> tuple[Rule, ...]:
+    """ALL_RULES less the quantity rules whose code is not in ``codes`` (``unclear``): their
+    strongest current clears the limit, so they find nothing. At most 2**6 sets of codes."""
+    rules = _RULES_FOR.get(codes)
+    if rules is None:
+        rules = _RULES_FOR[codes] = tuple(
+            [r for r in ALL_RULES if r not in RULE_CODES or RULE_CODES[r] in codes]
+        )
+    return rules
+
+
 def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
-    """Every rule over one profile, in table order."""
+    """Every rule over one profile, in table order (less the quantity rules that would find
+    nothing: ``_rules_for``)."""
     ctx = RuleContext(profile, envelope, patient)
     try:
-        return [v for rule in ALL_RULES for v in rule(ctx)]
+        return [v for rule in _rules_for(unclear(ctx)) for v in rule(ctx)]
     finally:
         # Findings format their messages lazily from ctx; ctx.shared holds findings (the phase
         # walk's). Cleared, no reference cycle is left: ctx goes when its findings go, without
