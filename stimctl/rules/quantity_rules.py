@@ -113,12 +113,14 @@ def _weaker(
     rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
     strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
     failing: list[tuple[int, int, float]] = []
-    quantities, top = ctx.quantities, ctx.electrode_tops[0][0]
+    quantities, top, strongest = ctx.quantities, ctx.electrode_tops[0][0], ctx.top_amplitude_ma
     shape, area = top.shape, top.area_cm2  # the profile's, as RuleContext works them out
     for p, variants in enumerate(ctx.variants):
         (f, pw), rest = variants[0], variants[1:]
         for r in strongest_first:
-            if alone is not None:  # the worst variant (a later nan is kept)
+            # the worst variant (a later nan is kept); the strongest current's figures are
+            # known (electrode_tops): alone's, bit for bit
+            if alone is not None and rows[r] != strongest:
                 value = alone(rows[r], pw, f, shape, area)
                 for f2, pw2 in rest:
                     x = alone(rows[r], pw2, f2, shape, area)
@@ -127,7 +129,7 @@ def _weaker(
             else:
                 figures = quantities(rows[r], p)
                 value = figures[0][index]
-                for q in figures[1:]:  # the worst variant (a later nan is kept)
+                for q in figures[1:]:
                     if not q[index] <= value:
                         value = q[index]
             if (value + margin < limit) if at_limit else (value + margin <= limit):
