@@ -28,6 +28,8 @@ __all__ = [
 _STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
 #: Each quantity rule's code: the rule finds nothing unless its code is in ``unclear(ctx)``.
 RULE_CODES: dict[Rule, str] = {}
+#: ``unclear`` of the usual profile, every limit cleared: one set, its hash worked out once.
+_CLEAR: frozenset[str] = frozenset()
 
 
 def unclear(ctx: RuleContext) -> frozenset[str]:
@@ -45,7 +47,7 @@ def unclear(ctx: RuleContext) -> frozenset[str]:
                 if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
                     out.append(code)
                     break
-        known = ctx.shared["unclear"] = frozenset(out)
+        known = ctx.shared["unclear"] = frozenset(out) if out else _CLEAR
     return known  # type: ignore[no-any-return]
 
 

@@ -190,7 +190,9 @@ def run_rules(
     nothing: ``_rules_for``)."""
     ctx = RuleContext(profile, envelope, patient)
     try:
-        return [v for rule in _rules_for(unclear(ctx)) for v in rule(ctx)]
+        codes = unclear(ctx)
+        rules = _RULES_FOR.get(codes) or _rules_for(codes)  # the lookup inline: a call less
+        return [v for rule in rules for v in rule(ctx)]
     finally:
         # Findings format their messages lazily from ctx; ctx.shared holds findings (the phase
         # walk's). Cleared, no reference cycle is left: ctx goes when its findings go, without
