@@ -338,14 +338,15 @@ class Serial(SerialBase):
         if timeout is not None:
             deadline = dev.tick_count + int(timeout * dev.config.tick_hz)
         wall: Timeout | None = None
-        paced = self._paced_clock
+        gate, paced = self._gate_lock, self._paced_clock
         while len(out) < size and self.is_open and not self._cancel:
-            # the gate's open case without its lock: two counters read under the GIL tell no
-            # less than under the lock, which is released before the device runs either way
-            if self._lockstep and not (self._host_waits and not self._holds):
-                wall = wall or _began_at(timeout, began)
-                if not self._time_may_run(wall):
-                    break
+            if self._lockstep:
+                with gate:  # the lock itself: Condition.__enter__ is a Python call
+                    open_now = self._host_waits and not self._holds
+                if not open_now:
+                    wall = wall or _began_at(timeout, began)
+                    if not self._time_may_run(wall):
+                        break
             with self.lock:
                 budget = self._chunk_ticks
                 if deadline is not None:
