@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import NamedTuple
 
 from stimctl.rules import acupoints
@@ -95,6 +96,7 @@ class Electrode(NamedTuple):
 _electrode = partial(tuple.__new__, Electrode)
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
+_chain = chain.from_iterable
 
 
 def electrodes(profile: Profile) -> tuple[Electrode, ...]:
@@ -105,6 +107,9 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     """``electrodes`` from the channels' site labels (``channel_labels``)."""
+    n = len(labels)
+    if len(set(_chain(labels))) == 2 * n and n <= len(_ALONE):
+        return _ALONE[:n]  # all 2n labels distinct (one set, built in C): no site twice
     users: dict[str, list[int]] = {}
     twice = False  # some label used by a second channel
     for i, (anode, cathode) in enumerate(labels):
@@ -122,7 +127,6 @@ def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
             else:
                 channels.append(i)
                 twice = True
-    n = len(labels)
     if not twice and n <= len(_ALONE):
         return _ALONE[:n]  # no site twice: every channel is an electrode alone
     # Plain loops: a comprehension is a call of its own, which costs more than it saves here.

@@ -78,8 +78,9 @@ def _site_text_findings(ctx: RuleContext, first: int) -> Iterator[Violation]:
 
 def same_pair_rule(ctx: RuleContext) -> Iterable[Violation]:
     """channel-same-pair: a channel on the same two sites as an earlier one."""
-    if not ctx.any_shared:
-        return ()  # no site has two channels, so no two channels have both sites
+    found_electrodes = ctx.electrodes  # shared sites come last
+    if len(found_electrodes) < 2 or found_electrodes[-2].site is None:
+        return ()  # two channels on one pair share two sites: fewer than two are shared
     seen: dict[tuple[str, str], int] = {}
     found = []
     for i, (anode, cathode) in enumerate(ctx.sites):

@@ -49,6 +49,7 @@ class Report:
 
 
 _new = object.__new__
+_NO_CODES: frozenset[str] = frozenset()
 _SET_VIOLATIONS, _SET_PROFILE, _SET_PATH, _SET_CODES = (
     Report.__dict__[name].__set__ for name in ("violations", "profile", "path", "codes")
 )
@@ -63,5 +64,5 @@ def report(
     _SET_VIOLATIONS(made, violations)
     _SET_PROFILE(made, profile)
     _SET_PATH(made, path)
-    _SET_CODES(made, frozenset([v.code for v in violations]))
+    _SET_CODES(made, frozenset([v.code for v in violations]) if violations else _NO_CODES)
     return made
