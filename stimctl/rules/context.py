@@ -85,7 +85,7 @@ class RuleContext:
     variants: tuple[tuple[tuple[float, float], ...], ...]
     #: [phase]: the quantities at each variant of the strongest electrode.
     electrode_tops: tuple[Variants, ...]
-    #: What one rule works out once for several (safety._unclear), by name.
+    #: What one rule works out once for several (quantity_rules.unclear), by name.
     shared: dict[str, object]
 
     def __init__(
