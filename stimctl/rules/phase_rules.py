@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from operator import itemgetter
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING
 
 from stimctl.rules.context import RuleContext, exceeds, finding, suffix
 from stimctl.rules.profile import Phase, total
 from stimctl.rules.quantities import PulseQuantities
 from stimctl.rules.violations import Violation
+
+if TYPE_CHECKING:
+    from stimctl.rules.envelope import SafetyEnvelope
 
 __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 
@@ -76,13 +81,13 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         durations.append(duration)
         whole = type(pws) is float and pw_lo <= pws <= pw_hi and pws <= _U16 and pws.is_integer()
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):
-            _pulse_widths(ctx, j, timing, resolution)
+            _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
         tenths = type(fs) is float and f_lo <= fs <= f_hi and fs <= _U16_TENTHS
         if tenths:  # _tenths(fs), inline (an integer fs passes too: 10 fs within a few ulp)
             units = fs / 0.1
             tenths = abs(units - round(units)) <= _TOLERANCE * (units if units > 1.0 else 1.0)
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
-            _frequencies(ctx, j, timing, resolution)
+            _range_and_grid(ctx, j, _FREQUENCY_FIELD, timing, resolution)
         if not (
             duration >= 0.001
             and (switch_s is None or switch_s >= 0.001)
@@ -123,64 +128,49 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
     return timing, resolution, session
 
 
-def _pulse_widths(
-    ctx: RuleContext, j: int, timing: list[Violation], resolution: list[Violation]
-) -> None:
-    """pulse-width-range and device-resolution of phase j's pulse width(s)."""
-    pw_lo, pw_hi = ctx.envelope.pulse_width_us
-    pws = ctx.profile.phases[j].pulse_width_us
-    for k, pw in enumerate(pws if type(pws) is tuple else (pws,)):
-        if not pw_lo <= pw <= pw_hi:  # outside(), inline
-            timing.append(
-                finding(
-                    "pulse-width-range",
-                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
-                    f"pulse width {pw:g} us outside {pw_lo:g}..{pw_hi:g} us",
-                    f"{pw_lo:g}..{pw_hi:g}",
-                    pw,
-                )
-            )
-        elif not _whole_us(pw):
-            resolution.append(
-                finding(
-                    "device-resolution",
-                    f"phases[{j}].pulse_width_us{suffix(pws, k)}",
-                    f"pulse width {pw:g} us is not a whole number of microseconds up to {_U16}"
-                    " (the device's resolution)",
-                    "1 us",
-                    pw,
-                )
-            )
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """A phase field judged for its range and the device's resolution (docs/PROTOCOL.md)."""
+
+    code: str  # the range rule
+    name: str  # the Phase field
+    noun: str  # in messages
+    unit: str
+    range_of: Callable[[SafetyEnvelope], tuple[float, float]]  # the envelope's limits
+    on_grid: Callable[[float], bool]  # on the device's grid (within its u16 field)
+    grid_text: str  # what being off the grid means, in the message
+    grid: str  # the resolution finding's limit
 
 
-def _frequencies(
-    ctx: RuleContext, j: int, timing: list[Violation], resolution: list[Violation]
+_PULSE_WIDTH_FIELD = _Field(
+    "pulse-width-range", "pulse_width_us", "pulse width", "us",
+    attrgetter("pulse_width_us"), lambda pw: _whole_us(pw),
+    f"is not a whole number of microseconds up to {_U16}", "1 us",
+)  # fmt: skip
+_FREQUENCY_FIELD = _Field(
+    "frequency-range", "frequency_hz", "frequency", "Hz",
+    attrgetter("frequency_hz"), lambda f: _tenths(f),
+    f"is not a multiple of 0.1 Hz up to {_U16_TENTHS:g} Hz", "0.1 Hz",
+)  # fmt: skip
+
+
+def _range_and_grid(
+    ctx: RuleContext, j: int, field: _Field, timing: list[Violation], resolution: list[Violation]
 ) -> None:
-    """frequency-range and device-resolution of phase j's frequency (or pair)."""
-    f_lo, f_hi = ctx.envelope.frequency_hz
-    fs = ctx.profile.phases[j].frequency_hz
-    for k, f in enumerate(fs if type(fs) is tuple else (fs,)):
-        if not f_lo <= f <= f_hi:  # outside(), inline
-            timing.append(
-                finding(
-                    "frequency-range",
-                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
-                    f"frequency {f:g} Hz outside {f_lo:g}..{f_hi:g} Hz",
-                    f"{f_lo:g}..{f_hi:g}",
-                    f,
-                )
+    """pulse-width-range or frequency-range, and device-resolution, of phase j's ``field``
+    (one value or a pair)."""
+    lo, hi = field.range_of(ctx.envelope)
+    values = getattr(ctx.profile.phases[j], field.name)
+    for k, value in enumerate(values if type(values) is tuple else (values,)):
+        where = f"phases[{j}].{field.name}{suffix(values, k)}"
+        if not lo <= value <= hi:  # outside(), inline
+            text = f"{field.noun} {value:g} {field.unit} outside {lo:g}..{hi:g} {field.unit}"
+            timing.append(finding(field.code, where, text, f"{lo:g}..{hi:g}", value))
+        elif not field.on_grid(value):
+            text = (
+                f"{field.noun} {value:g} {field.unit} {field.grid_text} (the device's resolution)"
             )
-        elif not _tenths(f):
-            resolution.append(
-                finding(
-                    "device-resolution",
-                    f"phases[{j}].frequency_hz{suffix(fs, k)}",
-                    f"frequency {f:g} Hz is not a multiple of 0.1 Hz up to {_U16_TENTHS:g} Hz"
-                    " (the device's resolution)",
-                    "0.1 Hz",
-                    f,
-                )
-            )
+            resolution.append(finding("device-resolution", where, text, field.grid, value))
 
 
 def _short_times(j: int, phase: Phase) -> Iterator[Violation]:
