@@ -113,20 +113,14 @@ def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
     users: dict[str, list[int]] = {}
     twice = False  # some label used by a second channel
     for i, (anode, cathode) in enumerate(labels):
-        if anode is not None:
-            channels = users.get(anode)
-            if channels is None:
-                users[anode] = [i]
-            else:
-                channels.append(i)
-                twice = True
-        if cathode is not None and cathode != anode:
-            channels = users.get(cathode)
-            if channels is None:
-                users[cathode] = [i]
-            else:
-                channels.append(i)
-                twice = True
+        for label in (anode,) if cathode == anode else (anode, cathode):
+            if label is not None:
+                channels = users.get(label)
+                if channels is None:
+                    users[label] = [i]
+                else:
+                    channels.append(i)
+                    twice = True
     if not twice and n <= len(_ALONE):
         return _ALONE[:n]  # no site twice: every channel is an electrode alone
     # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
