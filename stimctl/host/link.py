@@ -182,14 +182,10 @@ class Link:
         without message objects); returns its seq. ``on_answer(tag, seq, answer)`` runs on the
         reader thread when the ACK/NAK arrives (None if the link is lost first)."""
         with self._wlock:
-            if self.lost is not None or self._closing:
-                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            self._check_up()
             seq = self._next_seq()
             frame = encode_payload(type_code, seq, payload)
-            with self._plock:
-                self._pending[seq] = Packed(tag, seq, on_answer)
-                while len(self._pending) > _MAX_PENDING:
-                    self._pending.popitem(last=False)
+            self._track(seq, Packed(tag, seq, on_answer))
             if not self.mute:
                 self._port_write(frame)
         return seq
@@ -200,19 +196,27 @@ class Link:
         """``waited``: a thread will wait for the answer (``pending.done`` is an Event)."""
         pending = None
         with self._wlock:
-            if self.lost is not None or self._closing:
-                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            self._check_up()
             sent = renumbered(msg, self._next_seq())
             frame = encode(sent)
             if track and not isinstance(sent, Heartbeat):
                 pending = _Pending(sent, on_reply, threading.Event() if waited else Answered())
-                with self._plock:
-                    self._pending[sent.seq] = pending
-                    while len(self._pending) > _MAX_PENDING:
-                        self._pending.popitem(last=False)
+                self._track(sent.seq, pending)
             if not self.mute:
                 self._port_write(frame)
         return sent, pending
+
+    def _check_up(self) -> None:
+        """LinkError when the link is lost or closing (called with the write lock held)."""
+        if self.lost is not None or self._closing:
+            raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+
+    def _track(self, seq: int, pending: _Pending | Packed) -> None:
+        """Await the answer to frame ``seq``; the oldest beyond _MAX_PENDING are forgotten."""
+        with self._plock:
+            self._pending[seq] = pending
+            while len(self._pending) > _MAX_PENDING:
+                self._pending.popitem(last=False)
 
     def write_urgent(self, msg: Message) -> Message:
         """Write a frame now, ahead of everything queued: output not yet on the wire (the OS's
@@ -220,11 +224,9 @@ class Link:
 
         Used for ESTOP; never waits for an answer (ACK/NAK are matched if they come)."""
         with self._wlock:
-            if self.lost is not None or self._closing:
-                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            self._check_up()
             sent = renumbered(msg, self._next_seq())
-            with self._plock:
-                self._pending[sent.seq] = _Pending(sent)
+            self._track(sent.seq, _Pending(sent))
             if not self.mute:
                 discard_pending_output(self.port)  # queued BLOCKs: not ahead of an ESTOP
                 self._port_write(b"\x00" + encode(sent))
@@ -279,8 +281,7 @@ class Link:
     def write_again(self, frame: bytes) -> None:
         """Write a frame already encoded (a retransmission); LinkError when the port is gone."""
         with self._wlock:
-            if self.lost is not None or self._closing:
-                raise LinkError(f"link to {self.url} is down: {self._lost_text()}")
+            self._check_up()
             if not self.mute:
                 self._port_write(frame)
 
