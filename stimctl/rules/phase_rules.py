@@ -25,6 +25,11 @@ __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 _RESOLUTION_TOLERANCE = _TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
+#: The frequencies 0.0, 0.1, ..., 200.0 Hz as parsing makes them (k / 10 is the double
+#: nearest k tenths, as float("12.3") is). Each is on the device's grid (``_tenths``; tests/
+#: test_phase_rules_fast.py checks every one), so the walk takes a set lookup for the usual
+#: frequency instead of _tenths' arithmetic; any other value is worked out.
+_TENTHS_SET = frozenset([k / 10 for k in range(2001)])
 _TIMES = ("duration_s", "switch_s", "on_s", "off_s")
 #: A Phase's fields, read from its __dict__ in one call: pydantic models answer attribute
 #: reads through BaseModel.__getattr__'s slow hook, several times a dict read.
@@ -76,16 +81,30 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
     session: list[Violation] = []
     durations = []
     down_before, mode_before = None, None  # the previous phase's ramp_down_s and mode
+    pw_top = pw_hi if pw_hi <= _U16 else _U16  # in range and within the u16 field
     for j, phase in enumerate(ctx.profile.phases):
         duration, mode, fs, pws, switch_s, on_s, off_s, up, down, edge = _PHASE(phase.__dict__)
         durations.append(duration)
-        whole = type(pws) is float and pw_lo <= pws <= pw_hi and pws <= _U16 and pws.is_integer()
+        # A quick look at the usual values (each item of a pair inline: _clean is a call, and
+        # a third of the phases are dense_disperse pairs); anything else is looked at in full.
+        if type(pws) is float:
+            whole = pw_lo <= pws <= pw_top and pws.is_integer()
+        elif len(pws) == 2:
+            a, b = pws
+            whole = pw_lo <= a <= pw_top and pw_lo <= b <= pw_top and a.is_integer()
+            whole = whole and b.is_integer()
+        else:
+            whole = False
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):
             _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
-        tenths = type(fs) is float and f_lo <= fs <= f_hi and fs <= _U16_TENTHS
-        if tenths:  # _tenths(fs), inline (an integer fs passes too: 10 fs within a few ulp)
-            units = fs / 0.1
-            tenths = abs(units - round(units)) <= _TOLERANCE * (units if units > 1.0 else 1.0)
+        if type(fs) is float:
+            tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
+        elif len(fs) == 2:
+            a, b = fs
+            tenths = a in _TENTHS_SET and b in _TENTHS_SET and f_lo <= a <= f_hi
+            tenths = tenths and f_lo <= b <= f_hi
+        else:
+            tenths = False
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
             _range_and_grid(ctx, j, _FREQUENCY_FIELD, timing, resolution)
         if not (

@@ -1,0 +1,74 @@
+"""The premises the rules' shortcuts rest on (phase_rules' quick look at a phase,
+quantity_rules.unclear's largest figure): each shortcut must give the answer of the full
+check it stands for, extremes included."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.phase_rules import _TENTHS_SET, _U16, _clean, _tenths, _whole_us
+from stimctl.rules.quantities import PulseQuantities
+from stimctl.rules.quantity_rules import _STRONGEST_CHECKS, unclear
+
+_floats = st.floats(allow_nan=True, allow_infinity=True)
+_positive = st.floats(min_value=5e-324, max_value=1e6)
+
+
+def test_every_listed_frequency_is_on_the_grid() -> None:
+    """The walk takes a frequency in _TENTHS_SET as on the device's 0.1 Hz grid unseen."""
+    assert len(_TENTHS_SET) == 2001
+    for f in _TENTHS_SET:
+        assert _tenths(f), f
+    assert float("12.3") in _TENTHS_SET and float("200") in _TENTHS_SET  # as parsing makes them
+
+
+@given(st.one_of(_floats, st.sampled_from(sorted(_TENTHS_SET))), _positive, _positive)
+def test_quick_frequency_look_is_the_full_one(f: float, lo: float, hi: float) -> None:
+    if f in _TENTHS_SET and lo <= f <= hi:  # the walk's quick look
+        assert _clean(f, lo, hi, _tenths)
+
+
+@given(_floats, _positive, st.one_of(_positive, st.just(math.inf), st.just(1e9)))
+def test_quick_pulse_width_look_is_the_full_one(pw: float, lo: float, hi: float) -> None:
+    top = hi if hi <= _U16 else _U16
+    if lo <= pw <= top and pw.is_integer():  # the walk's quick look
+        assert _clean(pw, lo, hi, _whole_us)
+
+
+# --- quantity_rules.unclear: the largest figure stands for all of them ------------------------
+
+_figure = st.one_of(
+    st.floats(min_value=0.0, max_value=3.0),  # around the default limits
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.25, 2.0, 1.85, 1.85 - 1e-9, 50.0]),
+)
+
+
+def _unclear_one_by_one(tops: list[list[PulseQuantities]], limits: dict[str, float]) -> set[str]:
+    """unclear's definition: every figure of every phase and variant against the limit."""
+    out = set()
+    for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
+        limit = limits[field]
+        for q in [q for phase in tops for q in phase]:
+            value = q[index]
+            if not ((value + margin < limit) if at_limit else (value + margin <= limit)):
+                out.add(code)
+    return out
+
+
+@given(
+    st.lists(
+        st.lists(st.lists(_figure, min_size=15, max_size=15), min_size=1, max_size=2),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_unclear_is_every_figure_against_its_limit(phases: list[list[list[float]]]) -> None:
+    tops = [[PulseQuantities(*figures) for figures in phase] for phase in phases]
+    envelope = SafetyEnvelope()
+    ctx = SimpleNamespace(electrode_tops=tops, envelope=envelope, shared={})
+    assert set(unclear(ctx)) == _unclear_one_by_one(tops, envelope.__dict__)  # type: ignore[arg-type]
