@@ -1,0 +1,65 @@
+"""The fast Violation builders (``violation``, ``violation_later``) make exactly what the
+dataclass makes: same type, same fields, frozen, equal, hashed and shown alike."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stimctl.rules.violations import Violation, violation, violation_later
+
+values = st.one_of(st.none(), st.floats(allow_nan=False), st.integers(), st.text(max_size=8))
+texts = st.text(max_size=12)
+severities = st.sampled_from(["error", "warning", "info"])
+
+
+@given(texts, severities, texts, texts, values, values, texts)
+def test_violation_is_the_dataclass(code, severity, loc, message, limit, actual, source) -> None:
+    made = violation(code, severity, loc, message, limit, actual, source)  # type: ignore[arg-type]
+    expected = Violation(code, severity, loc, message, limit, actual, source)  # type: ignore[arg-type]
+    assert type(made) is Violation
+    assert dataclasses.astuple(made) == dataclasses.astuple(expected)
+    assert made == expected and hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert pickle.loads(pickle.dumps(made)) == expected
+    assert copy.copy(made) == expected
+
+
+@given(texts, severities, texts, texts, values, values, texts)
+def test_violation_later_is_the_dataclass(
+    code, severity, loc, message, limit, actual, source
+) -> None:
+    asked: list[int] = []
+
+    def text() -> str:
+        asked.append(1)
+        return message
+
+    made = violation_later(code, severity, loc, text, limit, actual, source)  # type: ignore[arg-type]
+    expected = Violation(code, severity, loc, message, limit, actual, source)  # type: ignore[arg-type]
+    assert isinstance(made, Violation) and not asked  # the message is not written yet
+    assert (made.code, made.severity, made.loc, made.limit, made.actual, made.source) == (
+        code,
+        severity,
+        loc,
+        limit,
+        actual,
+        source,
+    )
+    assert made == expected and made.message == message and asked == [1]
+    assert hash(made) == hash(expected) and repr(made) == repr(expected)
+    assert made.to_dict() == expected.to_dict() and asked == [1]  # written once
+
+
+@pytest.mark.parametrize("build", [violation, violation_later])
+def test_built_violations_stay_frozen(build) -> None:
+    made = build("code", "error", "loc", (lambda: "text") if build is violation_later else "text")
+    for name in ("code", "severity", "loc", "message", "limit", "actual", "source"):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(made, name, "other")
+    with pytest.raises((AttributeError, TypeError)):
+        made.extra = 1  # type: ignore[attr-defined]
