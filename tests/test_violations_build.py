@@ -1,5 +1,5 @@
-"""The fast Violation builders (``violation``, ``violation_later``) make exactly what the
-dataclass makes: same type, same fields, frozen, equal, hashed and shown alike."""
+"""The fast builders (``violation``, ``violation_later``, ``report``) make exactly what the
+dataclasses make: same type, same fields, frozen, equal, hashed and shown alike."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stimctl.rules.report import Report, report
 from stimctl.rules.violations import Violation, violation, violation_later
 
 values = st.one_of(st.none(), st.floats(allow_nan=False), st.integers(), st.text(max_size=8))
@@ -63,3 +64,22 @@ def test_built_violations_stay_frozen(build) -> None:
             setattr(made, name, "other")
     with pytest.raises((AttributeError, TypeError)):
         made.extra = 1  # type: ignore[attr-defined]
+
+
+@given(st.lists(st.tuples(texts, severities), max_size=4), st.one_of(st.none(), texts))
+def test_report_is_the_dataclass(findings, path) -> None:
+    violations = tuple(violation(code, severity, "loc", "text") for code, severity in findings)  # type: ignore[arg-type]
+    made = report(violations, None, path)
+    expected = Report(violations, None, path)
+    assert type(made) is Report
+    assert dataclasses.astuple(made) == dataclasses.astuple(expected)
+    assert made == expected and repr(made) == repr(expected) and made.codes == expected.codes
+    assert made.ok == expected.ok and made.to_dict() == expected.to_dict()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.path = "other"  # type: ignore[misc]
+
+
+def test_violation_later_takes_a_maker_and_its_arguments() -> None:
+    made = violation_later("code", "error", "loc", (lambda a, b: f"{a} and {b}", 1, "two"))
+    assert made == Violation("code", "error", "loc", "1 and two")
+    assert made.message == "1 and two" and made.to_dict()["message"] == "1 and two"

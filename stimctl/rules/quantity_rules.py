@@ -152,14 +152,10 @@ def _failing_findings(
 ) -> list[Violation]:
     """A quantity rule's findings (``_weaker``'s, in its order); ``rule``: its code, severity
     and source; ``message``: what the figure is, its unit and whether reaching the limit fails."""
-    what, unit, at_limit = message
-    u = f" {unit}" if unit else ""
-
-    def tail() -> str:  # after the value in the message (written only when one is read)
-        return f"{u} {'>=' if at_limit else '>'} {limit:g}{u}"
-
     code, severity, source = rule
-    locs: dict[int, str] = {}
+    spec = (*message, limit, per_site)  # what the message says, shared by every finding
+    heads: dict[int, str] = {}  # phase -> 'phases[p].'
+    locs: dict[int, str] = {}  # electrode or channel -> its loc
     out = []
     for first, second, value in failing:
         if per_site:
@@ -169,18 +165,28 @@ def _failing_findings(
         loc = locs.get(r)
         if loc is None:
             loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
+        head = heads.get(p)
+        if head is None:
+            head = heads[p] = f"phases[{p}]."
         out.append(  # finding(), with the table's severity and source looked up once
             violation_later(
-                code,
-                severity,
-                f"phases[{p}].{loc}",
-                lambda r=r, value=value: f"{_who(ctx, r, per_site)}: {what} {value:.4g}{tail()}",
-                limit,
-                value,
-                source,
+                code, severity, head + loc, (_message, ctx, r, value, spec), limit, value, source
             )
         )
     return out
+
+
+def _message(
+    ctx: RuleContext, r: int, value: float, spec: tuple[str, str, bool, float, bool]
+) -> str:
+    """A quantity finding's message (written when first read): who, the figure, the limit;
+    ``spec``: what the figure is, its unit, whether reaching the limit fails, the limit, and
+    whether ``r`` is an electrode (else a channel)."""
+    what, unit, at_limit, limit, per_site = spec
+    u = f" {unit}" if unit else ""
+    return (
+        f"{_who(ctx, r, per_site)}: {what} {value:.4g}{u} {'>=' if at_limit else '>'} {limit:g}{u}"
+    )
 
 
 def _who(ctx: RuleContext, r: int, per_site: bool) -> str:
