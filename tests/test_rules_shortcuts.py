@@ -12,8 +12,10 @@ from hypothesis import strategies as st
 
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.phase_rules import _TENTHS_SET, _U16, _clean, _tenths, _whole_us
+from stimctl.rules.profile import loads_profile
 from stimctl.rules.quantities import PulseQuantities
 from stimctl.rules.quantity_rules import _STRONGEST_CHECKS, unclear
+from stimctl.rules.validation import validate_profile
 
 _floats = st.floats(allow_nan=True, allow_infinity=True)
 _positive = st.floats(min_value=5e-324, max_value=1e6)
@@ -72,3 +74,47 @@ def test_unclear_is_every_figure_against_its_limit(phases: list[list[list[float]
     envelope = SafetyEnvelope()
     ctx = SimpleNamespace(electrode_tops=tops, envelope=envelope, shared={})
     assert set(unclear(ctx)) == _unclear_one_by_one(tops, envelope.__dict__)  # type: ignore[arg-type]
+
+
+# --- the walk's fit check: a variant's index only where one does not fit ------------------------
+
+_DENSE = """
+schema = "stimctl.profile/1"
+name = "fit"
+[waveform]
+shape = "biphasic_asymmetric"
+[[channels]]
+id = 1
+anode = "ST36-L"
+cathode = "LR3-L"
+amplitude_ma = 0.5
+[[phases]]
+duration_s = 60
+mode = "continuous"
+frequency_hz = 2
+pulse_width_us = 200
+ramp_up_s = 10
+[[phases]]
+duration_s = 60
+mode = "dense_disperse"
+frequency_hz = [{f0}, {f1}]
+pulse_width_us = 2000
+switch_s = 3
+"""
+
+
+def _fit_locs(f0: float, f1: float) -> list[tuple[str, float]]:
+    profile = loads_profile(_DENSE.format(f0=f0, f1=f1))
+    found = validate_profile(profile).violations
+    return [(v.loc, v.actual) for v in found if "does not fit" in v.message]  # type: ignore[misc]
+
+
+def test_each_variant_that_does_not_fit_is_reported_at_its_index() -> None:
+    """A 2000 us asymmetric pulse (10 ms active) fits up to 100 Hz."""
+    assert _fit_locs(50, 60) == []
+    assert _fit_locs(50, 150) == [("phases[1].frequency_hz[1]", 150.0)]
+    assert _fit_locs(150, 60) == [("phases[1].frequency_hz[0]", 150.0)]
+    assert _fit_locs(150, 180) == [
+        ("phases[1].frequency_hz[0]", 150.0),
+        ("phases[1].frequency_hz[1]", 180.0),
+    ]

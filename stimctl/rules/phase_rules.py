@@ -46,7 +46,8 @@ _LIMITS = itemgetter("pulse_width_us", "frequency_hz", "max_ramp_rate_ma_per_s",
 
 def timing_rules(ctx: RuleContext) -> list[Violation]:
     """pulse-width-range and frequency-range (including: the pulse must fit its period)."""
-    return _phase_findings(ctx)[0]
+    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
+    return (_phase_findings(ctx) if known is None else known)[0]  # type: ignore[index]
 
 
 def resolution_rule(ctx: RuleContext) -> list[Violation]:
@@ -54,12 +55,14 @@ def resolution_rule(ctx: RuleContext) -> list[Violation]:
 
     Values outside the envelope's range are left to the range rules (one finding per fault).
     """
-    return _phase_findings(ctx)[1]
+    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
+    return (_phase_findings(ctx) if known is None else known)[1]  # type: ignore[index]
 
 
 def session_rules(ctx: RuleContext) -> list[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
-    return _phase_findings(ctx)[2]
+    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
+    return (_phase_findings(ctx) if known is None else known)[2]  # type: ignore[index]
 
 
 def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
@@ -114,10 +117,11 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             and (off_s is None or off_s >= 0.001)
         ):
             resolution.extend(_short_times(j, phase))
-        for v, q in enumerate(tops[j]):  # the pulse's length: not the amplitude's
-            fit, f = 1e6 / q[_MIN_PERIOD], q[_FREQUENCY]  # by index: a tuple's fastest read
-            if not (f <= fit or not f_lo <= f <= f_hi):
-                fits.append(_unfit(j, v, isinstance(fs, tuple), q, fit))
+        for q in tops[j]:  # the pulse's length: not the amplitude's (by index: a tuple's
+            # fastest read); the variants' indices only for a phase where one does not fit
+            if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
+                fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
+                break
         intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
         if (
@@ -204,6 +208,16 @@ def _short_times(j: int, phase: Phase) -> Iterator[Violation]:
                 0.001,
                 seconds,
             )
+
+
+def _unfits(
+    j: int, pair: bool, variants: tuple[PulseQuantities, ...], f_lo: float, f_hi: float
+) -> Iterator[Violation]:
+    """frequency-range of each variant of phase j (in range) too fast for its pulse."""
+    for v, q in enumerate(variants):
+        fit, f = 1e6 / q[_MIN_PERIOD], q[_FREQUENCY]
+        if not (f <= fit or not f_lo <= f <= f_hi):
+            yield _unfit(j, v, pair, q, fit)
 
 
 def _unfit(j: int, v: int, pair: bool, q: PulseQuantities, fit: float) -> Violation:
