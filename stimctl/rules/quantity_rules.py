@@ -115,21 +115,29 @@ def _weaker(
     rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
     strongest_first = sorted(range(len(rows)), key=rows.__getitem__, reverse=True)
     failing: list[tuple[int, int, float]] = []
-    quantities, top, strongest = ctx.quantities, ctx.electrode_tops[0][0], ctx.top_amplitude_ma
-    shape, area = top.shape, top.area_cm2  # the profile's, as RuleContext works them out
+    tops, strongest = ctx.electrode_tops, ctx.top_amplitude_ma
+    shape, area = tops[0][0].shape, tops[0][0].area_cm2  # the profile's, as RuleContext has them
     for p, variants in enumerate(ctx.variants):
-        (f, pw), rest = variants[0], variants[1:]
         for r in strongest_first:
-            # the worst variant (a later nan is kept); the strongest current's figures are
-            # known (electrode_tops): alone's, bit for bit
-            if alone is not None and rows[r] != strongest:
-                value = alone(rows[r], pw, f, shape, area)
-                for f2, pw2 in rest:
-                    x = alone(rows[r], pw2, f2, shape, area)
-                    if not x <= value:
-                        value = x
+            # the worst variant (a later nan is kept)
+            amplitude = rows[r]
+            if amplitude == strongest:  # its figures are known: RuleContext.quantities' answer
+                figures = tops[p]
+                value = figures[0][index]
+                if len(figures) > 1:
+                    for q in figures[1:]:
+                        if not q[index] <= value:
+                            value = q[index]
+            elif alone is not None:  # the figure alone: the same operations, bit for bit
+                f, pw = variants[0]
+                value = alone(amplitude, pw, f, shape, area)
+                if len(variants) > 1:
+                    for f, pw in variants[1:]:
+                        x = alone(amplitude, pw, f, shape, area)
+                        if not x <= value:
+                            value = x
             else:
-                figures = quantities(rows[r], p)
+                figures = ctx.quantities(amplitude, p)
                 value = figures[0][index]
                 for q in figures[1:]:
                     if not q[index] <= value:
