@@ -38,15 +38,24 @@ def unclear(ctx: RuleContext) -> frozenset[str]:
     Every other current's figure is at most the strongest's, so the rest are done."""
     known = ctx.shared.get("unclear")
     if known is None:
-        flat = [q for tops in ctx.electrode_tops for q in tops]
+        tops = ctx.electrode_tops  # one phase: its variants as they are (a comprehension is a call)
+        flat = tops[0] if len(tops) == 1 else [q for phase in tops for q in phase]
         limits = ctx.envelope.__dict__  # the limits by field, past pydantic's slow getattr
         out = []
         for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
             limit = limits[field]
-            for q in flat:  # not (a <= b) is True for nan too: a nan never clears
-                if not ((q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)):
-                    out.append(code)
-                    break
+            if margin or at_limit:
+                for q in flat:  # not (a <= b) is True for nan too: a nan never clears
+                    if not (
+                        (q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)
+                    ):
+                        out.append(code)
+                        break
+            else:  # most checks: x + 0.0 <= limit is x <= limit (nan included), one test less
+                for q in flat:
+                    if not q[index] <= limit:
+                        out.append(code)
+                        break
         known = ctx.shared["unclear"] = frozenset(out) if out else _CLEAR
     return known  # type: ignore[no-any-return]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from stimctl.rules.profile import Profile
@@ -50,6 +51,7 @@ class Report:
 
 _new = object.__new__
 _NO_CODES: frozenset[str] = frozenset()
+_CODE = attrgetter("code")  # map() with it: no comprehension's call
 
 
 class _Draft:
@@ -69,6 +71,6 @@ def report(
     made.violations = violations
     made.profile = profile
     made.path = path
-    made.codes = frozenset([v.code for v in violations]) if violations else _NO_CODES
+    made.codes = frozenset(map(_CODE, violations)) if violations else _NO_CODES
     made.__class__ = Report  # type: ignore[assignment]
     return made  # type: ignore[return-value]
