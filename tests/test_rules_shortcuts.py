@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.phase_rules import _TENTHS_SET, _U16, _clean, _tenths, _whole_us
+from stimctl.rules.phase_rules import (
+    _TENTHS_SET,
+    _U16,
+    _clean,
+    _tenths,
+    _usual_pairs,
+    _whole_us,
+)
 from stimctl.rules.profile import loads_profile
 from stimctl.rules.quantities import PulseQuantities
 from stimctl.rules.quantity_rules import _STRONGEST_CHECKS, unclear
@@ -118,3 +125,16 @@ def test_each_variant_that_does_not_fit_is_reported_at_its_index() -> None:
         ("phases[1].frequency_hz[0]", 150.0),
         ("phases[1].frequency_hz[1]", 180.0),
     ]
+
+
+_item = st.one_of(_floats, st.sampled_from(sorted(_TENTHS_SET)), st.integers(1, 1000).map(float))
+
+
+@given(st.one_of(_item, st.tuples(_item, _item)), st.tuples(_item, _item), _positive, _positive)
+def test_quick_look_at_pairs_is_the_full_one(pws, fs, lo: float, hi: float) -> None:
+    top = hi if hi <= _U16 else _U16
+    whole, tenths = _usual_pairs(pws, fs, (lo, top), (lo, hi))
+    if whole:
+        assert _clean(pws, lo, hi, _whole_us)
+    if tenths:
+        assert _clean(fs, lo, hi, _tenths)

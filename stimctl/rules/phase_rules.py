@@ -77,37 +77,23 @@ def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
 def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
     """``_phase_findings``: a quick look at each phase's usual values, a full one at the rest."""
     (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
-    top, tops = ctx.top_amplitude_ma, ctx.electrode_tops
+    top, tops, pw_top = ctx.top_amplitude_ma, ctx.electrode_tops, min(pw_hi, _U16)  # u16 field
     timing: list[Violation] = []
     fits: list[Violation] = []  # the pulse must fit its period: after every range finding
     resolution: list[Violation] = []
     session: list[Violation] = []
     durations = []
     down_before, mode_before = None, None  # the previous phase's ramp_down_s and mode
-    pw_top = pw_hi if pw_hi <= _U16 else _U16  # in range and within the u16 field
     for j, phase in enumerate(ctx.profile.phases):
         duration, mode, fs, pws, switch_s, on_s, off_s, up, down, edge = _PHASE(phase.__dict__)
         durations.append(duration)
-        # A quick look at the usual values (each item of a pair inline: _clean is a call, and
-        # a third of the phases are dense_disperse pairs); anything else is looked at in full.
-        if type(pws) is float:
+        if type(pws) is float and type(fs) is float:  # a quick look at the usual values
             whole = pw_lo <= pws <= pw_top and pws.is_integer()
-        elif len(pws) == 2:
-            a, b = pws
-            whole = pw_lo <= a <= pw_top and pw_lo <= b <= pw_top and a.is_integer()
-            whole = whole and b.is_integer()
-        else:
-            whole = False
-        if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):
-            _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
-        if type(fs) is float:
             tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
-        elif len(fs) == 2:
-            a, b = fs
-            tenths = a in _TENTHS_SET and b in _TENTHS_SET and f_lo <= a <= f_hi
-            tenths = tenths and f_lo <= b <= f_hi
-        else:
-            tenths = False
+        else:  # dense_disperse: one call for both fields (_clean is one per field and item)
+            whole, tenths = _usual_pairs(pws, fs, (pw_lo, pw_top), (f_lo, f_hi))
+        if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):  # the full look
+            _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
             _range_and_grid(ctx, j, _FREQUENCY_FIELD, timing, resolution)
         if not (
@@ -117,8 +103,7 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             and (off_s is None or off_s >= 0.001)
         ):
             resolution.extend(_short_times(j, phase))
-        for q in tops[j]:  # the pulse's length: not the amplitude's (by index: a tuple's
-            # fastest read); the variants' indices only for a phase where one does not fit
+        for q in tops[j]:  # the pulse's length, not the amplitude's (indices: _unfits)
             if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
                 fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
                 break
@@ -149,6 +134,32 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
     if not seconds <= most:  # exceeds(), inline
         session.insert(0, _duration(ctx, seconds))
     return timing, resolution, session
+
+
+def _usual_pairs(
+    pws: float | tuple[float, ...],
+    fs: float | tuple[float, ...],
+    pw_range: tuple[float, float],
+    f_range: tuple[float, float],
+) -> tuple[bool, bool]:
+    """The walk's quick look at a phase with a pair: (every pulse width in ``pw_range`` and
+    whole, every frequency in ``f_range`` and in _TENTHS_SET). False asks for the full look."""
+    (pw_lo, pw_top), (f_lo, f_hi) = pw_range, f_range
+    if type(pws) is float:
+        whole = pw_lo <= pws <= pw_top and pws.is_integer()
+    elif len(pws) == 2:  # type: ignore[arg-type]
+        a, b = pws  # type: ignore[misc]
+        whole = pw_lo <= a <= pw_top and pw_lo <= b <= pw_top and a.is_integer() and b.is_integer()
+    else:
+        whole = False
+    if type(fs) is float:
+        tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
+    elif len(fs) == 2:  # type: ignore[arg-type]
+        a, b = fs  # type: ignore[misc]
+        tenths = a in _TENTHS_SET and b in _TENTHS_SET and f_lo <= a <= f_hi and f_lo <= b <= f_hi
+    else:
+        tenths = False
+    return whole, tenths
 
 
 @dataclass(frozen=True, slots=True)
