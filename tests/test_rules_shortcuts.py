@@ -133,7 +133,7 @@ _item = st.one_of(_floats, st.sampled_from(sorted(_TENTHS_SET)), st.integers(1, 
 @given(st.one_of(_item, st.tuples(_item, _item)), st.tuples(_item, _item), _positive, _positive)
 def test_quick_look_at_pairs_is_the_full_one(pws, fs, lo: float, hi: float) -> None:
     top = hi if hi <= _U16 else _U16
-    whole, tenths = _usual_pairs(pws, fs, (lo, top), (lo, hi))
+    whole, tenths = _usual_pairs(pws, fs, lo, top, lo, hi)
     if whole:
         assert _clean(pws, lo, hi, _whole_us)
     if tenths:

@@ -91,7 +91,7 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             whole = pw_lo <= pws <= pw_top and pws.is_integer()
             tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
         else:  # dense_disperse: one call for both fields (_clean is one per field and item)
-            whole, tenths = _usual_pairs(pws, fs, (pw_lo, pw_top), (f_lo, f_hi))
+            whole, tenths = _usual_pairs(pws, fs, pw_lo, pw_top, f_lo, f_hi)
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):  # the full look
             _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
@@ -139,12 +139,13 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
 def _usual_pairs(
     pws: float | tuple[float, ...],
     fs: float | tuple[float, ...],
-    pw_range: tuple[float, float],
-    f_range: tuple[float, float],
+    pw_lo: float,
+    pw_top: float,
+    f_lo: float,
+    f_hi: float,
 ) -> tuple[bool, bool]:
-    """The walk's quick look at a phase with a pair: (every pulse width in ``pw_range`` and
-    whole, every frequency in ``f_range`` and in _TENTHS_SET). False asks for the full look."""
-    (pw_lo, pw_top), (f_lo, f_hi) = pw_range, f_range
+    """The walk's quick look at a phase with a pair: (every pulse width in pw_lo..pw_top and
+    whole, every frequency in f_lo..f_hi and in _TENTHS_SET). False asks for the full look."""
     if type(pws) is float:
         whole = pw_lo <= pws <= pw_top and pws.is_integer()
     elif len(pws) == 2:  # type: ignore[arg-type]
