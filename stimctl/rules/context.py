@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Phase, Profile, Shape, total
+from stimctl.rules.profile import Phase, Profile, Shape
 from stimctl.rules.quantities import (
     PulseQuantities,
     current_density_ma_cm2,
@@ -111,17 +111,10 @@ class RuleContext:
             labels.append((a and a.label, c and c.label))
             own.append(values["amplitude_ma"])
         self.sites = tuple(sites)
-        found = self.electrodes = electrodes_of(labels)
+        own_amplitudes = self.channel_amplitudes = tuple(own)
+        found, amplitudes = electrodes_of(labels, own_amplitudes)
+        self.electrodes, self.amplitudes = found, amplitudes
         self.any_shared = found[-1].site is not None  # shared sites come last
-        self.channel_amplitudes = tuple(own)
-        if self.any_shared:  # plain loops here: a comprehension is a call of its own
-            sums: list[float] = []
-            for e in found:
-                users = e.channels
-                sums.append(own[users[0]] if e.site is None else total(map(own.__getitem__, users)))
-            amplitudes = self.amplitudes = tuple(sums)
-        else:  # every channel an electrode alone, in order
-            amplitudes = self.amplitudes = self.channel_amplitudes
         self.top_amplitude_ma = top = max(amplitudes)
         self.strongest = amplitudes.index(top)
         shape = self._shape = fields["waveform"].shape
