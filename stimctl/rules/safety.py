@@ -23,7 +23,7 @@ from stimctl.rules.placement import (
     same_pair_rule,
     sites_rule,
 )
-from stimctl.rules.profile import Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile
 from stimctl.rules.quantities import net_charges_uc, recovery_exact
 from stimctl.rules.quantity_rules import (
     RULE_CODES,
@@ -47,20 +47,25 @@ _CHANNEL_LIMITS = itemgetter("max_channels", "max_amplitude_ma")
 def channel_rules(ctx: RuleContext) -> list[Violation]:
     """channel-count-max (count and ids) and amplitude-max per channel and per shared site."""
     max_channels, max_amplitude = _CHANNEL_LIMITS(ctx.envelope.__dict__)
-    channels = ctx.profile.channels
     out = []
-    if len(channels) > max_channels:
-        out.append(
-            finding(
-                "channel-count-max",
-                "channels",
-                f"{len(channels)} channels > {max_channels} allowed",
-                max_channels,
-                len(channels),
+    # Premise: the rules see only profiles the schema passes (validate_profile re-parses any
+    # other), which holds them to MAX_CHANNELS channels with ids 1..MAX_CHANNELS
+    # (Profile.channels, Channel.id): only a narrower envelope can find too many or an id
+    # above its count (tests/test_safety.py, the schema's channel bounds).
+    if max_channels < MAX_CHANNELS:
+        channels = ctx.profile.channels
+        if len(channels) > max_channels:
+            out.append(
+                finding(
+                    "channel-count-max",
+                    "channels",
+                    f"{len(channels)} channels > {max_channels} allowed",
+                    max_channels,
+                    len(channels),
+                )
             )
-        )
-    if max([c.id for c in channels]) > max_channels:
-        out.extend(_ids_above(ctx))
+        if max([c.id for c in channels]) > max_channels:
+            out.extend(_ids_above(ctx))
     if not max(ctx.channel_amplitudes) <= max_amplitude:
         out.extend(_amplitudes_above(ctx))
     # the strongest electrode's plateau: when it is within the limit, every site's is
