@@ -17,6 +17,7 @@ __all__ = [
     "PREGNANCY_POINTS",
     "path_rules",
     "patient_rules",
+    "placement_clear",
     "same_pair_rule",
     "sites_rule",
 ]
@@ -146,6 +147,29 @@ def _crossing_at(anode: acupoints.Site, cathode: acupoints.Site) -> _Crossing | 
     except KeyError:
         crossing = _CROSSINGS[key] = _crossing(anode, cathode)
         return crossing
+
+
+def placement_clear(ctx: RuleContext) -> bool:
+    """True when neither ``sites_rule`` nor ``path_rules`` finds anything (``run_rules`` then
+    skips both): every site is written as its label, no channel runs from a site to itself,
+    none is a site ``_site_findings`` reports, and no channel's path crosses anything. One
+    pass over the channels for both rules (most profiles have none of these)."""
+    crossings, places, marked = _CROSSINGS, _PLACES, _marked_points()
+    for anode, cathode in ctx.sites:
+        if (
+            anode is None
+            or cathode is None
+            or anode.normalised
+            or cathode.normalised
+            or anode.label == cathode.label
+            or anode.point.code in marked
+            or cathode.point.code in marked
+        ):
+            return False
+        key = anode.region_side * places + cathode.region_side
+        if (crossings[key] if key in crossings else _crossing_at(anode, cathode)) is not None:
+            return False
+    return True
 
 
 def path_rules(ctx: RuleContext) -> Iterable[Violation]:

@@ -20,6 +20,7 @@ from stimctl.rules.placement import (
     PREGNANCY_POINTS,
     path_rules,
     patient_rules,
+    placement_clear,
     same_pair_rule,
     sites_rule,
 )
@@ -173,17 +174,29 @@ ALL_RULES: tuple[Rule, ...] = (
 )
 
 
-#: unclear(ctx) -> ALL_RULES less the quantity rules whose code it lacks (``_rules_for``).
-_RULES_FOR: dict[frozenset[str], tuple[Rule, ...]] = {}
+#: The rules that find nothing when ``placement_clear(ctx)``, and when no patient flag is set.
+_PLACEMENT_RULES = frozenset({sites_rule, path_rules})
+_PATIENT_RULES = frozenset({patient_rules})
+#: [placement clear + 2 x no patient flag][unclear(ctx)] -> ``_rules_for``'s answer.
+_RULES_FOR: tuple[dict[frozenset[str], tuple[Rule, ...]], ...] = ({}, {}, {}, {})
 
 
-def _rules_for(codes: frozenset[str]) -> tuple[Rule, ...]:
-    """ALL_RULES less the quantity rules whose code is not in ``codes`` (``unclear``): their
-    strongest current clears the limit, so they find nothing. At most 2**6 sets of codes."""
-    rules = _RULES_FOR.get(codes)
+def _rules_for(codes: frozenset[str], quiet: int) -> tuple[Rule, ...]:
+    """ALL_RULES less the rules that find nothing: the quantity rules whose code is not in
+    ``codes`` (``unclear``: their strongest current clears the limit); with bit 1 of
+    ``quiet`` (``placement_clear``) sites_rule and path_rules; with bit 2 (no patient flag)
+    patient_rules. At most 4 x 2**6 sets of rules."""
+    rules = _RULES_FOR[quiet].get(codes)
     if rules is None:
-        rules = _RULES_FOR[codes] = tuple(
-            [r for r in ALL_RULES if r not in RULE_CODES or RULE_CODES[r] in codes]
+        skipped = (_PLACEMENT_RULES if quiet & 1 else frozenset()) | (
+            _PATIENT_RULES if quiet & 2 else frozenset()
+        )
+        rules = _RULES_FOR[quiet][codes] = tuple(
+            [
+                r
+                for r in ALL_RULES
+                if r not in skipped and (r not in RULE_CODES or RULE_CODES[r] in codes)
+            ]
         )
     return rules
 
@@ -191,12 +204,13 @@ def _rules_for(codes: frozenset[str]) -> tuple[Rule, ...]:
 def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
-    """Every rule over one profile, in table order (less the quantity rules that would find
-    nothing: ``_rules_for``)."""
+    """Every rule over one profile, in table order (less the rules that would find nothing:
+    ``_rules_for``)."""
     ctx = RuleContext(profile, envelope, patient)
     try:
         codes = unclear(ctx)
-        rules = _RULES_FOR.get(codes) or _rules_for(codes)  # the lookup inline: a call less
+        quiet = placement_clear(ctx) + (0 if ctx.patient else 2)
+        rules = _RULES_FOR[quiet].get(codes) or _rules_for(codes, quiet)  # lookup inline
         return [v for rule in rules for v in rule(ctx)]
     finally:
         # Findings format their messages lazily from ctx; ctx.shared holds findings (the phase

@@ -1,0 +1,97 @@
+"""run_rules skips rules that cannot find anything: it finds exactly what every rule finds."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from hil.benchmarks.profilegen import generate
+from stimctl.rules.context import RuleContext
+from stimctl.rules.envelope import SafetyEnvelope
+from stimctl.rules.placement import PATIENT_FLAGS, path_rules, placement_clear, sites_rule
+from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
+from stimctl.rules.safety import ALL_RULES, run_rules
+
+
+def _profiles(count: int, seed: int) -> list[Profile]:
+    out = []
+    for generated in generate(count, seed=seed):
+        try:
+            out.append(loads_profile(generated.raw, generated.fmt))
+        except ProfileError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_run_rules_finds_what_every_rule_finds(seed: int) -> None:
+    rng = random.Random(seed)
+    clear = 0
+    for profile in _profiles(300, seed):
+        patient = rng.choice([(), (), ("pregnant",), tuple(PATIENT_FLAGS)])
+        envelope = SafetyEnvelope()
+        found = [v.to_dict() for v in run_rules(profile, envelope, patient)]
+        ctx = RuleContext(profile, envelope, patient)
+        every = [v.to_dict() for rule in ALL_RULES for v in rule(ctx)]
+        assert found == every
+        clear += placement_clear(ctx)
+    assert clear > 0  # some profiles take the shortcut, some do not (next test)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_placement_clear_only_where_sites_and_paths_find_nothing(seed: int) -> None:
+    answers = set()
+    for profile in _profiles(300, seed):
+        ctx = RuleContext(profile, SafetyEnvelope())
+        found = [*sites_rule(ctx), *path_rules(ctx)]
+        if placement_clear(ctx):
+            assert found == []
+        answers.add(placement_clear(ctx))
+    assert answers == {True, False}
+
+
+def _two_channels(anode: str, cathode: str) -> Profile:
+    return parse_profile(
+        {
+            "schema": "stimctl.profile/1",
+            "name": "t",
+            "waveform": {"shape": "biphasic_symmetric"},
+            "channels": [
+                {"id": 1, "anode": "ST36-L", "cathode": "ST37-L", "amplitude_ma": 1.0},
+                {"id": 2, "anode": anode, "cathode": cathode, "amplitude_ma": 1.0},
+            ],
+            "phases": [
+                {
+                    "duration_s": 60.0,
+                    "mode": "continuous",
+                    "frequency_hz": 2.0,
+                    "pulse_width_us": 200.0,
+                    "ramp_up_s": 5.0,
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("anode", "cathode"),
+    [
+        ("st36-r", "ST37-R"),  # written unlike its label
+        ("XX1", "ST37-R"),  # not a site
+        ("ST36-R", "ST36-R"),  # a channel from a site to itself
+        ("CV24", "ST37-R"),  # a site reported for itself (lips)
+        ("ST9-R", "ST37-R"),  # anterior neck
+        ("ST36-R", "ST36-L"),  # across the midline
+        ("LI4-L", "ST36-L"),  # through the thorax
+    ],
+)
+def test_a_channel_with_a_placement_finding_is_not_clear(anode: str, cathode: str) -> None:
+    ctx = RuleContext(_two_channels(anode, cathode), SafetyEnvelope())
+    assert [*sites_rule(ctx), *path_rules(ctx)]
+    assert not placement_clear(ctx)
+
+
+def test_two_channels_along_one_leg_are_clear() -> None:
+    ctx = RuleContext(_two_channels("ST36-R", "ST37-R"), SafetyEnvelope())
+    assert placement_clear(ctx)
