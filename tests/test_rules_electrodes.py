@@ -61,3 +61,24 @@ def test_a_shared_site_carries_the_sum_of_its_channels() -> None:
     found, peaks = electrodes_of(labels, (1.0, 2.5, 0.5))
     assert found[-1] == Electrode("GV20", (0, 1, 2))
     assert peaks[-1] == 4.0
+
+
+_AMPLITUDE = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
+
+
+@given(_AMPLITUDE, _AMPLITUDE)
+def test_two_channels_add_up_as_total_does(a: float, b: float) -> None:
+    """electrodes_of sums a site of two channels with +: total()'s answer, overflow included."""
+    assert a + b == total([a, b])
+    _, peaks = electrodes_of([("ST36-L", "GV20"), ("LI4-L", "GV20")], (a, b))
+    assert peaks[-1] == total([a, b])
+
+
+@given(st.sets(st.integers(0, MAX_CHANNELS + 3), min_size=1), st.sampled_from(["ST36-L", "GV20"]))
+def test_loc_names_the_channel_or_the_site_and_its_channels(chosen: set[int], site: str) -> None:
+    channels = tuple(sorted(chosen))
+    if len(channels) == 1:
+        assert Electrode(None, channels).loc == f"channels[{channels[0]}]"
+    else:
+        listed = ",".join(str(i) for i in channels)
+        assert Electrode(site, channels).loc == f"site[{site}].channels[{listed}]"

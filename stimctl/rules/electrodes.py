@@ -15,7 +15,6 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain
 from typing import NamedTuple
 
@@ -68,10 +67,14 @@ class Electrode(NamedTuple):
     @property
     def loc(self) -> str:
         """``channels[i]`` for one channel, ``site[ST36-L].channels[0,1]`` for a shared site."""
+        # Read for every finding of a quantity rule: the channel parts come from tables made
+        # once (formatting the numbers costs more than the rest of the text).
         channels = self.channels
         if len(channels) == 1:  # not self.shared
-            return f"channels[{channels[0]}]"
-        return f"site[{self.site}].channels[{','.join(str(i) for i in self.channels)}]"
+            i = channels[0]
+            return _CHANNEL_LOCS[i] if 0 <= i < len(_CHANNEL_LOCS) else f"channels[{i}]"
+        listed = _CHANNEL_LISTS.get(channels) or ",".join(map(str, channels))
+        return f"site[{self.site}].channels[{listed}]"
 
     def describe(self, profile: Profile) -> str:
         """'channel 1', or 'site ST36-L (channels 1, 2)' with channel ids."""
@@ -81,14 +84,18 @@ class Electrode(NamedTuple):
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
-#: ``Electrode((site, channels))``: the named tuple without its Python-level __new__.
-_electrode = partial(tuple.__new__, Electrode)
+#: ``_new_tuple(Electrode, (site, channels))``: the named tuple without its Python-level __new__.
+_new_tuple = tuple.__new__
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
 #: [mask] -> the channels whose bits are set in mask (bit i: channel i), ascending.
 _CHANNELS_OF = tuple(
     tuple(i for i in range(MAX_CHANNELS) if mask >> i & 1) for mask in range(1 << MAX_CHANNELS)
 )
+#: ``Electrode.loc`` of channel i alone, for i in 0..MAX_CHANNELS-1.
+_CHANNEL_LOCS = tuple(f"channels[{i}]" for i in range(MAX_CHANNELS))
+#: Channels of 0..MAX_CHANNELS-1 (ascending) -> their list in ``Electrode.loc``: '0,1'.
+_CHANNEL_LISTS = {channels: ",".join(map(str, channels)) for channels in _CHANNELS_OF}
 _chain = chain.from_iterable
 
 
@@ -128,12 +135,18 @@ def electrodes_of(
     peaks: list[float] = []
     for i, (anode, cathode) in enumerate(labels):
         if anode not in shared or cathode not in shared:  # None is never in shared
-            found.append(_ALONE[i] if i < len(_ALONE) else _electrode((None, (i,))))
+            found.append(_ALONE[i] if i < len(_ALONE) else _new_tuple(Electrode, (None, (i,))))
             peaks.append(amplitudes[i])
     for label, mask in shared.items():
         channels = _CHANNELS_OF[mask] if mask < len(_CHANNELS_OF) else _bits(mask)
-        found.append(_electrode((label, channels)))
-        peaks.append(total(map(amplitudes.__getitem__, channels)))  # electrode_amplitude's sum
+        found.append(_new_tuple(Electrode, (label, channels)))
+        if len(channels) == 2:  # most shared sites; a call of fsum costs ten additions
+            # Premise: fsum of two floats is their correctly rounded sum, as is a + b, and
+            # where it overflows total() answers inf, as a + b does (amplitudes are positive:
+            # fsum's inf - inf error cannot arise). tests/test_rules_electrodes.py checks it.
+            peaks.append(amplitudes[channels[0]] + amplitudes[channels[1]])
+        else:
+            peaks.append(total(map(amplitudes.__getitem__, channels)))  # electrode_amplitude's
     return tuple(found), tuple(peaks)
 
 
