@@ -7,9 +7,17 @@ import random
 import pytest
 
 from hil.benchmarks.profilegen import generate
+from stimctl.rules.acupoints import catalogue, parse_site
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.placement import PATIENT_FLAGS, path_rules, placement_clear, sites_rule
+from stimctl.rules.placement import (
+    PATIENT_FLAGS,
+    _plain_labels,
+    _site_findings,
+    path_rules,
+    placement_clear,
+    sites_rule,
+)
 from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
 from stimctl.rules.safety import ALL_RULES, run_rules
 
@@ -95,3 +103,18 @@ def test_a_channel_with_a_placement_finding_is_not_clear(anode: str, cathode: st
 def test_two_channels_along_one_leg_are_clear() -> None:
     ctx = RuleContext(_two_channels("ST36-R", "ST37-R"), SafetyEnvelope())
     assert placement_clear(ctx)
+
+
+def test_plain_labels_are_the_unreported_sites_written_as_their_labels() -> None:
+    """placement_clear reads a text in _plain_labels as a site written as its label that
+    _site_findings does not report: every catalogue site is in it exactly when that holds."""
+    plain = _plain_labels()
+    labels = set()
+    for code, point in catalogue().items():
+        for side in (None,) if point.midline else ("L", "R"):
+            site = parse_site(code if side is None else f"{code}-{side}")
+            labels.add(site.label)
+            reported = list(_site_findings(site, "x"))
+            assert (site.label in plain) == (not reported), site.label
+            assert not site.normalised
+    assert plain <= labels

@@ -154,16 +154,15 @@ def placement_clear(ctx: RuleContext) -> bool:
     skips both): every site is written as its label, no channel runs from a site to itself,
     none is a site ``_site_findings`` reports, and no channel's path crosses anything. One
     pass over the channels for both rules (most profiles have none of these)."""
-    crossings, places, marked = _CROSSINGS, _PLACES, _marked_points()
+    crossings, places, plain = _CROSSINGS, _PLACES, _plain_labels()
     for anode, cathode in ctx.sites:
+        # A text in ``plain`` is a site's own label (not normalised) and not a marked point.
         if (
             anode is None
             or cathode is None
-            or anode.normalised
-            or cathode.normalised
-            or anode.label == cathode.label
-            or anode.point.code in marked
-            or cathode.point.code in marked
+            or anode.text not in plain
+            or cathode.text not in plain
+            or anode.text == cathode.text  # labels, as both are
         ):
             return False
         key = anode.region_side * places + cathode.region_side
@@ -249,6 +248,19 @@ def _marked_points() -> frozenset[str]:
     """The codes of every point ``_site_findings`` reports (_SITE_REGIONS, _MOUTH_POINTS)."""
     regions = _SITE_REGIONS
     return _MOUTH_POINTS | {c for c, p in acupoints.catalogue().items() if p.region in regions}
+
+
+@cache
+def _plain_labels() -> frozenset[str]:
+    """The label of every site whose point is not in ``_marked_points``: a text in it names
+    that site as its label ('ST36-L', 'GV20'), and ``_site_findings`` reports nothing there."""
+    marked = _marked_points()
+    return frozenset(
+        code if side is None else f"{code}-{side}"
+        for code, point in acupoints.catalogue().items()
+        if code not in marked
+        for side in ((None,) if point.midline else ("L", "R"))
+    )
 
 
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:
