@@ -42,6 +42,7 @@ def test_electrodes_of_groups_channels_as_defined(
     expected = _reference(labels)
     assert list(found) == expected
     assert list(peaks) == [total(amplitudes[i] for i in e.channels) for e in expected]
+    assert max(peaks) >= max(amplitudes)  # channel_rules judges the strongest first
 
 
 def test_channels_alone_keep_the_amplitudes_given() -> None:

@@ -67,10 +67,14 @@ def channel_rules(ctx: RuleContext) -> list[Violation]:
             )
         if max([c.id for c in channels]) > max_channels:
             out.extend(_ids_above(ctx))
+    # The strongest electrode's plateau: when it is within the limit, every site's is, and
+    # every channel's (a channel's amplitude is at most the sum at any site it shares;
+    # tests/test_rules_electrodes.py).
+    if ctx.top_amplitude_ma <= max_amplitude:
+        return out
     if not max(ctx.channel_amplitudes) <= max_amplitude:
         out.extend(_amplitudes_above(ctx))
-    # the strongest electrode's plateau: when it is within the limit, every site's is
-    if ctx.any_shared and not ctx.top_amplitude_ma <= max_amplitude:
+    if ctx.any_shared:
         out.extend(_sites_above(ctx))
     return out
 
