@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hil.benchmarks.profilegen import generate
 from stimctl.rules.acupoints import catalogue, parse_site
@@ -16,6 +18,7 @@ from stimctl.rules.placement import (
     _site_findings,
     path_rules,
     placement_clear,
+    same_pair_rule,
     sites_rule,
 )
 from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
@@ -59,15 +62,15 @@ def test_placement_clear_only_where_sites_and_paths_find_nothing(seed: int) -> N
     assert answers == {True, False}
 
 
-def _two_channels(anode: str, cathode: str) -> Profile:
+def _channels(pairs: list[tuple[str, str]]) -> Profile:
     return parse_profile(
         {
             "schema": "stimctl.profile/1",
             "name": "t",
             "waveform": {"shape": "biphasic_symmetric"},
             "channels": [
-                {"id": 1, "anode": "ST36-L", "cathode": "ST37-L", "amplitude_ma": 1.0},
-                {"id": 2, "anode": anode, "cathode": cathode, "amplitude_ma": 1.0},
+                {"id": k, "anode": a, "cathode": c, "amplitude_ma": 1.0}
+                for k, (a, c) in enumerate(pairs, start=1)
             ],
             "phases": [
                 {
@@ -80,6 +83,10 @@ def _two_channels(anode: str, cathode: str) -> Profile:
             ],
         }
     )
+
+
+def _two_channels(anode: str, cathode: str) -> Profile:
+    return _channels([("ST36-L", "ST37-L"), (anode, cathode)])
 
 
 @pytest.mark.parametrize(
@@ -118,3 +125,23 @@ def test_plain_labels_are_the_unreported_sites_written_as_their_labels() -> None
             assert (site.label in plain) == (not reported), site.label
             assert not site.normalised
     assert plain <= labels
+
+
+_SITES = ["ST36-L", "ST37-L", "LI4-L", "GV20", "SP6-L"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_SITES), st.sampled_from(_SITES)), max_size=7))
+def test_same_pair_rule_finds_each_channel_on_an_earlier_channels_pair(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """same_pair_rule returns early unless some channel has both sites shared: it still finds
+    every channel whose two sites an earlier channel runs between."""
+    pairs = [("ST36-L", "ST37-L"), *pairs]
+    profile = _channels(pairs)
+    found = [v.loc for v in same_pair_rule(RuleContext(profile, SafetyEnvelope()))]
+    expected = []
+    for i, (a, c) in enumerate(pairs):
+        earlier = {frozenset(p) for p in pairs[:i] if p[0] != p[1]}
+        if a != c and frozenset((a, c)) in earlier:
+            expected.append(f"channels[{i}]")
+    assert found == expected

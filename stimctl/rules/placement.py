@@ -82,6 +82,9 @@ def same_pair_rule(ctx: RuleContext) -> Iterable[Violation]:
     found_electrodes = ctx.electrodes  # shared sites come last
     if len(found_electrodes) < 2 or found_electrodes[-2].site is None:
         return ()  # two channels on one pair share two sites: fewer than two are shared
+    last = len(ctx.sites) - 1
+    if last < len(found_electrodes) and found_electrodes[last].site is None:
+        return ()  # every channel an electrode of its own: none has both its sites shared
     seen: dict[tuple[str, str], int] = {}
     found = []
     for i, (anode, cathode) in enumerate(ctx.sites):
