@@ -183,9 +183,8 @@ def pulse_quantities(
     """All figures for one train; see docs/SAFETY.md for the formulas.
 
     Products are written ``1.0 * a * b``: float multiplication saturates to inf/nan instead
-    of raising (``**`` can raise), and the leading 1.0 makes integer input float first. A
-    product of a float already (square_sum, recovery_ma) takes no leading 1.0: 1.0 * x is x
-    for every float, so it would only cost an operation (the rules make one per current).
+    of raising (``**`` can raise), and the leading 1.0 makes integer input float first; not
+    where the first factor is a float already (square_sum, recovery_ma: 1.0 * x is x).
     """
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
     q = 1.0 * i * pw / 1000.0
