@@ -41,6 +41,7 @@ from stimctl.protocol.payload import record_structs
 __all__ = ["Device", "DeviceConfig"]
 
 _ACK = struct.Struct(HEADER_FORMAT + record_structs(Ack)[0].format.lstrip("<"))  # a whole body
+_ACK_TYPE, _BLOCK = Ack.TYPE, Block.TYPE
 
 
 class Device:
@@ -369,13 +370,16 @@ class Device:
     def _put(self, frame: bytes) -> None:
         """Put a complete frame on the link (through its faults and delay)."""
         link = self.link  # link.apply and _tx_append inlined: two frames per streamed block
-        data = link.apply(frame) if link.drop or link.flip else frame
+        if link.drop or link.flip:
+            frame = link.apply(frame)
         if link.delay_ms:
-            self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, data))
-        elif len(self._tx) + len(data) > self.config.tx_buffer_max:
-            self.counters["tx_dropped"] += len(data)
+            self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, frame))
+            return
+        tx = self._tx
+        if len(tx) + len(frame) > self.config.tx_buffer_max:
+            self.counters["tx_dropped"] += len(frame)
         else:
-            self._tx += data
+            tx += frame  # in place (a bytearray)
 
     def _tx_append(self, data: bytes) -> None:
         if len(self._tx) + len(data) > self.config.tx_buffer_max:
@@ -406,12 +410,14 @@ class Device:
         self.last_rx_tick = now
         self.last_rx_ms = self.tick_count * self.tick_us // 1000  # time_ms, inlined
         self.counters["frames_rx"] += 1
-        type_code = item.TYPE if isinstance(item, Message) else item.type_code
-        if self.trace.enabled:
-            self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
         if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
-            self._answer(item.seq, type_code, commands.block(self, item))
+            if self.trace.enabled:
+                self.trace.write("rx", type=commands.rx_name(item, _BLOCK), seq=item.seq)
+            self._answer(item.seq, _BLOCK, commands.block(self, item))
         else:
+            type_code = item.TYPE if isinstance(item, Message) else item.type_code
+            if self.trace.enabled:
+                self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
             self._in_command = True
             try:
                 repeated = commands.repeated(self, item, type_code)
@@ -439,7 +445,7 @@ class Device:
         if answer is None:
             tx_seq = self.tx_seq  # next_seq, inlined
             self.tx_seq = (tx_seq + 1) % SEQ_MODULO
-            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, seq, type_code)))
+            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, _ACK_TYPE, tx_seq, seq, type_code)))
             return
         self.counters["naks"] += 1
         self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,
