@@ -130,13 +130,15 @@ class Device:
                 (self.tick_count + link.delay_ms * self.ticks_per_ms, bytes(data))
             )
         else:
-            self.rx_buffer += data  # a copy (the caller may reuse its buffer)
+            rx = self.rx_buffer
+            rx += data  # in place, a copy (the caller may reuse its buffer)
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""
-        if size < 0 or size >= len(self._tx):
-            out = bytes(self._tx)
-            self._tx.clear()
+        tx = self._tx
+        if size < 0 or size >= len(tx):
+            out = bytes(tx)
+            tx.clear()
             return out
         out = bytes(self._tx[:size])
         del self._tx[:size]
@@ -187,9 +189,10 @@ class Device:
         self._process_rx(self.tick_count)
 
     def _process_rx(self, now: int) -> None:
-        if self.rx_buffer:
-            items = self.decoder.feed(bytes(self.rx_buffer))
-            self.rx_buffer.clear()
+        rx = self.rx_buffer
+        if rx:
+            items = self.decoder.feed(bytes(rx))
+            rx.clear()
             for item in items:
                 self._handle(item, now)
 

@@ -35,7 +35,8 @@ plain comparison)."""
 
 _MIN_FRAME = HEADER_SIZE + CRC_SIZE
 _cobs_encode, _cobs_decode, _crc32 = cobs.encode, cobs.decode, zlib.crc32
-_UNPACKERS_GET = FRAME_UNPACKERS.get
+_UNPACKERS = tuple(FRAME_UNPACKERS.get(type_code) for type_code in range(256))
+"""FRAME_UNPACKERS by the frame's type byte (None: no unpacker), indexed without a call."""
 
 
 def encode(msg: Message) -> bytes:
@@ -146,7 +147,7 @@ class FrameDecoder:
             return None
         # the header's version and type read by index (one struct call less per frame): the
         # type's unpacker reads seq with the payload's fields; anything else goes to _other
-        unpack = _UNPACKERS_GET(frame[1]) if frame[0] == PROTOCOL_VERSION else None
+        unpack = _UNPACKERS[frame[1]] if frame[0] == PROTOCOL_VERSION else None
         if unpack is None:
             return self._other(frame)
         try:
