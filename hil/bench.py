@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -78,11 +79,33 @@ def _one_trip(bench: BenchConfig, faults: dict[str, int]) -> float:
     return (int(zero["t_ns"]) - t_kill) / 1e6
 
 
+#: Iterations of ``reference_loop_ms``' loop (about a quarter of a second on the bench machine).
+REFERENCE_LOOP = 3_000_000
+
+
+def reference_loop_ms() -> float:
+    """Milliseconds this interpreter takes for a plain Python loop (``REFERENCE_LOOP`` additions of
+    squares), best of three: how fast the machine runs Python right now. A virtual machine's speed
+    drifts with its neighbours (seen here: 235 to 300 ms within a day, idle, no steal time shown),
+    and the interpreter's build counts as much (Debian's python3.11 runs this loop about a third
+    faster than a pyenv build without PGO/LTO on the same machine): read a figure beside it. It
+    is reported, never used to scale a figure."""
+    best = math.inf
+    for _ in range(3):
+        start, s = time.perf_counter(), 0
+        for i in range(REFERENCE_LOOP):
+            s += i * i
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
+        "python_executable": os.path.realpath(sys.executable),
+        "python_loop_ms": reference_loop_ms(),
         "cpu_count": os.cpu_count(),
         "git_sha": git_sha(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -329,6 +352,7 @@ def table(report: dict[str, Any]) -> str:
             for f in report.get("_figures", []) if f.table]  # fmt: skip
     m = report["machine"]
     head = (f"{m['platform']} | {m['processor']} | {m['cpu_count']} CPUs | Python {m['python']}"
+            f" ({m.get('python_executable')}) | reference loop {m.get('python_loop_ms')} ms"
             f" | load {m.get('load_average')}")  # fmt: skip
     return head + "\n" + text_table(["figure", "value", "unit", "what"], rows)
 
