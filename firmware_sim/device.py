@@ -41,7 +41,6 @@ from stimctl.protocol.payload import record_structs
 __all__ = ["Device", "DeviceConfig"]
 
 _ACK = struct.Struct(HEADER_FORMAT + record_structs(Ack)[0].format.lstrip("<"))  # a whole body
-_ACK_TYPE, _BLOCK = Ack.TYPE, Block.TYPE
 
 
 class Device:
@@ -130,15 +129,13 @@ class Device:
                 (self.tick_count + link.delay_ms * self.ticks_per_ms, bytes(data))
             )
         else:
-            rx = self.rx_buffer
-            rx += data  # in place, a copy (the caller may reuse its buffer)
+            self.rx_buffer += data  # a copy (the caller may reuse its buffer)
 
     def read_tx(self, size: int = -1) -> bytes:
         """Take up to ``size`` bytes (all when negative) the device has sent."""
-        tx = self._tx
-        if size < 0 or size >= len(tx):
-            out = bytes(tx)
-            tx.clear()
+        if size < 0 or size >= len(self._tx):
+            out = bytes(self._tx)
+            self._tx.clear()
             return out
         out = bytes(self._tx[:size])
         del self._tx[:size]
@@ -189,10 +186,9 @@ class Device:
         self._process_rx(self.tick_count)
 
     def _process_rx(self, now: int) -> None:
-        rx = self.rx_buffer
-        if rx:
-            items = self.decoder.feed(bytes(rx))
-            rx.clear()
+        if self.rx_buffer:
+            items = self.decoder.feed(bytes(self.rx_buffer))
+            self.rx_buffer.clear()
             for item in items:
                 self._handle(item, now)
 
@@ -373,16 +369,13 @@ class Device:
     def _put(self, frame: bytes) -> None:
         """Put a complete frame on the link (through its faults and delay)."""
         link = self.link  # link.apply and _tx_append inlined: two frames per streamed block
-        if link.drop or link.flip:
-            frame = link.apply(frame)
+        data = link.apply(frame) if link.drop or link.flip else frame
         if link.delay_ms:
-            self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, frame))
-            return
-        tx = self._tx
-        if len(tx) + len(frame) > self.config.tx_buffer_max:
-            self.counters["tx_dropped"] += len(frame)
+            self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, data))
+        elif len(self._tx) + len(data) > self.config.tx_buffer_max:
+            self.counters["tx_dropped"] += len(data)
         else:
-            tx += frame  # in place (a bytearray)
+            self._tx += data
 
     def _tx_append(self, data: bytes) -> None:
         if len(self._tx) + len(data) > self.config.tx_buffer_max:
@@ -415,8 +408,8 @@ class Device:
         self.counters["frames_rx"] += 1
         if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
             if self.trace.enabled:
-                self.trace.write("rx", type=commands.rx_name(item, _BLOCK), seq=item.seq)
-            self._answer(item.seq, _BLOCK, commands.block(self, item))
+                self.trace.write("rx", type=commands.rx_name(item, Block.TYPE), seq=item.seq)
+            self._answer(item.seq, Block.TYPE, commands.block(self, item))
         else:
             type_code = item.TYPE if isinstance(item, Message) else item.type_code
             if self.trace.enabled:
@@ -448,7 +441,7 @@ class Device:
         if answer is None:
             tx_seq = self.tx_seq  # next_seq, inlined
             self.tx_seq = (tx_seq + 1) % SEQ_MODULO
-            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, _ACK_TYPE, tx_seq, seq, type_code)))
+            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, seq, type_code)))
             return
         self.counters["naks"] += 1
         self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,
