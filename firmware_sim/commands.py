@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware_sim.core import DeviceCore
-from firmware_sim.interlock import Event
+from firmware_sim.interlock import ADMITTED, Event
 from firmware_sim.limits import LimitError
 from stimctl.protocol import (
     CATALOGUE,
@@ -54,6 +54,9 @@ REPEAT_WINDOW_MS = 5000
 timeout (stimctl: 1 s); after the window a frame with the same seq and type is a new command. The
 window keeps seq wrap-around from faking a repeat: 65,536 frames take at least 57 s at 115200 baud
 (10-byte HEARTBEATs), so no new command can carry a remembered seq inside 5 s."""
+
+
+_BLOCK_ADMITTED = ADMITTED[Block.TYPE]
 
 
 def repeated(dev: DeviceCore, item: Message | Invalid, type_code: int) -> tuple[Answer] | None:
@@ -116,20 +119,25 @@ def block(dev: DeviceCore, msg: Block) -> Answer:
     then the BLOCK's own (its handler: ``dispatch``'s checks again change nothing)."""
     if not dev.session_open:
         return NakReason.NO_SESSION, 0
-    refused = dev.interlock.admit(Block.TYPE)
-    if refused is not None:
-        return refused, int(dev.state)
-    if len(msg.channels) > dev.limits.channels:  # dev.config.channels, without the property
-        return NakReason.BAD_CHANNEL, len(msg.channels)
+    interlock = dev.interlock
+    if interlock.state not in _BLOCK_ADMITTED:  # admit(Block.TYPE), asked only when refused
+        refused = interlock.admit(Block.TYPE)
+        if refused is not None:
+            return refused, int(interlock.state)
+    channels = msg.channels
+    if len(channels) > dev.limits.channels:  # dev.config.channels, without the property
+        return NakReason.BAD_CHANNEL, len(channels)
     fifo = dev.fifo
-    if fifo.duplicate(msg):
+    expected = fifo.expected  # fifo.duplicate(msg), inlined but for after a LAST block
+    if msg.index < expected if expected is not None else fifo.duplicate(msg):
         dev.counters["duplicates"] += 1
         return None  # ACKed again, not queued again
     # the checks are a pure function of these: a stream repeats a few settings block after block
-    key = (msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, *dev.gains)
+    stage = dev.output_stage
+    key = (msg.duration_ms, channels, stage.shape, dev.armed_mask, *dev.gains)
     if key != dev.block_passed:
         err = dev.limits.check_block(
-            msg.duration_ms, msg.channels, dev.output_stage.shape, dev.armed_mask, dev.gains,
+            msg.duration_ms, channels, stage.shape, dev.armed_mask, dev.gains,
             dev.config.max_lookahead_ms,
         )  # fmt: skip
         if err is not None:

@@ -406,12 +406,14 @@ class Device:
         self.last_rx_tick = now
         self.last_rx_ms = self.tick_count * self.tick_us // 1000  # time_ms, inlined
         self.counters["frames_rx"] += 1
-        type_code = item.TYPE if isinstance(item, Message) else item.type_code
-        if self.trace.enabled:
-            self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
         if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
-            self._answer(item.seq, type_code, commands.block(self, item))
+            if self.trace.enabled:
+                self.trace.write("rx", type=commands.rx_name(item, Block.TYPE), seq=item.seq)
+            self._answer(item.seq, Block.TYPE, commands.block(self, item))
         else:
+            type_code = item.TYPE if isinstance(item, Message) else item.type_code
+            if self.trace.enabled:
+                self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
             self._in_command = True
             try:
                 repeated = commands.repeated(self, item, type_code)

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from firmware_sim import reports
 from firmware_sim.core import DeviceCore
 from firmware_sim.faults import spec_tick
 from firmware_sim.output import OutputStage
+from firmware_sim.reports import telemetry_frame
 from stimctl.protocol import State
 
 _FOREVER = 1 << 62
@@ -69,11 +69,20 @@ def quiet_horizon(dev: DeviceCore, telemetry: bool = True, enough: int = _FOREVE
         current = fifo.current
         if current is None:
             return 0  # the next tick ends the stream (underrun, last block) or waits for one
-        playing = current.duration_ms * fifo.ticks_per_ms - fifo.elapsed  # fifo.remaining
-        if now + playing < event:
-            unchanged = fifo.unchanged_ticks(event - now)
-            if now + unchanged < event:
-                event = now + unchanged
+        ends = now + current.duration_ms * fifo.ticks_per_ms - fifo.elapsed  # fifo.remaining
+        if ends < event:
+            # A streamed block ends in almost every horizon asked: when the next block plays on
+            # with the very same settings object (decoded settings are shared) past the event,
+            # that is unchanged_ticks' answer after its first step, without the call.
+            queue = fifo.queue
+            if not (
+                queue
+                and queue[0].channels is current.channels
+                and ends + queue[0].duration_ms * fifo.ticks_per_ms >= event
+            ):
+                unchanged = fifo.unchanged_ticks(event - now)
+                if now + unchanged < event:
+                    event = now + unchanged
     return event - now - 1 if event > now else 0
 
 
@@ -97,16 +106,19 @@ def run_quiet(dev: DeviceCore, ticks: int, put: Callable[[bytes], None] | None =
     """Run ``ticks`` quiet ticks at once. With ``put`` (the horizon was asked without telemetry),
     the TELEMETRY frames due in them are put on the link at their ticks: such a tick is a quiet
     tick and then its report, as in ``Device.tick`` (nothing else is due in it)."""
+    now = dev.tick_count  # kept in step with dev.tick_count (only _run_quiet moves it here)
+    end = now + ticks
     if put is not None and dev.session_open:
-        end = dev.tick_count + ticks
-        due = dev.next_telemetry if dev.next_telemetry > dev.tick_count else dev.tick_count + 1
+        due = dev.next_telemetry
+        if due <= now:
+            due = now + 1
         while due <= end:
-            _run_quiet(dev, due - dev.tick_count)
+            _run_quiet(dev, due - now)
+            now = due
             dev.next_telemetry = due = due + dev.telemetry_ticks  # > the tick now: the next due
-            put(reports.telemetry_frame(dev))
-        ticks = end - dev.tick_count
-    if ticks:
-        _run_quiet(dev, ticks)
+            put(telemetry_frame(dev))
+    if now < end:
+        _run_quiet(dev, end - now)
 
 
 def _run_quiet(dev: DeviceCore, ticks: int) -> None:

@@ -109,21 +109,23 @@ class BlockFifo:
     def offer(self, block: Block) -> tuple[NakReason, int] | None:
         """Sequence and capacity checks (limits are checked before this); a block that passes
         them is queued (None), one that does not is refused (NAK reason, detail)."""
-        if self.expected is None or block.index != self.expected:
-            return NakReason.BLOCK_SEQUENCE, NO_BLOCK if self.expected is None else self.expected
-        if len(self.queue) + (self.current is not None) >= self.depth:  # self.blocks
+        expected = self.expected
+        if expected is None or block.index != expected:
+            return NakReason.BLOCK_SEQUENCE, NO_BLOCK if expected is None else expected
+        queue, current = self.queue, self.current
+        if len(queue) + (current is not None) >= self.depth:  # self.blocks
             return NakReason.FIFO_FULL, FifoLimit.DEPTH << 16 | min(self.blocks, 0xFFFF)
-        current = self.current
-        queued = self.queued_ms * self.ticks_per_ms  # queued_ticks, inlined
+        ticks_per_ms, queued_ms, duration_ms = self.ticks_per_ms, self.queued_ms, block.duration_ms
+        queued = queued_ms * ticks_per_ms  # queued_ticks, inlined
         if current is not None:
-            queued += current.duration_ms * self.ticks_per_ms - self.elapsed
-        if queued + block.duration_ms * self.ticks_per_ms > self.lookahead_ticks:
-            queued_ms = min(queued // self.ticks_per_ms, 0xFFFF)
+            queued += current.duration_ms * ticks_per_ms - self.elapsed
+        if queued + duration_ms * ticks_per_ms > self.lookahead_ticks:
+            queued_ms = min(queued // ticks_per_ms, 0xFFFF)
             return NakReason.FIFO_FULL, FifoLimit.LOOKAHEAD << 16 | queued_ms
-        self.queue.append(block)
-        self.queued_ms += block.duration_ms
-        self.last_index = block.index
-        self.expected = None if block.flags & BLOCK_FLAG_LAST else block.index + 1
+        queue.append(block)
+        self.queued_ms = queued_ms + duration_ms
+        self.last_index = index = block.index
+        self.expected = None if block.flags & BLOCK_FLAG_LAST else index + 1
         return None
 
     def pop(self) -> Block | None:

@@ -90,6 +90,13 @@ ALLOWED: dict[int, frozenset[State]] = {
 _NOWHERE: frozenset[State] = frozenset()  # a command type no state accepts
 ACCEPTED_WHEN_LATCHED = frozenset({Hello.TYPE, Heartbeat.TYPE, EStop.TYPE, ClearFault.TYPE})
 OUTPUT_STATES = frozenset({State.RUNNING, State.STOPPING})
+ADMITTED: dict[int, frozenset[State]] = {
+    type_code: states if type_code in ACCEPTED_WHEN_LATCHED else states - frozenset(_LATCHED)
+    for type_code, states in ALLOWED.items()
+}
+"""Command type -> states in which ``Interlock.admit`` lets it through (ALLOWED, less the latched
+states unless it is accepted when latched): built from the two tables, so a caller may test
+``state in ADMITTED[type]`` first and ask ``admit`` for the reason only when it is refused."""
 LIVE_STATES = frozenset({State.ARMED, State.RUNNING, State.PAUSED, State.STOPPING})
 """Output can be live (or start without another ARM): here silence latches COMMS_LOSS."""
 

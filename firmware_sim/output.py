@@ -250,10 +250,14 @@ class OutputStage:
             ua = ch.delivered_ua
             measured = ch.measured_ua if ch.overcurrent else ua
             ohm = ch.impedance_ohm  # >= 0; trunc: int() for a float or an int, in a third the time
+            pulses = ch.pulses
+            if run and ua:
+                pulses += (ch.acc + ch.increment * run) // ACC_WRAP
+            # the u32 mask only once the count passes it: a two-digit int operation and a new
+            # object per record otherwise
             values += (ch.target_ua, measured if measured < 0xFFFF else 0xFFFF,
                        trunc(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN,
-                       (ch.pulses + (ch.acc + ch.increment * run) // ACC_WRAP if run and ua
-                        else ch.pulses) & 0xFFFFFFFF)  # fmt: skip
+                       pulses if pulses <= 0xFFFFFFFF else pulses & 0xFFFFFFFF)  # fmt: skip
 
     def count_pulses(self) -> None:
         """Count the pulses and charge of the ticks played but not counted yet."""

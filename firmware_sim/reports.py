@@ -22,6 +22,8 @@ from stimctl.protocol.payload import record_structs
 _TELEMETRY, _TELEMETRY_CHANNEL = record_structs(Telemetry)
 assert _TELEMETRY_CHANNEL is not None
 _TELEMETRY_WITH: dict[int, struct.Struct] = {}  # channel count -> the whole body's struct
+# A class attribute read goes through the type's attribute lookup on CPython 3.11: once per frame
+_TELEMETRY_TYPE = Telemetry.TYPE
 
 
 def _telemetry_struct(channels: int) -> struct.Struct:
@@ -58,7 +60,7 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
     seq = dev.tx_seq
     dev.tx_seq = (seq + 1) % SEQ_MODULO
     values: list[int] = [
-        PROTOCOL_VERSION, Telemetry.TYPE, seq,
+        PROTOCOL_VERSION, _TELEMETRY_TYPE, seq,
         (dev.tick_count - dev.boot_tick) * dev.tick_us // 1000 & 0xFFFFFFFF,
         interlock.state, interlock.fault, interlock.fault_channel,
         blocks if blocks < 255 else 255, queued if queued < 0xFFFF else 0xFFFF,

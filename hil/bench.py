@@ -87,8 +87,8 @@ def reference_loop_ms() -> float:
     """Milliseconds this interpreter takes for a plain Python loop (``REFERENCE_LOOP`` additions of
     squares), best of three: how fast the machine runs Python right now. A virtual machine's speed
     drifts with its neighbours (seen here: 235 to 300 ms within a day, idle, no steal time shown),
-    and the interpreter's build counts as much (Debian's python3.11 runs this loop about a third
-    faster than a pyenv build without PGO/LTO on the same machine): read a figure beside it. It
+    and the interpreter's build counts too (Debian's python3.11 runs this loop 35% faster than
+    a pyenv build without PGO/LTO on the same machine): read a figure beside it. It
     is reported, never used to scale a figure."""
     best = math.inf
     for _ in range(3):

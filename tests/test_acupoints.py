@@ -427,3 +427,24 @@ def test_parse_site_answers_a_text_asked_again_the_same_way() -> None:
         messages.append(str(refused.value))
     assert messages[0] == messages[1]
     assert "bilateral" in messages[0]
+
+
+_ATTRIBUTES = ("point", "side", "text", "label", "normalised", "region_side")
+
+
+@pytest.mark.parametrize("spelling", ["{code}{side}", "{lower}-0{number}{side}"])
+def test_parsed_sites_are_the_sites_the_constructor_makes(spelling: str) -> None:
+    """parse_site builds its Site through the slots' setters: the same in every attribute."""
+    for code, point in acupoints.catalogue().items():
+        for side in (None,) if point.midline else ("L", "R"):
+            text = spelling.format(
+                code=code,
+                lower=point.meridian.lower(),
+                number=point.number,
+                side="" if side is None else f"-{side}",
+            )
+            parsed = parse_site(text)
+            made = Site(point=point, side=side, text=text)
+            assert [getattr(parsed, a) for a in _ATTRIBUTES] == [
+                getattr(made, a) for a in _ATTRIBUTES
+            ]

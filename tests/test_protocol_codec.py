@@ -38,7 +38,7 @@ from stimctl.protocol import (
 )
 from stimctl.protocol.framing import CRC_RESIDUE
 from stimctl.protocol.messages import Item, catalogue_description
-from stimctl.protocol.payload import pack_payload
+from stimctl.protocol.payload import pack_payload, unpack_payload
 
 CLASSES = sorted(CATALOGUE.values(), key=lambda cls: cls.TYPE)
 ITEM_CLASSES = [cls for cls in CLASSES if cls.ITEM is not None]
@@ -434,6 +434,36 @@ def test_crc_valid_device_info_with_non_ascii_serial_comes_out_invalid():
     payload[offset] = 0xB5
     out, _ = decode_all(raw_frame(bytes(payload), DeviceInfo.TYPE))
     assert len(out) == 1 and isinstance(out[0], Invalid)
+
+
+def _refusal(type_code: int, seq: int, payload: bytes) -> str:
+    with pytest.raises(PayloadError) as refused:
+        unpack_payload(type_code, seq, payload)
+    return str(refused.value)
+
+
+_PAYLOAD_CHANGES = [(cls, "byte too many") for cls in CLASSES] + [
+    (cls, "byte missing") for cls in CLASSES if cls.FIELDS or cls.ITEM
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "change"), _PAYLOAD_CHANGES, ids=lambda v: getattr(v, "__name__", v)
+)
+def test_an_invalid_frames_reason_is_what_unpack_payload_says_of_its_payload(cls, change):
+    """The decoder's per-type unpackers read the header themselves: their refusals still carry
+    the plain codec's reason, and the header's type and seq."""
+    payload = pack_payload(sample(cls))
+    payload = payload + b"\x00" if change == "byte too many" else payload[:-1]
+    out, _ = decode_all(raw_frame(payload, cls.TYPE, seq=300))
+    reason = _refusal(cls.TYPE, 300, payload)
+    assert out == [Invalid(type_code=cls.TYPE, seq=300, version=PROTOCOL_VERSION, reason=reason)]
+
+
+def test_an_unknown_types_reason_is_what_unpack_payload_says():
+    out, _ = decode_all(raw_frame(b"\x01", 0xFE, seq=301))
+    reason = _refusal(0xFE, 301, b"\x01")
+    assert out == [Invalid(type_code=0xFE, seq=301, version=PROTOCOL_VERSION, reason=reason)]
 
 
 def test_invalid_frames_are_counted_as_invalid_not_as_frames_or_errors():

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stimctl.rules.quantities import (
+    ASYMMETRIC_RATIO,
     current_density_ma_cm2,
     net_charge_uc,
     pulse_quantities,
@@ -91,3 +92,48 @@ def test_shannon_k_alone_is_pulse_quantities_own(
     for shape in ("biphasic_symmetric", "biphasic_asymmetric", "monophasic"):
         q = pulse_quantities(amplitude_ma, pulse_width_us, 100.0, shape, area)  # type: ignore[arg-type]
         assert _same(shannon_k(amplitude_ma, pulse_width_us, area), q.shannon_k)
+
+
+def _written_out(i: float, pw: float, f: float, shape: str, area: float) -> tuple[float, ...]:
+    """pulse_quantities' figures as docs/SAFETY.md writes them, every product led by 1.0
+    (pulse_quantities leaves that 1.0 off products of a float already: 1.0 * x is x)."""
+    q = 1.0 * i * pw / 1000.0
+    if shape == "biphasic_symmetric":
+        net, active = 0.0, 2 * pw
+        square_sum = 1.0 * i * i * active
+    elif shape == "biphasic_asymmetric":
+        recovery_ma, recovery_us = i * (1.0 / 4), pw * 4
+        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
+        active = pw + recovery_us
+        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
+    else:
+        net, active, square_sum = q, pw, 1.0 * i * i * pw
+    mean_square = 1.0 * square_sum * f * 1e-6
+    rms = math.sqrt(mean_square) if mean_square >= 0 else math.nan
+    power = 1.0 * mean_square * 500.0 * 1e-6
+    try:
+        shannon = math.log10(q) + math.log10(q / area) if q > 0 else -math.inf
+    except (ValueError, ZeroDivisionError):
+        shannon = math.nan
+    try:
+        densities = (power / area, rms / area)
+    except ZeroDivisionError:
+        densities = tuple(math.inf if x > 0 else math.nan for x in (power, rms))
+    energy = 1.0 * square_sum * 500.0 * 1e-9
+    return (q, net, active, rms, energy, power, *densities, shannon, active)
+
+
+@given(
+    st.one_of(_positive, st.integers(1, 10**6)),
+    st.one_of(_positive, st.integers(1, 10**6)),
+    st.one_of(_positive, st.integers(1, 10**6)),
+    st.sampled_from(["biphasic_symmetric", "biphasic_asymmetric", "monophasic"]),
+    st.one_of(_positive, st.just(0.0)),
+)
+def test_pulse_quantities_are_the_written_out_figures(
+    amplitude_ma: float, pulse_width_us: float, frequency_hz: float, shape: str, area: float
+) -> None:
+    q = pulse_quantities(amplitude_ma, pulse_width_us, frequency_hz, shape, area)  # type: ignore[arg-type]
+    figures = _written_out(amplitude_ma, pulse_width_us, frequency_hz, shape, area)
+    assert ASYMMETRIC_RATIO == 4  # _written_out's ratio
+    assert all(map(_same, q[5:], figures)), (q, figures)

@@ -9,7 +9,7 @@ import pytest
 
 from stimctl import SafetyEnvelope, validate_file, validate_profile
 from stimctl.rules.envelope import RULES, EnvelopeError
-from stimctl.rules.profile import parse_profile
+from stimctl.rules.profile import MAX_CHANNELS, ProfileError, parse_profile
 from stimctl.rules.quantities import needle_area_cm2, operating_points, pulse_quantities
 
 PROFILES = Path(__file__).parent.parent / "profiles"
@@ -203,6 +203,28 @@ def test_from_toml_reports_a_missing_file_as_envelope_error(tmp_path: Path) -> N
 
 
 # --- rules ----------------------------------------------------------------------------------
+
+
+def _channels(ids: list[int]) -> list[dict]:
+    return [{"id": k, "anode": f"LI{k}-L", "cathode": f"LI{k}-R", "amplitude_ma": 0.5} for k in ids]
+
+
+@pytest.mark.parametrize("ids", [[MAX_CHANNELS + 1], list(range(1, MAX_CHANNELS + 2))])
+def test_the_schema_holds_channels_to_the_device_count(ids: list[int]) -> None:
+    # channel_rules judges count and ids only for an envelope narrower than MAX_CHANNELS
+    # (SafetyEnvelope.max_channels is at most that): this is why the rest find nothing.
+    assert SafetyEnvelope().max_channels == MAX_CHANNELS
+    with pytest.raises(ProfileError):
+        _profile(channels=_channels(ids))
+
+
+def test_a_narrowed_channel_count_finds_extra_channels_and_ids_above_it() -> None:
+    profile = _profile(channels=_channels([1, 2, 3, MAX_CHANNELS]))
+    env = SafetyEnvelope().narrowed(max_channels=2)
+    assert {("channel-count-max", "channels"), ("channel-count-max", "channels[2].id")} <= _codes(
+        profile, envelope=env
+    )
+    assert not {c for c, _ in _codes(profile)} & {"channel-count-max"}
 
 
 def test_amplitude_at_the_limit_is_allowed() -> None:

@@ -3,7 +3,9 @@ tick_by_tick): random short sessions (every profile mode, 1-8 channels, both sha
 faults, pauses, re-ramps, gain changes, stops, e-stops, watchdog silences, link delay) must give
 the same trace, the same messages (every TELEMETRY value) and the same pulse and charge totals.
 
-240 cases by default; STIMCTL_SLOW=1 runs 2,000.
+240 cases by default; STIMCTL_SLOW=1 runs 2,000. The host steps time to the device's next
+output (``run_ticks(until_output=True)``); BULK_CASES more step it in fixed slices as the benches do
+(``run_ticks(n)``: the quiet runs then put each TELEMETRY frame due in them themselves).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from stimctl.protocol import (
 from stimctl.rules.profile import parse_profile
 
 CASES = 2000 if os.environ.get("STIMCTL_SLOW") == "1" else 240
+BULK_CASES = CASES // 4
 FILL_MS = 200
 FAULT_KINDS = ("electrode_open", "electrode_short", "drift", "overcurrent", "reset", "underrun")
 
@@ -140,9 +143,13 @@ def make_case(seed: int) -> Case:
     )
 
 
-def run_case(case: Case, trace: Path, tick_by_tick: bool) -> dict[str, Any]:
+def run_case(
+    case: Case, trace: Path, tick_by_tick: bool, slice_ms: int | None = None
+) -> dict[str, Any]:
     """Open a session, START, and play the case to ``end_ms`` after START, as a host that tops
-    the FIFO up from every TELEMETRY (heartbeats when there is nothing to send)."""
+    the FIFO up from every TELEMETRY (heartbeats when there is nothing to send). The host steps
+    time to the device's next output, or (``slice_ms``) in slices of that many ms, reading what
+    the device sent after each."""
     config = DeviceConfig(
         limits=HardwareLimits(channels=case.channels),
         faults=case.faults,
@@ -174,7 +181,11 @@ def run_case(case: Case, trace: Path, tick_by_tick: bool) -> dict[str, Any]:
             else:
                 host.send(msg)
             continue
-        dev.run_ticks(min(due, end) - dev.tick_count, until_output=True)
+        if slice_ms is None:
+            dev.run_ticks(min(due, end) - dev.tick_count, until_output=True)
+        else:
+            dev.run_ticks(min(due, end, dev.tick_count + slice_ms * dev.ticks_per_ms)
+                          - dev.tick_count)  # fmt: skip
         for m in host._collect():
             if not isinstance(m, Telemetry) or silent:
                 continue
@@ -202,6 +213,21 @@ def test_event_driven_run_equals_tick_by_tick_run(seed: int, tmp_path: Path) -> 
     case = make_case(seed)
     reference = run_case(case, tmp_path / "ticks.jsonl", tick_by_tick=True)
     fast = run_case(case, tmp_path / "events.jsonl", tick_by_tick=False)
+    assert fast["trace"] == reference["trace"]
+    assert fast["received"] == reference["received"]
+    assert fast["stats"] == reference["stats"]
+    assert fast["status"] == reference["status"]
+    assert fast["tick_count"] == reference["tick_count"]
+
+
+@pytest.mark.parametrize("seed", range(CASES, CASES + BULK_CASES))
+def test_event_driven_run_in_slices_equals_tick_by_tick_run(seed: int, tmp_path: Path) -> None:
+    """The same, the host stepping time in slices (7-50 ms) as hil.benchmarks.sim does: the
+    quiet runs put the TELEMETRY frames due in them (``fastpath.run_quiet`` with ``put``)."""
+    case = make_case(seed)
+    slice_ms = random.Random(seed).choice((7, 20, 50))
+    reference = run_case(case, tmp_path / "ticks.jsonl", tick_by_tick=True, slice_ms=slice_ms)
+    fast = run_case(case, tmp_path / "events.jsonl", tick_by_tick=False, slice_ms=slice_ms)
     assert fast["trace"] == reference["trace"]
     assert fast["received"] == reference["received"]
     assert fast["stats"] == reference["stats"]

@@ -5,18 +5,20 @@ from __future__ import annotations
 import pytest
 
 from firmware_sim import Device, DeviceConfig
-from firmware_sim.interlock import TRANSITIONS, Event
+from firmware_sim.interlock import ADMITTED, ALLOWED, TRANSITIONS, Event, Interlock
 from firmware_sim.scripted import ScriptedHost, uniform_block
 from stimctl.protocol import (
     BLOCK_FLAG_LAST,
     PROTOCOL_VERSION,
     Ack,
     Arm,
+    Block,
     ClearFault,
     Disarm,
     EStop,
     Fault,
     FaultEvent,
+    FrameDecoder,
     Goodbye,
     Heartbeat,
     Hello,
@@ -32,6 +34,7 @@ from stimctl.protocol import (
     State,
     StateEvent,
     Stop,
+    encode,
 )
 
 
@@ -239,3 +242,26 @@ def test_transition_table_never_leaves_a_latched_state_except_by_clear() -> None
     for (state, event), new in TRANSITIONS.items():
         if state in (State.FAULT, State.ESTOP) and new not in (State.FAULT, State.ESTOP):
             assert event is Event.CLEAR
+
+
+@pytest.mark.parametrize("type_code", sorted(ALLOWED))
+def test_admitted_states_are_exactly_those_admit_lets_through(type_code: int) -> None:
+    """ADMITTED (the BLOCK fast path asks it first) agrees with ``Interlock.admit`` everywhere."""
+    interlock = Interlock(channels=4, valid_ms=1000)
+    for state in State:
+        interlock.state = state
+        assert (state in ADMITTED[type_code]) == (interlock.admit(type_code) is None), state
+
+
+@pytest.mark.parametrize("state", [s for s in State if s not in ADMITTED[Block.TYPE]])
+def test_a_block_in_a_state_that_refuses_it_gets_admits_reason_and_the_state(state: State) -> None:
+    h = running(blocks=1)
+    dev = h.device
+    dev.read_tx()
+    dev.interlock.state = state
+    dev.receive(encode(uniform_block(1, dev.config.channels)))
+    dev.service_rx()  # handled now, before a tick can change the state
+    (answer,) = FrameDecoder().feed(dev.read_tx())
+    assert nak_reason(answer) == Interlock(channels=4, valid_ms=0, state=state).admit(Block.TYPE)
+    assert isinstance(answer, Nak) and answer.detail == int(state)
+    assert dev.fifo.expected == 1  # not queued

@@ -209,3 +209,19 @@ def test_thirty_minute_dense_disperse_session_on_the_virtual_clock() -> None:
         stats = dev.output_stage.stats(ch)
         assert stats.pulses == 300 * (3 * 2 + 3 * 100) == 91_800
         assert stats.net_charge_uc == 0
+
+
+def test_telemetry_pulse_count_wraps_at_u32_with_the_uncounted_run_included() -> None:
+    # output.telemetry_records applies the u32 mask only once a count passes it: the figure
+    # reported must still be the count modulo 2**32, counted and pending pulses together.
+    h = started(freq_dhz=1000, blocks=12)
+    stage = h.device.output_stage
+    stage.channels[0].pulses = 0xFFFFFFFF - 2  # counters up to date: no pending run now
+    reported = []
+    for _ in range(6):  # 100 Hz: a pulse every 10 ticks, pending in the stage's run
+        h.pump(10)
+        values: list[int] = []
+        stage.telemetry_records(values)
+        reported.append(values[3])
+    assert reported == [0xFFFFFFFF - 1, 0xFFFFFFFF, 0, 1, 2, 3]
+    assert stage.channels[0].pulses == 0xFFFFFFFF - 2 + 6  # counted: the figure is not wrapped

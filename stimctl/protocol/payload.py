@@ -8,11 +8,12 @@ dictionaries:
 - ``BODY_PACKERS[cls](msg)`` packs header and fixed fields with one precompiled struct (header
   first), then the records; a record list packed before (the same tuple object, as a streamer
   that reuses its settings sends it block after block) is not packed again.
-- ``FRAME_UNPACKERS[type](seq, frame)`` reads the fixed fields straight out of the decoded frame
-  and builds the message and its records without calling their ``__init__`` (``object.__new__``
-  and the slot setters, which is what the frozen dataclasses' own ``__init__`` does, without
-  the keyword call). Decoded records are immutable, so a record list seen before (the same
-  settings block after block) is decoded once and shared.
+- ``FRAME_UNPACKERS[type](frame)`` reads the header's seq and the fixed fields straight out of
+  the decoded frame in one struct call and builds the message and its records without calling
+  their ``__init__`` (``object.__new__`` and the slot setters, which is what the frozen
+  dataclasses' own ``__init__`` does, without the keyword call). Decoded records are
+  immutable, so a record list seen before (the same settings block after block) is decoded
+  once and shared.
 
 Both hand anything unusual (text fields, a wrong length, a value out of range) to the plain
 ``pack_payload`` / ``unpack_payload``, which say what is wrong; so the bytes on the wire and the
@@ -280,39 +281,42 @@ def unpack_payload(type_code: int, seq: int, payload: bytes) -> Message:
     return layout.make(seq, *values, _items(cls, layout, rest))
 
 
-def _frame_unpacker(layout: _Layout) -> Callable[[int, bytes], Message]:
-    """``(seq, frame) -> message`` for one message class: the fields read in place and the
-    message built in one function; a frame of another length (or text fields) goes to
-    ``unpack_payload``, which says what is wrong."""
+def _frame_unpacker(layout: _Layout) -> Callable[[bytes], Message]:
+    """``frame -> message`` for one message class (header checked by the caller: version and
+    type): seq and the fixed fields read in place with one struct call (the header's, then the
+    payload's) and the message built in one function; a frame of another length (or text
+    fields) goes to ``unpack_payload``, which says what is wrong."""
     type_code = layout.cls.TYPE
+    header = struct.Struct(HEADER_FORMAT)
 
-    def plain(seq: int, frame: bytes) -> Message:
+    def plain(frame: bytes) -> Message:
+        seq = header.unpack_from(frame)[2]
         return unpack_payload(type_code, seq, frame[HEADER_SIZE:-CRC_SIZE])
 
     if layout.text:
         return plain
     names = ["seq", *layout.names, *(["channels"] if layout.item else [])]
-    namespace: dict[str, Any] = {"plain": plain, "unpack": layout.fixed.unpack_from,
+    namespace: dict[str, Any] = {"plain": plain, "unpack": layout.with_header.unpack_from,
                                  "items": _items, "layout": layout, "cls": layout.cls,
                                  "seen": layout.items_seen.get}  # fmt: skip
     building = _building(layout.cls, names, True, namespace)
     fixed_end = HEADER_SIZE + layout.fixed.size
     count = len(layout.names)
-    values = "".join(f"v{i + 1}, " for i in range(count))
-    read = f"    {values}= unpack(frame, {HEADER_SIZE})\n" if count else ""
+    values = "".join(f", v{i + 1}" for i in range(count))
+    read = f"    _, _, v0{values} = unpack(frame)\n"  # version and type: the caller's
     if layout.item is None:
-        check = f"    if len(frame) != {fixed_end + CRC_SIZE}:\n        return plain(v0, frame)\n"
+        check = f"    if len(frame) != {fixed_end + CRC_SIZE}:\n        return plain(frame)\n"
         records = ""
     else:
         check = (
             f"    end = len(frame) - {CRC_SIZE}\n"
-            f"    if end <= {fixed_end}:\n        return plain(v0, frame)\n"
+            f"    if end <= {fixed_end}:\n        return plain(frame)\n"
         )
         records = (  # a record list seen before (the same settings block after block): shared
             f"    rest = frame[{fixed_end}:end]\n    v{count + 1} = seen(rest)\n"
             f"    if v{count + 1} is None:\n        v{count + 1} = items(cls, layout, rest)\n"
         )
-    source = f"def unpack_frame(v0, frame):\n{check}{read}{records}{building}    return obj\n"
+    source = f"def unpack_frame(frame):\n{check}{read}{records}{building}    return obj\n"
     return _compiled("unpack_frame", source, namespace)
 
 
@@ -369,11 +373,11 @@ def _records(layout: _Layout, rest: bytes, size: int) -> tuple[Item, ...]:
 
 
 #: Per message class, built from its layout: its ``pack_body``, and (by type code) the function
-#: ``(seq, frame) -> message`` that reads a whole decoded frame (header and CRC checked).
+#: ``frame -> message`` that reads a whole decoded frame (CRC, version and type checked).
 BODY_PACKERS: dict[type, Callable[[Message], bytes]] = {
     cls: _body_packer(layout) for cls, layout in _LAYOUTS.items()
 }
-FRAME_UNPACKERS: dict[int, Callable[[int, bytes], Message]] = {
+FRAME_UNPACKERS: dict[int, Callable[[bytes], Message]] = {
     cls.TYPE: _frame_unpacker(layout) for cls, layout in _LAYOUTS.items()
 }
 

@@ -146,10 +146,39 @@ class Site:
 
     def __post_init__(self) -> None:
         # Worked out once: the rules read them for every electrode of every profile.
-        label = self.point.code if self.side is None else f"{self.point.code}-{self.side}"
+        label, normalised, region_side = _derived(self.point, self.side, self.text)
         object.__setattr__(self, "label", label)
-        object.__setattr__(self, "normalised", self.text != label)
-        object.__setattr__(self, "region_side", _REGION_SIDE_INDEX[self.point.region, self.side])
+        object.__setattr__(self, "normalised", normalised)
+        object.__setattr__(self, "region_side", region_side)
+
+
+def _derived(point: Point, side: Literal["L", "R"] | None, text: str) -> tuple[str, bool, int]:
+    """A Site's label, normalised and region_side from its point, side and text."""
+    label = point.code if side is None else f"{point.code}-{side}"
+    return label, text != label, _REGION_SIDE_INDEX[point.region, side]
+
+
+#: The slots' own setters, in field order: ``_new_site`` builds a Site through them (a frozen
+#: dataclass's __init__ and __post_init__ go through object.__setattr__ by name, twice as slow).
+_SITE_SETTERS = tuple(
+    getattr(Site, name).__set__
+    for name in ("point", "side", "text", "label", "normalised", "region_side")
+)
+
+
+def _new_site(point: Point, side: Literal["L", "R"] | None, text: str) -> Site:
+    """``Site(point=point, side=side, text=text)``, built in a third of the time: every new
+    site text of a profile is parsed into one (tests/test_acupoints.py checks they agree)."""
+    made = object.__new__(Site)
+    set_point, set_side, set_text, set_label, set_normalised, set_region_side = _SITE_SETTERS
+    set_point(made, point)
+    set_side(made, side)
+    set_text(made, text)
+    label, normalised, region_side = _derived(point, side, text)
+    set_label(made, label)
+    set_normalised(made, normalised)
+    set_region_side(made, region_side)
+    return made
 
 
 @cache
@@ -262,4 +291,4 @@ def _parse_site(text: str) -> Site:
         raise UnknownPoint(
             f"'{point.code}' is a midline point: it takes no side, write '{point.code}'{got}"
         )
-    return Site(point=point, side=side, text=text)
+    return _new_site(point, side, text)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Phase, Profile, Shape, total
+from stimctl.rules.profile import Profile
 from stimctl.rules.quantities import (
     PulseQuantities,
     current_density_ma_cm2,
@@ -60,7 +60,6 @@ class RuleContext:
         "profile",
         "shared",
         "sites",
-        "strongest",
         "top_amplitude_ma",
         "variants",
     )
@@ -78,9 +77,8 @@ class RuleContext:
     amplitudes: tuple[float, ...]
     #: Per channel: its amplitude (mA).
     channel_amplitudes: tuple[float, ...]
-    #: The strongest electrode's plateau (``Profile.top_amplitude_ma``) and its index.
+    #: The strongest electrode's plateau (``Profile.top_amplitude_ma``).
     top_amplitude_ma: float
-    strongest: int
     #: Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``).
     variants: tuple[tuple[tuple[float, float], ...], ...]
     #: [phase]: the quantities at each variant of the strongest electrode.
@@ -111,26 +109,47 @@ class RuleContext:
             labels.append((a and a.label, c and c.label))
             own.append(values["amplitude_ma"])
         self.sites = tuple(sites)
-        found = self.electrodes = electrodes_of(labels)
+        own_amplitudes = self.channel_amplitudes = tuple(own)
+        found, amplitudes = electrodes_of(labels, own_amplitudes)
+        self.electrodes, self.amplitudes = found, amplitudes
         self.any_shared = found[-1].site is not None  # shared sites come last
-        self.channel_amplitudes = tuple(own)
-        if self.any_shared:  # plain loops here: a comprehension is a call of its own
-            sums: list[float] = []
-            for e in found:
-                users = e.channels
-                sums.append(own[users[0]] if e.site is None else total(map(own.__getitem__, users)))
-            amplitudes = self.amplitudes = tuple(sums)
-        else:  # every channel an electrode alone, in order
-            amplitudes = self.amplitudes = self.channel_amplitudes
         self.top_amplitude_ma = top = max(amplitudes)
-        self.strongest = amplitudes.index(top)
         shape = self._shape = fields["waveform"].shape
         needle = fields["needle"].__dict__
         area = self._area = needle_area_cm2(needle["diameter_mm"], needle["insertion_mm"])
         self._channel_tops: tuple[Variants, ...] | None = None
         self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
         self.shared = {}
-        self.variants, self.electrode_tops = _variants_and_tops(fields["phases"], top, shape, area)
+        # Per phase: its (frequency_hz, pulse_width_us) variants (Phase.variants) and the
+        # quantities of the strongest current at each. Inline rather than a helper: its call
+        # and the pair of tuples it returned cost more than this loop's own work.
+        variants: list[tuple[tuple[float, float], ...]] = []
+        tops: list[Variants] = []
+        for phase in fields["phases"]:
+            values = phase.__dict__
+            f, pw = values["frequency_hz"], values["pulse_width_us"]
+            if type(f) is float and type(pw) is float:
+                variants.append(((f, pw),))
+                tops.append((pulse_quantities(top, pw, f, shape, area),))
+            elif type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
+                pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
+                variants.append(((f[0], pws[0]), (f[1], pws[1])))
+                tops.append(
+                    (
+                        pulse_quantities(top, pws[0], f[0], shape, area),
+                        pulse_quantities(top, pws[1], f[1], shape, area),
+                    )
+                )
+            else:
+                pairs = phase.variants
+                variants.append(pairs)
+                tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
+        self.variants, self.electrode_tops = tuple(variants), tuple(tops)
+
+    @property
+    def strongest(self) -> int:
+        """The index in ``electrodes`` of the strongest electrode (``top_amplitude_ma``)."""
+        return self.amplitudes.index(self.top_amplitude_ma)
 
     @classmethod
     def build(
@@ -203,36 +222,6 @@ class RuleContext:
 
 
 _site_or_reason, _Site = acupoints.site_or_reason, acupoints.Site
-
-
-def _variants_and_tops(
-    phases: list[Phase], top: float, shape: Shape, area: float
-) -> tuple[tuple[tuple[tuple[float, float], ...], ...], tuple[Variants, ...]]:
-    """Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``), and the
-    quantities of a current of ``top`` mA at each."""
-    variants: list[tuple[tuple[float, float], ...]] = []
-    tops: list[Variants] = []
-    for phase in phases:
-        values = phase.__dict__
-        f, pw = values["frequency_hz"], values["pulse_width_us"]
-        if type(f) is float and type(pw) is float:
-            variants.append(((f, pw),))
-            tops.append((pulse_quantities(top, pw, f, shape, area),))
-            continue
-        if type(f) is tuple and len(f) == 2:  # dense_disperse (Phase.variants)
-            pws = pw if type(pw) is tuple and len(pw) == 2 else (pw, pw)
-            variants.append(((f[0], pws[0]), (f[1], pws[1])))
-            tops.append(
-                (
-                    pulse_quantities(top, pws[0], f[0], shape, area),
-                    pulse_quantities(top, pws[1], f[1], shape, area),
-                )
-            )
-            continue
-        pairs = phase.variants
-        variants.append(pairs)
-        tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
-    return tuple(variants), tuple(tops)
 
 
 #: text -> the Site it names, or None: ``acupoints.site_or_reason`` without the reason, read

@@ -15,7 +15,6 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain
 from typing import NamedTuple
 
@@ -55,17 +54,6 @@ def site_channels(profile: Profile) -> dict[str, tuple[int, ...]]:
     return profile.site_channels()
 
 
-def _users(labels: list[Labels]) -> dict[str, tuple[int, ...]]:
-    users: dict[str, list[int]] = {}
-    for i, pair in enumerate(labels):
-        for label in pair:
-            if label is not None:
-                channels = users.setdefault(label, [])
-                if i not in channels:
-                    channels.append(i)
-    return {label: tuple(channels) for label, channels in users.items()}
-
-
 class Electrode(NamedTuple):
     """What a per-electrode rule judges: one site (None: a channel's own) and its channels."""
 
@@ -79,10 +67,14 @@ class Electrode(NamedTuple):
     @property
     def loc(self) -> str:
         """``channels[i]`` for one channel, ``site[ST36-L].channels[0,1]`` for a shared site."""
+        # Read for every finding of a quantity rule: the channel parts come from tables made
+        # once (formatting the numbers costs more than the rest of the text).
         channels = self.channels
         if len(channels) == 1:  # not self.shared
-            return f"channels[{channels[0]}]"
-        return f"site[{self.site}].channels[{','.join(str(i) for i in self.channels)}]"
+            i = channels[0]
+            return _CHANNEL_LOCS[i] if 0 <= i < len(_CHANNEL_LOCS) else f"channels[{i}]"
+        listed = _CHANNEL_LISTS.get(channels) or ",".join(map(str, channels))
+        return f"site[{self.site}].channels[{listed}]"
 
     def describe(self, profile: Profile) -> str:
         """'channel 1', or 'site ST36-L (channels 1, 2)' with channel ids."""
@@ -92,49 +84,75 @@ class Electrode(NamedTuple):
         return f"site {self.site} (channels {', '.join(str(i) for i in ids)})"
 
 
-#: ``Electrode((site, channels))``: the named tuple without its Python-level __new__.
-_electrode = partial(tuple.__new__, Electrode)
+#: ``_new_tuple(Electrode, (site, channels))``: the named tuple without its Python-level __new__.
+_new_tuple = tuple.__new__
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
+#: [mask] -> the channels whose bits are set in mask (bit i: channel i), ascending.
+_CHANNELS_OF = tuple(
+    tuple(i for i in range(MAX_CHANNELS) if mask >> i & 1) for mask in range(1 << MAX_CHANNELS)
+)
+#: ``Electrode.loc`` of channel i alone, for i in 0..MAX_CHANNELS-1.
+_CHANNEL_LOCS = tuple(f"channels[{i}]" for i in range(MAX_CHANNELS))
+#: Channels of 0..MAX_CHANNELS-1 (ascending) -> their list in ``Electrode.loc``: '0,1'.
+_CHANNEL_LISTS = {channels: ",".join(map(str, channels)) for channels in _CHANNELS_OF}
 _chain = chain.from_iterable
 
 
 def electrodes(profile: Profile) -> tuple[Electrode, ...]:
     """Every electrode to judge, once: each channel whose current flows alone through one of
     its needles (or through a site that does not parse), then each site shared by channels."""
-    return electrodes_of(channel_labels(profile))
+    amplitudes = tuple(c.amplitude_ma for c in profile.channels)
+    return electrodes_of(channel_labels(profile), amplitudes)[0]
 
 
-def electrodes_of(labels: list[Labels]) -> tuple[Electrode, ...]:
-    """``electrodes`` from the channels' site labels (``channel_labels``)."""
+def electrodes_of(
+    labels: list[Labels], amplitudes: tuple[float, ...]
+) -> tuple[tuple[Electrode, ...], tuple[float, ...]]:
+    """``electrodes`` from the channels' site labels (``channel_labels``) and amplitudes, with
+    each electrode's peak current (``electrode_amplitude``): ``amplitudes`` itself when every
+    channel is an electrode alone."""
     n = len(labels)
     if len(set(_chain(labels))) == 2 * n and n <= len(_ALONE):
-        return _ALONE[:n]  # all 2n labels distinct (one set, built in C): no site twice
-    users: dict[str, list[int]] = {}
-    twice = False  # some label used by a second channel
-    for i, (anode, cathode) in enumerate(labels):
-        for label in (anode,) if cathode == anode else (anode, cathode):
-            if label is not None:
-                channels = users.get(label)
-                if channels is None:
-                    users[label] = [i]
-                else:
-                    channels.append(i)
-                    twice = True
-    if not twice and n <= len(_ALONE):
-        return _ALONE[:n]  # no site twice: every channel is an electrode alone
+        return _ALONE[:n], amplitudes  # all 2n labels distinct (one set, built in C): no site twice
+    # Each label's channels as a bitmask (bit i: channel i): one dict write per label, no list
+    # per label; an anode that is its own cathode sets its channel's bit twice, still one bit.
+    # Insertion order is the labels' first use, anode before cathode: the shared sites' order.
+    masks: dict[str | None, int] = {}
+    bit = 1
+    for anode, cathode in labels:
+        masks[anode] = masks.get(anode, 0) | bit
+        masks[cathode] = masks.get(cathode, 0) | bit
+        bit <<= 1
+    shared: dict[str, int] = {}  # label -> channels using it, when more than one does
+    for label, mask in masks.items():
+        if mask & (mask - 1) and label is not None:  # two bits or more
+            shared[label] = mask
+    if not shared and n <= len(_ALONE):
+        return _ALONE[:n], amplitudes  # no site twice: every channel is an electrode alone
     # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
-    shared: dict[str, list[int]] = {}
-    for label, channels in users.items():
-        if len(channels) > 1:
-            shared[label] = channels
     found: list[Electrode] = []
+    peaks: list[float] = []
     for i, (anode, cathode) in enumerate(labels):
         if anode not in shared or cathode not in shared:  # None is never in shared
-            found.append(_ALONE[i] if i < len(_ALONE) else _electrode((None, (i,))))
-    for label, channels in shared.items():
-        found.append(_electrode((label, tuple(channels))))
-    return tuple(found)
+            found.append(_ALONE[i] if i < len(_ALONE) else _new_tuple(Electrode, (None, (i,))))
+            peaks.append(amplitudes[i])
+    for label, mask in shared.items():
+        channels = _CHANNELS_OF[mask] if mask < len(_CHANNELS_OF) else _bits(mask)
+        found.append(_new_tuple(Electrode, (label, channels)))
+        if len(channels) == 2:  # most shared sites; a call of fsum costs ten additions
+            # Premise: fsum of two floats is their correctly rounded sum, as is a + b, and
+            # where it overflows total() answers inf, as a + b does (amplitudes are positive:
+            # fsum's inf - inf error cannot arise). tests/test_rules_electrodes.py checks it.
+            peaks.append(amplitudes[channels[0]] + amplitudes[channels[1]])
+        else:
+            peaks.append(total(map(amplitudes.__getitem__, channels)))  # electrode_amplitude's
+    return tuple(found), tuple(peaks)
+
+
+def _bits(mask: int) -> tuple[int, ...]:
+    """The channels whose bits are set in ``mask`` (``_CHANNELS_OF`` past MAX_CHANNELS)."""
+    return tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
 
 
 @dataclass(frozen=True, slots=True)

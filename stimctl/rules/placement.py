@@ -17,6 +17,7 @@ __all__ = [
     "PREGNANCY_POINTS",
     "path_rules",
     "patient_rules",
+    "placement_clear",
     "same_pair_rule",
     "sites_rule",
 ]
@@ -81,6 +82,9 @@ def same_pair_rule(ctx: RuleContext) -> Iterable[Violation]:
     found_electrodes = ctx.electrodes  # shared sites come last
     if len(found_electrodes) < 2 or found_electrodes[-2].site is None:
         return ()  # two channels on one pair share two sites: fewer than two are shared
+    last = len(ctx.sites) - 1
+    if last < len(found_electrodes) and found_electrodes[last].site is None:
+        return ()  # every channel an electrode of its own: none has both its sites shared
     seen: dict[tuple[str, str], int] = {}
     found = []
     for i, (anode, cathode) in enumerate(ctx.sites):
@@ -146,6 +150,28 @@ def _crossing_at(anode: acupoints.Site, cathode: acupoints.Site) -> _Crossing | 
     except KeyError:
         crossing = _CROSSINGS[key] = _crossing(anode, cathode)
         return crossing
+
+
+def placement_clear(ctx: RuleContext) -> bool:
+    """True when neither ``sites_rule`` nor ``path_rules`` finds anything (``run_rules`` then
+    skips both): every site is written as its label, no channel runs from a site to itself,
+    none is a site ``_site_findings`` reports, and no channel's path crosses anything. One
+    pass over the channels for both rules (most profiles have none of these)."""
+    crossings, places, plain = _CROSSINGS, _PLACES, _plain_labels()
+    for anode, cathode in ctx.sites:
+        # A text in ``plain`` is a site's own label (not normalised) and not a marked point.
+        if (
+            anode is None
+            or cathode is None
+            or anode.text not in plain
+            or cathode.text not in plain
+            or anode.text == cathode.text  # labels, as both are
+        ):
+            return False
+        key = anode.region_side * places + cathode.region_side
+        if (crossings[key] if key in crossings else _crossing_at(anode, cathode)) is not None:
+            return False
+    return True
 
 
 def path_rules(ctx: RuleContext) -> Iterable[Violation]:
@@ -225,6 +251,19 @@ def _marked_points() -> frozenset[str]:
     """The codes of every point ``_site_findings`` reports (_SITE_REGIONS, _MOUTH_POINTS)."""
     regions = _SITE_REGIONS
     return _MOUTH_POINTS | {c for c, p in acupoints.catalogue().items() if p.region in regions}
+
+
+@cache
+def _plain_labels() -> frozenset[str]:
+    """The label of every site whose point is not in ``_marked_points``: a text in it names
+    that site as its label ('ST36-L', 'GV20'), and ``_site_findings`` reports nothing there."""
+    marked = _marked_points()
+    return frozenset(
+        code if side is None else f"{code}-{side}"
+        for code, point in acupoints.catalogue().items()
+        if code not in marked
+        for side in ((None,) if point.midline else ("L", "R"))
+    )
 
 
 def _site_findings(site: acupoints.Site, loc: str) -> Iterator[Violation]:

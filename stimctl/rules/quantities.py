@@ -36,6 +36,8 @@ __all__ = [
 LOAD_OHM = 500.0
 _new_tuple = tuple.__new__
 _sqrt, _log10 = math.sqrt, math.log10
+#: The recovery phase's current per mA of the leading phase (biphasic_asymmetric).
+_RECOVERY_SCALE = 1.0 / ASYMMETRIC_RATIO
 
 
 def needle_area_cm2(diameter_mm: float, insertion_mm: float) -> float:
@@ -149,11 +151,11 @@ def current_density_ma_cm2(
     if shape == "biphasic_symmetric":
         square_sum = 1.0 * i * i * (2 * pw)
     elif shape == "biphasic_asymmetric":
-        recovery_ma = i * (1.0 / ASYMMETRIC_RATIO)
-        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * (pw * ASYMMETRIC_RATIO)
+        recovery_ma = i * _RECOVERY_SCALE
+        square_sum = 1.0 * i * i * pw + recovery_ma * recovery_ma * (pw * ASYMMETRIC_RATIO)
     else:
         square_sum = 1.0 * i * i * pw
-    mean_square_ma2 = 1.0 * square_sum * frequency_hz * 1e-6
+    mean_square_ma2 = square_sum * frequency_hz * 1e-6
     rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     try:
         return rms / area_cm2
@@ -181,7 +183,8 @@ def pulse_quantities(
     """All figures for one train; see docs/SAFETY.md for the formulas.
 
     Products are written ``1.0 * a * b``: float multiplication saturates to inf/nan instead
-    of raising (``**`` can raise), and the leading 1.0 makes integer input float first.
+    of raising (``**`` can raise), and the leading 1.0 makes integer input float first; not
+    where the first factor is a float already (square_sum, recovery_ma: 1.0 * x is x).
     """
     i, pw, f = amplitude_ma, pulse_width_us, frequency_hz
     q = 1.0 * i * pw / 1000.0
@@ -190,18 +193,18 @@ def pulse_quantities(
         net, active_us = 0.0, 2 * pw
         square_sum = 1.0 * i * i * active_us
     elif shape == "biphasic_asymmetric":  # net_charge_uc's operations
-        recovery_ma, recovery_us = i * (1.0 / ASYMMETRIC_RATIO), pw * ASYMMETRIC_RATIO
-        net = q - 1.0 * recovery_ma * recovery_us / 1000.0
+        recovery_ma, recovery_us = i * _RECOVERY_SCALE, pw * ASYMMETRIC_RATIO
+        net = q - recovery_ma * recovery_us / 1000.0
         active_us = pw + recovery_us
-        square_sum = 1.0 * i * i * pw + 1.0 * recovery_ma * recovery_ma * recovery_us
+        square_sum = 1.0 * i * i * pw + recovery_ma * recovery_ma * recovery_us
     else:
         net, active_us, square_sum = q, pw, 1.0 * i * i * pw
     # square_sum is in mA^2 x us: per second that is square_sum x f x 1e-6 mA^2.
-    mean_square_ma2 = 1.0 * square_sum * f * 1e-6
+    mean_square_ma2 = square_sum * f * 1e-6
     rms = _sqrt(mean_square_ma2) if mean_square_ma2 >= 0 else math.nan
     # energy: (mA^2 x us) x ohm = 1e-6 A^2 x 1e-6 s x ohm = 1e-12 J = 1e-9 mJ
-    energy_mj = 1.0 * square_sum * LOAD_OHM * 1e-9
-    power_w = 1.0 * mean_square_ma2 * LOAD_OHM * 1e-6
+    energy_mj = square_sum * LOAD_OHM * 1e-9
+    power_w = mean_square_ma2 * LOAD_OHM * 1e-6
     try:
         shannon = _log10(q) + _log10(q / area_cm2) if q > 0 else -math.inf
     except (ValueError, ZeroDivisionError):

@@ -20,10 +20,11 @@ from stimctl.rules.placement import (
     PREGNANCY_POINTS,
     path_rules,
     patient_rules,
+    placement_clear,
     same_pair_rule,
     sites_rule,
 )
-from stimctl.rules.profile import Profile
+from stimctl.rules.profile import MAX_CHANNELS, Profile
 from stimctl.rules.quantities import net_charges_uc, recovery_exact
 from stimctl.rules.quantity_rules import (
     RULE_CODES,
@@ -47,24 +48,33 @@ _CHANNEL_LIMITS = itemgetter("max_channels", "max_amplitude_ma")
 def channel_rules(ctx: RuleContext) -> list[Violation]:
     """channel-count-max (count and ids) and amplitude-max per channel and per shared site."""
     max_channels, max_amplitude = _CHANNEL_LIMITS(ctx.envelope.__dict__)
-    channels = ctx.profile.channels
     out = []
-    if len(channels) > max_channels:
-        out.append(
-            finding(
-                "channel-count-max",
-                "channels",
-                f"{len(channels)} channels > {max_channels} allowed",
-                max_channels,
-                len(channels),
+    # Premise: the rules see only profiles the schema passes (validate_profile re-parses any
+    # other), which holds them to MAX_CHANNELS channels with ids 1..MAX_CHANNELS
+    # (Profile.channels, Channel.id): only a narrower envelope can find too many or an id
+    # above its count (tests/test_safety.py, the schema's channel bounds).
+    if max_channels < MAX_CHANNELS:
+        channels = ctx.profile.channels
+        if len(channels) > max_channels:
+            out.append(
+                finding(
+                    "channel-count-max",
+                    "channels",
+                    f"{len(channels)} channels > {max_channels} allowed",
+                    max_channels,
+                    len(channels),
+                )
             )
-        )
-    if max([c.id for c in channels]) > max_channels:
-        out.extend(_ids_above(ctx))
+        if max([c.id for c in channels]) > max_channels:
+            out.extend(_ids_above(ctx))
+    # The strongest electrode's plateau: when it is within the limit, every site's is, and
+    # every channel's (a channel's amplitude is at most the sum at any site it shares;
+    # tests/test_rules_electrodes.py).
+    if ctx.top_amplitude_ma <= max_amplitude:
+        return out
     if not max(ctx.channel_amplitudes) <= max_amplitude:
         out.extend(_amplitudes_above(ctx))
-    # the strongest electrode's plateau: when it is within the limit, every site's is
-    if ctx.any_shared and not ctx.top_amplitude_ma <= max_amplitude:
+    if ctx.any_shared:
         out.extend(_sites_above(ctx))
     return out
 
@@ -168,17 +178,29 @@ ALL_RULES: tuple[Rule, ...] = (
 )
 
 
-#: unclear(ctx) -> ALL_RULES less the quantity rules whose code it lacks (``_rules_for``).
-_RULES_FOR: dict[frozenset[str], tuple[Rule, ...]] = {}
+#: The rules that find nothing when ``placement_clear(ctx)``, and when no patient flag is set.
+_PLACEMENT_RULES = frozenset({sites_rule, path_rules})
+_PATIENT_RULES = frozenset({patient_rules})
+#: [placement clear + 2 x no patient flag][unclear(ctx)] -> ``_rules_for``'s answer.
+_RULES_FOR: tuple[dict[frozenset[str], tuple[Rule, ...]], ...] = ({}, {}, {}, {})
 
 
-def _rules_for(codes: frozenset[str]) -> tuple[Rule, ...]:
-    """ALL_RULES less the quantity rules whose code is not in ``codes`` (``unclear``): their
-    strongest current clears the limit, so they find nothing. At most 2**6 sets of codes."""
-    rules = _RULES_FOR.get(codes)
+def _rules_for(codes: frozenset[str], quiet: int) -> tuple[Rule, ...]:
+    """ALL_RULES less the rules that find nothing: the quantity rules whose code is not in
+    ``codes`` (``unclear``: their strongest current clears the limit); with bit 1 of
+    ``quiet`` (``placement_clear``) sites_rule and path_rules; with bit 2 (no patient flag)
+    patient_rules. At most 4 x 2**6 sets of rules."""
+    rules = _RULES_FOR[quiet].get(codes)
     if rules is None:
-        rules = _RULES_FOR[codes] = tuple(
-            [r for r in ALL_RULES if r not in RULE_CODES or RULE_CODES[r] in codes]
+        skipped = (_PLACEMENT_RULES if quiet & 1 else frozenset()) | (
+            _PATIENT_RULES if quiet & 2 else frozenset()
+        )
+        rules = _RULES_FOR[quiet][codes] = tuple(
+            [
+                r
+                for r in ALL_RULES
+                if r not in skipped and (r not in RULE_CODES or RULE_CODES[r] in codes)
+            ]
         )
     return rules
 
@@ -186,12 +208,13 @@ def _rules_for(codes: frozenset[str]) -> tuple[Rule, ...]:
 def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
-    """Every rule over one profile, in table order (less the quantity rules that would find
-    nothing: ``_rules_for``)."""
+    """Every rule over one profile, in table order (less the rules that would find nothing:
+    ``_rules_for``)."""
     ctx = RuleContext(profile, envelope, patient)
     try:
         codes = unclear(ctx)
-        rules = _RULES_FOR.get(codes) or _rules_for(codes)  # the lookup inline: a call less
+        quiet = placement_clear(ctx) + (0 if ctx.patient else 2)
+        rules = _RULES_FOR[quiet].get(codes) or _rules_for(codes, quiet)  # lookup inline
         return [v for rule in rules for v in rule(ctx)]
     finally:
         # Findings format their messages lazily from ctx; ctx.shared holds findings (the phase
