@@ -85,11 +85,12 @@ REFERENCE_LOOP = 3_000_000
 
 def reference_loop_ms() -> float:
     """Milliseconds this interpreter takes for a plain Python loop (``REFERENCE_LOOP`` additions of
-    squares), best of three: how fast the machine runs Python right now. A virtual machine's speed
-    drifts with its neighbours (seen here: 235 to 300 ms within a day, idle, no steal time shown),
-    and the interpreter's build counts too (Debian's python3.11 runs this loop 35% faster than
-    a pyenv build without PGO/LTO on the same machine): read a figure beside it. It
-    is reported, never used to scale a figure."""
+    squares in a function), best of three: how fast the machine runs Python right now (111-121 ms
+    on the bench machine in its faster hours). A virtual machine's speed drifts with its
+    neighbours (seen there: the same code 15-25% slower in some hours of a day, idle, no steal
+    time shown), and the interpreter's build counts too (Debian's python3.11 runs this loop in
+    28% less time than a pyenv build without PGO/LTO on the same machine): read a figure beside
+    it. It is reported, never used to scale a figure."""
     best = math.inf
     for _ in range(3):
         start, s = time.perf_counter(), 0
