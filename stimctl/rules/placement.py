@@ -33,7 +33,8 @@ PREGNANCY_REGIONS = frozenset({"abdomen", "sacral"})
 
 
 def sites_rule(ctx: RuleContext) -> Iterable[Violation]:
-    """point-unknown, point-alias, and anode = cathode (schema)."""
+    """point-unknown, point-alias, and anode = cathode (schema). A new check here is a new
+    condition in ``placement_clear`` too, or run_rules skips it where that says clear."""
     for i, (anode, cathode) in enumerate(ctx.sites):
         if (
             anode is None
@@ -176,7 +177,8 @@ def placement_clear(ctx: RuleContext) -> bool:
 
 def path_rules(ctx: RuleContext) -> Iterable[Violation]:
     """Sites (anterior neck, eye, periorbital, mouth) and current paths between body segments
-    (contralateral, transthoracic, transcerebral; stimctl/rules/body.py)."""
+    (contralateral, transthoracic, transcerebral; stimctl/rules/body.py). A new check here is
+    a new condition in ``placement_clear`` too, or run_rules skips it where that says clear."""
     crossings, places, marked = _CROSSINGS, _PLACES, _marked_points()
     for i, (anode, cathode) in enumerate(ctx.sites):
         if anode is None or cathode is None:
