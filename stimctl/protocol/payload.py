@@ -10,8 +10,9 @@ dictionaries:
   that reuses its settings sends it block after block) is not packed again.
 - ``FRAME_UNPACKERS[type](frame)`` reads the header's seq and the fixed fields straight out of
   the decoded frame in one struct call and builds the message and its records without calling
-  their ``__init__`` (``object.__new__`` and the slot setters, which is what the frozen
-  dataclasses' own ``__init__`` does, without the keyword call). Decoded records are
+  their ``__init__`` (a draft with the same slots, its fields stored, then given the class by
+  ``__class__`` assignment: what the frozen dataclasses' own ``__init__`` makes, without the
+  keyword call and the per-field ``object.__setattr__``). Decoded records are
   immutable, so a record list seen before (the same settings block after block) is decoded
   once and shared.
 
@@ -72,13 +73,31 @@ settings, telemetry's counters never repeat, so a small cache serves the one and
 only an insert. The same bound holds for record lists kept packed for ``pack_body``."""
 
 
-def _slot_setter(cls: type, name: str) -> Callable[[Any, Any], None] | None:
-    """The slot's own setter (``member_descriptor.__set__``) of field ``name``, or None."""
-    for klass in cls.__mro__:
-        descriptor = klass.__dict__.get(name)
-        if descriptor is not None:
-            return descriptor.__set__ if type(descriptor) is types.MemberDescriptorType else None
-    return None
+def _draft(cls: type, names: list[str]) -> type | None:
+    """A class whose instances become ``cls``'s by ``__class__`` assignment, or None.
+
+    It has ``cls``'s base and ``cls``'s own slots, so Python allows the assignment (it checks
+    that the layouts match and raises TypeError otherwise, which this tries once now), and
+    plain attribute stores: the base's frozen ``__setattr__`` and ``__delattr__`` replaced by
+    ``object``'s, so each store is a slot store in place. Only when ``names`` are exactly the
+    dataclass's fields, each a slot, and there is no ``__post_init__``: then what the frozen
+    dataclass's ``__init__`` makes (tests/test_protocol_build.py compares them: type, fields,
+    equality, hash, repr, pickle, copies, frozenness)."""
+    own = [f.name for f in fields(cls)]
+    slots = cls.__dict__.get("__slots__")
+    if own != names or hasattr(cls, "__post_init__") or type(slots) is not tuple:
+        return None
+    if any(type(getattr(cls, name, None)) is not types.MemberDescriptorType for name in names):
+        return None
+    draft = type(f"{cls.__name__}Draft", (cls.__base__,), {
+        "__slots__": slots, "__module__": __name__,
+        "__setattr__": object.__setattr__, "__delattr__": object.__delattr__,
+    })  # fmt: skip
+    try:
+        object.__new__(draft).__class__ = cls
+    except TypeError:
+        return None
+    return draft
 
 
 def _building(cls: type, names: list[str], keyword: bool, namespace: dict[str, Any]) -> str:
@@ -86,17 +105,17 @@ def _building(cls: type, names: list[str], keyword: bool, namespace: dict[str, A
     variables ``v0, v1, ...`` (the values of ``names``, in order); ``namespace`` gets what they
     use.
 
-    When ``names`` are exactly the dataclass's fields, each a slot, and there is no
-    ``__post_init__``: ``object.__new__`` and the slot setters (what the frozen dataclass's
-    ``__init__`` does, without parsing keywords). Otherwise the class itself, by keyword
-    (``keyword``: the messages take keywords only) or by position."""
-    setters = [_slot_setter(cls, name) for name in names]
-    plain = [f.name for f in fields(cls)] == names and not hasattr(cls, "__post_init__")
-    namespace.update({"cls": cls, "new": object.__new__})
-    if plain and all(setters):
-        namespace.update({f"set{i}": setter for i, setter in enumerate(setters)})
-        sets = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
-        return "    obj = new(cls)\n" + sets
+    With a draft class (``_draft``): a draft, its fields stored, then made a ``cls`` by
+    ``__class__`` assignment. This is what the frozen dataclass's ``__init__`` makes, in
+    less than half the time: that one sets each field through ``object.__setattr__`` by
+    name, and even each slot descriptor's ``__set__`` called alone costs more than a store.
+    Otherwise the class itself, by keyword (``keyword``: the messages take keywords only) or
+    by position."""
+    draft = _draft(cls, names)
+    namespace.update({"cls": cls, "new": object.__new__, "draft": draft})
+    if draft is not None:
+        sets = "".join(f"    obj.{name} = v{i}\n" for i, name in enumerate(names))
+        return f"    obj = new(draft)\n{sets}    obj.__class__ = cls\n"
     if keyword:
         return f"    obj = cls({', '.join(f'{name}=v{i}' for i, name in enumerate(names))})\n"
     return f"    obj = cls({', '.join(f'v{i}' for i in range(len(names)))})\n"
