@@ -79,8 +79,12 @@ def _draft(cls: type, names: list[str]) -> type | None:
     It has ``cls``'s base and ``cls``'s own slots, so Python allows the assignment (it checks
     that the layouts match and raises TypeError otherwise, which this tries once now), and
     plain attribute stores: the base's frozen ``__setattr__`` and ``__delattr__`` replaced by
-    ``object``'s, so each store is a slot store in place. Only when ``names`` are exactly the
-    dataclass's fields, each a slot, and there is no ``__post_init__``: then what the frozen
+    ``object``'s, so each store is a slot store in place. Its ``__init__`` is ``object``'s
+    (not the base's, which would set ``seq``): ``draft()`` costs less than
+    ``object.__new__(draft)``, which goes through a wrapper with an argument tuple.
+
+    Only when ``names`` are exactly the dataclass's fields, each a slot, and there is no
+    ``__post_init__``: then a draft with its fields stored, made a ``cls``, is what the frozen
     dataclass's ``__init__`` makes (tests/test_protocol_build.py compares them: type, fields,
     equality, hash, repr, pickle, copies, frozenness)."""
     own = [f.name for f in fields(cls)]
@@ -90,11 +94,11 @@ def _draft(cls: type, names: list[str]) -> type | None:
     if any(type(getattr(cls, name, None)) is not types.MemberDescriptorType for name in names):
         return None
     draft = type(f"{cls.__name__}Draft", (cls.__base__,), {
-        "__slots__": slots, "__module__": __name__,
+        "__slots__": slots, "__module__": __name__, "__init__": object.__init__,
         "__setattr__": object.__setattr__, "__delattr__": object.__delattr__,
     })  # fmt: skip
     try:
-        object.__new__(draft).__class__ = cls
+        draft().__class__ = cls
     except TypeError:
         return None
     return draft
@@ -112,10 +116,10 @@ def _building(cls: type, names: list[str], keyword: bool, namespace: dict[str, A
     Otherwise the class itself, by keyword (``keyword``: the messages take keywords only) or
     by position."""
     draft = _draft(cls, names)
-    namespace.update({"cls": cls, "new": object.__new__, "draft": draft})
+    namespace.update({"cls": cls, "draft": draft})
     if draft is not None:
         sets = "".join(f"    obj.{name} = v{i}\n" for i, name in enumerate(names))
-        return f"    obj = new(draft)\n{sets}    obj.__class__ = cls\n"
+        return f"    obj = draft()\n{sets}    obj.__class__ = cls\n"
     if keyword:
         return f"    obj = cls({', '.join(f'{name}=v{i}' for i, name in enumerate(names))})\n"
     return f"    obj = cls({', '.join(f'v{i}' for i in range(len(names)))})\n"
