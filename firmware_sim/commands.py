@@ -132,17 +132,20 @@ def block(dev: DeviceCore, msg: Block) -> Answer:
     if msg.index < expected if expected is not None else fifo.duplicate(msg):
         dev.counters["duplicates"] += 1
         return None  # ACKed again, not queued again
-    # the checks are a pure function of these: a stream repeats a few settings block after block
-    stage = dev.output_stage
-    key = (msg.duration_ms, channels, stage.shape, dev.armed_mask, *dev.gains)
+    # the checks are a pure function of these: a stream repeats a few settings block after
+    # block. The gains list goes into the key as it is (no tuple of its items built per block;
+    # list == list compares the items), and the key kept holds a copy of it: ADJUST changes
+    # the device's list in place (tests/test_sim_limits.py, the memo against check_block).
+    stage, gains = dev.output_stage, dev.gains
+    key = (msg.duration_ms, channels, stage.shape, dev.armed_mask, gains)
     if key != dev.block_passed:
         err = dev.limits.check_block(
-            msg.duration_ms, channels, stage.shape, dev.armed_mask, dev.gains,
+            msg.duration_ms, channels, stage.shape, dev.armed_mask, gains,
             dev.config.max_lookahead_ms,
         )  # fmt: skip
         if err is not None:
             return _violation(dev, err)
-        dev.block_passed = key
+        dev.block_passed = (*key[:4], gains.copy())
     return fifo.offer(msg)  # queued (ACK) or refused (NAK)
 
 

@@ -155,3 +155,53 @@ def test_anything_the_limit_check_accepts_is_within_the_hardware_limits(
         assert amp == 0 or lim.min_frequency_dhz <= freq <= lim.max_frequency_dhz
         assert amp == 0 or lim.min_pulse_width_us <= pw <= lim.max_pulse_width_us
         assert lim.clamp(lim.scaled(amp, gain)) == lim.scaled(amp, gain)
+
+
+_ROWS = [
+    (ChannelSetting(15_000, 20, 200), ChannelSetting(0, 0, 0)),  # refused above gain 1333
+    (ChannelSetting(500, 20, 200), ChannelSetting(500, 20, 200)),  # refused unless 2 is armed
+    (ChannelSetting(500, 2500, 1000), ChannelSetting(0, 0, 0)),  # refused when asymmetric
+    (ChannelSetting(20_010, 20, 200), ChannelSetting(0, 0, 0)),  # always refused
+]
+_BLOCKS = [(row, shared, ms) for row in _ROWS for shared in (True, False) for ms in (20, 0, 250)]
+_CHANGES = [
+    None,
+    *(("adjust", channel, gain) for channel in (0, 1) for gain in (500, 1000, 1500)),
+    *(("arm", mask, shape) for mask in (0b0001, 0b1111) for shape in Shape),
+]
+
+
+def test_a_block_is_judged_as_check_block_judges_it_whatever_changed_since_the_last() -> None:
+    """The device keeps the inputs of the last BLOCK that passed the limits and skips the check
+    for the same inputs again: every pair of blocks, with every change in between (ADJUST in
+    place, ARM's mask, shape and new gains, a copy of the settings), is answered as a fresh
+    check answers."""
+    from firmware_sim import commands
+
+    dev = armed().device
+
+    def judged(row: tuple[ChannelSetting, ...], shared: bool, duration_ms: int) -> None:
+        settings_ = row if shared else tuple(replace(s) for s in row)  # the same or a copy
+        block = Block(index=0, duration_ms=duration_ms, channels=settings_)
+        err = dev.limits.check_block(
+            duration_ms, settings_, dev.output_stage.shape, dev.armed_mask, list(dev.gains),
+            dev.config.max_lookahead_ms,
+        )  # fmt: skip
+        dev.fifo.reset()
+        answer = commands.block(dev, block)
+        assert answer == (None if err is None else (NakReason.OUT_OF_LIMITS, err.detail))
+        dev.pending_violation = None
+
+    for first in _BLOCKS:
+        for change in _CHANGES:
+            for second in _BLOCKS:
+                dev.armed_mask, dev.gains = 0b1111, [1000] * CHANNELS  # as ARM leaves them
+                dev.output_stage.reset_session(Shape.BIPHASIC_SYMMETRIC)
+                dev.block_passed = ()  # as boot leaves it: the first block is checked
+                judged(*first)
+                if change is not None and change[0] == "adjust":
+                    dev.gains[change[1]] = change[2]  # as ADJUST does: the list changed in place
+                elif change is not None:
+                    dev.armed_mask, dev.gains = change[1], [1000] * CHANNELS
+                    dev.output_stage.reset_session(change[2])
+                judged(*second)
