@@ -186,9 +186,10 @@ class Device:
         self._process_rx(self.tick_count)
 
     def _process_rx(self, now: int) -> None:
-        if self.rx_buffer:
-            items = self.decoder.feed(bytes(self.rx_buffer))
-            self.rx_buffer.clear()
+        buf = self.rx_buffer
+        if buf:
+            items = self.decoder.feed(buf)  # read in the call, not kept: the buffer, not a copy
+            buf.clear()
             for item in items:
                 self._handle(item, now)
 
