@@ -80,6 +80,20 @@ def remember(dev: DeviceCore, item: Message | Invalid, type_code: int, answer: A
         dev.last_command = (item.seq, type_code, answer, dev.tick_count)
 
 
+def command(dev: DeviceCore, item: Message | Invalid, type_code: int) -> Answer:
+    """Act on a frame of the host's other than a BLOCK and say how to answer it: a repeat of
+    the last control command is answered again and not acted on again; HELLO's answer is
+    DEVICE_INFO (None: nothing more to send) or a NAK."""
+    again = repeated(dev, item, type_code)
+    if again is not None:
+        return again[0]
+    if isinstance(item, Hello):
+        return hello(dev, item)
+    answer = dispatch(dev, item, type_code)
+    remember(dev, item, type_code, answer)
+    return answer
+
+
 def rx_name(item: Message | Invalid, type_code: int) -> str:
     """A received frame's name in the trace: its message class, or its type code."""
     return CATALOGUE[type_code].__name__ if isinstance(item, Message) else f"{type_code:#04x}"

@@ -35,7 +35,7 @@ from stimctl.protocol import (
     encode,
 )
 from stimctl.protocol.constants import HEADER_FORMAT
-from stimctl.protocol.framing import encode_body
+from stimctl.protocol.framing import CRC_FIELD, cobs_encode, crc32
 from stimctl.protocol.payload import record_structs
 
 __all__ = ["Device", "DeviceConfig"]
@@ -180,18 +180,39 @@ class Device:
         )
 
     def service_rx(self) -> None:
-        """The receive interrupt: handle the bytes received so far now, at the current device
-        time, not at the next tick (firmware does this in its UART interrupt: an ESTOP zeroes the
-        output here). The tick loop keeps pulse timing."""
+        """The receive interrupt (firmware: its UART's): the bytes received so far handled now,
+        not at the next tick (an ESTOP zeroes the output here). The tick loop keeps pulse timing."""
         self._process_rx(self.tick_count)
 
     def _process_rx(self, now: int) -> None:
         buf = self.rx_buffer
-        if buf:
-            items = self.decoder.feed(buf)  # read in the call, not kept: the buffer, not a copy
-            buf.clear()
-            for item in items:
-                self._handle(item, now)
+        if not buf:
+            return
+        items = self.decoder.feed(buf)  # read in the call, not kept: the buffer, not a copy
+        buf.clear()
+        for item in items:
+            self.last_rx_tick, self.last_rx_ms = now, self.tick_count * self.tick_us // 1000
+            self.counters["frames_rx"] += 1
+            if type(item) is not Block:
+                self._command(item)
+            else:  # the stream (50 a second): handled here, its ACK framed here (calls cost)
+                if self.trace.enabled:
+                    self.trace.write("rx", type=commands.rx_name(item, Block.TYPE), seq=item.seq)
+                answer = commands.block(self, item)  # never a repeat, nothing deferred
+                if answer is not None:
+                    self._answer(item.seq, Block.TYPE, answer)
+                else:  # _answer's ACK, next_seq, encode_body and _put (plain link) inlined
+                    tx_seq, self.tx_seq = self.tx_seq, (self.tx_seq + 1) % SEQ_MODULO
+                    body = _ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, item.seq, Block.TYPE)
+                    frame = cobs_encode(body + CRC_FIELD.pack(crc32(body))) + b"\x00"
+                    link, tx, limit = self.link, self._tx, self.config.tx_buffer_max
+                    if link.drop or link.flip or link.delay_ms or len(tx) + len(frame) > limit:
+                        self._put(frame)  # what becomes of the frame when it is not the plain case
+                    else:
+                        tx += frame
+            if self.pending_violation is not None:
+                err, self.pending_violation = self.pending_violation, None
+                self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk (one by one when
@@ -369,7 +390,7 @@ class Device:
 
     def _put(self, frame: bytes) -> None:
         """Put a complete frame on the link (through its faults and delay)."""
-        link = self.link  # link.apply and _tx_append inlined: two frames per streamed block
+        link = self.link  # link.apply inlined: two frames per streamed block
         data = link.apply(frame) if link.drop or link.flip else frame
         if link.delay_ms:
             self.tx_delayed.append((self.tick_count + link.delay_ms * self.ticks_per_ms, data))
@@ -378,17 +399,15 @@ class Device:
         else:
             self._tx += data
 
-    def _tx_append(self, data: bytes) -> None:
-        if len(self._tx) + len(data) > self.config.tx_buffer_max:
-            self.counters["tx_dropped"] += len(data)
-        else:
-            self._tx += data
-
     def _release(self, now: int) -> None:
         while self.rx_delayed and self.rx_delayed[0][0] <= now:
             self.rx_buffer += self.rx_delayed.popleft()[1]
-        while self.tx_delayed and self.tx_delayed[0][0] <= now:
-            self._tx_append(self.tx_delayed.popleft()[1])
+        while self.tx_delayed and self.tx_delayed[0][0] <= now:  # _put's end, once due
+            data = self.tx_delayed.popleft()[1]
+            if len(self._tx) + len(data) > self.config.tx_buffer_max:
+                self.counters["tx_dropped"] += len(data)
+            else:
+                self._tx += data
 
     def _trace_ns(self) -> int:
         return self.clock.trace_ns(self.tick_count * self.tick_us * 1000)
@@ -403,46 +422,27 @@ class Device:
 
     # --- command dispatch ----------------------------------------------------------------------
 
-    def _handle(self, item: Message | Invalid, now: int) -> None:
-        self.last_rx_tick = now
-        self.last_rx_ms = self.tick_count * self.tick_us // 1000  # time_ms, inlined
-        self.counters["frames_rx"] += 1
-        if type(item) is Block:  # the stream (50 a second): never repeated, nothing deferred
-            if self.trace.enabled:
-                self.trace.write("rx", type=commands.rx_name(item, Block.TYPE), seq=item.seq)
-            self._answer(item.seq, Block.TYPE, commands.block(self, item))
-        else:
-            type_code = item.TYPE if isinstance(item, Message) else item.type_code
-            if self.trace.enabled:
-                self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
-            self._in_command = True
-            try:
-                repeated = commands.repeated(self, item, type_code)
-                if repeated is not None:
-                    answer = repeated[0]  # a retransmission: answered again, not acted on again
-                elif isinstance(item, Hello):
-                    answer = commands.hello(self, item)
-                else:
-                    answer = commands.dispatch(self, item, type_code)
-                    commands.remember(self, item, type_code, answer)
-                if answer is not None or not isinstance(item, Hello):
-                    self._answer(item.seq, type_code, answer)
-            finally:
-                self._in_command = False
-            if self._deferred:
-                deferred, self._deferred = self._deferred, []
-                for msg in deferred:
-                    self.send(replace(msg, seq=self.next_seq()))
-        if self.pending_violation is not None:
-            err, self.pending_violation = self.pending_violation, None
-            self.latch_fault(Fault.LIMIT_VIOLATION, err.channel, err.detail)
+    def _command(self, item: Message | Invalid) -> None:
+        """A host frame but a BLOCK: acted on, answered, then what it made the device emit."""
+        type_code = item.TYPE if isinstance(item, Message) else item.type_code
+        if self.trace.enabled:
+            self.trace.write("rx", type=commands.rx_name(item, type_code), seq=item.seq)
+        self._in_command = True
+        try:
+            answer = commands.command(self, item, type_code)
+            if answer is not None or not isinstance(item, Hello):  # HELLO: DEVICE_INFO sent
+                self._answer(item.seq, type_code, answer)
+        finally:
+            self._in_command = False
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for msg in deferred:
+                self.send(replace(msg, seq=self.next_seq()))
 
     def _answer(self, seq: int, type_code: int, answer: commands.Answer) -> None:
         """ACK (answer None) or NAK a frame of the host's."""
         if answer is None:
-            tx_seq = self.tx_seq  # next_seq, inlined
-            self.tx_seq = (tx_seq + 1) % SEQ_MODULO
-            self._put(encode_body(_ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, seq, type_code)))
+            self.send(Ack(seq=self.next_seq(), ack_seq=seq, ack_type=type_code))
             return
         self.counters["naks"] += 1
         self.send(Nak(seq=self.next_seq(), ack_seq=seq, ack_type=type_code & 0xFF,

@@ -1,13 +1,17 @@
 """What the device's hot-path shortcuts must not change: a caller's reused receive buffer,
-a refused or duplicate BLOCK (the FIFO's offer), a closed trace."""
+a refused or duplicate BLOCK (the FIFO's offer), a closed trace, a BLOCK's answer framed in
+place (the frame ``encode`` makes, dropped and counted when the TX buffer is full)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from firmware_sim import Device, DeviceConfig
 from firmware_sim.scripted import ScriptedHost, uniform_block
-from stimctl.protocol import Ack, Nak, NakReason, Start, encode, renumbered
+from stimctl.protocol import SEQ_MODULO, Ack, Block, Nak, NakReason, Start, encode, renumbered
 
 
 def _armed(config: DeviceConfig | None = None) -> ScriptedHost:
@@ -47,3 +51,45 @@ def test_a_closed_trace_is_no_longer_written(tmp_path: Path) -> None:
     assert not host.device.trace.enabled
     host.command(uniform_block(0, 4))
     assert len(trace.read_text().splitlines()) == lines
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    tx_seq=st.integers(0, SEQ_MODULO - 1), seq=st.integers(0, SEQ_MODULO - 1),
+    index=st.sampled_from([0, 0, 1, 7]), amplitude_ua=st.sampled_from([500, 20_010]),
+)  # fmt: skip
+def test_a_blocks_answer_is_the_frame_encode_makes(tx_seq, seq, index, amplitude_ua) -> None:
+    """The ACK of a BLOCK is framed in place (no message object, no encode): byte for byte the
+    frame ``encode`` makes of the Ack, with the device's next sequence number; a NAK too."""
+    device = _armed().device
+    device.read_tx()
+    device.tx_seq = tx_seq
+    device.receive(encode(renumbered(uniform_block(index, 4, amplitude_ua=amplitude_ua), seq)))
+    device.service_rx()
+    acked = index == 0 and amplitude_ua == 500
+    if acked:
+        expected = encode(Ack(seq=tx_seq, ack_seq=seq, ack_type=Block.TYPE))
+    elif amplitude_ua != 500:
+        expected = encode(Nak(seq=tx_seq, ack_seq=seq, ack_type=Block.TYPE,
+                              reason=NakReason.OUT_OF_LIMITS, detail=1 << 8 | 1))  # fmt: skip
+    else:
+        expected = encode(Nak(seq=tx_seq, ack_seq=seq, ack_type=Block.TYPE,
+                              reason=NakReason.BLOCK_SEQUENCE, detail=0))  # fmt: skip
+    sent = device.read_tx()
+    assert sent.startswith(expected)  # a NAK for limits: then the fault's events
+    if acked:
+        assert sent == expected and device.tx_seq == (tx_seq + 1) % SEQ_MODULO
+
+
+def test_acks_that_do_not_fit_the_tx_buffer_are_dropped_whole_and_counted() -> None:
+    ack = len(encode(Ack(seq=0, ack_seq=0, ack_type=Block.TYPE)))
+    host = _armed()
+    host.device.read_tx()
+    host.device.config.tx_buffer_max = 2 * ack
+    for index in range(3):  # nobody reads: the third ACK does not fit
+        host.device.receive(encode(uniform_block(index, 4)))
+        host.device.service_rx()
+    assert host.device.tx_pending == 2 * ack
+    assert host.device.counters["tx_dropped"] == ack
+    answers = host.decoder.feed(host.device.read_tx())
+    assert [type(a) for a in answers] == [Ack, Ack] and host.decoder.stats.errors == 0
