@@ -13,6 +13,9 @@ from firmware_sim.limits import HardwareLimits
 from stimctl.protocol import ACC_WRAP, ASYMMETRIC_RECOVERY_RATIO, IMPEDANCE_OPEN, Fault, Shape
 
 OPEN_CIRCUIT_OHM = 10_000_000  # what an injected open electrode looks like
+# The fields TELEMETRY's figures of a channel (all but pulses) are made of: ChannelOutput.figures
+_REPORTED = frozenset({"target_ua", "delivered_ua", "overcurrent", "impedance_ohm"})
+_SET = object.__setattr__  # a slot's setter; bound once (ChannelOutput.__setattr__ runs per write)
 
 
 @dataclass(slots=True)
@@ -31,12 +34,32 @@ class ChannelOutput:
     pulses: int = 0
     charge_pc: int = 0  # sum of |phase-1 charge|
     net_charge_pc: int = 0  # phase 1 + phase 2
+    # TELEMETRY's (set, measured, impedance) of this channel, capped to their fields, or None:
+    # 50 reports a second read them, the fields they are made of change seldom. __setattr__
+    # clears them whenever one of those fields is set, whoever sets it, so they cannot go stale.
+    _figures: tuple[int, int, int] | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        _SET(self, name, value)
+        if name in _REPORTED:
+            _SET(self, "_figures", None)
 
     @property
     def measured_ua(self) -> int:
         if self.overcurrent and self.delivered_ua:
             return self.delivered_ua + max(500, self.delivered_ua // 2)
         return self.delivered_ua
+
+    @property
+    def figures(self) -> tuple[int, int, int]:
+        """TELEMETRY's set, measured and impedance figures, capped to their fields."""
+        figures = self._figures
+        if figures is None:
+            measured, ohm = self.measured_ua, self.impedance_ohm  # ohm >= 0: trunc() is int()
+            figures = (self.target_ua, measured if measured < 0xFFFF else 0xFFFF,
+                       trunc(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN)  # fmt: skip
+            _SET(self, "_figures", figures)
+        return figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,17 +270,14 @@ class OutputStage:
         played, the uncounted run included without counting it (its charge and log wait)."""
         run = self._run
         for ch in self._chans:
-            ua = ch.delivered_ua
-            measured = ch.measured_ua if ch.overcurrent else ua
-            ohm = ch.impedance_ohm  # >= 0; trunc: int() for a float or an int, in a third the time
+            figures = ch._figures  # ch.figures without the property call while it is kept
+            values += figures if figures is not None else ch.figures
             pulses = ch.pulses
-            if run and ua:
+            if run and ch.delivered_ua:
                 pulses += (ch.acc + ch.increment * run) // ACC_WRAP
             # the u32 mask only once the count passes it: a two-digit int operation and a new
             # object per record otherwise
-            values += (ch.target_ua, measured if measured < 0xFFFF else 0xFFFF,
-                       trunc(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN,
-                       pulses if pulses <= 0xFFFFFFFF else pulses & 0xFFFFFFFF)  # fmt: skip
+            values.append(pulses if pulses <= 0xFFFFFFFF else pulses & 0xFFFFFFFF)
 
     def count_pulses(self) -> None:
         """Count the pulses and charge of the ticks played but not counted yet."""
