@@ -194,8 +194,8 @@ class Device:
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk (one by one when
-        ``config.tick_by_tick``). With ``until_output``, stop
-        early (True) at the first tick after which bytes are waiting to be read."""
+        ``config.tick_by_tick``). With ``until_output``, stop early (True) at the first tick
+        after which bytes are waiting to be read."""
         end = self.tick_count + ticks
         by_tick = self.config.tick_by_tick
         put = None if until_output or self.link.delay_ms else self._put  # telemetry in bulk
@@ -281,7 +281,11 @@ class Device:
             if found is not None:
                 self.latch_fault(*found)
                 return
-        stage.pulse(now - 1, 1)
+        run = stage._run  # stage.pulse(now - 1, 1), its common case inlined: the run goes on
+        if run and stage._run0 + run == now - 1:
+            stage._run = run + 1
+        else:
+            stage.pulse(now - 1, 1)
         fifo = self.fifo
         fifo.elapsed = elapsed = fifo.elapsed + 1
         current = fifo.current
@@ -292,12 +296,8 @@ class Device:
         ended = self.fifo.current
         block = self.fifo.pop()
         if block is not None:
-            if (
-                ended is None
-                or self.state is not RUNNING
-                or self.reramp_rate_na_per_s
-                or not same_settings(ended, block)
-            ):
+            same = ended is not None and same_settings(ended, block)  # (pure: no side effect)
+            if not same or self.state is not RUNNING or self.reramp_rate_na_per_s:
                 self.configure_outputs()
             # else: the same settings, gains and mask as the block that ended: the same targets
         elif ended is not None and ended.flags & BLOCK_FLAG_LAST:

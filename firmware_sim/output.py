@@ -256,7 +256,8 @@ class OutputStage:
         """Play ``ticks`` ticks (ticks tick0+1..tick0+ticks) at the present settings. Counted
         lazily: a run of such ticks is counted in one step when a setting changes (configure,
         a slew step, zero) or a counter is read (``channels``, ``count_pulses``), with the same
-        result as counting tick by tick."""
+        result as counting tick by tick. Its common case (the run goes on: ``_run += ticks``) is
+        inlined where ticks play (Device._output_step, fastpath._run_quiet): keep them alike."""
         if self._run:
             if self._run0 + self._run == tick0:
                 self._run += ticks
