@@ -7,9 +7,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from firmware_sim import Device, DeviceConfig, reports
 from firmware_sim.limits import HardwareLimits
-from firmware_sim.output import OutputStage
-from stimctl.protocol import IMPEDANCE_OPEN
+from firmware_sim.output import FIGURES, OutputStage
+from firmware_sim.scripted import ScriptedHost, uniform_block
+from stimctl.protocol import IMPEDANCE_OPEN, Ack, FrameDecoder, Start, Telemetry, encode
 
 CHANNELS = 4
 
@@ -36,6 +38,17 @@ def _expected(stage: OutputStage) -> list[int]:
         values += (ch.target_ua, min(measured, 0xFFFF), min(int(ch.impedance_ohm), IMPEDANCE_OPEN),
                    ch.pulses & 0xFFFFFFFF)  # fmt: skip
     return values
+
+
+def _reported(stage: OutputStage) -> list[int]:
+    """The records ``telemetry_records`` appends (packed figures, pulses), as plain values."""
+    values: list[int | bytes] = []
+    stage.telemetry_records(values)
+    out: list[int] = []
+    for figures, pulses in zip(values[::2], values[1::2], strict=True):
+        assert isinstance(figures, bytes) and isinstance(pulses, int)
+        out += (*FIGURES.unpack(figures), pulses)
+    return out
 
 
 def _apply(stage: OutputStage, op: tuple[object, ...], tick: list[int]) -> None:
@@ -78,22 +91,41 @@ def test_telemetry_records_equal_the_figures_computed_from_the_channels(
     tick = [0]
     for op in operations:
         _apply(stage, op, tick)
-        reported: list[int] = []
-        stage.telemetry_records(reported)  # before counting: the uncounted run included
+        reported = _reported(stage)  # before counting: the uncounted run included
         assert reported == _expected(stage), op
-        reported = []
-        stage.telemetry_records(reported)  # and after counting, from the kept figures
-        assert reported == _expected(stage), op
+        assert _reported(stage) == _expected(stage), op  # after counting, from kept figures
 
 
 def test_setting_a_reported_field_clears_the_kept_figures() -> None:
     stage = OutputStage(HardwareLimits(), 1000, [1500.0])
     ch = stage.outputs[0]
-    before = ch.figures
+    before = FIGURES.unpack(ch.figures)
     ch.impedance_ohm = 99_999.0
-    assert ch.figures == (before[0], before[1], IMPEDANCE_OPEN)
+    assert FIGURES.unpack(ch.figures) == (before[0], before[1], IMPEDANCE_OPEN)
     ch.delivered_ua = 70_000
     ch.overcurrent = True
-    assert ch.figures[1] == 0xFFFF
+    assert FIGURES.unpack(ch.figures)[1] == 0xFFFF
     ch.target_ua = 1230
-    assert ch.figures[0] == 1230
+    assert FIGURES.unpack(ch.figures)[0] == 1230
+
+
+def test_a_telemetry_frame_is_the_codec_s_frame_of_the_channels_figures() -> None:
+    host = ScriptedHost(Device(DeviceConfig(impedance_ohm=(1500.0, 812.6, 2200.0, 1000.0))))
+    host.open_session(0b1111)
+    for i in range(6):
+        block = uniform_block(i, 4, amplitude_ua=300 + 100 * i, frequency_dhz=1000)
+        assert isinstance(host.command(block), Ack)
+    assert isinstance(host.command(Start()), Ack)
+    dev = host.device
+    dev.run_ticks(77)
+    dev.output_stage.outputs[2].overcurrent = True  # measured above set (read, not yet a fault)
+    frame = reports.telemetry_frame(dev)
+    (msg,) = FrameDecoder().feed(frame)
+    assert isinstance(msg, Telemetry)
+    assert encode(msg) == frame  # the codec packs the same bytes
+    assert [(c.set_ua, c.measured_ua, c.impedance_ohm, c.pulses) for c in msg.channels] == [
+        (ch.target_ua, ch.measured_ua, int(ch.impedance_ohm), ch.pulses)
+        for ch in dev.output_stage.channels
+    ]
+    assert msg.channels[2].measured_ua > msg.channels[2].set_ua > 0
+    assert all(c.pulses > 0 for c in msg.channels)
