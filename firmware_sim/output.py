@@ -272,7 +272,7 @@ class OutputStage:
         lazily: a run of such ticks is counted in one step when a setting changes (configure,
         a slew step, zero) or a counter is read (``channels``, ``count_pulses``), with the same
         result as counting tick by tick. Its common case (the run goes on: ``_run += ticks``) is
-        inlined where ticks play (Device.tick, fastpath._run_quiet): keep them alike."""
+        inlined where ticks play (Device.tick, fastpath.run_quiet): keep them alike."""
         if self._run:
             if self._run0 + self._run == tick0:
                 self._run += ticks
