@@ -50,7 +50,7 @@ class ChannelOutput:
     # (FIGURES), or None: 50 reports a second read them, the fields they are made of change
     # seldom. __setattr__ clears them whenever one of those fields is set, whoever sets it, so
     # they cannot go stale.
-    _figures: bytes | None = field(default=None, repr=False, compare=False)
+    _figures: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: object) -> None:
         _SET(self, name, value)
