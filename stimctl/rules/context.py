@@ -10,7 +10,6 @@ from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile
 from stimctl.rules.quantities import (
     PulseQuantities,
-    current_density_ma_cm2,
     needle_area_cm2,
     pulse_quantities,
 )
@@ -118,7 +117,8 @@ class RuleContext:
         needle = fields["needle"].__dict__
         area = self._area = needle_area_cm2(needle["diameter_mm"], needle["insertion_mm"])
         self._channel_tops: tuple[Variants, ...] | None = None
-        self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
+        # quantities() of other currents, made on the first (most validations ask for none)
+        self._known: dict[tuple[float, int], Variants] | None = None
         self.shared = {}
         # Per phase: its (frequency_hz, pulse_width_us) variants (Phase.variants) and the
         # quantities of the strongest current at each. Inline rather than a helper: its call
@@ -162,7 +162,10 @@ class RuleContext:
         if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
             return self.electrode_tops[phase]
         key = (amplitude, phase)
-        figures = self._known.get(key)
+        known = self._known
+        if known is None:
+            known = self._known = {}
+        figures = known.get(key)
         if figures is None:
             shape, area, variants = self._shape, self._area, self.variants[phase]
             if len(variants) == 1:
@@ -178,34 +181,8 @@ class RuleContext:
                 figures = tuple(
                     [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
                 )
-            self._known[key] = figures
+            known[key] = figures
         return figures
-
-    def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
-        """``quantities(amplitude, phase)``'s current densities, worked out alone (the same
-        operations) except for the strongest current's, which are known: the IEC rule walks
-        every current over its limit."""
-        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
-            tops = self.electrode_tops[phase]
-            if len(tops) == 1:
-                return (tops[0].current_density_ma_cm2,)
-            return tuple([q.current_density_ma_cm2 for q in tops])
-        shape, area, variants, density = (
-            self._shape,
-            self._area,
-            self.variants[phase],
-            current_density_ma_cm2,
-        )
-        if len(variants) == 1:
-            f, pw = variants[0]
-            return (density(amplitude, pw, f, shape, area),)
-        if len(variants) == 2:  # no comprehension (a call of its own) for the pair
-            (f, pw), (f2, pw2) = variants
-            return (
-                density(amplitude, pw, f, shape, area),
-                density(amplitude, pw2, f2, shape, area),
-            )
-        return tuple([density(amplitude, pw, f, shape, area) for f, pw in variants])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:
