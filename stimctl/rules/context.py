@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
@@ -66,22 +66,24 @@ class RuleContext:
     profile: Profile
     envelope: SafetyEnvelope
     patient: frozenset[str]
+    # The per-channel and per-phase sequences below are the lists the constructor builds, kept
+    # as they are (rules only read them): copying each into a tuple cost more than it gave.
     #: Per channel: (anode site, cathode site); None where the text is not a valid site.
-    sites: tuple[Sites, ...]
+    sites: list[Sites]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
     electrodes: tuple[Electrode, ...]
     #: True when some site is shared by channels (an electrode with a site).
     any_shared: bool
     #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).
-    amplitudes: tuple[float, ...]
+    amplitudes: Sequence[float]
     #: Per channel: its amplitude (mA).
-    channel_amplitudes: tuple[float, ...]
+    channel_amplitudes: list[float]
     #: The strongest electrode's plateau (``Profile.top_amplitude_ma``).
     top_amplitude_ma: float
     #: Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``).
-    variants: tuple[tuple[tuple[float, float], ...], ...]
+    variants: list[tuple[tuple[float, float], ...]]
     #: [phase]: the quantities at each variant of the strongest electrode.
-    electrode_tops: tuple[Variants, ...]
+    electrode_tops: list[Variants]
     #: What one rule works out once for several (quantity_rules.unclear), by name.
     shared: dict[str, object]
 
@@ -107,9 +109,9 @@ class RuleContext:
             sites.append((a, c))
             labels.append((a and a.label, c and c.label))
             own.append(values["amplitude_ma"])
-        self.sites = tuple(sites)
-        own_amplitudes = self.channel_amplitudes = tuple(own)
-        found, amplitudes = electrodes_of(labels, own_amplitudes)
+        self.sites = sites
+        self.channel_amplitudes = own
+        found, amplitudes = electrodes_of(labels, own)
         self.electrodes, self.amplitudes = found, amplitudes
         self.any_shared = found[-1].site is not None  # shared sites come last
         self.top_amplitude_ma = top = max(amplitudes)
@@ -144,7 +146,7 @@ class RuleContext:
                 pairs = phase.variants
                 variants.append(pairs)
                 tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
-        self.variants, self.electrode_tops = tuple(variants), tuple(tops)
+        self.variants, self.electrode_tops = variants, tops
 
     @property
     def strongest(self) -> int:
