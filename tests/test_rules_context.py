@@ -1,5 +1,5 @@
-"""RuleContext keeps the sequences it builds (sites, amplitudes, variants, the strongest
-current's quantities) as the lists they are made as, without a tuple copy of each per
+"""RuleContext keeps the sequences it builds (sites, electrodes, amplitudes, variants, the
+strongest current's quantities) as the lists they are made as, without a tuple copy of each per
 validation: that rests on no rule writing to them. Every rule runs over generated profiles
 (every kind of finding, a narrower envelope, every patient flag) and the lists must come out
 as they went in."""
@@ -17,7 +17,14 @@ from stimctl.rules.quantity_rules import unclear
 from stimctl.rules.safety import ALL_RULES
 
 #: The context's per-channel, per-electrode and per-phase sequences.
-_SEQUENCES = ("sites", "channel_amplitudes", "amplitudes", "variants", "electrode_tops")
+_SEQUENCES = (
+    "sites",
+    "channel_amplitudes",
+    "electrodes",
+    "amplitudes",
+    "variants",
+    "electrode_tops",
+)
 
 
 def _profiles() -> list[Profile]:

@@ -71,7 +71,7 @@ class RuleContext:
     #: Per channel: (anode site, cathode site); None where the text is not a valid site.
     sites: list[Sites]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
-    electrodes: tuple[Electrode, ...]
+    electrodes: Sequence[Electrode]
     #: True when some site is shared by channels (an electrode with a site).
     any_shared: bool
     #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).

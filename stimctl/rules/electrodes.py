@@ -102,7 +102,7 @@ _CHANNEL_LISTS = {channels: ",".join(map(str, channels)) for channels in _CHANNE
 _chain = chain.from_iterable
 
 
-def electrodes(profile: Profile) -> tuple[Electrode, ...]:
+def electrodes(profile: Profile) -> Sequence[Electrode]:
     """Every electrode to judge, once: each channel whose current flows alone through one of
     its needles (or through a site that does not parse), then each site shared by channels."""
     amplitudes = tuple(c.amplitude_ma for c in profile.channels)
@@ -111,7 +111,7 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 def electrodes_of(
     labels: list[Labels], amplitudes: Sequence[float]
-) -> tuple[tuple[Electrode, ...], Sequence[float]]:
+) -> tuple[Sequence[Electrode], Sequence[float]]:
     """``electrodes`` from the channels' site labels (``channel_labels``) and amplitudes, with
     each electrode's peak current (``electrode_amplitude``): ``amplitudes`` itself when every
     channel is an electrode alone."""
@@ -150,7 +150,7 @@ def electrodes_of(
             peaks.append(amplitudes[channels[0]] + amplitudes[channels[1]])
         else:
             peaks.append(total(map(amplitudes.__getitem__, channels)))  # electrode_amplitude's
-    return tuple(found), tuple(peaks)
+    return found, peaks  # the lists as built: callers only read them (no tuple copy)
 
 
 def _bits(mask: int) -> tuple[int, ...]:
