@@ -49,7 +49,7 @@ class Device:
     __slots__ = (
         "__dict__", "__weakref__", "_deferred", "_in_command", "_tx", "armed_mask", "block_passed",
         "boot_tick", "clock", "config", "counters", "decoder", "fifo", "first_start_tick", "gains",
-        "impedance_due", "interlock", "last_command", "last_rx_ms", "last_rx_tick", "limits",
+        "impedance_due", "interlock", "last_command", "last_frame_tick", "last_rx_tick", "limits",
         "link", "next_telemetry", "output_stage", "pending_violation", "reramp_from_tick",
         "reramp_rate_na_per_s", "rx_buffer", "rx_delayed", "scheduled_faults", "session_open",
         "stop_end", "stop_from", "stop_ticks", "telemetry_ticks", "tick_count", "tick_us",
@@ -81,7 +81,7 @@ class Device:
         self.counters: dict[str, int] = {
             "frames_rx": 0, "naks": 0, "tx_dropped": 0, "duplicates": 0, "sessions_expired": 0,
         }  # fmt: skip
-        self.last_rx_ms: int | None = None
+        self.last_frame_tick: int | None = None  # of the last frame received (last_rx_ms)
         self._in_command = False
         self.pending_violation: LimitError | None = None
         self._deferred: list[Message] = []
@@ -109,6 +109,12 @@ class Device:
     @property
     def time_ms(self) -> int:
         return self.tick_count * self.tick_us // 1000
+
+    @property
+    def last_rx_ms(self) -> int | None:
+        """Device time of the last frame received (None before the first)."""
+        tick = self.last_frame_tick
+        return None if tick is None else tick * self.tick_us // 1000
 
     @property
     def tx_pending(self) -> int:
@@ -203,7 +209,7 @@ class Device:
         items = self.decoder.feed(buf)  # read in the call, not kept: the buffer, not a copy
         buf.clear()
         for item in items:
-            self.last_rx_tick, self.last_rx_ms = now, self.tick_count * self.tick_us // 1000
+            self.last_rx_tick = self.last_frame_tick = now  # (now is tick_count)
             self.counters["frames_rx"] += 1
             if type(item) is not Block:
                 self._command(item)
