@@ -126,7 +126,20 @@ def _weaker(
     failing: list[tuple[int, int, float]] = []
     tops, strongest = ctx.electrode_tops, ctx.top_amplitude_ma
     shape, area = tops[0][0].shape, tops[0][0].area_cm2  # the profile's, as RuleContext has them
+    # With no margin, a figure that does not clear the limit fails it: "clears" is value <=
+    # limit, "fails" its negation (nan included), and value + 0.0 compares as value does.
+    plain = not margin and not at_limit and alone is not None
     for p, variants in enumerate(ctx.variants):
+        if plain and len(variants) == 1:  # the usual phase: the loop below, one test a row
+            f, pw = variants[0]
+            top = tops[p][0][index]
+            for r in strongest_first:
+                amplitude = rows[r]
+                value = top if amplitude == strongest else alone(amplitude, pw, f, shape, area)  # type: ignore[misc]
+                if value <= limit:
+                    break
+                failing.append((r, p, value) if per_site else (p, r, value))
+            continue
         for r in strongest_first:
             # the worst variant (a later nan is kept)
             amplitude = rows[r]
