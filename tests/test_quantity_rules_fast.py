@@ -9,11 +9,13 @@ from hypothesis import strategies as st
 from hil.benchmarks.profilegen import generate
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Profile, ProfileError, loads_profile
+from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
 from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2
-from stimctl.rules.quantity_rules import _weaker
+from stimctl.rules.quantity_rules import _weaker, current_density_rule, pulse_energy_rule
 
 _any_float = st.floats(allow_nan=True, allow_infinity=True)
+#: An envelope every channel's pulse energy exceeds (pulse-energy-max is judged per channel).
+_ENERGY_ENVELOPE = SafetyEnvelope(max_pulse_energy_mj=1e-9)
 
 
 @given(_any_float, _any_float)
@@ -53,3 +55,42 @@ def test_one_test_loop_finds_what_the_general_walk_finds() -> None:
                 compared += 1
                 failing += len(found)
     assert compared > 500 and failing > 1000  # the walks did find rows over the limits
+
+
+def _long_profile(phases: int) -> Profile:
+    return parse_profile(
+        {
+            "schema": "stimctl.profile/1",
+            "name": "long",
+            "waveform": {"shape": "biphasic_asymmetric"},
+            "channels": [
+                {"id": 1, "anode": "ST36-L", "cathode": "ST37-L", "amplitude_ma": 2.0},
+                {"id": 2, "anode": "ST36-L", "cathode": "LR3-L", "amplitude_ma": 1.0},
+                {"id": 3, "anode": "LI4-R", "cathode": "LI11-R", "amplitude_ma": 1.5},
+            ],
+            "phases": [
+                {
+                    "duration_s": 10.0,
+                    "mode": "continuous",
+                    "frequency_hz": 2.0 + k,
+                    "pulse_width_us": 200.0,
+                    "ramp_up_s": 5.0,
+                }
+                for k in range(phases)
+            ],
+        }
+    )
+
+
+def test_each_finding_is_at_its_phase_and_electrode_or_channel() -> None:
+    """The locations come from tables (_HEADS, _CHANNELS) up to their length, from a list of
+    the profile's own past it: both say 'phases[p].' + the electrode's or channel's loc."""
+    for phases in (1, 3, 64, 70):
+        ctx = RuleContext(_long_profile(phases), SafetyEnvelope(max_current_density_ma_cm2=0.01))
+        found = list(current_density_rule(ctx))
+        expected = [f"phases[{p}].{e.loc}" for e in ctx.electrodes for p in range(phases)]
+        assert [v.loc for v in found] == expected
+        assert any(e.site is not None for e in ctx.electrodes)  # a shared site's loc too
+        found = list(pulse_energy_rule(RuleContext(ctx.profile, _ENERGY_ENVELOPE)))
+        expected = [f"phases[{p}].channels[{r}]" for p in range(phases) for r in range(3)]
+        assert [v.loc for v in found] == expected

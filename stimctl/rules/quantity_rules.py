@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
-from stimctl.rules.profile import Shape
+from stimctl.rules.profile import MAX_CHANNELS, Shape
 from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2, shannon_k
 from stimctl.rules.violations import Severity, Violation, violation_later
 
@@ -140,6 +140,23 @@ def _weaker(
                     break
                 failing.append((r, p, value) if per_site else (p, r, value))
             continue
+        if plain and len(variants) == 2:  # a dense_disperse phase: the same, the worse variant
+            (f, pw), (f2, pw2) = variants
+            first, second = tops[p][0][index], tops[p][1][index]
+            top = second if not second <= first else first  # a later nan is kept
+            for r in strongest_first:
+                amplitude = rows[r]
+                if amplitude == strongest:
+                    value = top
+                else:
+                    value = alone(amplitude, pw, f, shape, area)  # type: ignore[misc]
+                    later = alone(amplitude, pw2, f2, shape, area)  # type: ignore[misc]
+                    if not later <= value:
+                        value = later
+                if value <= limit:
+                    break
+                failing.append((r, p, value) if per_site else (p, r, value))
+            continue
         for r in strongest_first:
             # the worst variant (a later nan is kept)
             amplitude = rows[r]
@@ -184,26 +201,30 @@ def _failing_findings(
     and source; ``message``: what the figure is, its unit and whether reaching the limit fails."""
     code, severity, source = rule
     spec = (*message, limit, per_site)  # what the message says, shared by every finding
-    heads: dict[int, str] = {}  # phase -> 'phases[p].'
-    locs: dict[int, str] = {}  # electrode or channel -> its loc
+    n = len(ctx.variants)
+    heads = _HEADS if n <= len(_HEADS) else [f"phases[{p}]." for p in range(n)]
     out = []
-    for first, second, value in failing:
-        if per_site:
-            r, p = first, second
-        else:
-            p, r = first, second
-        loc = locs.get(r)
-        if loc is None:
-            loc = locs[r] = ctx.electrodes[r].loc if per_site else f"channels[{r}]"
-        head = heads.get(p)
-        if head is None:
-            head = heads[p] = f"phases[{p}]."
-        out.append(  # finding(), with the table's severity and source looked up once
-            violation_later(
-                code, severity, head + loc, (_message, ctx, r, value, spec), limit, value, source
-            )
-        )
+    if per_site:  # [electrode][phase]: each electrode's findings one after another
+        electrodes, before, loc = ctx.electrodes, -1, ""
+        for r, p, value in failing:
+            if r != before:
+                loc, before = electrodes[r].loc, r
+            text = (_message, ctx, r, value, spec)  # finding(), the table read once
+            out.append(violation_later(code, severity, heads[p] + loc, text, limit, value, source))
+        return out
+    n = len(ctx.channel_amplitudes)
+    channels = _CHANNELS if n <= len(_CHANNELS) else [f"channels[{r}]" for r in range(n)]
+    for p, r, value in failing:
+        text = (_message, ctx, r, value, spec)
+        loc = heads[p] + channels[r]
+        out.append(violation_later(code, severity, loc, text, limit, value, source))
     return out
+
+
+#: Locations' heads and channels, made once: 'phases[p].' and 'channels[r]' (a profile with
+#: more phases or channels, which parsing refuses, gets its own list).
+_HEADS = tuple([f"phases[{p}]." for p in range(64)])
+_CHANNELS = tuple([f"channels[{r}]" for r in range(MAX_CHANNELS)])
 
 
 def _message(
