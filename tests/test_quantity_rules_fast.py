@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 from hil.benchmarks.profilegen import generate
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
-from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
+from stimctl.rules.profile import (
+    Channel,
+    Needle,
+    Profile,
+    ProfileError,
+    Waveform,
+    loads_profile,
+    parse_profile,
+)
 from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2
 from stimctl.rules.quantity_rules import _weaker, current_density_rule, pulse_energy_rule
 
@@ -94,3 +102,31 @@ def test_each_finding_is_at_its_phase_and_electrode_or_channel() -> None:
         found = list(pulse_energy_rule(RuleContext(ctx.profile, _ENERGY_ENVELOPE)))
         expected = [f"phases[{p}].channels[{r}]" for p in range(phases) for r in range(3)]
         assert [v.loc for v in found] == expected
+
+
+_SITE_TEXTS = ["ST36-L", "ST37-L", "LI4-R", "GV20", "SP6-L", "XX1"]
+_amplitudes = st.floats(min_value=5e-324, max_value=1.7976931348623157e308)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(_SITE_TEXTS), st.sampled_from(_SITE_TEXTS), _amplitudes),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_strongest_electrode_is_at_least_every_channel(channels) -> None:
+    """phase_rules' walk (and channel_rules) take top_amplitude_ma under a limit as every
+    channel's amplitude under it: a channel alone is an electrode, a shared site carries a
+    sum of positive amplitudes (overflow: inf)."""
+    profile = Profile.model_construct(
+        channels=[
+            Channel.model_construct(id=k, anode=a, cathode=c, amplitude_ma=i)
+            for k, (a, c, i) in enumerate(channels, start=1)
+        ],
+        phases=_long_profile(1).phases,
+        needle=Needle(),
+        waveform=Waveform(shape="biphasic_symmetric"),
+    )
+    ctx = RuleContext(profile, SafetyEnvelope())
+    assert ctx.top_amplitude_ma >= max(ctx.channel_amplitudes)
