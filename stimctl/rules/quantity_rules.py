@@ -5,6 +5,7 @@ pulse, power density, Shannon k, current density) against its limit, strongest c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import chain
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
@@ -28,6 +29,7 @@ __all__ = [
 _STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
 #: Each quantity rule's code: the rule finds nothing unless its code is in ``unclear(ctx)``.
 RULE_CODES: dict[Rule, str] = {}
+_flatten = chain.from_iterable
 #: ``unclear`` of the usual profile, every limit cleared: one set, its hash worked out once.
 _CLEAR: frozenset[str] = frozenset()
 
@@ -38,8 +40,8 @@ def unclear(ctx: RuleContext) -> frozenset[str]:
     Every other current's figure is at most the strongest's, so the rest are done."""
     known = ctx.shared.get("unclear")
     if known is None:
-        tops = ctx.electrode_tops  # one phase: its variants as they are (a comprehension is a call)
-        flat = tops[0] if len(tops) == 1 else [q for phase in tops for q in phase]
+        tops = ctx.electrode_tops  # one phase: its variants as they are
+        flat = tops[0] if len(tops) == 1 else tuple(_flatten(tops))  # in C: no comprehension call
         limits = ctx.envelope.__dict__  # the limits by field, past pydantic's slow getattr
         out = []
         for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
