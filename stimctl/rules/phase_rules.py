@@ -90,8 +90,16 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if type(pws) is float and type(fs) is float:  # a quick look at the usual values
             whole = pw_lo <= pws <= pw_top and pws.is_integer()
             tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
+            # the pulse must fit its period: the loop below for the one variant (RuleContext
+            # made tops[j] of (fs, pws) alone, so its frequency is fs), without the loop
+            if not (fs <= 1e6 / tops[j][0][_MIN_PERIOD] or not f_lo <= fs <= f_hi):
+                fits.extend(_unfits(j, False, tops[j], f_lo, f_hi))
         else:  # dense_disperse: one call for both fields (_clean is one per field and item)
             whole, tenths = _usual_pairs(pws, fs, pw_lo, pw_top, f_lo, f_hi)
+            for q in tops[j]:  # the pulse's length, not the amplitude's (indices: _unfits)
+                if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
+                    fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
+                    break
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):  # the full look
             _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
@@ -103,10 +111,6 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             and (off_s is None or off_s >= 0.001)
         ):
             resolution.extend(_short_times(j, phase))
-        for q in tops[j]:  # the pulse's length, not the amplitude's (indices: _unfits)
-            if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
-                fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
-                break
         intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
         if (
