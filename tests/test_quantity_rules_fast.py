@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,11 +22,35 @@ from stimctl.rules.profile import (
     parse_profile,
 )
 from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2
-from stimctl.rules.quantity_rules import _weaker, current_density_rule, pulse_energy_rule
+from stimctl.rules.quantity_rules import (
+    _STRONGEST_CHECKS,
+    _bound,
+    _weaker,
+    current_density_rule,
+    pulse_energy_rule,
+    unclear,
+)
 
 _any_float = st.floats(allow_nan=True, allow_infinity=True)
 #: An envelope every channel's pulse energy exceeds (pulse-energy-max is judged per channel).
 _ENERGY_ENVELOPE = SafetyEnvelope(max_pulse_energy_mj=1e-9)
+#: A PulseQuantities' 15 figures, near the default limits and at the extremes.
+_figures = st.lists(
+    st.one_of(
+        st.floats(min_value=0.0, max_value=3.0),
+        st.sampled_from([math.nan, math.inf, -math.inf, 0.25, 2.0, 1.85, 1.85 - 1e-9, 50.0]),
+    ),
+    min_size=15,
+    max_size=15,
+)
+_envelopes = st.builds(
+    SafetyEnvelope,
+    max_phase_charge_uc=st.floats(min_value=1e-3, max_value=10.0),
+    max_rms_ma=st.floats(min_value=1e-3, max_value=50.0),
+    max_power_density_w_cm2=st.sampled_from([0.25, 0.1, 1e-3]),
+    max_shannon_k=st.floats(min_value=-5.0, max_value=5.0),
+    max_current_density_ma_cm2=st.floats(min_value=1e-3, max_value=2.0),
+)
 
 
 @given(_any_float, _any_float)
@@ -130,3 +157,44 @@ def test_the_strongest_electrode_is_at_least_every_channel(channels) -> None:
     )
     ctx = RuleContext(profile, SafetyEnvelope())
     assert ctx.top_amplitude_ma >= max(ctx.channel_amplitudes)
+
+
+_limits = st.one_of(
+    _any_float,
+    st.sampled_from([0.0, -0.0, 0.25, 1.85, 2.0, 6.0, 50.0, 300.0, 5e-324, 1.7976931348623157e308]),
+)
+_margins = st.one_of(st.just(0.0), st.just(1e-9), st.floats(min_value=0.0, max_value=1e3))
+
+
+@given(_limits, _margins, st.booleans(), _any_float)
+def test_bound_is_the_largest_float_that_clears(
+    limit: float, margin: float, at_limit: bool, x: float
+) -> None:
+    """unclear's one comparison: x clears the limit by the margin exactly when x <= _bound,
+    for any x (nan, infinities, the bound itself and its neighbours included)."""
+    bound = _bound(limit, margin, at_limit)
+
+    def clears(value: float) -> bool:
+        return (value + margin < limit) if at_limit else (value + margin <= limit)
+
+    near = [x, bound, -math.inf, math.inf, math.nan]
+    if math.isfinite(bound):
+        near += [math.nextafter(bound, math.inf), math.nextafter(bound, -math.inf)]
+    for value in near:
+        assert (value <= bound) == clears(value), (value, bound)
+
+
+@given(st.lists(st.lists(_figures, min_size=1, max_size=2), min_size=1, max_size=4), _envelopes)
+def test_unclear_is_every_figure_against_its_limit_at_any_envelope(phases, envelope) -> None:
+    """unclear against its definition (every figure of every phase and variant), at envelopes
+    of any limits: the bounds are worked out per envelope."""
+    tops = [[PulseQuantities(*figures) for figures in phase] for phase in phases]
+    ctx = SimpleNamespace(electrode_tops=tops, envelope=envelope, shared={})
+    expected = set()
+    for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
+        limit = envelope.__dict__[field]
+        for q in [q for phase in tops for q in phase]:
+            value = q[index]
+            if not ((value + margin < limit) if at_limit else (value + margin <= limit)):
+                expected.add(code)
+    assert set(unclear(ctx)) == expected  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ pulse, power density, Shannon k, current density) against its limit, strongest c
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Callable, Iterable
-from itertools import chain
+from operator import itemgetter
 
 from stimctl.rules.context import Rule, RuleContext
 from stimctl.rules.envelope import RULES
@@ -29,7 +31,6 @@ __all__ = [
 _STRONGEST_CHECKS: list[tuple[str, int, str, float, bool]] = []
 #: Each quantity rule's code: the rule finds nothing unless its code is in ``unclear(ctx)``.
 RULE_CODES: dict[Rule, str] = {}
-_flatten = chain.from_iterable
 #: ``unclear`` of the usual profile, every limit cleared: one set, its hash worked out once.
 _CLEAR: frozenset[str] = frozenset()
 
@@ -37,29 +38,87 @@ _CLEAR: frozenset[str] = frozenset()
 def unclear(ctx: RuleContext) -> frozenset[str]:
     """The quantity rules whose figure of the strongest current (every phase and variant) does
     not clear the limit by the rule's margin; worked out once per validation for all of them.
-    Every other current's figure is at most the strongest's, so the rest are done."""
+    Every other current's figure is at most the strongest's, so the rest are done.
+
+    Each check is one comparison with its ``_bound`` (the limit less the margin, exactly):
+    a variant's six figures, read in one call, against the six bounds in one test; only a
+    variant that fails it is looked at check by check."""
     known = ctx.shared.get("unclear")
     if known is None:
-        tops = ctx.electrode_tops  # one phase: its variants as they are
-        flat = tops[0] if len(tops) == 1 else tuple(_flatten(tops))  # in C: no comprehension call
-        limits = ctx.envelope.__dict__  # the limits by field, past pydantic's slow getattr
-        out = []
-        for code, index, field, margin, at_limit in _STRONGEST_CHECKS:
-            limit = limits[field]
-            if margin or at_limit:
-                for q in flat:  # not (a <= b) is True for nan too: a nan never clears
-                    if not (
-                        (q[index] + margin < limit) if at_limit else (q[index] + margin <= limit)
-                    ):
-                        out.append(code)
-                        break
-            else:  # most checks: x + 0.0 <= limit is x <= limit (nan included), one test less
-                for q in flat:
-                    if not q[index] <= limit:
-                        out.append(code)
-                        break
+        limits = _LIMITS(ctx.envelope.__dict__)  # past pydantic's slow getattr
+        b0, b1, b2, b3, b4, b5 = _BOUNDS.get(limits) or _bounds_for(limits)
+        out: set[str] | None = None
+        for phase in ctx.electrode_tops:
+            for q in phase:
+                f0, f1, f2, f3, f4, f5 = _FIGURES(q)
+                # x <= bound is False for a nan x: a nan never clears
+                if f0 <= b0 and f1 <= b1 and f2 <= b2 and f3 <= b3 and f4 <= b4 and f5 <= b5:
+                    continue
+                if out is None:
+                    out = set()
+                c0, c1, c2, c3, c4, c5 = _CODES
+                if not f0 <= b0:
+                    out.add(c0)
+                if not f1 <= b1:
+                    out.add(c1)
+                if not f2 <= b2:
+                    out.add(c2)
+                if not f3 <= b3:
+                    out.add(c3)
+                if not f4 <= b4:
+                    out.add(c4)
+                if not f5 <= b5:
+                    out.add(c5)
         known = ctx.shared["unclear"] = frozenset(out) if out else _CLEAR
     return known  # type: ignore[no-any-return]
+
+
+def _bound(limit: float, margin: float, at_limit: bool) -> float:
+    """The largest float x that clears ``limit`` by ``margin`` (x + margin < limit when
+    ``at_limit``, else x + margin <= limit): inf when every float does, nan when none does.
+
+    Premise: x + margin rounds monotonically (a larger x never makes a smaller sum), so the
+    floats that clear are every float up to the bound, and "clears" is "x <= bound", nan
+    included (tests/test_quantity_rules_fast.py). Found by bisection over the floats in order
+    (at most 64 steps), once per envelope's limits (``_bounds_for``)."""
+
+    def clears(x: float) -> bool:
+        return (x + margin < limit) if at_limit else (x + margin <= limit)
+
+    if clears(math.inf):
+        return math.inf
+    if not clears(-math.inf):
+        return math.nan
+    lo, hi = _ordinal(-math.inf), _ordinal(math.inf)  # lo clears, hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if clears(_from_ordinal(mid)):
+            lo = mid
+        else:
+            hi = mid
+    return _from_ordinal(lo)
+
+
+def _ordinal(x: float) -> int:
+    """Where a float (not nan) stands among all floats in order, as an integer."""
+    bits = int.from_bytes(struct.pack("<d", x), "little", signed=True)
+    return bits if bits >= 0 else -(bits & 0x7FFF_FFFF_FFFF_FFFF)  # -0.0 stands with 0.0
+
+
+def _from_ordinal(n: int) -> float:
+    """The float at ``_ordinal`` n."""
+    bits = n if n >= 0 else -n | -0x8000_0000_0000_0000  # the sign bit set
+    return struct.unpack("<d", bits.to_bytes(8, "little", signed=True))[0]  # type: ignore[no-any-return]
+
+
+def _bounds_for(limits: tuple[float, ...]) -> tuple[float, ...]:
+    """Each check's ``_bound`` at the envelope's ``limits`` (``_LIMITS``), kept per limits: a
+    process meets a few envelopes (dropped past 64)."""
+    if len(_BOUNDS) >= 64:
+        _BOUNDS.clear()
+    checks = zip(limits, _STRONGEST_CHECKS, strict=True)
+    bounds = _BOUNDS[limits] = tuple([_bound(x, c[3], c[4]) for x, c in checks])
+    return bounds
 
 
 def _quantity_rule(
@@ -269,3 +328,14 @@ shannon_rule = _quantity_rule("charge-density-shannon", "shannon_k", "Shannon k"
 current_density_rule = _quantity_rule(
     "current-density-iec", "current_density_ma_cm2", "r.m.s. current density", "mA/cm2"
 )
+
+
+# unclear's tables, in _STRONGEST_CHECKS order: the codes, each check's figure of a
+# PulseQuantities and its limit among the envelope's fields, each read in one call. unclear
+# names the six checks one by one: a seventh quantity rule is a seventh name there too.
+assert len(_STRONGEST_CHECKS) == 6, "unclear() compares six figures"
+_CODES = tuple([code for code, _, _, _, _ in _STRONGEST_CHECKS])
+_FIGURES = itemgetter(*[index for _, index, _, _, _ in _STRONGEST_CHECKS])
+_LIMITS = itemgetter(*[field for _, _, field, _, _ in _STRONGEST_CHECKS])
+#: The envelope's limits (``_LIMITS``) -> each check's ``_bound``.
+_BOUNDS: dict[tuple[float, ...], tuple[float, ...]] = {}
