@@ -25,6 +25,8 @@ __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 _RESOLUTION_TOLERANCE = _TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
+# The walk's pw_top is min(pw_hi, _U16) (the u16 field) written as a comparison: min() parses
+# its arguments as keywords, which costs a dozen comparisons (a nan kept, as min keeps it).
 #: The frequencies 0.0, 0.1, ..., 200.0 Hz as parsing makes them (k / 10 is the double
 #: nearest k tenths, as float("12.3") is). Each is on the device's grid (``_tenths``; tests/
 #: test_phase_rules_fast.py checks every one), so the walk takes a set lookup for the usual
@@ -72,11 +74,9 @@ def session_rules(ctx: RuleContext) -> list[Violation]:
 
 
 def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
-    """The timing, resolution and session findings, each list in its rule's order, from one
-    walk of the phases (done for the first of the three rules to ask, kept in ctx.shared):
-    a quick look at each phase's usual values, a full one at the rest."""
+    """The timing, resolution and session findings (each list in its rule's order) from one
+    walk of the phases: a quick look at each phase's usual values, a full one at the rest."""
     (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
-    # pw_top: min(pw_hi, _U16) (the u16 field) without min()'s argument parsing, nan kept
     top, tops, pw_top = ctx.top_amplitude_ma, ctx.electrode_tops, _U16 if pw_hi > _U16 else pw_hi
     timing: list[Violation] = []
     fits: list[Violation] = []  # the pulse must fit its period: after every range finding
@@ -90,8 +90,7 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if type(pws) is float and type(fs) is float:  # a quick look at the usual values
             whole = pw_lo <= pws <= pw_top and pws.is_integer()
             tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
-            # the pulse must fit its period: the loop below for the one variant (RuleContext
-            # made tops[j] of (fs, pws) alone, so its frequency is fs), without the loop
+            # the pulse must fit its period (tops[j]: of (fs, pws) alone, the loop below's)
             if not (fs <= 1e6 / tops[j][0][_MIN_PERIOD] or not f_lo <= fs <= f_hi):
                 fits.extend(_unfits(j, False, tops[j], f_lo, f_hi))
         else:  # dense_disperse: one call for both fields (_clean is one per field and item)
@@ -132,15 +131,28 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if edge is not None and edge > 0 and not top / edge <= rate_max:
             session.append(_steep(ctx, j, "window_ramp_s", edge))
     timing += fits
-    # The strongest electrode's plateau is at least every channel's amplitude (a channel's
-    # own, or part of a sum of positive ones; tests/test_quantity_rules_fast.py): under the
-    # u16 of uA, every channel is, and max() is not needed.
-    if top > _U16 / 1000 and max(ctx.channel_amplitudes) > _U16 / 1000:
+    _whole_profile(ctx, durations, most, resolution, session)
+    return timing, resolution, session
+
+
+def _whole_profile(
+    ctx: RuleContext,
+    durations: list[float],
+    most: float,
+    resolution: list[Violation],
+    session: list[Violation],
+) -> None:
+    """The walk's findings of the whole profile: amplitudes the protocol's u16 of uA cannot
+    hold (device-resolution) and the session's length (duration-max, first of its rule's).
+
+    The strongest electrode's plateau is at least every channel's amplitude (a channel's
+    own, or part of a sum of positive ones; tests/test_quantity_rules_fast.py): under the
+    u16 of uA, every channel is, and max() is not needed."""
+    if ctx.top_amplitude_ma > _U16 / 1000 and max(ctx.channel_amplitudes) > _U16 / 1000:
         resolution.extend(_amplitude_resolution(ctx))
     seconds = total(durations)  # Profile.duration_s, from the walk's reads
     if not seconds <= most:  # exceeds(), inline
         session.insert(0, _duration(ctx, seconds))
-    return timing, resolution, session
 
 
 def _usual_pairs(

@@ -187,11 +187,16 @@ def _weaker(
     failing: list[tuple[int, int, float]] = []
     tops, strongest = ctx.electrode_tops, ctx.top_amplitude_ma
     shape, area = tops[0][0].shape, tops[0][0].area_cm2  # the profile's, as RuleContext has them
+    if margin or at_limit or alone is None:  # the general walk, every phase
+        _walk_general(
+            ctx, range(len(ctx.variants)), strongest_first, limit, per_site, check, failing
+        )
+        failing.sort()  # (row, phase) or (phase, row): all distinct, so the figure never decides
+        return failing
     # With no margin, a figure that does not clear the limit fails it: "clears" is value <=
     # limit, "fails" its negation (nan included), and value + 0.0 compares as value does.
-    plain = not margin and not at_limit and alone is not None
     for p, variants in enumerate(ctx.variants):
-        if plain and len(variants) == 1:  # the usual phase: the loop below, one test a row
+        if len(variants) == 1:  # the usual phase: one test a row
             f, pw = variants[0]
             top = tops[p][0][index]
             for r in strongest_first:
@@ -201,7 +206,7 @@ def _weaker(
                     break
                 failing.append((r, p, value) if per_site else (p, r, value))
             continue
-        if plain and len(variants) == 2:  # a dense_disperse phase: the same, the worse variant
+        if len(variants) == 2:  # a dense_disperse phase: the same, the worse variant
             (f, pw), (f2, pw2) = variants
             first, second = tops[p][0][index], tops[p][1][index]
             top = second if not second <= first else first  # a later nan is kept
@@ -218,7 +223,31 @@ def _weaker(
                     break
                 failing.append((r, p, value) if per_site else (p, r, value))
             continue
-        for r in strongest_first:
+        _walk_general(ctx, (p,), strongest_first, limit, per_site, check, failing)  # more variants
+    failing.sort()  # (row, phase) or (phase, row): all distinct, so the figure never decides
+    return failing
+
+
+def _walk_general(
+    ctx: RuleContext,
+    phases: Iterable[int],
+    order: list[int],
+    limit: float,
+    per_site: bool,
+    check: tuple[int, float, bool, Callable[[float, float, float, Shape, float], float] | None],
+    failing: list[tuple[int, int, float]],
+) -> None:
+    """``_weaker``'s walk in general (a margin, the at-limit rule, the figure from
+    RuleContext.quantities, or more than two variants) of each of ``phases``: the rows in
+    ``order``, strongest first, until one clears the limit by the margin; each failing one
+    added to ``failing``."""
+    index, margin, at_limit, alone = check
+    rows = ctx.amplitudes if per_site else ctx.channel_amplitudes
+    tops, strongest = ctx.electrode_tops, ctx.top_amplitude_ma
+    shape, area = tops[0][0].shape, tops[0][0].area_cm2  # the profile's, as RuleContext has them
+    for p in phases:
+        variants = ctx.variants[p]
+        for r in order:
             # the worst variant (a later nan is kept)
             amplitude = rows[r]
             if amplitude == strongest:  # its figures are known: RuleContext.quantities' answer
@@ -246,8 +275,6 @@ def _weaker(
                 break
             if not value <= limit or (at_limit and value == limit):  # exceeds(), inline
                 failing.append((r, p, value) if per_site else (p, r, value))
-    failing.sort()  # (row, phase) or (phase, row): all distinct, so the figure never decides
-    return failing
 
 
 def _failing_findings(
