@@ -13,13 +13,11 @@ from firmware_sim.clock import RealClock, VirtualClock
 from firmware_sim.config import DeviceConfig
 from firmware_sim.fastpath import RUNNING, STOPPING, quiet_horizon, run_quiet
 from firmware_sim.faults import LinkFaults
-from firmware_sim.fifo import same_settings
 from firmware_sim.interlock import LIVE_STATES, Event
 from firmware_sim.limits import LimitError
 from firmware_sim.output import OutputStage
 from firmware_sim.trace import TraceWriter
 from stimctl.protocol import (
-    BLOCK_FLAG_LAST,
     PROTOCOL_VERSION,
     SEQ_MODULO,
     Ack,
@@ -151,7 +149,21 @@ class Device:
             stage.drift(1)
         state = self.interlock.state
         if state is RUNNING or state is STOPPING:
-            self._output_step(now, state)
+            # The tick's output: ramps, slew and electrode check when due (_settle; a settled,
+            # checked stream has none: no call), then its pulses and block time (inlined here:
+            # a streamed block runs one such tick, the one receiving it)
+            busy = state is STOPPING or self.reramp_rate_na_per_s or not stage.settled
+            if (not busy and stage.checked) or self._settle(now, state):
+                run = stage._run  # stage.pulse(now - 1, 1), its common case: the run goes on
+                if run and stage._run0 + run == now - 1:
+                    stage._run = run + 1
+                else:
+                    stage.pulse(now - 1, 1)
+                fifo = self.fifo
+                fifo.elapsed = elapsed = fifo.elapsed + 1
+                current = fifo.current
+                if current is None or elapsed >= current.duration_ms * self.ticks_per_ms:
+                    targets.next_block(self)  # (the playing block's remaining time is up)
         if self.rx_delayed or self.tx_delayed:
             self._release(now)
         if self.rx_buffer:
@@ -194,8 +206,8 @@ class Device:
 
     def run_ticks(self, ticks: int, until_output: bool = False) -> bool:
         """Advance ``ticks`` ticks, skipping quiet stretches in bulk (one by one when
-        ``config.tick_by_tick``). With ``until_output``, stop
-        early (True) at the first tick after which bytes are waiting to be read."""
+        ``config.tick_by_tick``). With ``until_output``, stop early (True) at the first tick
+        after which bytes are waiting to be read."""
         end = self.tick_count + ticks
         by_tick = self.config.tick_by_tick
         put = None if until_output or self.link.delay_ms else self._put  # telemetry in bulk
@@ -262,8 +274,11 @@ class Device:
         """Set every channel's target from the playing block x gain (and the STOP ramp)."""
         targets.configure(self, ramp_now)
 
-    def _output_step(self, now: int, state: State) -> None:
-        """The output of the tick ending at ``now`` in ``state`` (RUNNING or STOPPING)."""
+    def _settle(self, now: int, state: State) -> bool:
+        """The ramps, slew and electrode check of the tick ending at ``now`` in ``state`` (RUNNING
+        or STOPPING); False when the tick's output ends there (STOP ramp done, a fault). ``tick``
+        calls it only when one is due (STOPPING, a re-ramp, not settled, not checked): a step
+        added here needs its condition there too."""
         stage = self.output_stage
         if state is RUNNING and self.reramp_rate_na_per_s:
             targets.reramp_step(self)
@@ -272,7 +287,7 @@ class Device:
                 stage.zero_all()
                 self.fifo.clear()
                 self.apply_state(Event.STOPPED)
-                return
+                return False
             self.configure_outputs(ramp_now=now)
         if not stage.settled:
             stage.slew()
@@ -280,34 +295,8 @@ class Device:
             found = stage.check_electrodes()
             if found is not None:
                 self.latch_fault(*found)
-                return
-        stage.pulse(now - 1, 1)
-        fifo = self.fifo
-        fifo.elapsed = elapsed = fifo.elapsed + 1
-        current = fifo.current
-        if current is None or elapsed >= current.duration_ms * self.ticks_per_ms:  # remaining
-            self._next_block()
-
-    def _next_block(self) -> None:
-        ended = self.fifo.current
-        block = self.fifo.pop()
-        if block is not None:
-            if (
-                ended is None
-                or self.state is not RUNNING
-                or self.reramp_rate_na_per_s
-                or not same_settings(ended, block)
-            ):
-                self.configure_outputs()
-            # else: the same settings, gains and mask as the block that ended: the same targets
-        elif ended is not None and ended.flags & BLOCK_FLAG_LAST:
-            self.output_stage.zero_all()
-            self.armed_mask = 0
-            self.apply_state(Event.FINISHED)
-        elif self.state is STOPPING:
-            self.fifo.current, self.fifo.elapsed = ended, 0  # keep playing it while ramping down
-        else:
-            self.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)
+                return False
+        return True
 
     def _on_output(self, channel: int, ua: int) -> None:
         pw = self.output_stage.channels[channel - 1].pulse_width_us

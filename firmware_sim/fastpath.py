@@ -106,29 +106,32 @@ def run_quiet(dev: DeviceCore, ticks: int, put: Callable[[bytes], None] | None =
     """Run ``ticks`` quiet ticks at once. With ``put`` (the horizon was asked without telemetry),
     the TELEMETRY frames due in them are put on the link at their ticks: such a tick is a quiet
     tick and then its report, as in ``Device.tick`` (nothing else is due in it)."""
-    now = dev.tick_count  # kept in step with dev.tick_count (only _run_quiet moves it here)
+    now = dev.tick_count  # kept in step with dev.tick_count (only this loop moves it here)
     end = now + ticks
+    due = end + 1  # no report due in the run (none put, or no session)
     if put is not None and dev.session_open:
         due = dev.next_telemetry
         if due <= now:
             due = now + 1
-        while due <= end:
-            _run_quiet(dev, due - now)
-            now = due
-            dev.next_telemetry = due = due + dev.telemetry_ticks  # > the tick now: the next due
-            put(telemetry_frame(dev))
-    if now < end:
-        _run_quiet(dev, end - now)
-
-
-def _run_quiet(dev: DeviceCore, ticks: int) -> None:
-    """Electrode drift, pulses, block time and the tick count of ``ticks`` quiet ticks."""
     stage = dev.output_stage
-    if stage.drifting:
-        stage.drift(ticks)
-    if dev.interlock.state is RUNNING:
-        if not stage.settled:
-            stage.earn_slew_credit(ticks)
-        stage.pulse(dev.tick_count, ticks)
-        dev.fifo.play(ticks)
-    dev.tick_count += ticks
+    while True:  # the stretches up to each report due, and the last one (one loop: no calls)
+        stop = due if due < end else end
+        ticks = stop - now  # >= 1
+        if stage.drifting:  # electrode drift, pulses, block time and tick count of the stretch
+            stage.drift(ticks)
+        if dev.interlock.state is RUNNING:
+            if not stage.settled:
+                stage.earn_slew_credit(ticks)
+            run = stage._run  # stage.pulse(now, ticks), its common case: the run goes on
+            if run and stage._run0 + run == now:
+                stage._run = run + ticks
+            else:
+                stage.pulse(now, ticks)
+            dev.fifo.play(ticks)
+        dev.tick_count = now = stop
+        if now != due:
+            return
+        dev.next_telemetry = due = due + dev.telemetry_ticks  # > the tick now: the next due
+        put(telemetry_frame(dev))  # type: ignore[misc]  # (due <= end only with put)
+        if now == end:
+            return

@@ -84,7 +84,13 @@ class BlockFifo:
         current = self.current
         while current is not None and elapsed >= current.duration_ms * self.ticks_per_ms:
             elapsed -= current.duration_ms * self.ticks_per_ms
-            current = self.pop()
+            # self.pop() inlined (a boundary is crossed in almost every quiet run of a stream)
+            queue = self.queue
+            if queue:
+                self.current = current = queue.popleft()
+                self.queued_ms -= current.duration_ms
+            else:
+                self.current = current = None
         self.elapsed = elapsed
 
     @property
@@ -130,8 +136,11 @@ class BlockFifo:
 
     def pop(self) -> Block | None:
         """Make the next queued block the playing one (None when the queue is empty)."""
-        self.current = self.queue.popleft() if self.queue else None
-        if self.current is not None:
-            self.queued_ms -= self.current.duration_ms
+        queue = self.queue
+        if queue:
+            self.current = current = queue.popleft()
+            self.queued_ms -= current.duration_ms
+        else:
+            self.current = current = None
         self.elapsed = 0
-        return self.current
+        return current

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,9 +11,23 @@ from math import trunc
 import numpy as np
 
 from firmware_sim.limits import HardwareLimits
-from stimctl.protocol import ACC_WRAP, ASYMMETRIC_RECOVERY_RATIO, IMPEDANCE_OPEN, Fault, Shape
+from stimctl.protocol import (
+    ACC_WRAP,
+    ASYMMETRIC_RECOVERY_RATIO,
+    IMPEDANCE_OPEN,
+    ChannelTelemetry,
+    Fault,
+    Shape,
+)
 
 OPEN_CIRCUIT_OHM = 10_000_000  # what an injected open electrode looks like
+# The fields TELEMETRY's figures of a channel (all but pulses) are made of: ChannelOutput.figures
+_REPORTED = frozenset({"target_ua", "delivered_ua", "overcurrent", "impedance_ohm"})
+# A TELEMETRY record's fields but its last, pulses: the figures, packed once while they hold (a
+# value packed costs ~150 instructions; the report packs the bytes in one "s" field instead)
+assert ChannelTelemetry.FIELDS[-1][0] == "pulses"
+FIGURES = struct.Struct("<" + "".join(code for _, code in ChannelTelemetry.FIELDS[:-1]))
+_SET = object.__setattr__  # a slot's setter; bound once (ChannelOutput.__setattr__ runs per write)
 
 
 @dataclass(slots=True)
@@ -31,12 +46,35 @@ class ChannelOutput:
     pulses: int = 0
     charge_pc: int = 0  # sum of |phase-1 charge|
     net_charge_pc: int = 0  # phase 1 + phase 2
+    # TELEMETRY's (set, measured, impedance) of this channel, capped to their fields and packed
+    # (FIGURES), or None: 50 reports a second read them, the fields they are made of change
+    # seldom. __setattr__ clears them whenever one of those fields is set, whoever sets it, so
+    # they cannot go stale.
+    _figures: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        _SET(self, name, value)
+        if name in _REPORTED:
+            _SET(self, "_figures", None)
 
     @property
     def measured_ua(self) -> int:
         if self.overcurrent and self.delivered_ua:
             return self.delivered_ua + max(500, self.delivered_ua // 2)
         return self.delivered_ua
+
+    @property
+    def figures(self) -> bytes:
+        """TELEMETRY's set, measured and impedance figures, capped to their fields, packed."""
+        figures = self._figures
+        if figures is None:
+            measured, ohm = self.measured_ua, self.impedance_ohm  # ohm >= 0: trunc() is int()
+            figures = FIGURES.pack(
+                self.target_ua, measured if measured < 0xFFFF else 0xFFFF,
+                trunc(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN,
+            )  # fmt: skip
+            _SET(self, "_figures", figures)
+        return figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +271,8 @@ class OutputStage:
         """Play ``ticks`` ticks (ticks tick0+1..tick0+ticks) at the present settings. Counted
         lazily: a run of such ticks is counted in one step when a setting changes (configure,
         a slew step, zero) or a counter is read (``channels``, ``count_pulses``), with the same
-        result as counting tick by tick."""
+        result as counting tick by tick. Its common case (the run goes on: ``_run += ticks``) is
+        inlined where ticks play (Device.tick, fastpath.run_quiet): keep them alike."""
         if self._run:
             if self._run0 + self._run == tick0:
                 self._run += ticks
@@ -241,23 +280,21 @@ class OutputStage:
             self.count_pulses()
         self._run0, self._run = tick0, ticks
 
-    def telemetry_records(self, values: list[int]) -> None:
-        """Append each channel's TELEMETRY record (target, measured, impedance, pulses) to
-        ``values``, capped to their fields (50 of these a second). Pulses up to the last tick
-        played, the uncounted run included without counting it (its charge and log wait)."""
+    def telemetry_records(self, values: list[int | bytes]) -> None:
+        """Append each channel's TELEMETRY record to ``values`` as its packed figures (target,
+        measured, impedance: FIGURES) and its pulses, capped to their fields (50 of these a
+        second). Pulses up to the last tick played, the uncounted run included without counting
+        it (its charge and log wait)."""
         run = self._run
         for ch in self._chans:
-            ua = ch.delivered_ua
-            measured = ch.measured_ua if ch.overcurrent else ua
-            ohm = ch.impedance_ohm  # >= 0; trunc: int() for a float or an int, in a third the time
+            figures = ch._figures  # ch.figures without the property call while it is kept
+            values.append(figures if figures is not None else ch.figures)
             pulses = ch.pulses
-            if run and ua:
+            if run and ch.delivered_ua:
                 pulses += (ch.acc + ch.increment * run) // ACC_WRAP
             # the u32 mask only once the count passes it: a two-digit int operation and a new
             # object per record otherwise
-            values += (ch.target_ua, measured if measured < 0xFFFF else 0xFFFF,
-                       trunc(ohm) if ohm < IMPEDANCE_OPEN else IMPEDANCE_OPEN,
-                       pulses if pulses <= 0xFFFFFFFF else pulses & 0xFFFFFFFF)  # fmt: skip
+            values.append(pulses if pulses <= 0xFFFFFFFF else pulses & 0xFFFFFFFF)
 
     def count_pulses(self) -> None:
         """Count the pulses and charge of the ticks played but not counted yet."""

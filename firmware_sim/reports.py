@@ -8,6 +8,7 @@ from typing import Any
 from firmware_sim.clock import RealClock
 from firmware_sim.core import DeviceCore
 from firmware_sim.interlock import classify_impedance
+from firmware_sim.output import FIGURES
 from stimctl.protocol import (
     PROTOCOL_VERSION,
     SEQ_MODULO,
@@ -28,11 +29,14 @@ _TELEMETRY_TYPE = Telemetry.TYPE
 
 def _telemetry_struct(channels: int) -> struct.Struct:
     """The frame's body: header, the fixed fields, the record count, the records (one struct,
-    one pack)."""
+    one pack), each record as the channel's packed figures and its pulses (the same bytes as
+    the record's fields: little-endian, no padding)."""
     whole = _TELEMETRY_WITH.get(channels)
     if whole is None:
         assert _TELEMETRY_CHANNEL is not None
-        record = _TELEMETRY_CHANNEL.format.lstrip("<")
+        pulses = _TELEMETRY_CHANNEL.format[-1]  # the record's last field (output.FIGURES)
+        record = f"{FIGURES.size}s{pulses}"
+        assert struct.calcsize("<" + record) == _TELEMETRY_CHANNEL.size
         fixed = _TELEMETRY.format.lstrip("<")
         whole = struct.Struct(HEADER_FORMAT + fixed + "B" + record * channels)
         _TELEMETRY_WITH[channels] = whole
@@ -59,7 +63,7 @@ def telemetry_frame(dev: DeviceCore) -> bytes:
         next_block = (fifo.last_index if fifo.last_index is not None else -1) + 1
     seq = dev.tx_seq
     dev.tx_seq = (seq + 1) % SEQ_MODULO
-    values: list[int] = [
+    values: list[int | bytes] = [
         PROTOCOL_VERSION, _TELEMETRY_TYPE, seq,
         (dev.tick_count - dev.boot_tick) * dev.tick_us // 1000 & 0xFFFFFFFF,
         interlock.state, interlock.fault, interlock.fault_channel,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from firmware_sim.core import DeviceCore
-from stimctl.protocol import State
+from firmware_sim.fastpath import RUNNING, STOPPING
+from firmware_sim.fifo import same_settings
+from firmware_sim.interlock import Event
+from stimctl.protocol import BLOCK_FLAG_LAST, Fault, State
 
 
 def configure(dev: DeviceCore, ramp_now: int | None = None) -> None:
@@ -45,3 +48,25 @@ def reramp_step(dev: DeviceCore) -> None:
     if cap >= highest:
         dev.reramp_rate_na_per_s = 0
     configure(dev)
+
+
+def next_block(dev: DeviceCore) -> None:
+    """The playing block's time is up: the next one plays (its targets set, unless it plays on
+    with the same settings), or the stream ends (LAST block: FINISHED; none queued: UNDERRUN; in
+    the STOP ramp the ended block keeps playing)."""
+    fifo = dev.fifo
+    ended = fifo.current
+    block = fifo.pop()
+    if block is not None:
+        same = ended is not None and same_settings(ended, block)  # (pure: no side effect)
+        if not same or dev.state is not RUNNING or dev.reramp_rate_na_per_s:
+            dev.configure_outputs()
+        # else: the same settings, gains and mask as the block that ended: the same targets
+    elif ended is not None and ended.flags & BLOCK_FLAG_LAST:
+        dev.output_stage.zero_all()
+        dev.armed_mask = 0
+        dev.apply_state(Event.FINISHED)
+    elif dev.state is STOPPING:
+        fifo.current, fifo.elapsed = ended, 0  # keep playing it while ramping down
+    else:
+        dev.latch_fault(Fault.UNDERRUN, 0, ended.index & 0xFFFFFFFF if ended else 0)

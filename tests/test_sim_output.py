@@ -220,8 +220,8 @@ def test_telemetry_pulse_count_wraps_at_u32_with_the_uncounted_run_included() ->
     reported = []
     for _ in range(6):  # 100 Hz: a pulse every 10 ticks, pending in the stage's run
         h.pump(10)
-        values: list[int] = []
+        values: list[int | bytes] = []
         stage.telemetry_records(values)
-        reported.append(values[3])
+        reported.append(values[1])  # channel 1's (packed figures, pulses)
     assert reported == [0xFFFFFFFF - 1, 0xFFFFFFFF, 0, 1, 2, 3]
     assert stage.channels[0].pulses == 0xFFFFFFFF - 2 + 6  # counted: the figure is not wrapped

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from stimctl.rules import acupoints
 from stimctl.rules.electrodes import Electrode, Labels, electrodes_of
@@ -10,7 +10,6 @@ from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import Profile
 from stimctl.rules.quantities import (
     PulseQuantities,
-    current_density_ma_cm2,
     needle_area_cm2,
     pulse_quantities,
 )
@@ -67,22 +66,24 @@ class RuleContext:
     profile: Profile
     envelope: SafetyEnvelope
     patient: frozenset[str]
+    # The per-channel and per-phase sequences below are the lists the constructor builds, kept
+    # as they are (rules only read them): copying each into a tuple cost more than it gave.
     #: Per channel: (anode site, cathode site); None where the text is not a valid site.
-    sites: tuple[Sites, ...]
+    sites: list[Sites]
     #: Every electrode to judge once (``electrodes.electrodes``): lone channels, shared sites.
-    electrodes: tuple[Electrode, ...]
+    electrodes: Sequence[Electrode]
     #: True when some site is shared by channels (an electrode with a site).
     any_shared: bool
     #: Per electrode: its peak current, the sum of its channels' amplitudes (mA).
-    amplitudes: tuple[float, ...]
+    amplitudes: Sequence[float]
     #: Per channel: its amplitude (mA).
-    channel_amplitudes: tuple[float, ...]
+    channel_amplitudes: list[float]
     #: The strongest electrode's plateau (``Profile.top_amplitude_ma``).
     top_amplitude_ma: float
     #: Per phase: its (frequency_hz, pulse_width_us) variants (``Phase.variants``).
-    variants: tuple[tuple[tuple[float, float], ...], ...]
+    variants: list[tuple[tuple[float, float], ...]]
     #: [phase]: the quantities at each variant of the strongest electrode.
-    electrode_tops: tuple[Variants, ...]
+    electrode_tops: list[Variants]
     #: What one rule works out once for several (quantity_rules.unclear), by name.
     shared: dict[str, object]
 
@@ -108,9 +109,9 @@ class RuleContext:
             sites.append((a, c))
             labels.append((a and a.label, c and c.label))
             own.append(values["amplitude_ma"])
-        self.sites = tuple(sites)
-        own_amplitudes = self.channel_amplitudes = tuple(own)
-        found, amplitudes = electrodes_of(labels, own_amplitudes)
+        self.sites = sites
+        self.channel_amplitudes = own
+        found, amplitudes = electrodes_of(labels, own)
         self.electrodes, self.amplitudes = found, amplitudes
         self.any_shared = found[-1].site is not None  # shared sites come last
         self.top_amplitude_ma = top = max(amplitudes)
@@ -118,7 +119,8 @@ class RuleContext:
         needle = fields["needle"].__dict__
         area = self._area = needle_area_cm2(needle["diameter_mm"], needle["insertion_mm"])
         self._channel_tops: tuple[Variants, ...] | None = None
-        self._known: dict[tuple[float, int], Variants] = {}  # quantities() of other currents
+        # quantities() of other currents, made on the first (most validations ask for none)
+        self._known: dict[tuple[float, int], Variants] | None = None
         self.shared = {}
         # Per phase: its (frequency_hz, pulse_width_us) variants (Phase.variants) and the
         # quantities of the strongest current at each. Inline rather than a helper: its call
@@ -144,7 +146,7 @@ class RuleContext:
                 pairs = phase.variants
                 variants.append(pairs)
                 tops.append(tuple([pulse_quantities(top, w, h, shape, area) for h, w in pairs]))
-        self.variants, self.electrode_tops = tuple(variants), tuple(tops)
+        self.variants, self.electrode_tops = variants, tops
 
     @property
     def strongest(self) -> int:
@@ -162,7 +164,10 @@ class RuleContext:
         if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
             return self.electrode_tops[phase]
         key = (amplitude, phase)
-        figures = self._known.get(key)
+        known = self._known
+        if known is None:
+            known = self._known = {}
+        figures = known.get(key)
         if figures is None:
             shape, area, variants = self._shape, self._area, self.variants[phase]
             if len(variants) == 1:
@@ -178,34 +183,8 @@ class RuleContext:
                 figures = tuple(
                     [pulse_quantities(amplitude, pw, f, shape, area) for f, pw in variants]
                 )
-            self._known[key] = figures
+            known[key] = figures
         return figures
-
-    def current_densities(self, amplitude: float, phase: int) -> tuple[float, ...]:
-        """``quantities(amplitude, phase)``'s current densities, worked out alone (the same
-        operations) except for the strongest current's, which are known: the IEC rule walks
-        every current over its limit."""
-        if amplitude == self.top_amplitude_ma:  # equal positive floats: the same figures
-            tops = self.electrode_tops[phase]
-            if len(tops) == 1:
-                return (tops[0].current_density_ma_cm2,)
-            return tuple([q.current_density_ma_cm2 for q in tops])
-        shape, area, variants, density = (
-            self._shape,
-            self._area,
-            self.variants[phase],
-            current_density_ma_cm2,
-        )
-        if len(variants) == 1:
-            f, pw = variants[0]
-            return (density(amplitude, pw, f, shape, area),)
-        if len(variants) == 2:  # no comprehension (a call of its own) for the pair
-            (f, pw), (f2, pw2) = variants
-            return (
-                density(amplitude, pw, f, shape, area),
-                density(amplitude, pw2, f2, shape, area),
-            )
-        return tuple([density(amplitude, pw, f, shape, area) for f, pw in variants])
 
     @property
     def channel_tops(self) -> tuple[Variants, ...]:

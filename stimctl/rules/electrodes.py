@@ -14,6 +14,7 @@ channel (``channels[i]``), a site shared by several is the site with its channel
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import NamedTuple
@@ -88,6 +89,8 @@ class Electrode(NamedTuple):
 _new_tuple = tuple.__new__
 #: Channel i alone, for i in 0..MAX_CHANNELS-1 (electrodes are immutable: shared freely).
 _ALONE = tuple(Electrode(None, (i,)) for i in range(MAX_CHANNELS))
+#: [n] -> channels 0..n-1 alone (``_ALONE[:n]``, made once rather than sliced per profile).
+_FIRST = tuple(_ALONE[:n] for n in range(MAX_CHANNELS + 1))
 #: [mask] -> the channels whose bits are set in mask (bit i: channel i), ascending.
 _CHANNELS_OF = tuple(
     tuple(i for i in range(MAX_CHANNELS) if mask >> i & 1) for mask in range(1 << MAX_CHANNELS)
@@ -99,7 +102,7 @@ _CHANNEL_LISTS = {channels: ",".join(map(str, channels)) for channels in _CHANNE
 _chain = chain.from_iterable
 
 
-def electrodes(profile: Profile) -> tuple[Electrode, ...]:
+def electrodes(profile: Profile) -> Sequence[Electrode]:
     """Every electrode to judge, once: each channel whose current flows alone through one of
     its needles (or through a site that does not parse), then each site shared by channels."""
     amplitudes = tuple(c.amplitude_ma for c in profile.channels)
@@ -107,14 +110,14 @@ def electrodes(profile: Profile) -> tuple[Electrode, ...]:
 
 
 def electrodes_of(
-    labels: list[Labels], amplitudes: tuple[float, ...]
-) -> tuple[tuple[Electrode, ...], tuple[float, ...]]:
+    labels: list[Labels], amplitudes: Sequence[float]
+) -> tuple[Sequence[Electrode], Sequence[float]]:
     """``electrodes`` from the channels' site labels (``channel_labels``) and amplitudes, with
     each electrode's peak current (``electrode_amplitude``): ``amplitudes`` itself when every
     channel is an electrode alone."""
     n = len(labels)
-    if len(set(_chain(labels))) == 2 * n and n <= len(_ALONE):
-        return _ALONE[:n], amplitudes  # all 2n labels distinct (one set, built in C): no site twice
+    if len(set(_chain(labels))) == 2 * n and n < len(_FIRST):
+        return _FIRST[n], amplitudes  # all 2n labels distinct (one set, built in C): no site twice
     # Each label's channels as a bitmask (bit i: channel i): one dict write per label, no list
     # per label; an anode that is its own cathode sets its channel's bit twice, still one bit.
     # Insertion order is the labels' first use, anode before cathode: the shared sites' order.
@@ -128,8 +131,8 @@ def electrodes_of(
     for label, mask in masks.items():
         if mask & (mask - 1) and label is not None:  # two bits or more
             shared[label] = mask
-    if not shared and n <= len(_ALONE):
-        return _ALONE[:n], amplitudes  # no site twice: every channel is an electrode alone
+    if not shared and n < len(_FIRST):
+        return _FIRST[n], amplitudes  # no site twice: every channel is an electrode alone
     # Plain loops: a comprehension is a call of its own, which costs more than it saves here.
     found: list[Electrode] = []
     peaks: list[float] = []
@@ -147,7 +150,7 @@ def electrodes_of(
             peaks.append(amplitudes[channels[0]] + amplitudes[channels[1]])
         else:
             peaks.append(total(map(amplitudes.__getitem__, channels)))  # electrode_amplitude's
-    return tuple(found), tuple(peaks)
+    return found, peaks  # the lists as built: callers only read them (no tuple copy)
 
 
 def _bits(mask: int) -> tuple[int, ...]:

@@ -52,9 +52,9 @@ def as_parsed(profile: object) -> bool:
     ref, then = entry
     if ref() is not profile or profile.__pydantic_extra__ is not None:
         return False
-    try:  # _parts(profile), inline: validate_profile asks for every profile
+    try:  # _parts(profile), inline, as a list: no tuple copy of it (asked for every profile)
         fields = profile.__dict__
-        now = (*fields.values(), *fields["channels"], *fields["phases"])
+        now = [*fields.values(), *fields["channels"], *fields["phases"]]
     except (KeyError, TypeError):
         return False
     return len(now) == len(then) and all(map(is_, now, then))
