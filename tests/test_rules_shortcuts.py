@@ -138,3 +138,35 @@ def test_quick_look_at_pairs_is_the_full_one(pws, fs, lo: float, hi: float) -> N
         assert _clean(pws, lo, hi, _whole_us)
     if tenths:
         assert _clean(fs, lo, hi, _tenths)
+
+
+def test_a_single_variant_that_does_not_fit_is_reported_at_its_phase() -> None:
+    """The walk's fit check of a one-variant phase reads its frequency as the phase's own."""
+    single = _DENSE.replace(
+        "frequency_hz = 2\npulse_width_us = 200", "frequency_hz = {f}\npulse_width_us = 2000"
+    )
+    for f, expected in ((60, []), (150, [("phases[0].frequency_hz", 150.0)])):
+        profile = loads_profile(single.format(f=f, f0=50, f1=60))
+        found = validate_profile(profile).violations
+        assert [(v.loc, v.actual) for v in found if "does not fit" in v.message] == expected
+
+
+def test_a_single_variant_phase_holds_its_own_frequency() -> None:
+    """RuleContext makes a one-variant phase's quantities of (frequency_hz, pulse_width_us)
+    as written: the walk takes the phase's frequency for them."""
+    from hil.benchmarks.profilegen import generate
+    from stimctl.rules.context import RuleContext
+    from stimctl.rules.profile import ProfileError
+
+    seen = 0
+    for generated in generate(200, seed=31):
+        try:
+            profile = loads_profile(generated.raw, generated.fmt)
+        except ProfileError:
+            continue
+        ctx = RuleContext(profile, SafetyEnvelope())
+        for phase, tops in zip(profile.phases, ctx.electrode_tops, strict=True):
+            if type(phase.frequency_hz) is float and type(phase.pulse_width_us) is float:
+                assert len(tops) == 1 and tops[0].frequency_hz is phase.frequency_hz
+                seen += 1
+    assert seen > 50

@@ -22,7 +22,7 @@ from stimctl.rules.placement import (
     sites_rule,
 )
 from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
-from stimctl.rules.safety import ALL_RULES, run_rules
+from stimctl.rules.safety import _QUIET_RULES, ALL_RULES, _quiet, run_rules
 
 
 def _profiles(count: int, seed: int) -> list[Profile]:
@@ -145,3 +145,27 @@ def test_same_pair_rule_finds_each_channel_on_an_earlier_channels_pair(
         if a != c and frozenset((a, c)) in earlier:
             expected.append(f"channels[{i}]")
     assert found == expected
+
+
+_ENVELOPES = [
+    SafetyEnvelope(),
+    SafetyEnvelope(max_amplitude_ma=2.0),  # channel_rules finds amplitudes
+    SafetyEnvelope(max_channels=3),  # and channel counts
+]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_each_quiet_bit_leaves_out_only_rules_that_find_nothing(seed: int) -> None:
+    """safety._quiet: each bit it sets is a premise under which its rules (_QUIET_RULES) find
+    nothing; every bit is seen set and clear over the generated profiles and envelopes."""
+    rng = random.Random(seed)
+    seen: dict[int, set[bool]] = {bit: set() for bit in range(len(_QUIET_RULES))}
+    for profile in _profiles(300, seed):
+        patient = rng.choice([(), ("pregnant",), tuple(PATIENT_FLAGS)])
+        ctx = RuleContext(profile, rng.choice(_ENVELOPES), patient)
+        quiet = _quiet(ctx)
+        for bit, rules in enumerate(_QUIET_RULES):
+            seen[bit].add(bool(quiet >> bit & 1))
+            if quiet >> bit & 1:
+                assert [v for rule in rules for v in rule(ctx)] == [], (bit, profile.name)
+    assert all(answers == {True, False} for answers in seen.values()), seen

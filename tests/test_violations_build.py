@@ -79,6 +79,33 @@ def test_report_is_the_dataclass(findings, path) -> None:
         made.path = "other"  # type: ignore[misc]
 
 
+_OBSERVERS = {
+    "codes": lambda r: r.codes,
+    "astuple": dataclasses.astuple,
+    "eq": lambda r: r,
+    "repr": repr,
+    "hash": hash,
+    "pickle": lambda r: pickle.loads(pickle.dumps(r)),
+    "copy": copy.copy,
+    "getstate": lambda r: r.__getstate__(),
+}
+
+
+@pytest.mark.parametrize("observer", sorted(_OBSERVERS))
+@given(st.lists(st.tuples(texts, severities), min_size=1, max_size=4))
+def test_report_codes_written_when_first_read_look_the_same(observer, findings) -> None:
+    """report() leaves codes to Report.__getattr__: whatever reads the report first (the codes,
+    its fields, equality, repr, hash, pickle, copy) sees what the dataclass has."""
+    violations = tuple(violation(code, severity, "loc", "text") for code, severity in findings)  # type: ignore[arg-type]
+    look = _OBSERVERS[observer]
+    assert look(report(violations, None)) == look(Report(violations, None))
+    made = report(violations, None)
+    look(made)
+    assert made.codes == frozenset(code for code, _ in findings)
+    with pytest.raises(AttributeError, match="'Report' object has no attribute 'other'"):
+        made.other  # type: ignore[attr-defined]  # noqa: B018
+
+
 def test_violation_later_takes_a_maker_and_its_arguments() -> None:
     made = violation_later("code", "error", "loc", (lambda a, b: f"{a} and {b}", 1, "two"))
     assert made == Violation("code", "error", "loc", "1 and two")

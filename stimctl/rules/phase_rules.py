@@ -25,6 +25,8 @@ __all__ = ["resolution_rule", "session_rules", "timing_rules"]
 _RESOLUTION_TOLERANCE = _TOLERANCE = 1e-6
 _U16 = 0xFFFF
 _U16_TENTHS = _U16 / 10  # the highest frequency the device takes, Hz
+# The walk's pw_top is min(pw_hi, _U16) (the u16 field) written as a comparison: min() parses
+# its arguments as keywords, which costs a dozen comparisons (a nan kept, as min keeps it).
 #: The frequencies 0.0, 0.1, ..., 200.0 Hz as parsing makes them (k / 10 is the double
 #: nearest k tenths, as float("12.3") is). Each is on the device's grid (``_tenths``; tests/
 #: test_phase_rules_fast.py checks every one), so the walk takes a set lookup for the usual
@@ -46,8 +48,10 @@ _LIMITS = itemgetter("pulse_width_us", "frequency_hz", "max_ramp_rate_ma_per_s",
 
 def timing_rules(ctx: RuleContext) -> list[Violation]:
     """pulse-width-range and frequency-range (including: the pulse must fit its period)."""
-    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
-    return (_phase_findings(ctx) if known is None else known)[0]  # type: ignore[index]
+    known = ctx.shared.get("phases")  # the walk, done once for the three rules
+    if known is None:
+        known = ctx.shared["phases"] = _walk_phases(ctx)
+    return known[0]  # type: ignore[index]
 
 
 def resolution_rule(ctx: RuleContext) -> list[Violation]:
@@ -55,29 +59,25 @@ def resolution_rule(ctx: RuleContext) -> list[Violation]:
 
     Values outside the envelope's range are left to the range rules (one finding per fault).
     """
-    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
-    return (_phase_findings(ctx) if known is None else known)[1]  # type: ignore[index]
+    known = ctx.shared.get("phases")  # the walk, done once for the three rules
+    if known is None:
+        known = ctx.shared["phases"] = _walk_phases(ctx)
+    return known[1]  # type: ignore[index]
 
 
 def session_rules(ctx: RuleContext) -> list[Violation]:
     """duration-max, ramp-required and ramp-rate-max."""
-    known = ctx.shared.get("phases")  # _phase_findings' lookup inline: a call less
-    return (_phase_findings(ctx) if known is None else known)[2]  # type: ignore[index]
-
-
-def _phase_findings(ctx: RuleContext) -> tuple[list[Violation], ...]:
-    """The timing, resolution and session findings, each list in its rule's order, from one
-    walk of the phases (``_walk_phases``, done for the first of the three rules to ask)."""
-    known = ctx.shared.get("phases")
+    known = ctx.shared.get("phases")  # the walk, done once for the three rules
     if known is None:
         known = ctx.shared["phases"] = _walk_phases(ctx)
-    return known  # type: ignore[return-value]
+    return known[2]  # type: ignore[index]
 
 
 def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
-    """``_phase_findings``: a quick look at each phase's usual values, a full one at the rest."""
+    """The timing, resolution and session findings (each list in its rule's order) from one
+    walk of the phases: a quick look at each phase's usual values, a full one at the rest."""
     (pw_lo, pw_hi), (f_lo, f_hi), rate_max, most = _LIMITS(ctx.envelope.__dict__)
-    top, tops, pw_top = ctx.top_amplitude_ma, ctx.electrode_tops, min(pw_hi, _U16)  # u16 field
+    top, tops, pw_top = ctx.top_amplitude_ma, ctx.electrode_tops, _U16 if pw_hi > _U16 else pw_hi
     timing: list[Violation] = []
     fits: list[Violation] = []  # the pulse must fit its period: after every range finding
     resolution: list[Violation] = []
@@ -90,8 +90,15 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if type(pws) is float and type(fs) is float:  # a quick look at the usual values
             whole = pw_lo <= pws <= pw_top and pws.is_integer()
             tenths = fs in _TENTHS_SET and f_lo <= fs <= f_hi
+            # the pulse must fit its period (tops[j]: of (fs, pws) alone, the loop below's)
+            if not (fs <= 1e6 / tops[j][0][_MIN_PERIOD] or not f_lo <= fs <= f_hi):
+                fits.extend(_unfits(j, False, tops[j], f_lo, f_hi))
         else:  # dense_disperse: one call for both fields (_clean is one per field and item)
             whole, tenths = _usual_pairs(pws, fs, pw_lo, pw_top, f_lo, f_hi)
+            for q in tops[j]:  # the pulse's length, not the amplitude's (indices: _unfits)
+                if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
+                    fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
+                    break
         if not whole and not _clean(pws, pw_lo, pw_hi, _whole_us):  # the full look
             _range_and_grid(ctx, j, _PULSE_WIDTH_FIELD, timing, resolution)
         if not tenths and not _clean(fs, f_lo, f_hi, _tenths):
@@ -103,10 +110,6 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
             and (off_s is None or off_s >= 0.001)
         ):
             resolution.extend(_short_times(j, phase))
-        for q in tops[j]:  # the pulse's length, not the amplitude's (indices: _unfits)
-            if not (q[_FREQUENCY] <= 1e6 / q[_MIN_PERIOD] or not f_lo <= q[_FREQUENCY] <= f_hi):
-                fits.extend(_unfits(j, isinstance(fs, tuple), tops[j], f_lo, f_hi))
-                break
         intermittent = mode == "intermittent"
         # an intermittent phase starts with an on-window, which has edges of its own
         if (
@@ -128,12 +131,28 @@ def _walk_phases(ctx: RuleContext) -> tuple[list[Violation], ...]:
         if edge is not None and edge > 0 and not top / edge <= rate_max:
             session.append(_steep(ctx, j, "window_ramp_s", edge))
     timing += fits
-    if max(ctx.channel_amplitudes) > _U16 / 1000:
+    _whole_profile(ctx, durations, most, resolution, session)
+    return timing, resolution, session
+
+
+def _whole_profile(
+    ctx: RuleContext,
+    durations: list[float],
+    most: float,
+    resolution: list[Violation],
+    session: list[Violation],
+) -> None:
+    """The walk's findings of the whole profile: amplitudes the protocol's u16 of uA cannot
+    hold (device-resolution) and the session's length (duration-max, first of its rule's).
+
+    The strongest electrode's plateau is at least every channel's amplitude (a channel's
+    own, or part of a sum of positive ones; tests/test_quantity_rules_fast.py): under the
+    u16 of uA, every channel is, and max() is not needed."""
+    if ctx.top_amplitude_ma > _U16 / 1000 and max(ctx.channel_amplitudes) > _U16 / 1000:
         resolution.extend(_amplitude_resolution(ctx))
     seconds = total(durations)  # Profile.duration_s, from the walk's reads
     if not seconds <= most:  # exceeds(), inline
         session.insert(0, _duration(ctx, seconds))
-    return timing, resolution, session
 
 
 def _usual_pairs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stimctl.rules.profile import Profile
 from stimctl.rules.violations import Violation
@@ -23,6 +23,18 @@ class Report:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "codes", frozenset([v.code for v in self.violations]))
+
+    if not TYPE_CHECKING:  # (mypy would take every attribute as one)
+
+        def __getattr__(self, name: str) -> Any:
+            """``codes`` of a report ``report()`` made, written when first read (reached only
+            for a slot never set): most reports are only checked for errors or shown, and the
+            set costs a third of what the report does."""
+            if name != "codes":
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            codes = frozenset(map(_CODE, self.violations))
+            object.__setattr__(self, "codes", codes)
+            return codes
 
     @property
     def errors(self) -> tuple[Violation, ...]:
@@ -71,6 +83,7 @@ def report(
     made.violations = violations
     made.profile = profile
     made.path = path
-    made.codes = frozenset(map(_CODE, violations)) if violations else _NO_CODES
+    if not violations:
+        made.codes = _NO_CODES  # else written when first read (Report.__getattr__)
     made.__class__ = Report  # type: ignore[assignment]
     return made  # type: ignore[return-value]

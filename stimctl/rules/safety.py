@@ -178,22 +178,31 @@ ALL_RULES: tuple[Rule, ...] = (
 )
 
 
-#: The rules that find nothing when ``placement_clear(ctx)``, and when no patient flag is set.
-_PLACEMENT_RULES = frozenset({sites_rule, path_rules})
-_PATIENT_RULES = frozenset({patient_rules})
-#: [placement clear + 2 x no patient flag][unclear(ctx)] -> ``_rules_for``'s answer.
-_RULES_FOR: tuple[dict[frozenset[str], tuple[Rule, ...]], ...] = ({}, {}, {}, {})
+#: The rules ``run_rules`` leaves out, by bit of its ``quiet`` (``_quiet``): sites_rule and
+#: path_rules when placement_clear, patient_rules with no patient flag, charge_balance_rule
+#: for biphasic_symmetric, channel_rules within the envelope's channels and amplitude,
+#: same_pair_rule with fewer than two shared sites.
+_QUIET_RULES: tuple[frozenset[Rule], ...] = (
+    frozenset({sites_rule, path_rules}),
+    frozenset({patient_rules}),
+    frozenset({charge_balance_rule}),
+    frozenset({channel_rules}),
+    frozenset({same_pair_rule}),
+)
+#: [quiet][unclear(ctx)] -> ``_rules_for``'s answer.
+_RULES_FOR: tuple[dict[frozenset[str], tuple[Rule, ...]], ...] = tuple(
+    [{} for _ in range(1 << len(_QUIET_RULES))]
+)
 
 
 def _rules_for(codes: frozenset[str], quiet: int) -> tuple[Rule, ...]:
     """ALL_RULES less the rules that find nothing: the quantity rules whose code is not in
-    ``codes`` (``unclear``: their strongest current clears the limit); with bit 1 of
-    ``quiet`` (``placement_clear``) sites_rule and path_rules; with bit 2 (no patient flag)
-    patient_rules. At most 4 x 2**6 sets of rules."""
+    ``codes`` (``unclear``: their strongest current clears the limit), and the rules of each
+    bit set in ``quiet`` (``_QUIET_RULES``). At most 2**5 x 2**6 sets of rules."""
     rules = _RULES_FOR[quiet].get(codes)
     if rules is None:
-        skipped = (_PLACEMENT_RULES if quiet & 1 else frozenset()) | (
-            _PATIENT_RULES if quiet & 2 else frozenset()
+        skipped = frozenset().union(
+            *[group for bit, group in enumerate(_QUIET_RULES) if quiet >> bit & 1]
         )
         rules = _RULES_FOR[quiet][codes] = tuple(
             [
@@ -205,6 +214,30 @@ def _rules_for(codes: frozenset[str], quiet: int) -> tuple[Rule, ...]:
     return rules
 
 
+def _quiet(ctx: RuleContext) -> int:
+    """The bits of ``_QUIET_RULES`` whose rules find nothing in ``ctx``, each on its premise:
+    1: ``placement_clear``; 2: no patient flag (patient_rules looks at the flags alone);
+    4: biphasic_symmetric, which leaves no net charge (charge_balance_rule's first answer);
+    8: the schema's channel count within the envelope's and the strongest electrode within
+    its amplitude (channel_rules' own tests, which find nothing then); 16: fewer than two
+    shared sites (same_pair_rule's first answer: two channels on one pair share two sites).
+    tests/test_rules_skipped.py holds run_rules to every rule's findings."""
+    env = ctx.envelope.__dict__  # the limits, past pydantic's slow getattr
+    electrodes = ctx.electrodes  # shared sites come last
+    return (
+        placement_clear(ctx)
+        + (0 if ctx.patient else 2)
+        + (4 if ctx.electrode_tops[0][0].shape == "biphasic_symmetric" else 0)
+        + (
+            8
+            if env["max_channels"] >= MAX_CHANNELS
+            and ctx.top_amplitude_ma <= env["max_amplitude_ma"]
+            else 0
+        )
+        + (16 if len(electrodes) < 2 or electrodes[-2].site is None else 0)
+    )
+
+
 def run_rules(
     profile: Profile, envelope: SafetyEnvelope, patient: Iterable[str] = ()
 ) -> list[Violation]:
@@ -213,7 +246,7 @@ def run_rules(
     ctx = RuleContext(profile, envelope, patient)
     try:
         codes = unclear(ctx)
-        quiet = placement_clear(ctx) + (0 if ctx.patient else 2)
+        quiet = _quiet(ctx)
         rules = _RULES_FOR[quiet].get(codes) or _rules_for(codes, quiet)  # lookup inline
         return [v for rule in rules for v in rule(ctx)]
     finally:
