@@ -33,7 +33,7 @@ from stimctl.protocol import (
     encode,
 )
 from stimctl.protocol.constants import HEADER_FORMAT
-from stimctl.protocol.framing import CRC_FIELD, cobs_encode, crc32
+from stimctl.protocol.framing import encode_body
 from stimctl.protocol.payload import record_structs
 
 __all__ = ["Device", "DeviceConfig"]
@@ -219,10 +219,10 @@ class Device:
                 answer = commands.block(self, item)  # never a repeat, nothing deferred
                 if answer is not None:
                     self._answer(item.seq, Block.TYPE, answer)
-                else:  # _answer's ACK, next_seq, encode_body and _put (plain link) inlined
+                else:  # _answer's ACK, next_seq and _put (plain link) inlined
                     tx_seq, self.tx_seq = self.tx_seq, (self.tx_seq + 1) % SEQ_MODULO
                     body = _ACK.pack(PROTOCOL_VERSION, Ack.TYPE, tx_seq, item.seq, Block.TYPE)
-                    frame = cobs_encode(body + CRC_FIELD.pack(crc32(body))) + b"\x00"
+                    frame = encode_body(body)
                     link, tx, limit = self.link, self._tx, self.config.tx_buffer_max
                     if link.drop or link.flip or link.delay_ms or len(tx) + len(frame) > limit:
                         self._put(frame)  # what becomes of the frame when it is not the plain case

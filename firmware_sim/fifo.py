@@ -84,13 +84,7 @@ class BlockFifo:
         current = self.current
         while current is not None and elapsed >= current.duration_ms * self.ticks_per_ms:
             elapsed -= current.duration_ms * self.ticks_per_ms
-            # self.pop() inlined (a boundary is crossed in almost every quiet run of a stream)
-            queue = self.queue
-            if queue:
-                self.current = current = queue.popleft()
-                self.queued_ms -= current.duration_ms
-            else:
-                self.current = current = None
+            current = self.pop()
         self.elapsed = elapsed
 
     @property

@@ -9,16 +9,14 @@ from types import SimpleNamespace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hil.benchmarks.profilegen import generate
+from hil.benchmarks.profilegen import generate, parsable
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.profile import (
     Channel,
     Needle,
     Profile,
-    ProfileError,
     Waveform,
-    loads_profile,
     parse_profile,
 )
 from stimctl.rules.quantities import PulseQuantities, current_density_ma_cm2
@@ -64,16 +62,6 @@ def test_with_no_margin_a_figure_that_does_not_clear_fails(value: float, limit: 
     assert fails == (not clears)
 
 
-def _profiles(count: int, seed: int) -> list[Profile]:
-    out = []
-    for generated in generate(count, seed=seed):
-        try:
-            out.append(loads_profile(generated.raw, generated.fmt))
-        except ProfileError:
-            continue
-    return out
-
-
 def test_one_test_loop_finds_what_the_general_walk_finds() -> None:
     """The current-density walk (one variant phases: the one-test loop) against the same walk
     through RuleContext.quantities (the general loop), at limits that fail few to all rows."""
@@ -81,7 +69,7 @@ def test_one_test_loop_finds_what_the_general_walk_finds() -> None:
     fast = (index, 0.0, False, current_density_ma_cm2)
     general = (index, 0.0, False, None)
     compared = failing = 0
-    for profile in _profiles(200, 21):
+    for profile in parsable(generate(200, 21)):
         ctx = RuleContext(profile, SafetyEnvelope())
         for limit in (0.0, 0.5, 2.0, 5.0, 20.0):
             for per_site in (True, False):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import copy
 
-from hil.benchmarks.profilegen import generate
+from hil.benchmarks.profilegen import generate, parsable
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
 from stimctl.rules.placement import PATIENT_FLAGS, placement_clear
-from stimctl.rules.profile import Profile, ProfileError, loads_profile
 from stimctl.rules.quantity_rules import unclear
 from stimctl.rules.safety import ALL_RULES
 
@@ -27,20 +26,10 @@ _SEQUENCES = (
 )
 
 
-def _profiles() -> list[Profile]:
-    out = []
-    for generated in generate(300, 7):
-        try:
-            out.append(loads_profile(generated.raw, generated.fmt))
-        except ProfileError:
-            continue
-    return out
-
-
 def test_no_rule_writes_to_the_sequences_of_the_context() -> None:
     default = SafetyEnvelope()
     narrow = default.narrowed(max_amplitude_ma=2.0, max_channels=2, max_ramp_rate_ma_per_s=0.5)
-    profiles = _profiles()
+    profiles = parsable(generate(300, 7))
     assert len(profiles) > 100
     for profile in profiles:
         for envelope, patient in ((default, ()), (narrow, PATIENT_FLAGS)):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hil.benchmarks.profilegen import generate
+from hil.benchmarks.profilegen import generate, parsable
 from stimctl.rules.acupoints import catalogue, parse_site
 from stimctl.rules.context import RuleContext
 from stimctl.rules.envelope import SafetyEnvelope
@@ -21,25 +21,15 @@ from stimctl.rules.placement import (
     same_pair_rule,
     sites_rule,
 )
-from stimctl.rules.profile import Profile, ProfileError, loads_profile, parse_profile
+from stimctl.rules.profile import Profile, parse_profile
 from stimctl.rules.safety import _QUIET_RULES, ALL_RULES, _quiet, run_rules
-
-
-def _profiles(count: int, seed: int) -> list[Profile]:
-    out = []
-    for generated in generate(count, seed=seed):
-        try:
-            out.append(loads_profile(generated.raw, generated.fmt))
-        except ProfileError:
-            continue
-    return out
 
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_run_rules_finds_what_every_rule_finds(seed: int) -> None:
     rng = random.Random(seed)
     clear = 0
-    for profile in _profiles(300, seed):
+    for profile in parsable(generate(300, seed)):
         patient = rng.choice([(), (), ("pregnant",), tuple(PATIENT_FLAGS)])
         envelope = SafetyEnvelope()
         found = [v.to_dict() for v in run_rules(profile, envelope, patient)]
@@ -53,7 +43,7 @@ def test_run_rules_finds_what_every_rule_finds(seed: int) -> None:
 @pytest.mark.parametrize("seed", [5, 6])
 def test_placement_clear_only_where_sites_and_paths_find_nothing(seed: int) -> None:
     answers = set()
-    for profile in _profiles(300, seed):
+    for profile in parsable(generate(300, seed)):
         ctx = RuleContext(profile, SafetyEnvelope())
         found = [*sites_rule(ctx), *path_rules(ctx)]
         if placement_clear(ctx):
@@ -160,7 +150,7 @@ def test_each_quiet_bit_leaves_out_only_rules_that_find_nothing(seed: int) -> No
     nothing; every bit is seen set and clear over the generated profiles and envelopes."""
     rng = random.Random(seed)
     seen: dict[int, set[bool]] = {bit: set() for bit in range(len(_QUIET_RULES))}
-    for profile in _profiles(300, seed):
+    for profile in parsable(generate(300, seed)):
         patient = rng.choice([(), ("pregnant",), tuple(PATIENT_FLAGS)])
         ctx = RuleContext(profile, rng.choice(_ENVELOPES), patient)
         quiet = _quiet(ctx)

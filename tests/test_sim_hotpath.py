@@ -59,8 +59,9 @@ def test_a_closed_trace_is_no_longer_written(tmp_path: Path) -> None:
     index=st.sampled_from([0, 0, 1, 7]), amplitude_ua=st.sampled_from([500, 20_010]),
 )  # fmt: skip
 def test_a_blocks_answer_is_the_frame_encode_makes(tx_seq, seq, index, amplitude_ua) -> None:
-    """The ACK of a BLOCK is framed in place (no message object, no encode): byte for byte the
-    frame ``encode`` makes of the Ack, with the device's next sequence number; a NAK too."""
+    """The ACK of a BLOCK is packed in the receive loop (no message object, no encode call):
+    byte for byte the frame ``encode`` makes of the Ack, with the device's next sequence number;
+    a NAK too."""
     device = _armed().device
     device.read_tx()
     device.tx_seq = tx_seq

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stimctl.rules import acupoints
-from stimctl.rules.profile import MAX_CHANNELS, SCHEMA
+from stimctl.rules.profile import MAX_CHANNELS, SCHEMA, Profile, ProfileError, loads_profile
 
 __all__ = ["GeneratedProfile", "generate", "profile_data", "to_toml", "write"]
 
@@ -501,6 +501,17 @@ def generate(count: int, seed: int = 15) -> list[GeneratedProfile]:
         text = to_toml(data)
         raw = text.encode() if syntax is None else _break_syntax(rng, text, syntax)
         out.append(GeneratedProfile(name, "toml", raw))
+    return out
+
+
+def parsable(profiles: list[GeneratedProfile]) -> list[Profile]:
+    """The profiles among ``profiles`` that parse (in order): those the rules see."""
+    out = []
+    for generated in profiles:
+        try:
+            out.append(loads_profile(generated.raw, generated.fmt))
+        except ProfileError:
+            continue
     return out
 
 

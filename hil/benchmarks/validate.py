@@ -13,7 +13,6 @@ one call, the number of distinct profiles, the machine and the commit.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import sys
 import tempfile
@@ -22,8 +21,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from hil.benchmarks.profilegen import generate, write
-from stimctl.rules.profile import Profile, ProfileError, loads_profile
+from hil.benchmarks.profilegen import generate, parsable, write
 from stimctl.rules.validation import find_profiles, validate_file, validate_profile
 
 LIBRARY = Path(__file__).resolve().parents[2] / "profiles"
@@ -62,11 +60,7 @@ def measure(count: int = COUNT, seed: int = 15) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="stimctl-validate-bench-") as tmp:
         paths = write(Path(tmp), generated)
         files = _timed(paths, validate_file)
-    parsed: list[Profile] = []
-    for profile in generated:
-        with contextlib.suppress(ProfileError):
-            parsed.append(loads_profile(profile.raw, profile.fmt))
-    rules = _timed(parsed, validate_profile)
+    rules = _timed(parsable(generated), validate_profile)
     return {
         "validate_per_s": files["per_s"],
         "validate_parsed_per_s": rules["per_s"],

@@ -60,11 +60,6 @@ def encode_body(body: bytes) -> bytes:
     return _cobs_encode(body + _CRC.pack(_crc32(body))) + b"\x00"
 
 
-CRC_FIELD, cobs_encode, crc32 = _CRC, _cobs_encode, _crc32
-"""``encode_body``'s parts (``cobs_encode(body + CRC_FIELD.pack(crc32(body))) + b"\\x00"``), for
-a sender that frames in place, without the call: the device's ACK of each streamed BLOCK."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Invalid:
     """A frame that passed its CRC but could not be understood (unknown type, bad payload,
